@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py
+
+.PHONY: demo test lint build bench bench-gpu claims clean
+
+$(STAMP): requirements.txt
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade -r requirements.txt
+	touch $(STAMP)
+
+# The C++ extension sparse_ops/_C*.so, rebuilt when a source changes.
+.venv/.built: $(STAMP) $(SOURCES)
+	$(PY) setup.py -q build_ext --inplace
+	touch .venv/.built
+
+build: .venv/.built
+
+demo: build
+	$(PY) -m bench.kernels
+
+test: build
+	$(PY) -m ruff check .
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: build
+	$(PY) -m pytest -q bench --benchmark-only
+
+clean:
+	rm -rf build .venv sparse_ops/_C*.so
