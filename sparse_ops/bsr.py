@@ -1,0 +1,149 @@
+"""BSR: block sparse rows, blocks of ``R x C`` that divide the matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ._checks import check_blocksize, check_float, check_index, check_tensor
+from .format import SparseMatrix
+
+
+class BSRMatrix(SparseMatrix):
+    """An ``(M, K)`` matrix of ``R x C`` blocks.
+
+    ``crow_indices``: int32 ``(M/R + 1,)``; ``col_indices``: int32 ``(nnzb,)`` block columns
+    in ``[0, K/C)``; ``values``: ``(nnzb, R, C)``, each block row-major.
+    """
+
+    layout = "bsr"
+    _tensor_names = ("crow_indices", "col_indices", "values")
+    _structure_names = ("crow_indices", "col_indices")
+
+    def __init__(
+        self,
+        crow_indices: torch.Tensor,
+        col_indices: torch.Tensor,
+        values: torch.Tensor,
+        shape: tuple[int, int],
+        validate: bool = True,
+    ) -> None:
+        super().__init__(shape)
+        if validate:
+            crow_indices, col_indices, values = validate_bsr(
+                crow_indices, col_indices, values, self._shape
+            )
+        self.crow_indices = crow_indices
+        self.col_indices = col_indices
+        self.values = values
+
+    @property
+    def blocksize(self) -> tuple[int, int]:
+        return (int(self.values.shape[1]), int(self.values.shape[2]))
+
+    def params(self) -> tuple[int, ...]:
+        return self.blocksize
+
+    def _rebuild(self, tensors: dict[str, Any]) -> BSRMatrix:
+        return BSRMatrix(
+            tensors["crow_indices"], tensors["col_indices"], tensors["values"], self.shape,
+            validate=False,
+        )
+
+    @classmethod
+    def from_dense(cls, dense: torch.Tensor, blocksize: tuple[int, int]) -> BSRMatrix:
+        """Keep every ``R x C`` block of ``dense`` that holds a nonzero."""
+        check_tensor("dense", dense, 2)
+        check_float("dense", dense)
+        m, k = dense.shape
+        r, c = check_blocksize(blocksize, (m, k))
+        blocks = dense.reshape(m // r, r, k // c, c).transpose(1, 2)  # (Mb, Kb, R, C)
+        keep = (blocks != 0).flatten(2).any(-1)
+        brow, bcol = keep.nonzero(as_tuple=True)
+        crow = torch.zeros(m // r + 1, dtype=torch.int32, device=dense.device)
+        crow[1:] = torch.cumsum(torch.bincount(brow, minlength=m // r), 0)
+        values = blocks[brow, bcol].contiguous()
+        return cls(crow, bcol.to(torch.int32), values, (m, k), validate=False)
+
+    @classmethod
+    def from_torch(cls, t: torch.Tensor) -> BSRMatrix:
+        """From a ``torch.sparse_bsr`` tensor, validating its indices."""
+        if t.layout != torch.sparse_bsr:
+            raise TypeError(f"t: expected a torch.sparse_bsr tensor, got layout {t.layout}")
+        if t.dim() != 2:
+            raise ValueError(f"t: expected a 2-D sparse_bsr tensor, got shape {tuple(t.shape)}")
+        m, k = t.shape
+        return cls(t.crow_indices(), t.col_indices(), t.values(), (m, k))
+
+    def to_torch(self) -> torch.Tensor:
+        """A ``torch.sparse_bsr`` tensor (int64 indices) with the same blocks."""
+        return torch.sparse_bsr_tensor(
+            self.crow_indices.long(), self.col_indices.long(), self.values, self.shape,
+            check_invariants=False,  # validated on construction
+        )
+
+    def block_row_indices(self) -> torch.Tensor:
+        """int64 ``(nnzb,)``: the block row of each stored block."""
+        counts = self.crow_indices.diff().long()
+        mb = self.crow_indices.numel() - 1
+        return torch.repeat_interleave(
+            torch.arange(mb, device=self.device), counts, output_size=self.values.shape[0]
+        )
+
+    def to_dense(self) -> torch.Tensor:
+        m, k = self.shape
+        r, c = self.blocksize
+        out = torch.zeros(m // r, k // c, r, c, dtype=self.dtype, device=self.device)
+        out.index_put_(
+            (self.block_row_indices(), self.col_indices.long()), self.values, accumulate=True
+        )
+        return out.transpose(1, 2).reshape(m, k)
+
+
+def validate_bsr(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check a BSR triple against ``shape``; return it with canonical dtypes."""
+    m, k = shape
+    if m < 0 or k < 0:
+        raise ValueError(f"shape: dimensions must be >= 0, got {shape}")
+    check_tensor("crow_indices", crow, 1)
+    check_tensor("col_indices", col, 1)
+    check_tensor("values", values, 3)
+    check_index("crow_indices", crow)
+    check_index("col_indices", col)
+    check_float("values", values)
+    if not (crow.device == col.device == values.device):
+        raise ValueError(
+            f"crow_indices, col_indices, values: must share one device, got "
+            f"{crow.device}, {col.device}, {values.device}"
+        )
+    r, c = check_blocksize((int(values.shape[1]), int(values.shape[2])), (m, k))
+    mb, kb = m // r, k // c
+    if crow.numel() != mb + 1:
+        raise ValueError(
+            f"crow_indices: expected length M/R + 1 = {mb + 1}, got {crow.numel()}"
+        )
+    nnzb = values.shape[0]
+    if col.numel() != nnzb:
+        raise ValueError(
+            f"col_indices, values: {col.numel()} block columns for {nnzb} blocks"
+        )
+    cr = crow.long()
+    if int(cr[0]) != 0:
+        raise ValueError(f"crow_indices: must start at 0, got {int(cr[0])}")
+    steps = cr.diff()
+    if steps.numel() and bool((steps < 0).any()):
+        raise ValueError(
+            f"crow_indices: not non-decreasing at block row {int((steps < 0).nonzero()[0])}"
+        )
+    if int(cr[-1]) != nnzb:
+        raise ValueError(f"crow_indices: last entry must equal nnzb = {nnzb}, got {int(cr[-1])}")
+    if nnzb:
+        lo, hi = int(col.min()), int(col.max())
+        if lo < 0 or hi >= kb:
+            raise ValueError(
+                f"col_indices: block column {lo if lo < 0 else hi} out of range [0, {kb})"
+            )
+    return crow.to(torch.int32).contiguous(), col.to(torch.int32).contiguous(), values.contiguous()

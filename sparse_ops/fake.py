@@ -1,0 +1,55 @@
+"""Fake (meta) kernels: output shapes of every product, shared by the C++ and Triton ops.
+
+Signatures match ``reference.py``; outputs take the dtype and device of the dense operand.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def csr_spmm(crow, col, values, x):
+    return x.new_empty(crow.shape[0] - 1, x.shape[1])
+
+
+def csr_spmm_t(crow, col, values, d, num_cols):
+    return d.new_empty(num_cols, d.shape[1])
+
+
+def csr_sddmm(crow, col, a, b):
+    return a.new_empty(col.shape[0])
+
+
+def bsr_spmm(crow, col, values, x, r, c):
+    return x.new_empty((crow.shape[0] - 1) * r, x.shape[1])
+
+
+def bsr_spmm_t(crow, col, values, d, num_cols, r, c):
+    return d.new_empty(num_cols, d.shape[1])
+
+
+def bsr_sddmm(crow, col, a, b, r, c):
+    return a.new_empty(col.shape[0], r, c)
+
+
+def nm_spmm(metadata, values, x, n, m):
+    return x.new_empty(values.shape[0], x.shape[1])
+
+
+def nm_spmm_t(metadata, values, d, num_cols, n, m):
+    return d.new_empty(num_cols, d.shape[1])
+
+
+def nm_sddmm(metadata, a, b, n, m):
+    return a.new_empty(a.shape[0], (b.shape[0] + m - 1) // m * n)
+
+
+def check_operands(op: str, values: torch.Tensor, *dense: torch.Tensor) -> None:
+    """Dtype/device agreement between values and the dense operands of a product."""
+    for i, t in enumerate(dense):
+        if t.dtype != values.dtype:
+            raise TypeError(f"{op}: dense operand {i} has dtype {t.dtype}, values {values.dtype}")
+        if t.device != values.device:
+            raise ValueError(
+                f"{op}: dense operand {i} is on {t.device}, values on {values.device}"
+            )

@@ -1,0 +1,106 @@
+"""``SparseLinear``: an ``nn.Linear`` whose weight is stored sparse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .bsr import BSRMatrix
+from .convert import to_sparse
+from .csr import CSRMatrix
+from .format import SparseMatrix
+from .matmul import linear
+from .nm import NMMatrix
+from .prune import prune
+
+
+class SparseLinear(nn.Module):
+    """``y = x @ W^T + b`` with ``W (out_features, in_features)`` held in a sparse format.
+
+    The values are a trainable ``nn.Parameter`` (``self.values``); the pattern's index tensors
+    are buffers, so ``state_dict`` carries them and ``.to(device)`` moves them. The pattern is
+    fixed: training updates the stored values only.
+    """
+
+    def __init__(
+        self, weight: SparseMatrix, bias: torch.Tensor | None = None, backend: str | None = None
+    ) -> None:
+        super().__init__()
+        if not isinstance(weight, SparseMatrix):
+            raise TypeError(
+                f"weight: expected a sparse_ops matrix, got {type(weight).__name__}"
+            )
+        self.out_features, self.in_features = weight.shape
+        self.layout = weight.layout
+        self.params_ = weight.params()
+        self.backend = backend
+        self.values = nn.Parameter(weight.values.detach().clone())
+        for name in weight._structure_names:
+            self.register_buffer(name, getattr(weight, name).clone())
+        self._structure_names = weight._structure_names
+        if bias is not None:
+            self.bias = nn.Parameter(bias.detach().clone())
+        else:
+            self.register_parameter("bias", None)
+
+    @classmethod
+    def from_dense(
+        cls,
+        module: nn.Linear,
+        layout: str,
+        *,
+        density: float | None = None,
+        blocksize: tuple[int, int] | None = None,
+        n: int | None = None,
+        m: int | None = None,
+        backend: str | None = None,
+    ) -> SparseLinear:
+        """Prune ``module.weight`` to ``layout`` (magnitude) and store it sparse."""
+        if not isinstance(module, nn.Linear):
+            raise TypeError(f"module: expected an nn.Linear, got {type(module).__name__}")
+        w = module.weight.detach()
+        pruned = prune(w, layout, density, blocksize=blocksize, n=n, m=m)
+        s = to_sparse(pruned, layout, blocksize=blocksize, n=n, m=m)
+        return cls(s, module.bias, backend=backend)
+
+    def sparse_weight(self) -> SparseMatrix:
+        """The weight as a sparse matrix sharing this module's tensors (no copy)."""
+        shape = (self.out_features, self.in_features)
+        if self.layout == "csr":
+            return CSRMatrix(self.crow_indices, self.col_indices, self.values, shape,
+                             validate=False)
+        if self.layout == "bsr":
+            return BSRMatrix(self.crow_indices, self.col_indices, self.values, shape,
+                             validate=False)
+        return NMMatrix(self.values, self.metadata, shape, *self.params_, validate=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The weight densified ``(out_features, in_features)``: for code that reads it."""
+        return self.sparse_weight().to_dense()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.sparse_weight(), self.bias, backend=self.backend)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args, **kwargs):
+        # Another pattern may hold another number of nonzeros: take the incoming shapes.
+        for name in ("values", *self._structure_names):
+            incoming = state_dict.get(prefix + name)
+            current = getattr(self, name)
+            if incoming is not None and incoming.shape != current.shape:
+                resized = torch.empty(incoming.shape, dtype=current.dtype, device=current.device)
+                if name == "values":
+                    self.values = nn.Parameter(resized, requires_grad=current.requires_grad)
+                else:
+                    setattr(self, name, resized)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        w = self.sparse_weight()
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"layout={self.layout!r}, params={self.params_}, density={w.density:.4f}, "
+            f"bias={self.bias is not None}"
+        )

@@ -1,0 +1,116 @@
+"""``matmul`` and ``linear``: the user-facing products, and the choice of backend."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from . import reference
+from .autograd import ProductOps
+from .format import SparseMatrix
+
+BACKENDS = ("cpp", "triton", "reference")
+
+REFERENCE_OPS = {
+    "csr": ProductOps(reference.csr_spmm, reference.csr_spmm_t, reference.csr_sddmm, 2),
+    "bsr": ProductOps(reference.bsr_spmm, reference.bsr_spmm_t, reference.bsr_sddmm, 2),
+    "nm": ProductOps(reference.nm_spmm, reference.nm_spmm_t, reference.nm_sddmm, 1),
+}
+
+
+def default_backend(device: torch.device) -> str:
+    """``"cpp"`` on a CPU, ``"triton"`` on CUDA."""
+    if device.type == "cpu":
+        return "cpp"
+    if device.type == "cuda":
+        return "triton"
+    raise ValueError(f"device: no sparse_ops backend for {device.type} tensors")
+
+
+def product_ops(layout: str, backend: str | None, device: torch.device) -> ProductOps:
+    """The three products of ``layout`` on ``backend`` (None: by ``device``)."""
+    if backend is None:
+        backend = default_backend(device)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS} or None, got {backend!r}")
+    if backend == "reference":
+        return REFERENCE_OPS[layout]
+    if backend == "cpp":
+        if device.type != "cpu":
+            raise ValueError(f"backend: 'cpp' runs on CPU tensors, got {device}")
+        from .ops_cpp import OPS
+        return OPS[layout]
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(
+            f"backend: 'triton' needs CUDA tensors, or TRITON_INTERPRET=1 set before triton "
+            f"is imported to run its interpreter on the CPU; got {device}"
+        )
+    from .ops_triton import OPS as TRITON_OPS
+    return TRITON_OPS[layout]
+
+
+def _check_sparse(name: str, s: object) -> SparseMatrix:
+    if not isinstance(s, SparseMatrix):
+        raise TypeError(
+            f"{name}: expected a sparse_ops matrix (from so.to_sparse), got {type(s).__name__}"
+        )
+    return s
+
+
+def _check_dense_operand(name: str, s: SparseMatrix, x: object, dim_name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name}: expected a dense tensor, got layout {x.layout}")
+    if x.dtype != s.dtype:
+        raise TypeError(f"{name}: dtype {x.dtype} differs from the sparse matrix's {s.dtype}")
+    if x.device != s.device:
+        raise ValueError(f"{name}: on {x.device}, the sparse matrix on {s.device}")
+    return x
+
+
+def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+    """``s @ x``: sparse ``s (M, K)`` times dense ``x (K, N)`` → dense ``(M, N)``.
+
+    Differentiable with respect to ``s.values`` and ``x``. ``backend``: ``"cpp"`` (CPU),
+    ``"triton"`` (CUDA, or the Triton interpreter), ``"reference"`` (plain torch), or None to
+    pick by device.
+    """
+    s = _check_sparse("s", s)
+    x = _check_dense_operand("x", s, x, "K")
+    if x.dim() != 2:
+        raise ValueError(f"x: expected a 2-D (K, N) tensor, got shape {tuple(x.shape)}")
+    if x.shape[0] != s.shape[1]:
+        raise ValueError(
+            f"x: has {x.shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
+        )
+    ops = product_ops(s.layout, backend, x.device)
+    return ops.spmm(*s.structure(), s.values, x, *s.params())
+
+
+def linear(
+    x: torch.Tensor,
+    weight: SparseMatrix,
+    bias: torch.Tensor | None = None,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """``F.linear`` with a sparse weight ``(M, K)``: ``x (..., K)`` → ``(..., M)``."""
+    weight = _check_sparse("weight", weight)
+    x = _check_dense_operand("x", weight, x, "in_features")
+    if x.dim() < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"x: last dim must be in_features = {weight.shape[1]}, got shape {tuple(x.shape)}"
+        )
+    if bias is not None:
+        _check_dense_operand("bias", weight, bias, "out_features")
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(
+                f"bias: expected shape ({weight.shape[0]},), got {tuple(bias.shape)}"
+            )
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, weight.shape[1])
+    y = matmul(weight, x2.t(), backend=backend).t()
+    if bias is not None:
+        y = y + bias
+    return y.reshape(*lead, weight.shape[0])
