@@ -1,0 +1,1 @@
+"""Benchmarks and the claims report: real kernels and the simulator on the same workloads."""

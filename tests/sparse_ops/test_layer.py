@@ -1,0 +1,94 @@
+"""SparseLinear and sparsify: swaps, training, state_dict, models that read .weight."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import sparse_ops as so
+from tests.helpers import rel_err
+
+
+@pytest.mark.parametrize(
+    "layout,kw",
+    [("csr", {"density": 0.25}), ("bsr", {"density": 0.5, "blocksize": (4, 8)}),
+     ("nm", {"n": 2, "m": 4}), ("nm", {"n": 1, "m": 4})],
+)
+def test_from_dense_matches_pruned_linear(layout, kw):
+    lin = nn.Linear(24, 20)
+    layer = so.SparseLinear.from_dense(lin, layout, **kw)
+    pruned = so.prune(lin.weight.detach(), layout, **kw)
+    assert torch.equal(layer.weight, pruned)
+    x = torch.randn(3, 24)
+    assert rel_err(layer(x), nn.functional.linear(x.double(), pruned.double(),
+                                                  lin.bias.detach().double())) < 1e-5
+    layer(x).sum().backward()
+    assert layer.values.grad is not None and layer.bias.grad is not None
+    assert "layout" in repr(layer)
+
+
+def test_training_step_changes_values_only():
+    layer = so.SparseLinear.from_dense(nn.Linear(16, 8), "csr", density=0.3)
+    pattern = layer.weight != 0
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    before = layer.values.detach().clone()
+    layer(torch.randn(4, 16)).square().mean().backward()
+    opt.step()
+    assert not torch.equal(before, layer.values)
+    assert torch.equal(layer.weight != 0, pattern | (layer.weight != 0)) and bool(
+        ((layer.weight != 0) & ~pattern).sum() == 0)
+
+
+def test_sparsify_reports_and_skips_unsafe_layers():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+            self.fc1 = nn.Linear(32, 64)
+            self.fc2 = nn.Linear(64, 32)
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x):
+            x, _ = self.attn(x, x, x)
+            return self.head(self.fc2(torch.relu(self.fc1(x))))
+
+    net = Net()
+    x = torch.randn(2, 5, 32)
+    net(x)
+    so.sparsify(net, "bsr", density=0.5, blocksize=(16, 16),
+                filter=lambda name, mod: name != "head")
+    assert net.sparsified == ["fc1", "fc2"]
+    assert "attn.out_proj" in net.sparsify_skipped
+    assert isinstance(net.fc1, so.SparseLinear) and isinstance(net.head, nn.Linear)
+    assert net(x).shape == (2, 5, 10)  # the attention still reads its own weights
+
+
+def test_sparsify_skips_layers_the_block_does_not_fit():
+    net = nn.Sequential(nn.Linear(32, 32), nn.Linear(32, 10))
+    so.sparsify(net, "bsr", density=0.5, blocksize=(16, 16))
+    assert net.sparsified == ["0"]
+    assert "blocksize" in net.sparsify_skipped["1"]
+
+
+def test_state_dict_round_trip(tmp_path):
+    torch.manual_seed(1)
+    a = so.sparsify(nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 8)), "csr",
+                    density=0.2)
+    path = tmp_path / "m.pt"
+    torch.save(a.state_dict(), path)
+    torch.manual_seed(2)  # another init: another pattern, another nnz
+    b = so.sparsify(nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 8)), "csr",
+                    density=0.3)
+    b.load_state_dict(torch.load(path))
+    x = torch.randn(3, 40)
+    assert torch.equal(a(x), b(x))
+
+
+def test_sparse_linear_errors():
+    with pytest.raises(TypeError, match="module"):
+        so.SparseLinear.from_dense(nn.Conv2d(1, 1, 1), "csr", density=0.5)
+    with pytest.raises(TypeError, match="weight"):
+        so.SparseLinear(torch.randn(3, 3))
+    with pytest.raises(TypeError, match="model"):
+        so.sparsify("not a model", "csr", density=0.5)
