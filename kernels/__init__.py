@@ -1,0 +1,20 @@
+"""Triton kernels for sparse x dense products (CSR, BSR, N:M); see kernels/README.md."""
+
+from kernels.bsr import bsr_sddmm, bsr_spmm, bsr_spmm_t, bsr_transpose
+from kernels.csr import csr_sddmm, csr_spmm, csr_spmm_t, csr_transpose
+from kernels.nm import metadata_bits, nm_sddmm, nm_spmm, nm_spmm_t
+
+__all__ = [
+    "bsr_sddmm",
+    "bsr_spmm",
+    "bsr_spmm_t",
+    "bsr_transpose",
+    "csr_sddmm",
+    "csr_spmm",
+    "csr_spmm_t",
+    "csr_transpose",
+    "metadata_bits",
+    "nm_sddmm",
+    "nm_spmm",
+    "nm_spmm_t",
+]
