@@ -10,6 +10,7 @@ from .engine import (
     simulate_conv,
     simulate_gemm,
     simulate_layers,
+    simulate_sddmm,
     simulate_topology,
 )
 from .result import Result, summarize
@@ -19,5 +20,5 @@ from .workload import ConvShape, Layer
 __all__ = [
     "DATAFLOWS", "SPARSITY_MODES", "Arch", "ConvShape", "EnergyTable", "Layer", "Result",
     "default_table", "estimate_energy", "prepare_mask", "simulate_conv", "simulate_gemm",
-    "simulate_layers", "simulate_topology", "summarize", "synthetic_weight",
+    "simulate_layers", "simulate_sddmm", "simulate_topology", "summarize", "synthetic_weight",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .arch import Arch
 from .energy import EnergyTable, estimate_energy
-from .folding import build_fold_table
+from .folding import build_fold_table, build_sddmm_table
 from .memory import schedule, traffic
 from .result import Result, summarize
 from .sparsity import check_nm, synthetic_weight, to_numpy, weight_mask
@@ -112,6 +112,31 @@ def result_from_table(arch: Arch, M: int, K: int, N: int, table: Any,
         dram_writes=tr.dram_writes, energy_pj=energy,
         stall_breakdown={"fill": tl.fill, "between": tl.between, "drain": tl.drain},
         engine="fast")
+
+
+def simulate_sddmm(arch: Arch, M: int, K: int, N: int, mask: Any = None, *,
+                   density: float | None = None, seed: int = 0,
+                   energy_table: EnergyTable | str | Path | None = None,
+                   name: str = "sddmm") -> Result:
+    """Simulate a sampled dense-dense product ``(A (M x K) @ B (K x N)) * mask``.
+
+    ``mask`` is the ``M x N`` output pattern (nonzeros = outputs to compute), or a synthetic
+    uniform one of ``density``; ``None`` and no density samples every output. This is the
+    weight-gradient product of sparse training (dW at W's nonzeros). See
+    ``folding.build_sddmm_table`` for how each dataflow skips work. Fast engine only.
+    """
+    arch = _check_arch(arch)
+    M, K, N = check_dim("M", M), check_dim("K", K), check_dim("N", N)
+    if mask is not None:
+        if density is not None:
+            raise ValueError("give either mask or density, not both")
+        out = weight_mask(mask, M, N)
+    elif density is not None:
+        out = prepare_mask(arch.with_(sparsity="unstructured"), M, N, None, density, seed)
+    else:
+        out = np.ones((M, N), dtype=bool)
+    table = build_sddmm_table(arch, M, K, N, out)
+    return result_from_table(arch, M, K, N, table, energy_table, name)
 
 
 def conv_weight_to_gemm(weight: Any, conv: ConvShape) -> np.ndarray:

@@ -443,3 +443,68 @@ def _is(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
         performed_macs=int(M * slots.sum()),
         useful_macs=int(M * useful_per_m),
     )
+
+
+def build_sddmm_table(arch: Arch, M: int, K: int, N: int, out_mask: np.ndarray) -> FoldTable:
+    """Fold table of a sampled dense-dense product ``(A (M x K) @ B (K x N)) * out_mask``.
+
+    ``B`` takes the weight's place. A ``"dense"`` array computes every output and keeps the
+    sampled ones (MACs on unsampled outputs are gated). Any sparse mode skips work on
+    unsampled outputs: in ``os`` a fold whose output tile has no sampled output is skipped
+    and PEs whose output is unsampled idle; in ``ws`` (``is``) only the rows of A (columns of
+    B) with a sampled output in the fold's tile are streamed. Sampled outputs are written as
+    a sparse result (``nnz`` words) by the sparse modes.
+    """
+    dense = build_fold_table(arch.with_(sparsity="dense"), M, K, N, None)
+    useful = int(K * out_mask.sum())
+    if arch.sparsity == "dense":
+        dense.useful_macs = useful
+        return dense
+    R, C = arch.rows, arch.cols
+    t = dense
+    if arch.dataflow == "os":
+        r_starts = np.arange(0, M, R)
+        c_starts = np.arange(0, N, C)
+        nz = np.add.reduceat(np.add.reduceat(out_mask.astype(I64), r_starts, axis=0),
+                             c_starts, axis=1)  # (n_r, n_c)
+        nz_f = nz.T.reshape(-1)  # column tiles outer
+        act = nz_f > 0
+        t.length = np.where(act, t.length, 0)
+        for name in ("ifmap_reads", "filter_reads", "ifmap_tile_words", "filter_tile_words"):
+            setattr(t, name, getattr(t, name) * act)
+        t.ofmap_writes = nz_f
+        t.ofmap_tile_words = nz_f
+    else:
+        if arch.dataflow == "ws":  # column tiles over N, stream over M
+            starts = np.arange(0, N, C)
+            lines = np.logical_or.reduceat(out_mask, starts, axis=1).sum(axis=0)
+            nz_t = np.add.reduceat(out_mask.sum(axis=0).astype(I64), starts)
+        else:  # column tiles over M, stream over N
+            starts = np.arange(0, M, C)
+            lines = np.logical_or.reduceat(out_mask, starts, axis=0).sum(axis=1)
+            nz_t = np.add.reduceat(out_mask.sum(axis=1).astype(I64), starts)
+        n_r = t.folds // starts.size
+        fc = np.repeat(np.arange(starts.size), n_r)
+        fr = np.tile(np.arange(n_r), starts.size)
+        T = lines.astype(I64)[fc]
+        act = T > 0
+        t.length = np.where(act, 2 * R + C - 2 + T, 0)
+        streamed = t.rows_used * T
+        # the streamed operand's tile stays the dense K-slice (fetched, and reused, whole);
+        # only the lines with a sampled output are read from SRAM into the array
+        if arch.dataflow == "ws":
+            t.ifmap_reads = streamed
+            t.ifmap_tile_words = t.ifmap_tile_words * act
+            t.filter_reads = t.filter_reads * act
+            t.filter_tile_words = t.filter_tile_words * act
+        else:
+            t.filter_reads = streamed
+            t.filter_tile_words = t.filter_tile_words * act
+            t.ifmap_reads = t.ifmap_reads * act
+            t.ifmap_tile_words = t.ifmap_tile_words * act
+        t.ofmap_writes = nz_t[fc] * act
+        t.ofmap_reads = np.where(act & (fr > 0), nz_t[fc], 0)
+        t.ofmap_tile_words = nz_t[fc]
+    t.performed_macs = useful
+    t.useful_macs = useful
+    return t
