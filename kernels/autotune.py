@@ -14,8 +14,9 @@ import triton
 # read once at import: the decorators below every kernel have already made that choice.
 INTERPRET: bool = bool(triton.knobs.runtime.interpret)
 
-# The value dtypes the Triton kernels take; outputs have the dtype of the inputs.
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+# The value dtypes the Triton kernels take; outputs have the dtype of the inputs. Sums run in
+# fp32, or in fp64 for fp64 inputs (kept for gradcheck and the fp64 paths of the formats).
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def configs(gpu: list[triton.Config], interpret: triton.Config) -> list[triton.Config]:
@@ -32,15 +33,17 @@ def density_bucket(nnz: int, numel: int) -> int:
     return int(min(20, max(0, round(-math.log2(nnz / numel)))))
 
 
-def fp32_dot_precision() -> str:
-    """``input_precision`` of `tl.dot` on fp32 operands, following PyTorch's own switch.
+def dot_precision(dtype: torch.dtype) -> str:
+    """``input_precision`` of `tl.dot`, following PyTorch's own switch for fp32 operands.
 
     ``torch.get_float32_matmul_precision() == "highest"`` (PyTorch's default) gives exact fp32
     products (``"ieee"``); ``"high"`` or ``"medium"`` allow TF32 tensor cores (``"tf32"``: 10-bit
     mantissa operands, fp32 accumulation), as they do for dense ``torch.matmul``. fp16 and bf16
-    operands ignore it. The interpreter always computes in numpy fp32.
+    operands ignore it; fp64 always gets ``"ieee"``. The interpreter computes in numpy.
     """
-    return "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+    if dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
+        return "tf32"
+    return "ieee"
 
 
 def dot_in_fp32(dtype: torch.dtype) -> bool:

@@ -2,7 +2,8 @@
 
 ``S`` is ``(M, K)`` in BSR (docs/formats.md): ``crow`` int32 ``(M/R + 1,)``, ``col`` int32
 ``(nnzb,)`` block columns, ``values`` ``(nnzb, R, C)`` with any strides. Dense operands are 2-D
-with any strides; outputs have the dtype of the inputs and are accumulated in fp32.
+with any strides; outputs have the dtype of the inputs and are accumulated in fp32 (fp64 for
+fp64 inputs).
 
 SpMM runs one program per (block row, ``BLOCK_N`` columns of ``X``): it walks the block row's
 blocks, loads each ``R x C`` block and the ``C x BLOCK_N`` slab of ``X`` under it, and
@@ -20,7 +21,7 @@ from kernels.autotune import (
     configs,
     density_bucket,
     dot_in_fp32,
-    fp32_dot_precision,
+    dot_precision,
     next_pow2,
 )
 from kernels.validation import (
@@ -63,14 +64,15 @@ _SPMM_CONFIGS = configs(
 @triton.jit
 def _block_product(blk, xt, acc, USE_DOT: tl.constexpr, DOT_FP32: tl.constexpr,
                    PRECISION: tl.constexpr):
-    """``acc + blk @ xt`` in fp32: `tl.dot` on tiles of sides >= 16, else broadcast-sum."""
+    """``acc + blk @ xt`` in ``acc.dtype``: `tl.dot` on tiles of sides >= 16, else a
+    broadcast multiply and sum."""
     if USE_DOT:
         if DOT_FP32:
             blk = blk.to(tl.float32)
             xt = xt.to(tl.float32)
         acc = tl.dot(blk, xt, acc, input_precision=PRECISION)
     else:
-        acc += tl.sum(blk.to(tl.float32)[:, :, None] * xt.to(tl.float32)[None, :, :], axis=1)
+        acc += tl.sum(blk.to(acc.dtype)[:, :, None] * xt.to(acc.dtype)[None, :, :], axis=1)
     return acc
 
 
@@ -102,8 +104,10 @@ def _bsr_spmm_kernel(
     USE_DOT: tl.constexpr,
     DOT_FP32: tl.constexpr,
     PRECISION: tl.constexpr,
+    FP64: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
+    ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     block_row = tl.program_id(0)
     pid_n = tl.program_id(1)
     start = tl.load(crow_ptr + block_row)
@@ -119,7 +123,7 @@ def _bsr_spmm_kernel(
     blk_mask = r_ok[:, None] & c_ok[None, :]
     x_mask = c_ok[:, None] & n_ok[None, :]
 
-    acc = tl.zeros((BLOCK_R, BLOCK_N), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_R, BLOCK_N), dtype=ACC)
     first = start.to(tl.int64)
     for i in range(0, end - start):
         p64 = first + i
@@ -176,8 +180,10 @@ def _bsr_sddmm_kernel(
     USE_DOT: tl.constexpr,
     DOT_FP32: tl.constexpr,
     PRECISION: tl.constexpr,
+    FP64: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
+    ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     # One program per stored block; its block row is the largest i with crow[i] <= p.
     p = tl.program_id(0)
     lo = p * 0
@@ -194,7 +200,7 @@ def _bsr_sddmm_kernel(
     c = tl.arange(0, BLOCK_C)
     r_ok = r < R
     c_ok = c < C
-    acc = tl.zeros((BLOCK_R, BLOCK_C), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_R, BLOCK_C), dtype=ACC)
     for n0 in range(0, N, BLOCK_N):
         n = n0 + tl.arange(0, BLOCK_N)
         n_ok = n < N
@@ -230,7 +236,8 @@ def _tile_params(r: int, c: int, dtype: torch.dtype) -> dict:
         "BLOCK_C": block_c,
         "USE_DOT": block_r >= 16 and block_c >= 16,
         "DOT_FP32": dot_in_fp32(dtype),
-        "PRECISION": fp32_dot_precision(),
+        "PRECISION": dot_precision(dtype),
+        "FP64": dtype == torch.float64,
     }
 
 

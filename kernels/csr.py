@@ -2,7 +2,7 @@
 
 ``S`` is ``(M, K)`` in CSR (docs/formats.md): ``crow`` int32 ``(M + 1,)``, ``col`` int16 or
 int32 ``(nnz,)``, ``values`` ``(nnz,)``. Dense operands are 2-D with any strides; outputs have
-the dtype of the inputs and are accumulated in fp32.
+the dtype of the inputs and are accumulated in fp32 (fp64 for fp64 inputs).
 
 SpMM splits rows across programs, Sputnik-style: the launcher orders rows by length (longest
 first, a stable argsort) and each program takes ``BLOCK_ROWS`` consecutive rows of that order,
@@ -83,10 +83,12 @@ def _csr_spmm_kernel(
     stride_xn,
     stride_ym,
     stride_yn,
+    FP64: tl.constexpr,
     BLOCK_ROWS: tl.constexpr,
     BLOCK_NNZ: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
+    ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
 
@@ -101,17 +103,17 @@ def _csr_spmm_kernel(
     n_ok = n < N
     j = tl.arange(0, BLOCK_NNZ)
 
-    acc = tl.zeros((BLOCK_ROWS, BLOCK_N), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_ROWS, BLOCK_N), dtype=ACC)
     for off in range(0, longest, BLOCK_NNZ):
         in_row = (off + j)[None, :] < length[:, None]  # [BLOCK_ROWS, BLOCK_NNZ]
         p = start[:, None] + off + j[None, :]
         k = tl.load(col_ptr + p, mask=in_row, other=0).to(tl.int64)
-        v = tl.load(val_ptr + p, mask=in_row, other=0.0).to(tl.float32)
+        v = tl.load(val_ptr + p, mask=in_row, other=0.0).to(ACC)
         x = tl.load(
             x_ptr + k[:, :, None] * stride_xk + n[None, None, :] * stride_xn,
             mask=in_row[:, :, None] & n_ok[None, None, :],
             other=0.0,
-        ).to(tl.float32)
+        ).to(ACC)
         acc += tl.sum(v[:, :, None] * x, axis=1)
 
     y = y_ptr + row.to(tl.int64)[:, None] * stride_ym + n[None, :] * stride_yn
@@ -157,9 +159,11 @@ def _csr_sddmm_kernel(
     stride_bk,
     stride_bn,
     stride_o,
+    FP64: tl.constexpr,
     BLOCK_NNZ: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
+    ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     # Programs split the nonzeros evenly, whatever the row lengths; each finds the row of its
     # nonzeros by binary search in crow: the largest i with crow[i] <= p, never an empty row.
     p = tl.program_id(0) * BLOCK_NNZ + tl.arange(0, BLOCK_NNZ)
@@ -174,13 +178,13 @@ def _csr_sddmm_kernel(
     row = lo.to(tl.int64)
     k = tl.load(col_ptr + p, mask=p_ok, other=0).to(tl.int64)
 
-    acc = tl.zeros((BLOCK_NNZ,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_NNZ,), dtype=ACC)
     for n0 in range(0, N, BLOCK_N):
         n = n0 + tl.arange(0, BLOCK_N)
         ok = p_ok[:, None] & (n < N)[None, :]
         a = tl.load(a_ptr + row[:, None] * stride_am + n[None, :] * stride_an, mask=ok, other=0.0)
         b = tl.load(b_ptr + k[:, None] * stride_bk + n[None, :] * stride_bn, mask=ok, other=0.0)
-        acc += tl.sum(a.to(tl.float32) * b.to(tl.float32), axis=1)
+        acc += tl.sum(a.to(ACC) * b.to(ACC), axis=1)
 
     tl.store(out_ptr + p * stride_o, acc.to(out_ptr.dtype.element_ty), mask=p_ok)
 
@@ -240,6 +244,7 @@ def csr_spmm(
         x.stride(1),
         y.stride(0),
         y.stride(1),
+        FP64=x.dtype == torch.float64,
     )
     return y
 
@@ -342,5 +347,6 @@ def csr_sddmm(
         b.stride(0),
         b.stride(1),
         v.stride(0),
+        FP64=a.dtype == torch.float64,
     )
     return v

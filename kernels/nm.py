@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from kernels.autotune import configs, dot_in_fp32, fp32_dot_precision, next_pow2
+from kernels.autotune import configs, dot_in_fp32, dot_precision, next_pow2
 from kernels.validation import (
     check_device,
     check_dim,
@@ -94,18 +94,19 @@ def _dense_tile(
     BITS: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_G: tl.constexpr,
+    ACC: tl.constexpr,
 ):
-    """Rows ``rows`` of ``S``, groups ``g0 .. g0 + BLOCK_G``, as a dense fp32
-    ``[BLOCK_M, BLOCK_G * M_PAD]`` tile (column ``g * M_PAD + j`` is column ``g * m + j``)."""
+    """Rows ``rows`` of ``S``, groups ``g0 .. g0 + BLOCK_G``, as a dense ``[BLOCK_M,
+    BLOCK_G * M_PAD]`` tile of dtype ``ACC`` (column ``g * M_PAD + j`` is column ``g * m + j``)."""
     g = g0 + tl.arange(0, BLOCK_G)
     ok = row_ok[:, None] & (g < G)[None, :]
     j = tl.arange(0, M_PAD)
-    dense = tl.zeros((BLOCK_M, BLOCK_G, M_PAD), dtype=tl.float32)
+    dense = tl.zeros((BLOCK_M, BLOCK_G, M_PAD), dtype=ACC)
     for s in tl.static_range(N_KEEP):
         slot = g * N_KEEP + s
         v = tl.load(
             val_ptr + rows[:, None] * stride_vm + slot[None, :] * stride_vs, mask=ok, other=0.0
-        ).to(tl.float32)
+        ).to(ACC)
         pos = _positions(meta_ptr, rows, slot, ok, stride_mm, stride_mb, BITS)
         dense += tl.where(pos[:, :, None] == j[None, None, :], v[:, :, None], 0.0)
     return tl.reshape(dense, (BLOCK_M, BLOCK_G * M_PAD))
@@ -150,10 +151,12 @@ def _nm_spmm_kernel(
     BITS: tl.constexpr,
     DOT_FP32: tl.constexpr,
     PRECISION: tl.constexpr,
+    FP64: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
+    ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     BLOCK_G: tl.constexpr = BLOCK_K // M_PAD
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -163,10 +166,10 @@ def _nm_spmm_kernel(
     n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = n < N
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     for g0 in range(0, G, BLOCK_G):
         s = _dense_tile(val_ptr, meta_ptr, rows, row_ok, g0, G, stride_vm, stride_vs, stride_mm,
-                        stride_mb, N_KEEP, M_PAD, BITS, BLOCK_M, BLOCK_G)
+                        stride_mb, N_KEEP, M_PAD, BITS, BLOCK_M, BLOCK_G, ACC)
         col, real = _dense_columns(g0, M_GROUP, M_PAD, BLOCK_K)
         x = tl.load(
             x_ptr + col[:, None] * stride_xk + n[None, :] * stride_xn,
@@ -225,23 +228,25 @@ def _nm_spmm_t_kernel(
     BITS: tl.constexpr,
     DOT_FP32: tl.constexpr,
     PRECISION: tl.constexpr,
+    FP64: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
+    ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     BLOCK_G: tl.constexpr = BLOCK_K // M_PAD
     g0 = tl.program_id(0) * BLOCK_G
     pid_n = tl.program_id(1)
     n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = n < N
 
-    acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=ACC)
     for m0 in range(0, M, BLOCK_M):
         rows = m0 + tl.arange(0, BLOCK_M)
         row_ok = rows < M
         rows = rows.to(tl.int64)
         s = _dense_tile(val_ptr, meta_ptr, rows, row_ok, g0, G, stride_vm, stride_vs, stride_mm,
-                        stride_mb, N_KEEP, M_PAD, BITS, BLOCK_M, BLOCK_G)
+                        stride_mb, N_KEEP, M_PAD, BITS, BLOCK_M, BLOCK_G, ACC)
         d = tl.load(
             d_ptr + rows[:, None] * stride_dm + n[None, :] * stride_dn,
             mask=row_ok[:, None] & n_ok[None, :],
@@ -303,10 +308,12 @@ def _nm_sddmm_kernel(
     BITS: tl.constexpr,
     DOT_FP32: tl.constexpr,
     PRECISION: tl.constexpr,
+    FP64: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
+    ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     BLOCK_G: tl.constexpr = BLOCK_K // M_PAD
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < M
@@ -315,7 +322,7 @@ def _nm_sddmm_kernel(
     col, real = _dense_columns(g0, M_GROUP, M_PAD, BLOCK_K)
     col_ok = real & (col < K)
 
-    acc = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_K), dtype=ACC)
     for n0 in range(0, N, BLOCK_N):
         n = n0 + tl.arange(0, BLOCK_N)
         n_ok = n < N
@@ -376,7 +383,8 @@ def _tile_params(n: int, m: int, dtype: torch.dtype) -> dict:
         "M_PAD": next_pow2(m),
         "BITS": metadata_bits(m),
         "DOT_FP32": dot_in_fp32(dtype),
-        "PRECISION": fp32_dot_precision(),
+        "PRECISION": dot_precision(dtype),
+        "FP64": dtype == torch.float64,
     }
 
 
