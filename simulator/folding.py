@@ -314,7 +314,7 @@ def _ws(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
             inputs = rr
             # one index word per (block row, nonzero block) a fold touches, plus a pointer
             key = row_fold * (kb_n + 1) + row_kb
-            firsts = np.r_[True, key[1:] != key[:-1]]
+            firsts = np.r_[True, key[1:] != key[:-1]] if key.size else key.astype(bool)
             blocks_touched = np.bincount(row_fold[firsts],
                                          weights=per_tile_blocks[row_kb[firsts],
                                                                  row_tile[firsts]],
