@@ -137,9 +137,9 @@ def schedule(length: np.ndarray, load_words: np.ndarray, write_words: np.ndarray
     if bandwidth is None or F == 0:
         return Timeline(busy, 0, 0, 0, 0)
     num, den = bandwidth.numerator, bandwidth.denominator
-    L = [int(x) for x in length]
-    ld = [int(x) for x in load_words]
-    wr = [int(x) for x in write_words]
+    L = np.asarray(length, dtype=I64).tolist()
+    ld = np.asarray(load_words, dtype=I64).tolist()
+    wr = np.asarray(write_words, dtype=I64).tolist()
     chan = 0
     avail_next = 0
     if ld[0]:
