@@ -1,0 +1,135 @@
+"""The sparse weights the claims run on: what to build (``Spec``), what to run (``Job``), and
+the built weight in every form the kernels and the simulator take (``Workload``).
+
+A weight is ``rows x cols`` (out x in features). ``magnitude`` patterns are pruned by
+``so.prune`` from one seeded Gaussian weight (for i.i.d. weights the kept positions are
+uniformly random); ``uniform`` and ``powerlaw`` patterns come from
+``simulator.synthetic_weight`` so kernels and simulator see the very same nonzeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import simulator as sim
+import sparse_ops as so
+
+PRODUCTS = ("spmm", "spmm_t", "sddmm")
+PATTERNS = ("magnitude", "uniform", "powerlaw")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A sparse weight to build: ``layout`` csr/bsr/nm at ``density`` (fraction nonzero).
+
+    ``block``: BSR square block side (1 for CSR); ``n``, ``m``: N:M pattern (density n/m).
+    """
+
+    layout: str
+    density: float
+    block: int = 1
+    n: int = 0
+    m: int = 0
+    pattern: str = "magnitude"
+    alpha: float = 1.0
+
+    @classmethod
+    def csr(cls, density: float, pattern: str = "magnitude", alpha: float = 1.0) -> Spec:
+        return cls("csr", float(density), pattern=pattern, alpha=alpha)
+
+    @classmethod
+    def bsr(cls, density: float, block: int) -> Spec:
+        """Block side 1 is CSR (the unstructured end of the block-size sweep)."""
+        return cls.csr(density) if block == 1 else cls("bsr", float(density), block=block)
+
+    @classmethod
+    def nm(cls, n: int, m: int) -> Spec:
+        return cls("nm", n / m, n=n, m=m)
+
+    @property
+    def fmt(self) -> str:
+        """A short label: ``csr``, ``bsr 4x4``, ``2:4``, ``csr powerlaw``."""
+        if self.layout == "bsr":
+            label = f"bsr {self.block}x{self.block}"
+        elif self.layout == "nm":
+            label = f"{self.n}:{self.m}"
+        else:
+            label = "csr"
+        return label if self.pattern == "magnitude" else f"{label} {self.pattern}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One workload: ``spec`` times a dense operand of ``batch`` columns, one product.
+
+    ``measure``: time the kernel and its dense equivalent; ``balance``: simulate with
+    SparTen-style lane balancing (simulator-only jobs set ``measure=False``).
+    """
+
+    spec: Spec
+    batch: int
+    product: str = "spmm"
+    measure: bool = True
+    balance: bool = False
+
+    def __post_init__(self) -> None:
+        if self.product not in PRODUCTS:
+            raise ValueError(f"product: expected one of {PRODUCTS}, got {self.product!r}")
+
+
+@dataclass
+class Workload:
+    """A built weight: ``pruned`` dense ``(rows, cols)`` with zeros, ``sparse`` its format."""
+
+    spec: Spec
+    pruned: torch.Tensor
+    sparse: so.SparseMatrix
+    mask: torch.Tensor
+
+    def sim_weight(self, product: str) -> np.ndarray:
+        """The simulator's ``K x N`` weight of a GEMM ``product`` (fp32 numpy).
+
+        ``spmm`` reduces over the in features: ``W = pruned.T``; ``spmm_t`` over the out
+        features: ``W = pruned``.
+        """
+        w = self.pruned.detach().float().cpu()
+        return np.ascontiguousarray((w if product == "spmm_t" else w.T).numpy())
+
+
+def base_weight(rows: int, cols: int, seed: int) -> torch.Tensor:
+    """The seeded Gaussian fp32 weight every magnitude pattern is pruned from (CPU)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, cols, generator=g)
+
+
+def build(spec: Spec, base: torch.Tensor, device: str, dtype: torch.dtype,
+          seed: int) -> Workload:
+    """Build ``spec`` from ``base`` (CPU fp32), then move it to ``device`` in ``dtype``."""
+    rows, cols = base.shape
+    if spec.pattern == "magnitude":
+        if spec.layout == "nm":
+            pruned = so.prune(base, "nm", n=spec.n, m=spec.m)
+        elif spec.layout == "bsr":
+            pruned = so.prune(base, "bsr", spec.density, blocksize=(spec.block, spec.block))
+        else:
+            pruned = so.prune(base, "csr", spec.density)
+    elif spec.pattern in ("uniform", "powerlaw"):
+        if spec.layout != "csr":
+            raise ValueError(f"pattern {spec.pattern!r}: only for csr, got {spec.layout!r}")
+        w = sim.synthetic_weight(cols, rows, spec.density, spec.pattern, seed=seed,
+                                 alpha=spec.alpha, lanes="cols")
+        pruned = torch.from_numpy(np.ascontiguousarray(w.T)).float()
+    else:
+        raise ValueError(f"pattern: expected one of {PATTERNS}, got {spec.pattern!r}")
+    pruned = pruned.to(dtype)
+    kw: dict = {}
+    if spec.layout == "bsr":
+        kw["blocksize"] = (spec.block, spec.block)
+    elif spec.layout == "nm":
+        kw.update(n=spec.n, m=spec.m)
+    sparse = so.to_sparse(pruned, spec.layout, **kw).to(device)
+    pruned = pruned.to(device)
+    return Workload(spec=spec, pruned=pruned, sparse=sparse, mask=pruned != 0)
