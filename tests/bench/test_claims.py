@@ -1,0 +1,185 @@
+"""The claims report: its CLI end to end (``--tiny``), break-even interpolation, the storage
+formulas against real ``nbytes``, and verdict rules that flip when their data flips."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+
+import pytest
+import torch
+
+import sparse_ops as so
+from bench.claims import storage
+from bench.claims import verdict as rules
+from bench.claims.__main__ import main
+from bench.claims.breakeven import break_even
+from bench.claims.result import VERDICTS
+from bench.claims.stats import ranks, spearman
+
+# --- the CLI, end to end ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("claims")
+    assert main(["--tiny", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_cli_writes_every_file(tiny_run):
+    for name in ("claims.md", "claims.json", "claims_cells.csv"):
+        assert (tiny_run / name).stat().st_size > 0, name
+    pngs = sorted(p.name for p in (tiny_run / "claims_plots").glob("*.png"))
+    assert len(pngs) == 9, pngs  # one per claim and the agreement scatter
+    with open(tiny_run / "claims_cells.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {"speedup", "sim_speedup", "fmt", "density"} <= set(rows[0])
+
+
+def test_table_has_eight_claims_with_computed_verdicts(tiny_run):
+    md = (tiny_run / "claims.md").read_text()
+    table = md.split("| # | claim |", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines() if re.match(r"^\| \d+ \|", line)]
+    assert [int(r.split("|")[1]) for r in rows] == list(range(1, 9))
+    for r in rows:
+        verdict = re.search(r"\*\*(.+?)\*\*", r.split("|")[6]).group(1)
+        assert verdict in VERDICTS and verdict != "not tested", r
+    assert "Machine: " in md and "cpu" in md
+    data = json.loads((tiny_run / "claims.json").read_text())
+    assert [c["number"] for c in data["claims"]] == list(range(1, 9))
+    assert all(c["verdict"] in VERDICTS for c in data["claims"])
+    assert data["machine"]["peak_flops"] > 0 and data["agreement"]
+
+
+# --- break-even interpolation -------------------------------------------------------------
+
+
+def test_break_even_is_exact_on_a_power_law():
+    dens = [0.01, 0.05, 0.2, 0.5]
+    be = break_even(dens, [0.1 / d for d in dens])  # crosses 1 at d = 0.1
+    assert be.status == "crosses"
+    assert be.density == pytest.approx(0.1, rel=1e-12)
+
+
+def test_break_even_statuses():
+    dens = [0.1, 0.3, 0.7]
+    assert break_even(dens, [3, 2, 1.5]).status == "faster everywhere"
+    assert break_even(dens, [0.9, 0.5, 0.2]).status == "slower everywhere"
+    assert break_even(dens, [0.9, 0.5, 0.2]).rank_value() < 0.1
+    assert break_even(dens, [3, 2, 1.5]).rank_value() > 0.7
+    inv = break_even(dens, [0.5, 0.8, 2.0])
+    assert inv.status == "inverted" and 0.3 < inv.density < 0.7
+    # noisy: down, up, down -> the last downward crossing counts
+    noisy = break_even([0.01, 0.02, 0.05, 0.1, 0.2], [4, 0.9, 1.1, 0.8, 0.5])
+    assert noisy.status == "crosses" and 0.05 < noisy.density < 0.1
+    # unsorted input gives the same answer
+    assert break_even([0.5, 0.01, 0.2, 0.05], [0.2, 10, 0.5, 2]).density == \
+        pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        break_even([0.1, 0.2], [1.0])
+
+
+# --- storage formulas against real tensors --------------------------------------------------
+
+
+def _pruned(shape, density, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(shape, generator=g)
+    return w * (torch.rand(shape, generator=g) < density)
+
+
+@pytest.mark.parametrize("density", [0.03, 0.4, 0.9])
+def test_csr_formula_matches_nbytes_int16_and_int32(density):
+    for shape in ((64, 96), (4, 40000)):  # int16 columns, then int32 (K > 32767)
+        p = _pruned(shape, density)
+        s = so.to_sparse(p, "csr")
+        assert s.col_indices.element_size() == storage.index_bytes(shape[1])
+        assert storage.csr_bytes(*shape, s.nnz) == s.nbytes
+
+
+@pytest.mark.parametrize("block", [2, 4, 16])
+def test_bsr_formula_matches_nbytes(block):
+    p = so.prune(torch.randn(64, 128), "bsr", 0.3, blocksize=(block, block))
+    s = so.to_sparse(p, "bsr", blocksize=(block, block))
+    assert storage.bsr_bytes(64, 128, s.values.shape[0], (block, block)) == s.nbytes
+
+
+@pytest.mark.parametrize("n,m,cols", [(2, 4, 64), (1, 4, 63), (1, 8, 100), (3, 16, 50),
+                                      (1, 2, 33)])
+def test_nm_formula_matches_nbytes(n, m, cols):
+    s = so.to_sparse(so.prune(torch.randn(8, cols), "nm", n=n, m=m), "nm", n=n, m=m)
+    assert storage.nm_bytes(8, cols, n, m) == s.nbytes
+
+
+def test_bitmap_formula_matches_real_tensors():
+    p = _pruned((37, 51), 0.3)
+    nnz = int((p != 0).sum())
+    assert storage.tensors_nbytes(storage.bitmap_tensors(p)) == \
+        storage.bitmap_bytes(37, 51, nnz)
+
+
+def test_breakeven_densities_give_dense_bytes():
+    rows, cols = 256, 512
+    dense = storage.dense_bytes(rows, cols)
+    d = storage.breakeven_density("csr", rows, cols)
+    assert storage.csr_bytes(rows, cols, d * rows * cols) == pytest.approx(dense)
+    assert d == pytest.approx(4 / 6, abs=0.01)  # fp32 values, int16 columns
+    assert storage.breakeven_density("csr", rows, 40000) == pytest.approx(0.5, abs=0.01)
+    d = storage.breakeven_density("bsr", rows, cols, block=(4, 4))
+    assert storage.bsr_bytes(rows, cols, d * rows * cols / 16, (4, 4)) == pytest.approx(dense)
+    d = storage.breakeven_density("bitmap", rows, cols)
+    assert storage.bitmap_bytes(rows, cols, d * rows * cols) == pytest.approx(dense)
+    assert storage.nm_breakeven_ratio(4) == pytest.approx(32 / 34)
+
+
+# --- statistics and verdict rules ---------------------------------------------------------
+
+
+def test_ranks_and_spearman():
+    assert ranks([10, 20, 20, 5]) == [2, 3.5, 3.5, 1]
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
+
+
+def test_block_trend_verdict_flips_with_the_data():
+    blocks = [1, 2, 4, 8, 16, 32]
+    rising = [0.02, 0.04, 0.08, 0.15, 0.3, 0.5]
+    assert rules.rises_with(blocks, rising, "x").verdict == "holds"
+    assert rules.rises_with(blocks, rising[::-1], "x").verdict == "does not hold"
+    assert "rho = 1.00" in rules.rises_with(blocks, rising, "x").rule
+
+
+def test_breakeven_verdict_flips_with_the_data():
+    st = {1: "crosses", 8: "crosses"}
+    assert rules.unstructured_breakeven({1: 0.2, 8: 0.1}, st).verdict == "holds"
+    assert rules.unstructured_breakeven({1: 0.6, 8: 0.1}, st).verdict == "partly holds"
+    assert rules.unstructured_breakeven({1: 0.6, 8: 0.5}, st).verdict == "does not hold"
+    assert rules.unstructured_breakeven(
+        {1: None, 8: None}, {1: "faster everywhere", 8: "slower everywhere"}
+    ).verdict == "partly holds"
+
+
+def test_other_verdicts_flip_with_the_data():
+    assert rules.nm_speedup(1.95, 1.6, [1.0, 1.3]).verdict == "holds"
+    assert rules.nm_speedup(1.2, 1.6, [0.5, 0.9]).verdict == "does not hold"
+    pred = [1.5, 2.0, 4.0, 8.0]
+    assert rules.bytes_bound([1.4, 1.8, 3.5, 6.0], pred).verdict == "holds"
+    assert rules.bytes_bound([6.0, 3.5, 1.8, 1.4], pred).verdict == "does not hold"
+    assert rules.bytes_bound([0.1, 0.2, 0.3, 0.4], pred).verdict == "partly holds"
+    assert rules.format_overheads(0.0, {"a": 0.5}, {"a": 0.5}).verdict == "holds"
+    assert rules.format_overheads(0.2, {"a": 0.9}, {"a": 0.5}).verdict == "does not hold"
+    assert rules.imbalance(0.9, 0.5, 0.85).verdict == "holds"
+    assert rules.imbalance(0.9, 0.5, 0.55).verdict == "partly holds"
+    assert rules.imbalance(0.9, 0.89, 0.9).verdict == "does not hold"
+    assert rules.energy_tracks_bytes(0.9, 0.14, 0.135, 0.1).verdict == "holds"
+    assert rules.energy_tracks_bytes(0.2, 0.11, 0.135, 0.1).verdict == "does not hold"
+    fast = {"spmm": 2.0, "spmm_t": 1.5, "sddmm": 1.2}
+    assert rules.all_products_faster(fast, 0.1).verdict == "holds"
+    assert rules.all_products_faster({**fast, "sddmm": 0.7}, 0.1).verdict == "partly holds"
+    assert rules.all_products_faster({k: 0.5 for k in fast}, 0.1).verdict == "does not hold"
+    assert rules.agreement(0.9, 1.1).verdict == "holds"
+    assert rules.agreement(0.1, 10.0).verdict == "does not hold"
