@@ -1,0 +1,61 @@
+// pybind11 module sparse_ops._C: the entry points of entry_points.h plus the SIMD level.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "entry_points.h"
+#include "kernels.h"
+
+namespace py = pybind11;
+using namespace sparse_ops;
+
+PYBIND11_MODULE(_C, mod) {
+  mod.doc() =
+      "C++ CPU kernels of sparse-ops (CSR, BSR, N:M). Arrays are numpy, C-contiguous; outputs "
+      "are preallocated and fully overwritten; value dtypes float32 / float64.";
+
+  mod.def("csr_spmm", &csr_spmm, py::arg("crow_indices"), py::arg("col_indices"),
+          py::arg("values"), py::arg("x"), py::arg("out"), py::arg("num_threads"),
+          "out (M, N) = S @ x for CSR S (M, K) and x (K, N).");
+  mod.def("csr_sddmm", &csr_sddmm, py::arg("crow_indices"), py::arg("col_indices"), py::arg("a"),
+          py::arg("b"), py::arg("out"), py::arg("num_threads"),
+          "out[p] = <a[i], b[col[p]]> for every stored (i, col[p]); a (M, N), b (K, N).");
+  mod.def("csr_transpose", &csr_transpose, py::arg("crow_indices"), py::arg("col_indices"),
+          py::arg("num_cols"),
+          "(crow_t int32[K+1], col_t int32[nnz], perm int64[nnz]): the CSR structure of S^T "
+          "(stable: row indices ascend in each transposed row) and values_t = values[perm].");
+  mod.def("bsr_spmm", &bsr_spmm, py::arg("crow_indices"), py::arg("col_indices"),
+          py::arg("values"), py::arg("x"), py::arg("out"), py::arg("num_threads"),
+          "out (Mb*R, N) = S @ x for BSR S with values (nnzb, R, C), x (K, N), K % C == 0.");
+  mod.def("bsr_sddmm", &bsr_sddmm, py::arg("crow_indices"), py::arg("col_indices"), py::arg("a"),
+          py::arg("b"), py::arg("out"), py::arg("num_threads"),
+          "out[p, r, c] = <a[i*R + r], b[j*C + c]> for each stored block p = (i, j).");
+  mod.def("nm_spmm", &nm_spmm, py::arg("values"), py::arg("metadata"), py::arg("x"),
+          py::arg("out"), py::arg("n"), py::arg("m"), py::arg("num_threads"),
+          "out (M, N) = S @ x for N:M S (values (M, G*n), packed metadata), x (K, N).");
+  mod.def("nm_spmm_t", &nm_spmm_t, py::arg("values"), py::arg("metadata"), py::arg("d"),
+          py::arg("out"), py::arg("n"), py::arg("m"), py::arg("num_threads"),
+          "out (K, N) = S^T @ d for N:M S (M, K), d (M, N); K = out.shape[0].");
+  mod.def("nm_sddmm", &nm_sddmm, py::arg("metadata"), py::arg("a"), py::arg("b"), py::arg("out"),
+          py::arg("n"), py::arg("m"), py::arg("num_threads"),
+          "out[i, g*n + s] = <a[i], b[g*m + p]> for every N:M slot; a (M, N), b (K, N).");
+  mod.def(
+      "simd_level", [] { return std::string(active_table().name); },
+      "The SIMD level the kernels run at: 'avx512', 'avx2' or 'scalar'.");
+  mod.def(
+      "_set_simd_level", [](const std::string& level) { return std::string(set_simd_level(level.c_str())); },
+      py::arg("level"),
+      "Testing aid: switch the kernels to 'scalar', 'avx2' or 'avx512' (ValueError if unknown "
+      "or unsupported). Returns the level now active.");
+  mod.def(
+      "_supported_simd_levels",
+      [] {
+        int n = 0;
+        const char* const* names = supported_levels(&n);
+        std::vector<std::string> v(names, names + n);
+        return v;
+      },
+      "Testing aid: the SIMD levels this CPU can run, lowest first.");
+}

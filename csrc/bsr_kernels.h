@@ -1,0 +1,239 @@
+// BSR kernels (SpMM as a small-GEMM micro-kernel per block, SpMV, SDDMM), written once over
+// V<T> and compiled per SIMD level by isa_*.cpp. Inputs are trusted (validated by bsr.cpp).
+#pragma once
+
+namespace sparse_ops {
+namespace ISA_NS {
+
+// ---------------------------------------------------------------- SpMM micro-kernel
+// y[r, :] (+)= sum_c A[r, c] * xb[c, :] for RB rows of one block and an output tile of
+// (NV-1)*W + rem columns. acc: RB x NV vectors; each x row segment is loaded once and
+// reused by the RB rows. first: start from zero instead of y.
+template <class T, int RB, int NV, bool MASK>
+inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ xb, int64_t N,
+                      T* __restrict__ y, bool first, int rem) {
+  using VT = V<T>;
+  using reg = typename VT::reg;
+  constexpr int W = VT::W;
+  reg acc[RB][NV];
+  if (first) {
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[r][v] = VT::zero();
+  } else {
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v)
+        acc[r][v] = (MASK && v == NV - 1) ? VT::loadn(y + r * N + v * W, rem)
+                                           : VT::load(y + r * N + v * W);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    reg xv[NV];
+    const T* xr = xb + c * N;
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v)
+      xv[v] = (MASK && v == NV - 1) ? VT::loadn(xr + v * W, rem) : VT::load(xr + v * W);
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) {
+      const reg av = VT::set1(A[r * C + c]);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[r][v] = VT::fma(av, xv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      if (MASK && v == NV - 1)
+        VT::storen(y + r * N + v * W, acc[r][v], rem);
+      else
+        VT::store(y + r * N + v * W, acc[r][v]);
+    }
+}
+
+template <class T, int NV, bool MASK>
+void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0, int rem) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  constexpr int RB = Tune::bsr_rb;
+  const int64_t R = a.R, C = a.C, N = a.N;
+  const int64_t w = static_cast<int64_t>(NV - 1) * W + rem;
+  for (int64_t i = br0; i < br1; ++i) {
+    T* yb = a.out + i * R * N + n0;
+    const int64_t s = a.crow[i], e = a.crow[i + 1];
+    if (s == e) {
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t k = 0; k < w; ++k) yb[r * N + k] = T(0);
+      continue;
+    }
+    for (int64_t p = s; p < e; ++p) {
+      const T* A = a.val + p * R * C;
+      const T* xb = a.x + static_cast<int64_t>(a.col[p]) * C * N + n0;
+      const bool first = p == s;
+      int64_t r = 0;
+      for (; r + RB <= R; r += RB)
+        bsr_micro<T, RB, NV, MASK>(A + r * C, C, xb, N, yb + r * N, first, rem);
+      for (; r < R; ++r) bsr_micro<T, 1, NV, MASK>(A + r * C, C, xb, N, yb + r * N, first, rem);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- SpMV (N == 1)
+// y[r] = sum over blocks of A[r, :] . x[j*C : j*C + C] for RB rows; vectors along C.
+template <class T, int RB>
+inline void bsr_spmv_group(const BsrSpmmArgs<T>& a, int64_t s, int64_t e, int64_t r,
+                           T* __restrict__ y) {
+  using VT = V<T>;
+  using reg = typename VT::reg;
+  constexpr int W = VT::W;
+  const int64_t R = a.R, C = a.C;
+  reg acc[RB];
+#pragma GCC unroll 32
+  for (int q = 0; q < RB; ++q) acc[q] = VT::zero();
+  for (int64_t p = s; p < e; ++p) {
+    const T* A = a.val + p * R * C + r * C;
+    const T* xs = a.x + static_cast<int64_t>(a.col[p]) * C;
+    int64_t c = 0;
+    for (; c + W <= C; c += W) {
+      const reg xv = VT::load(xs + c);
+#pragma GCC unroll 32
+      for (int q = 0; q < RB; ++q) acc[q] = VT::fma(VT::load(A + q * C + c), xv, acc[q]);
+    }
+    if (c < C) {
+      const int n = static_cast<int>(C - c);
+      const reg xv = VT::loadn(xs + c, n);
+#pragma GCC unroll 32
+      for (int q = 0; q < RB; ++q) acc[q] = VT::fma(VT::loadn(A + q * C + c, n), xv, acc[q]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int q = 0; q < RB; ++q) y[r + q] = VT::hsum(acc[q]);
+}
+
+template <class T>
+void bsr_spmv_rows(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1) {
+  constexpr int RB = Tune::bsr_mv_rb;
+  const int64_t R = a.R;
+  for (int64_t i = br0; i < br1; ++i) {
+    T* y = a.out + i * R;
+    const int64_t s = a.crow[i], e = a.crow[i + 1];
+    int64_t r = 0;
+    for (; r + RB <= R; r += RB) bsr_spmv_group<T, RB>(a, s, e, r, y);
+    for (; r + 4 <= R; r += 4) bsr_spmv_group<T, 4>(a, s, e, r, y);
+    for (; r < R; ++r) bsr_spmv_group<T, 1>(a, s, e, r, y);
+  }
+}
+
+template <class T>
+void bsr_spmm_rows(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0, int64_t n1) {
+  constexpr int W = V<T>::W;
+  constexpr int NVMAX = Tune::bsr_nv;
+  if (a.N == 1) {
+    if (n0 < n1) bsr_spmv_rows(a, br0, br1);
+    return;
+  }
+  for (int64_t c = n0; c < n1; c += NVMAX * W) {
+    const int64_t w = n1 - c < NVMAX * W ? n1 - c : NVMAX * W;
+    const int nv = static_cast<int>((w + W - 1) / W);
+    const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
+    with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
+      bsr_spmm_tile<T, decltype(nvc)::value, decltype(mc)::value>(a, br0, br1, c, rem);
+    });
+  }
+}
+
+// ---------------------------------------------------------------- SDDMM
+// o[r*C + c] (+)= <ar[r, 0:w], br[c, 0:w]> for RA x CB dot products (rows stride N).
+template <class T, int RA, int CB>
+inline void bsr_sddmm_micro(const T* __restrict__ ar, const T* __restrict__ br, int64_t N,
+                            int64_t w, T* __restrict__ o, int64_t C, bool accumulate) {
+  using VT = V<T>;
+  using reg = typename VT::reg;
+  constexpr int W = VT::W;
+  reg acc[RA][CB];
+#pragma GCC unroll 16
+  for (int r = 0; r < RA; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) acc[r][c] = VT::zero();
+  int64_t k = 0;
+  for (; k + W <= w; k += W) {
+    reg av[RA], bv[CB];
+#pragma GCC unroll 16
+    for (int r = 0; r < RA; ++r) av[r] = VT::load(ar + r * N + k);
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) bv[c] = VT::load(br + c * N + k);
+#pragma GCC unroll 16
+    for (int r = 0; r < RA; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < CB; ++c) acc[r][c] = VT::fma(av[r], bv[c], acc[r][c]);
+  }
+  if (k < w) {
+    const int n = static_cast<int>(w - k);
+    reg av[RA], bv[CB];
+#pragma GCC unroll 16
+    for (int r = 0; r < RA; ++r) av[r] = VT::loadn(ar + r * N + k, n);
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) bv[c] = VT::loadn(br + c * N + k, n);
+#pragma GCC unroll 16
+    for (int r = 0; r < RA; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < CB; ++c) acc[r][c] = VT::fma(av[r], bv[c], acc[r][c]);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < RA; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) {
+      const T s = VT::hsum(acc[r][c]);
+      o[r * C + c] = accumulate ? o[r * C + c] + s : s;
+    }
+}
+
+template <class T, int RA>
+inline void bsr_sddmm_rowgroup(const T* ar, const T* bb, int64_t N, int64_t w, T* o, int64_t C,
+                               bool accumulate) {
+  constexpr int CB = Tune::sd_cb;
+  int64_t c = 0;
+  for (; c + CB <= C; c += CB)
+    bsr_sddmm_micro<T, RA, CB>(ar, bb + c * N, N, w, o + c, C, accumulate);
+  for (; c < C; ++c) bsr_sddmm_micro<T, RA, 1>(ar, bb + c * N, N, w, o + c, C, accumulate);
+}
+
+template <class T>
+void bsr_sddmm_rows(const BsrSddmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0, int64_t n1,
+                    bool accumulate) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  constexpr int RA = Tune::sd_ra;
+  const int64_t R = a.R, C = a.C, N = a.N;
+  const int64_t w = n1 - n0;
+  for (int64_t i = br0; i < br1; ++i) {
+    for (int64_t p = a.crow[i]; p < a.crow[i + 1]; ++p) {
+      const int64_t j = a.col[p];
+      T* o = a.out + p * R * C;
+      if (N == 1) {  // outer product a[iR : iR+R] x b[jC : jC+C]
+        const T* bs = a.b + j * C;
+        for (int64_t r = 0; r < R; ++r) {
+          const auto av = VT::set1(a.a[i * R + r]);
+          int64_t c = 0;
+          for (; c + W <= C; c += W) VT::store(o + r * C + c, VT::mul(av, VT::load(bs + c)));
+          if (c < C) {
+            const int n = static_cast<int>(C - c);
+            VT::storen(o + r * C + c, VT::mul(av, VT::loadn(bs + c, n)), n);
+          }
+        }
+        continue;
+      }
+      const T* ab = a.a + i * R * N + n0;
+      const T* bb = a.b + j * C * N + n0;
+      int64_t r = 0;
+      for (; r + RA <= R; r += RA)
+        bsr_sddmm_rowgroup<T, RA>(ab + r * N, bb, N, w, o + r * C, C, accumulate);
+      for (; r < R; ++r) bsr_sddmm_rowgroup<T, 1>(ab + r * N, bb, N, w, o + r * C, C, accumulate);
+    }
+  }
+}
+
+}  // namespace ISA_NS
+}  // namespace sparse_ops

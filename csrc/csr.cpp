@@ -1,0 +1,221 @@
+// CSR entry points: csr_spmm, csr_sddmm, csr_transpose (validation, threading, dispatch).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "entry_points.h"
+#include "kernels.h"
+#include "parallel.h"
+#include "validate.h"
+
+namespace sparse_ops {
+namespace {
+
+template <class I>
+[[noreturn]] void throw_bad_col(const I* col, int64_t p, int64_t hi) {
+  std::ostringstream o;
+  o << "col_indices: value " << static_cast<int64_t>(col[p]) << " at position " << p
+    << " out of range [0, " << hi << ")";
+  throw std::invalid_argument(o.str());
+}
+
+// Checks crow_indices (1-D int32, >= 1 entry) and col_indices (1-D int16/int32) types and
+// shapes; returns the column dtype.
+DT check_csr_arrays(const Arr& crow, const Arr& col) {
+  expect(crow, DT::i32, {"M+1"});
+  if (crow.dim(0) < 1)
+    throw_value("crow_indices: expected shape (M+1,) with M >= 0, got an empty array");
+  const DT it = index_dtype(col, {DT::i16, DT::i32});
+  expect(col, it, {"nnz"});
+  return it;
+}
+
+// Validates chunk c's column indices (fused into the parallel region).
+template <class I>
+struct ColCheck {
+  const KernelTable& tab;
+  const int32_t* crow;
+  const I* col;
+  const std::vector<int64_t>& bounds;
+  int64_t K;
+  FirstBad& bad;
+  bool operator()(int64_t c) const {
+    const int64_t p0 = crow[bounds[c]], p1 = crow[bounds[c + 1]];
+    const int64_t p = first_bad(tab, col + p0, p1 - p0, K);
+    if (p >= 0) {
+      bad.record(p0 + p);
+      return false;
+    }
+    return true;
+  }
+};
+
+template <class T, class I>
+void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, T* out, int64_t M,
+              int64_t K, int64_t N, int threads) {
+  const KernelTable& tab = active_table();
+  const auto fn = csr_fns<T, I>(tab).spmm;
+  const int64_t nnz = crow[M];
+  const CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N};
+  threads = threads_for(threads, static_cast<double>(nnz + M) * static_cast<double>(N));
+  const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
+  const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
+  const auto bounds = split_by_prefix(crow, M, nchunks, N == 1 ? 8 : 2, 1);
+  FirstBad bad;
+  run_chunks(threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+             ColCheck<I>{tab, crow, col, bounds, K, bad}, [&](int64_t t, int64_t c) {
+               fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
+             });
+  if (bad.any()) throw_bad_col(col, bad.get(), K);
+}
+
+template <class T, class I>
+void sddmm_run(const int32_t* crow, const I* col, const T* a, const T* b, T* out, int64_t M,
+               int64_t K, int64_t N, int threads) {
+  const KernelTable& tab = active_table();
+  const auto fn = csr_fns<T, I>(tab).sddmm;
+  const int64_t nnz = crow[M];
+  const CsrSddmmArgs<T, I> args{crow, col, a, b, out, M, K, N};
+  threads = threads_for(threads, static_cast<double>(nnz) * static_cast<double>(N + 1));
+  const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), 2 * l2_tile_budget()), true);
+  const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
+  const auto bounds = split_by_prefix(crow, M, nchunks, 1, 1);
+  FirstBad bad;
+  run_chunks(threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+             ColCheck<I>{tab, crow, col, bounds, K, bad}, [&](int64_t t, int64_t c) {
+               fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
+             });
+  if (bad.any()) throw_bad_col(col, bad.get(), K);
+}
+
+// Counting sort of the nonzeros by column, stable in the row index. Rows are split into
+// `parts` ranges; part t counts its columns, a prefix pass turns the counts into each part's
+// start offsets per column, then each part scatters its nonzeros in row order.
+template <class I>
+void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int32_t* crow_t,
+                   int32_t* col_t, int64_t* perm, int threads) {
+  const int64_t nnz = crow[M];
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, nnz / 65536));
+  const auto bounds = split_by_prefix(crow, M, parts, 1, 1);
+  std::vector<int32_t> cnt(static_cast<size_t>(parts * K), 0);
+#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts)) if (parts > 1)
+  for (int64_t t = 0; t < parts; ++t) {
+    int32_t* c = cnt.data() + t * K;
+    for (int64_t p = crow[bounds[t]]; p < crow[bounds[t + 1]]; ++p) ++c[col[p]];
+  }
+  int64_t off = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    crow_t[k] = static_cast<int32_t>(off);
+    for (int64_t t = 0; t < parts; ++t) {
+      const int32_t n = cnt[t * K + k];
+      cnt[t * K + k] = static_cast<int32_t>(off);
+      off += n;
+    }
+  }
+  crow_t[K] = static_cast<int32_t>(off);
+#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts)) if (parts > 1)
+  for (int64_t t = 0; t < parts; ++t) {
+    int32_t* c = cnt.data() + t * K;
+    for (int64_t i = bounds[t]; i < bounds[t + 1]; ++i)
+      for (int64_t p = crow[i]; p < crow[i + 1]; ++p) {
+        const int32_t q = c[col[p]]++;
+        col_t[q] = static_cast<int32_t>(i);
+        perm[q] = p;
+      }
+  }
+}
+
+}  // namespace
+
+void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h,
+              py::handle out_h, int64_t num_threads) {
+  const Arr crow = as_array(crow_h, "crow_indices");
+  const Arr col = as_array(col_h, "col_indices");
+  const Arr val = as_array(val_h, "values");
+  const Arr x = as_array(x_h, "x");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  const DT it = check_csr_arrays(crow, col);
+  const DT ft = float_dtype(val);
+  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
+  expect(val, ft, {nnz});
+  expect(x, ft, {"K", "N"}, "the dtype of values");
+  const int64_t K = x.dim(0), N = x.dim(1);
+  expect(out, ft, {M, N}, "the dtype of values");
+  for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
+  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  py::gil_scoped_release nogil;
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    with_index(it, [&](auto ti) {
+      using I = decltype(ti);
+      spmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), val.ptr<T>(), x.ptr<T>(), out.ptr<T>(),
+                     M, K, N, threads);
+    });
+  });
+}
+
+void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
+               py::handle out_h, int64_t num_threads) {
+  const Arr crow = as_array(crow_h, "crow_indices");
+  const Arr col = as_array(col_h, "col_indices");
+  const Arr a = as_array(a_h, "a");
+  const Arr b = as_array(b_h, "b");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  const DT it = check_csr_arrays(crow, col);
+  const DT ft = float_dtype(a);
+  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
+  expect(a, ft, {M, "N"});
+  const int64_t N = a.dim(1);
+  expect(b, ft, {"K", N}, "the dtype of a");
+  const int64_t K = b.dim(0);
+  expect(out, ft, {nnz}, "the dtype of a");
+  for (const Arr* in : {&crow, &col, &a, &b}) expect_disjoint(out, *in);
+  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  py::gil_scoped_release nogil;
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    with_index(it, [&](auto ti) {
+      using I = decltype(ti);
+      sddmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), a.ptr<T>(), b.ptr<T>(), out.ptr<T>(), M,
+                      K, N, threads);
+    });
+  });
+}
+
+py::tuple csr_transpose(py::handle crow_h, py::handle col_h, int64_t num_cols) {
+  const Arr crow = as_array(crow_h, "crow_indices");
+  const Arr col = as_array(col_h, "col_indices");
+  const DT it = check_csr_arrays(crow, col);
+  if (num_cols < 0 || num_cols >= INT32_MAX)
+    throw_value("num_cols: need 0 <= num_cols < 2**31 - 1, got " + std::to_string(num_cols));
+  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0), K = num_cols;
+  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  py::array_t<int32_t> crow_t(K + 1);
+  py::array_t<int32_t> col_t(nnz);
+  py::array_t<int64_t> perm(nnz);
+  int32_t* crow_tp = crow_t.mutable_data();
+  int32_t* col_tp = col_t.mutable_data();
+  int64_t* perm_p = perm.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    const KernelTable& tab = active_table();
+    const int threads = std::max(1, omp_get_max_threads());
+    with_index(it, [&](auto ti) {
+      using I = decltype(ti);
+      const I* c = col.ptr<I>();
+      const int64_t p = first_bad(tab, c, nnz, K);
+      if (p >= 0) throw_bad_col(c, p, K);
+      transpose_run<I>(crow.ptr<int32_t>(), c, M, K, crow_tp, col_tp, perm_p, threads);
+    });
+  }
+  return py::make_tuple(crow_t, col_t, perm);
+}
+
+}  // namespace sparse_ops

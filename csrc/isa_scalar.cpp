@@ -1,0 +1,19 @@
+// The kernels compiled for the default target (scalar code, whatever the compiler auto-vectorises for x86-64 SSE2); its table is sparse_ops::scalar::table().
+#include "isa_prelude.h"
+
+#pragma GCC push_options
+
+#define SPARSE_OPS_ISA 1
+#define ISA_NS scalar
+#define ISA_NAME "scalar"
+
+// clang-format off
+#include "simd.h"
+#include "dot_kernels.h"
+#include "csr_kernels.h"
+#include "bsr_kernels.h"
+#include "nm_kernels.h"
+#include "isa_table.h"
+// clang-format on
+
+#pragma GCC pop_options

@@ -1,0 +1,28 @@
+// Builds the KernelTable of one SIMD level. Included last by each isa_*.cpp, inside its
+// `#pragma GCC target` region, after simd.h and the kernel headers.
+#pragma once
+
+namespace sparse_ops {
+namespace ISA_NS {
+
+template <class T>
+TypedKernels<T> typed_kernels() {
+  TypedKernels<T> k{};
+  k.csr16 = {&csr_spmm_rows<T, int16_t>, &csr_sddmm_rows<T, int16_t>};
+  k.csr32 = {&csr_spmm_rows<T, int32_t>, &csr_sddmm_rows<T, int32_t>};
+  k.bsr_spmm = &bsr_spmm_rows<T>;
+  k.bsr_sddmm = &bsr_sddmm_rows<T>;
+  k.nm_spmm = &nm_spmm_rows<T>;
+  k.nm_spmm_t = &nm_spmm_t_rows<T>;
+  k.nm_sddmm = &nm_sddmm_rows<T>;
+  return k;
+}
+
+const KernelTable& table() {
+  static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
+                             &first_bad_index<int16_t>, &first_bad_index<int32_t>};
+  return t;
+}
+
+}  // namespace ISA_NS
+}  // namespace sparse_ops

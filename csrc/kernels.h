@@ -1,0 +1,159 @@
+// The kernel table: argument structs and function pointers of every compute kernel, one table
+// per SIMD level (isa_scalar.cpp, isa_avx2.cpp, isa_avx512.cpp), picked at run time by
+// dispatch.cpp. Kernels here trust their inputs: the entry points (csr.cpp, bsr.cpp, nm.cpp)
+// validate shapes and indices before calling them. Kernels work on a range of rows and a range
+// of output columns [n0, n1) so that the entry points can split the work among threads.
+#pragma once
+
+#include <cstdint>
+
+namespace sparse_ops {
+
+template <class T, class I>
+struct CsrSpmmArgs {  // out (M, N) = S @ x, x (K, N)
+  const int32_t* crow;
+  const I* col;
+  const T* val;
+  const T* x;
+  T* out;
+  int64_t M, K, N;
+};
+
+template <class T, class I>
+struct CsrSddmmArgs {  // out[p] = <a[i], b[col[p]]>, a (M, N), b (K, N)
+  const int32_t* crow;
+  const I* col;
+  const T* a;
+  const T* b;
+  T* out;
+  int64_t M, K, N;
+};
+
+template <class T>
+struct BsrSpmmArgs {  // out (Mb*R, N) = S @ x, x (Kb*C, N), val (nnzb, R, C)
+  const int32_t* crow;
+  const int32_t* col;
+  const T* val;
+  const T* x;
+  T* out;
+  int64_t Mb, Kb, R, C, N;
+};
+
+template <class T>
+struct BsrSddmmArgs {  // out (nnzb, R, C), a (Mb*R, N), b (Kb*C, N)
+  const int32_t* crow;
+  const int32_t* col;
+  const T* a;
+  const T* b;
+  T* out;
+  int64_t Mb, Kb, R, C, N;
+};
+
+// N:M, one struct for the three products. S is (M, K) with G groups of m columns per row,
+// n slots per group, b bits per position; gbase[t] = (t / n) * m for slot t in [0, G*n)
+// (padded with zeros to G*n + 16 entries so vector loads never run past it).
+//   nm_spmm:   x (K, N),  out (M, N)
+//   nm_spmm_t: x = d (M, N), out (K, N) (accumulated into; the entry point zeroes it)
+//   nm_sddmm:  x = a (M, N), y = b (K, N), out (M, G*n)
+template <class T>
+struct NmArgs {
+  const T* val;
+  const uint8_t* meta;
+  const int32_t* gbase;
+  const T* x;
+  const T* y;
+  T* out;
+  int64_t M, K, N, G, n, m, bits, meta_stride;
+};
+
+template <class T, class I>
+using CsrSpmmFn = void (*)(const CsrSpmmArgs<T, I>&, int64_t r0, int64_t r1, int64_t n0,
+                           int64_t n1);
+// accumulate: add to out instead of overwriting (column tiles after the first).
+template <class T, class I>
+using CsrSddmmFn = void (*)(const CsrSddmmArgs<T, I>&, int64_t r0, int64_t r1, int64_t n0,
+                            int64_t n1, bool accumulate);
+template <class T>
+using BsrSpmmFn = void (*)(const BsrSpmmArgs<T>&, int64_t br0, int64_t br1, int64_t n0,
+                           int64_t n1);
+template <class T>
+using BsrSddmmFn = void (*)(const BsrSddmmArgs<T>&, int64_t br0, int64_t br1, int64_t n0,
+                            int64_t n1, bool accumulate);
+template <class T>
+using NmSpmmFn = void (*)(const NmArgs<T>&, int64_t r0, int64_t r1, int64_t n0, int64_t n1);
+// Adds rows [r0, r1) of S^T @ d, columns [n0, n1), into out (K x N, row stride N).
+template <class T>
+using NmSpmmTFn = void (*)(const NmArgs<T>&, T* out, int64_t r0, int64_t r1, int64_t n0,
+                           int64_t n1);
+template <class T>
+using NmSddmmFn = void (*)(const NmArgs<T>&, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
+                           bool accumulate);
+
+template <class T, class I>
+struct CsrFns {
+  CsrSpmmFn<T, I> spmm;
+  CsrSddmmFn<T, I> sddmm;
+};
+
+template <class T>
+struct TypedKernels {
+  CsrFns<T, int16_t> csr16;
+  CsrFns<T, int32_t> csr32;
+  BsrSpmmFn<T> bsr_spmm;
+  BsrSddmmFn<T> bsr_sddmm;
+  NmSpmmFn<T> nm_spmm;
+  NmSpmmTFn<T> nm_spmm_t;
+  NmSddmmFn<T> nm_sddmm;
+};
+
+struct KernelTable {
+  const char* name;  // "scalar", "avx2", "avx512"
+  TypedKernels<float> f32;
+  TypedKernels<double> f64;
+  // First position p in [0, n) with v[p] outside [0, hi), or -1.
+  int64_t (*first_bad_i16)(const int16_t* v, int64_t n, int64_t hi);
+  int64_t (*first_bad_i32)(const int32_t* v, int64_t n, int64_t hi);
+};
+
+namespace scalar {
+const KernelTable& table();
+}
+namespace avx2 {
+const KernelTable& table();
+}
+namespace avx512 {
+const KernelTable& table();
+}
+
+// The table picked at first use (best supported level, capped by SPARSE_OPS_SIMD).
+const KernelTable& active_table();
+// Switch level at run time ("scalar", "avx2", "avx512"); throws std::invalid_argument if the
+// name is unknown or the CPU lacks it. Returns the level now active.
+const char* set_simd_level(const char* level);
+// Levels this CPU supports, lowest first.
+const char* const* supported_levels(int* count);
+
+template <class T>
+inline const TypedKernels<T>& typed(const KernelTable& t) {
+  if constexpr (sizeof(T) == 4)
+    return t.f32;
+  else
+    return t.f64;
+}
+
+template <class T, class I>
+inline const CsrFns<T, I>& csr_fns(const KernelTable& t) {
+  if constexpr (sizeof(I) == 2)
+    return typed<T>(t).csr16;
+  else
+    return typed<T>(t).csr32;
+}
+
+inline int64_t first_bad(const KernelTable& t, const int16_t* v, int64_t n, int64_t hi) {
+  return t.first_bad_i16(v, n, hi);
+}
+inline int64_t first_bad(const KernelTable& t, const int32_t* v, int64_t n, int64_t hi) {
+  return t.first_bad_i32(v, n, hi);
+}
+
+}  // namespace sparse_ops

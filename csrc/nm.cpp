@@ -1,0 +1,324 @@
+// N:M entry points: nm_spmm, nm_spmm_t, nm_sddmm (validation, threading, dispatch).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "entry_points.h"
+#include "kernels.h"
+#include "parallel.h"
+#include "validate.h"
+
+namespace sparse_ops {
+namespace {
+
+struct NmGeom {
+  int64_t n, m, b, K, G, Gn, mbytes;
+};
+
+NmGeom geometry(int64_t n, int64_t m, int64_t K) {
+  if (m < 2 || m > 16 || n < 1 || n >= m) {
+    std::ostringstream o;
+    o << (m < 2 || m > 16 ? "m" : "n") << ": need 1 <= n < m <= 16, got n=" << n << ", m=" << m;
+    throw_value(o.str());
+  }
+  if (K >= (int64_t{1} << 31) - 16)
+    throw_value("K: " + std::to_string(K) + " columns is too many for N:M (need < 2**31 - 16)");
+  NmGeom g{};
+  g.n = n;
+  g.m = m;
+  g.b = m == 2 ? 1 : (m <= 4 ? 2 : 4);
+  g.K = K;
+  g.G = (K + m - 1) / m;
+  g.Gn = g.G * n;
+  g.mbytes = (g.Gn * g.b + 7) / 8;
+  return g;
+}
+
+inline int64_t pos_at(const uint8_t* mrow, int64_t t, int64_t b) {
+  const int64_t bo = t * b;
+  return (mrow[bo >> 3] >> (bo & 7)) & ((1 << b) - 1);
+}
+
+// Checks the metadata of rows [r0, r1): every position < m and every column < K. Returns the
+// first bad slot as row * Gn + t, or -1.
+struct MetaCheck {
+  const NmGeom& g;
+  const uint8_t* meta;
+  bool pow2;                 // m == 2^b: every position < m by construction
+  int64_t last_lim;          // positions allowed in the last group (K - (G-1)*m)
+  uint8_t bad_byte[256];     // a field of this byte holds a position >= m (only if !pow2)
+
+  explicit MetaCheck(const NmGeom& geom, const uint8_t* md) : g(geom), meta(md) {
+    pow2 = (int64_t{1} << g.b) == g.m;
+    last_lim = g.G > 0 ? g.K - (g.G - 1) * g.m : g.m;
+    const int fields = static_cast<int>(8 / g.b);
+    for (int v = 0; v < 256; ++v) {
+      bool bad = false;
+      for (int f = 0; f < fields; ++f)
+        if (((v >> (f * g.b)) & ((1 << g.b) - 1)) >= g.m) bad = true;
+      bad_byte[v] = bad;
+    }
+  }
+
+  bool needed() const { return g.Gn > 0 && (!pow2 || last_lim < g.m); }
+
+  int64_t first_bad(int64_t r0, int64_t r1) const {
+    const int64_t Gn = g.Gn, b = g.b;
+    const int64_t full = (Gn * b) / 8;  // bytes holding only real slots
+    for (int64_t i = r0; i < r1; ++i) {
+      const uint8_t* mrow = meta + i * g.mbytes;
+      int64_t t_bad = Gn;
+      if (!pow2) {
+        int64_t t0 = Gn;
+        for (int64_t k = 0; k < full; ++k)
+          if (bad_byte[mrow[k]]) {
+            t0 = k * 8 / b;
+            break;
+          }
+        if (t0 == Gn) t0 = full * 8 / b;
+        for (int64_t t = t0; t < Gn; ++t)
+          if (pos_at(mrow, t, b) >= g.m) {
+            t_bad = t;
+            break;
+          }
+      }
+      if (last_lim < g.m) {
+        for (int64_t t = (g.G - 1) * g.n; t < Gn && t < t_bad; ++t)
+          if (pos_at(mrow, t, b) >= last_lim) {
+            t_bad = t;
+            break;
+          }
+      }
+      if (t_bad < Gn) return i * Gn + t_bad;
+    }
+    return -1;
+  }
+};
+
+[[noreturn]] void throw_bad_meta(const NmGeom& g, const uint8_t* meta, int64_t q) {
+  const int64_t i = q / g.Gn, t = q % g.Gn, grp = t / g.n, s = t % g.n;
+  const int64_t p = pos_at(meta + i * g.mbytes, t, g.b);
+  std::ostringstream o;
+  o << "metadata: position " << p << " of slot " << s << " (row " << i << ", group " << grp
+    << ")";
+  if (p >= g.m)
+    o << " is not < m=" << g.m;
+  else
+    o << " gives column " << grp * g.m + p << " >= K=" << g.K;
+  throw std::invalid_argument(o.str());
+}
+
+std::vector<int32_t> group_base(const NmGeom& g) {
+  std::vector<int32_t> gb(static_cast<size_t>(g.Gn + 16), 0);
+  for (int64_t t = 0; t < g.Gn; ++t) gb[t] = static_cast<int32_t>((t / g.n) * g.m);
+  return gb;
+}
+
+// values (M, G*n) and metadata (M, mbytes) shapes.
+void check_nm_arrays(const Arr* values, DT ft, const Arr& meta, int64_t M, const NmGeom& g) {
+  if (values) expect(*values, ft, {M, g.Gn});
+  expect(meta, DT::u8, {M, g.mbytes});
+}
+
+template <class T>
+void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
+  const KernelTable& tab = active_table();
+  const auto fn = typed<T>(tab).nm_spmm;
+  const int64_t M = args.M, N = args.N;
+  threads = threads_for(threads, static_cast<double>(M) * (g.Gn + 1) * N);
+  const auto tiles = col_tiles(N, tile_cols(g.K, N, sizeof(T), l2_tile_budget()), false);
+  const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
+  const auto bounds = split_even(M, nchunks);
+  const MetaCheck check(g, args.meta);
+  const bool need = check.needed();
+  FirstBad bad;
+  run_chunks(
+      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+      [&](int64_t c) {
+        if (!need) return true;
+        const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
+        if (q >= 0) bad.record(q);
+        return q < 0;
+      },
+      [&](int64_t t, int64_t c) {
+        fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
+      });
+  if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
+}
+
+template <class T>
+void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
+  const KernelTable& tab = active_table();
+  const auto fn = typed<T>(tab).nm_sddmm;
+  const int64_t M = args.M, N = args.N;
+  threads = threads_for(threads, static_cast<double>(M) * g.Gn * (N + 1));
+  const auto tiles = col_tiles(N, tile_cols(g.K, N, sizeof(T), 2 * l2_tile_budget()), true);
+  const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
+  const auto bounds = split_even(M, nchunks);
+  const MetaCheck check(g, args.meta);
+  const bool need = check.needed();
+  FirstBad bad;
+  run_chunks(
+      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+      [&](int64_t c) {
+        if (!need) return true;
+        const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
+        if (q >= 0) bad.record(q);
+        return q < 0;
+      },
+      [&](int64_t t, int64_t c) {
+        fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
+      });
+  if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
+}
+
+// out (K, N) = S^T @ d. Threads own column slices of out when N is wide enough; otherwise
+// each part of the rows accumulates into a private K x N buffer (part 0 into out) and the
+// buffers are summed at the end.
+template <class T>
+void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
+  const KernelTable& tab = active_table();
+  const auto fn = typed<T>(tab).nm_spmm_t;
+  const int64_t M = args.M, K = g.K, N = args.N;
+  T* out = args.out;
+  threads = threads_for(threads, static_cast<double>(M) * g.Gn * N + static_cast<double>(K) * N);
+  {  // validate everything first: any part may scatter into any row of out
+    const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
+    const auto bounds = split_even(M, nchunks);
+    const MetaCheck check(g, args.meta);
+    FirstBad bad;
+    if (check.needed())
+      run_chunks(threads, nchunks, 0, bad, [&](int64_t c) {
+        const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
+        if (q >= 0) bad.record(q);
+        return q < 0;
+      }, [](int64_t, int64_t) {});
+    if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
+  }
+  if (K * N == 0) return;
+  const int64_t col_tile = 256 / static_cast<int64_t>(sizeof(T));
+  if (threads > 1 && N >= col_tile * threads) {
+    const auto tiles = col_tiles(N, col_tile, false);
+    const int64_t nt = static_cast<int64_t>(tiles.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t t = 0; t < nt; ++t) {
+      const int64_t n0 = tiles[t].first, n1 = tiles[t].second;
+      for (int64_t k = 0; k < K; ++k) std::fill(out + k * N + n0, out + k * N + n1, T(0));
+      fn(args, out, 0, M, n0, n1);
+    }
+    return;
+  }
+  int64_t parts = threads;
+  const int64_t buf_elems = K * N;
+  constexpr int64_t kMaxBufBytes = int64_t{512} << 20;
+  if ((parts - 1) * buf_elems * static_cast<int64_t>(sizeof(T)) > kMaxBufBytes)
+    parts = 1 + kMaxBufBytes / (buf_elems * static_cast<int64_t>(sizeof(T)));
+  parts = std::max<int64_t>(1, std::min<int64_t>(parts, M));
+  if (parts <= 1) {
+    std::fill(out, out + K * N, T(0));
+    fn(args, out, 0, M, 0, N);
+    return;
+  }
+  std::unique_ptr<T[]> bufs(new T[static_cast<size_t>((parts - 1) * buf_elems)]);
+  const auto rows = split_even(M, parts);
+  const int nth = static_cast<int>(parts);
+#pragma omp parallel for schedule(static, 1) num_threads(nth)
+  for (int64_t t = 0; t < parts; ++t) {
+    T* o = t == 0 ? out : bufs.get() + (t - 1) * buf_elems;
+    std::fill(o, o + buf_elems, T(0));
+    fn(args, o, rows[t], rows[t + 1], 0, N);
+  }
+  const auto red = split_even(buf_elems, 4 * parts);
+#pragma omp parallel for schedule(static) num_threads(nth)
+  for (int64_t c = 0; c < 4 * parts; ++c) {
+    for (int64_t t = 1; t < parts; ++t) {
+      const T* src = bufs.get() + (t - 1) * buf_elems;
+      for (int64_t e = red[c]; e < red[c + 1]; ++e) out[e] += src[e];
+    }
+  }
+}
+
+}  // namespace
+
+void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out_h, int64_t n,
+             int64_t m, int64_t num_threads) {
+  const Arr val = as_array(val_h, "values");
+  const Arr meta = as_array(meta_h, "metadata");
+  const Arr x = as_array(x_h, "x");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  const DT ft = float_dtype(val);
+  expect(x, ft, {"K", "N"}, "the dtype of values");
+  const int64_t K = x.dim(0), N = x.dim(1);
+  const NmGeom g = geometry(n, m, K);
+  if (val.ndim() != 2) expect(val, ft, {"M", g.Gn});
+  const int64_t M = val.dim(0);
+  check_nm_arrays(&val, ft, meta, M, g);
+  expect(out, ft, {M, N}, "the dtype of values");
+  for (const Arr* in : {&val, &meta, &x}) expect_disjoint(out, *in);
+  const std::vector<int32_t> gb = group_base(g);
+  py::gil_scoped_release nogil;
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), x.ptr<T>(), nullptr,
+                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes};
+    spmm_run<T>(args, g, threads);
+  });
+}
+
+void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle out_h, int64_t n,
+               int64_t m, int64_t num_threads) {
+  const Arr val = as_array(val_h, "values");
+  const Arr meta = as_array(meta_h, "metadata");
+  const Arr d = as_array(d_h, "d");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  const DT ft = float_dtype(val);
+  expect(out, ft, {"K", "N"}, "the dtype of values");
+  const int64_t K = out.dim(0), N = out.dim(1);
+  const NmGeom g = geometry(n, m, K);
+  if (val.ndim() != 2) expect(val, ft, {"M", g.Gn});
+  const int64_t M = val.dim(0);
+  check_nm_arrays(&val, ft, meta, M, g);
+  expect(d, ft, {M, N}, "the dtype of values");
+  for (const Arr* in : {&val, &meta, &d}) expect_disjoint(out, *in);
+  const std::vector<int32_t> gb = group_base(g);
+  py::gil_scoped_release nogil;
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), d.ptr<T>(), nullptr,
+                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes};
+    spmm_t_run<T>(args, g, threads);
+  });
+}
+
+void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_h, int64_t n,
+              int64_t m, int64_t num_threads) {
+  const Arr meta = as_array(meta_h, "metadata");
+  const Arr a = as_array(a_h, "a");
+  const Arr b = as_array(b_h, "b");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  const DT ft = float_dtype(a);
+  expect(a, ft, {"M", "N"});
+  const int64_t M = a.dim(0), N = a.dim(1);
+  expect(b, ft, {"K", N}, "the dtype of a");
+  const int64_t K = b.dim(0);
+  const NmGeom g = geometry(n, m, K);
+  check_nm_arrays(nullptr, ft, meta, M, g);
+  expect(out, ft, {M, g.Gn}, "the dtype of a");
+  for (const Arr* in : {&meta, &a, &b}) expect_disjoint(out, *in);
+  const std::vector<int32_t> gb = group_base(g);
+  py::gil_scoped_release nogil;
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    const NmArgs<T> args{nullptr, meta.ptr<uint8_t>(), gb.data(), a.ptr<T>(), b.ptr<T>(),
+                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes};
+    sddmm_run<T>(args, g, threads);
+  });
+}
+
+}  // namespace sparse_ops

@@ -1,0 +1,173 @@
+// Argument checking shared by the entry points (see validate.h).
+#include "validate.h"
+
+#include <omp.h>
+
+#include <sstream>
+#include <stdexcept>
+
+namespace sparse_ops {
+
+const char* dt_name(DT dt) {
+  switch (dt) {
+    case DT::f32:
+      return "float32";
+    case DT::f64:
+      return "float64";
+    case DT::i16:
+      return "int16";
+    case DT::i32:
+      return "int32";
+    case DT::i64:
+      return "int64";
+    case DT::u8:
+      return "uint8";
+    default:
+      return "?";
+  }
+}
+
+void throw_value(const std::string& msg) { throw py::value_error(msg); }
+
+namespace {
+
+DT classify(const py::array& a) {
+  const py::dtype d = a.dtype();
+  if (d.equal(py::dtype::of<float>())) return DT::f32;
+  if (d.equal(py::dtype::of<double>())) return DT::f64;
+  if (d.equal(py::dtype::of<int16_t>())) return DT::i16;
+  if (d.equal(py::dtype::of<int32_t>())) return DT::i32;
+  if (d.equal(py::dtype::of<int64_t>())) return DT::i64;
+  if (d.equal(py::dtype::of<uint8_t>())) return DT::u8;
+  return DT::other;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::ostringstream o;
+  o << "(";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  if (s.size() == 1) o << ",";
+  o << ")";
+  return o.str();
+}
+
+std::string dtype_str(const Arr& a) {
+  if (a.dt != DT::other) return dt_name(a.dt);
+  return py::str(a.arr.dtype()).cast<std::string>();
+}
+
+}  // namespace
+
+std::string Arr::describe() const {
+  std::ostringstream o;
+  o << ndim() << "-D " << dtype_str(*this) << " array of shape " << shape_str(shape);
+  return o.str();
+}
+
+Arr as_array(py::handle h, const char* name, bool writeable) {
+  if (!py::isinstance<py::array>(h)) {
+    throw py::type_error(std::string(name) + ": expected a numpy array, got " +
+                         py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>());
+  }
+  Arr a;
+  a.arr = py::reinterpret_borrow<py::array>(h);
+  a.name = name;
+  a.dt = classify(a.arr);
+  for (py::ssize_t i = 0; i < a.arr.ndim(); ++i) a.shape.push_back(a.arr.shape(i));
+  const int flags = a.arr.flags();
+  if (!(flags & py::array::c_style))
+    throw_value(std::string(name) + ": expected a C-contiguous array, got a non-contiguous " +
+                a.describe());
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw_value(std::string(name) + ": expected an aligned array, got a misaligned " +
+                a.describe());
+  if (writeable && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+    throw_value(std::string(name) + ": array is read-only");
+  a.data = const_cast<void*>(a.arr.data());
+  a.nbytes = static_cast<int64_t>(a.arr.nbytes());
+  return a;
+}
+
+void expect(const Arr& a, DT dt, std::initializer_list<Dim> dims, const char* why) {
+  std::ostringstream want;
+  want << dims.size() << "-D C-contiguous " << dt_name(dt) << " array of shape (";
+  size_t k = 0;
+  for (const Dim& d : dims) {
+    want << (k ? ", " : "");
+    if (d.v >= 0)
+      want << d.v;
+    else
+      want << d.sym;
+    ++k;
+  }
+  want << (dims.size() == 1 ? ",)" : ")");
+  if (a.dt != dt) {
+    std::string msg = std::string(a.name) + ": expected " + want.str();
+    if (why) msg += std::string(" (") + why + ")";
+    throw py::type_error(msg + ", got " + a.describe());
+  }
+  bool ok = a.ndim() == static_cast<int64_t>(dims.size());
+  k = 0;
+  for (const Dim& d : dims) {
+    if (ok && d.v >= 0 && a.shape[k] != d.v) ok = false;
+    ++k;
+  }
+  if (!ok) throw_value(std::string(a.name) + ": expected " + want.str() + ", got " + a.describe());
+}
+
+DT float_dtype(const Arr& a) {
+  if (a.dt != DT::f32 && a.dt != DT::f64)
+    throw py::type_error(std::string(a.name) + ": expected a float32 or float64 array, got " +
+                         a.describe());
+  return a.dt;
+}
+
+DT index_dtype(const Arr& a, std::initializer_list<DT> allowed) {
+  std::string names;
+  for (DT d : allowed) {
+    if (a.dt == d) return d;
+    names += (names.empty() ? "" : " or ") + std::string(dt_name(d));
+  }
+  throw py::type_error(std::string(a.name) + ": expected an " + names + " array, got " +
+                       a.describe());
+}
+
+void expect_disjoint(const Arr& out, const Arr& in) {
+  if (out.nbytes == 0 || in.nbytes == 0) return;
+  const auto o0 = reinterpret_cast<uintptr_t>(out.data), i0 = reinterpret_cast<uintptr_t>(in.data);
+  const auto o1 = o0 + static_cast<uintptr_t>(out.nbytes);
+  const auto i1 = i0 + static_cast<uintptr_t>(in.nbytes);
+  if (o0 < i1 && i0 < o1)
+    throw_value(std::string(out.name) + ": overlaps the memory of " + in.name);
+}
+
+void check_row_pointers(const int32_t* crow, int64_t rows, int64_t nnz, const char* name,
+                        const char* col_name) {
+  std::ostringstream o;
+  if (crow[0] != 0) {
+    o << name << ": first value is " << crow[0] << ", expected 0";
+    throw_value(o.str());
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    if (crow[i + 1] < crow[i]) {
+      o << name << ": not non-decreasing at row " << i << " (" << name << "[" << i
+        << "] = " << crow[i] << " > " << name << "[" << i + 1 << "] = " << crow[i + 1] << ")";
+      throw_value(o.str());
+    }
+  }
+  if (crow[rows] != nnz) {
+    o << name << ": last value " << crow[rows] << " != len(" << col_name << ") = " << nnz;
+    throw_value(o.str());
+  }
+}
+
+int threads_arg(int64_t num_threads) {
+  if (num_threads < 1)
+    throw_value("num_threads: need num_threads >= 1, got " + std::to_string(num_threads));
+  int64_t cap = 4 * static_cast<int64_t>(omp_get_num_procs());
+  if (cap < 1) cap = 1;
+  if (cap > 1024) cap = 1024;
+  return static_cast<int>(num_threads < cap ? num_threads : cap);
+}
+
+}  // namespace sparse_ops
