@@ -3,7 +3,9 @@
 Convention (SCALE-Sim's): inputs ``X`` are ``M x K``, weights ``W`` are ``K x N``, outputs
 ``M x N``. A convolution with an ``H x W x C`` input, ``N`` filters of ``R x S x C`` and
 strides ``(sh, sw)`` becomes ``M = Ho * Wo`` output pixels, ``K = R * S * C`` and ``N``
-filters, with ``Ho = (H - R) // sh + 1`` and ``Wo = (W - S) // sw + 1``.
+filters, with ``Ho = ceil((H - R) / sh) + 1`` and ``Wo = ceil((W - S) / sw) + 1``: SCALE-Sim's
+rounding, which counts a last, partial window when the stride does not divide ``H - R``
+(give ``H = (Ho - 1) * sh + R`` to get a framework's ``floor`` convention exactly).
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ class ConvShape:
 
     @property
     def ofmap_h(self) -> int:
-        return (self.ifmap_h - self.filter_h) // self.stride_h + 1
+        return -(-(self.ifmap_h - self.filter_h) // self.stride_h) + 1
 
     @property
     def ofmap_w(self) -> int:
-        return (self.ifmap_w - self.filter_w) // self.stride_w + 1
+        return -(-(self.ifmap_w - self.filter_w) // self.stride_w) + 1
 
     def gemm(self) -> tuple[int, int, int]:
         """``(M, K, N)`` of the im2col lowering."""

@@ -151,3 +151,21 @@ def test_tile_extents():
     assert list(tile_extents(10, 4)) == [4, 4, 2]
     assert list(tile_extents(8, 4)) == [4, 4]
     assert tile_extents(0, 4).size == 0
+
+
+# Convolutions through SCALE-Sim v3's conv topology path (same recording setup):
+# (layer row "H, W, R, S, C, N, stride", rows, cols, dataflow, compute cycles, mapping eff. %).
+SCALESIM_V3_CONV = [
+    ((20, 20, 3, 3, 4, 8, 1), 8, 8, "os", 2049, 98.78048780487805),
+    ((23, 17, 5, 3, 3, 6, 2), 8, 4, "ws", 1175, 70.3125),
+    ((15, 15, 3, 3, 8, 16, 2), 4, 8, "is", 3779, 87.5),
+    ((30, 30, 7, 7, 3, 16, 2), 16, 16, "os", 1946, 96.02272727272727),  # partial window
+]
+
+
+@pytest.mark.parametrize("layer,R,C,df,cycles,mapeff", SCALESIM_V3_CONV)
+def test_conv_matches_scalesim_v3(layer, R, C, df, cycles, mapeff):
+    H, W, fh, fw, ch, nf, s = layer
+    r = sim.simulate_conv(sim.Arch(rows=R, cols=C, dataflow=df), H, W, fh, fw, ch, nf, stride=s)
+    assert r.compute_cycles == cycles
+    assert 100 * r.mapping_efficiency == pytest.approx(mapeff, abs=1e-8)
