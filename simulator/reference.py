@@ -333,6 +333,15 @@ class _Transfer:
     remaining: Fraction
 
 
+def _spans(parts: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Word ranges of each operand inside one transfer (operands are sent in order)."""
+    out, lo = {}, 0
+    for op, w in parts.items():
+        out[op] = (lo, lo + w)
+        lo += w
+    return out
+
+
 def _dram_plan(arch: Arch, folds: list[Fold]) -> tuple[list[dict], list[dict]]:
     """Per fold, the DRAM words to load before it and to write after it, per operand."""
     half = {"ifmap": arch.sram_words("ifmap") // 2, "filter": arch.sram_words("filter") // 2,
@@ -423,6 +432,10 @@ def run_reference(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None, *
     if F:
         issue("load", 0, loads[0], 0)
     pending_writes = 0
+    staged = {"ifmap": Fraction(0), "filter": Fraction(0), "metadata": Fraction(0),
+              "ofmap": Fraction(0)}
+    pending_out = 0
+    drained = Fraction(0)
     while True:
         # start every fold that can start now (zero-length folds end at once)
         while cur < 0 and next_fold < F:
@@ -439,6 +452,11 @@ def run_reference(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None, *
             if f >= 1:
                 issue("write", f - 1, writes[f - 1], t)
             next_fold += 1
+            if trace:  # the fold's tiles stop being staged and become its working set
+                for op in staged:
+                    staged[op] -= loads[f].get(op, 0)
+                if f >= 1:
+                    pending_out += writes[f - 1]["ofmap"]
             if lengths[f] == 0:
                 last_end = t
                 if f == F - 1:
@@ -467,7 +485,17 @@ def run_reference(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None, *
         if queue:
             head = queue[0]
             busy = 1
+            before = head.remaining
             head.remaining -= bw
+            if trace and head.kind == "load":  # words arriving for a fold not yet started
+                total = sum(head.parts.values())
+                done_before = total - max(before, 0)
+                done_after = total - max(head.remaining, 0)
+                for op, (lo, hi) in _spans(head.parts).items():
+                    got = max(0, min(hi, done_after) - max(lo, done_before))
+                    staged[op] += got
+            elif trace:  # outputs leaving the drain half
+                drained += min(before, bw)
             if head.remaining <= 0:
                 queue.popleft()
                 if head.kind == "load":
@@ -482,12 +510,14 @@ def run_reference(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None, *
             tr["fold"].append(running)
             tr["active_pes"].append(act)
             tr["useful_pes"].append(use)
-            tr["ifmap_buffer_words"].append(fo.tiles["ifmap"][1] if fo else 0)
+            tr["ifmap_buffer_words"].append(
+                (fo.tiles["ifmap"][1] if fo else 0) + float(staged["ifmap"]))
             tr["filter_buffer_words"].append(
-                fo.tiles["filter"][1] + fo.tiles["metadata"][1] if fo else 0)
+                (fo.tiles["filter"][1] + fo.tiles["metadata"][1] if fo else 0)
+                + float(staged["filter"] + staged["metadata"]))
             tr["ofmap_buffer_words"].append(
-                int(fo.ofmap_tile_words * min(1.0, (cur_u + 1) / max(lengths[running], 1)))
-                if fo else 0)
+                (fo.ofmap_tile_words * min(1.0, (cur_u + 1) / max(lengths[running], 1))
+                 if fo else 0) + float(max(pending_out - drained, 0)))
             tr["dram_busy"].append(busy)
         t += 1
         if cur >= 0:
