@@ -14,6 +14,7 @@ Speedups are ``dense time / sparse time`` (> 1: sparse faster); simulated speedu
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -117,13 +118,16 @@ class Lab:
 
     def _time_pair(self, dense_fn: Callable[[], object],
                    sparse_fn: Callable[[], object]) -> tuple[float, float]:
-        """Median seconds of the dense and the sparse call, timed back to back."""
+        """Seconds of the dense and the sparse call: ``rounds`` alternating medians of each,
+        and the median of those, so both sides see the same spells of machine load."""
+        dense, sparse = [], []
         with torch.no_grad():
-            d = median_seconds(dense_fn, self.device, self.sizes.repeat,
-                               min_time=self.sizes.min_time)
-            sp = median_seconds(sparse_fn, self.device, self.sizes.repeat,
-                                min_time=self.sizes.min_time)
-        return d, sp
+            for _ in range(self.sizes.rounds):
+                dense.append(median_seconds(dense_fn, self.device, self.sizes.repeat,
+                                            min_time=self.sizes.min_time))
+                sparse.append(median_seconds(sparse_fn, self.device, self.sizes.repeat,
+                                             min_time=self.sizes.min_time))
+        return statistics.median(dense), statistics.median(sparse)
 
     def _callables(self, job: Job, work: Workload) -> tuple[Callable, Callable]:
         """(sparse call, dense call) of ``job``'s product; the sparse one on the default

@@ -2,6 +2,9 @@
 
 Peaks are measured at the start of every run, in the dtype the kernels use:
 
+Each time is the fastest of a few medians (``best_seconds``): a peak is the best the machine
+reaches, and the rounds ride out bursts of other work on a shared machine.
+
 - peak FLOP/s: ``2 * s**3 / t`` for a square ``torch.mm`` of side ``s``;
 - copy bandwidth: ``2 * bytes / t`` for ``dst.copy_(src)`` (a read and a write of each byte,
   STREAM's convention), once for a buffer the size of the dense weight (the working set of the
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -113,20 +117,45 @@ def simd_level() -> str:
         "avx2 (CPU flags)" if "avx2" in flags else "scalar (CPU flags)"
 
 
+def best_seconds(fn: Callable[[], object], device: str, repeat: int, rounds: int = 3,
+                 min_time: float = 0.02) -> float:
+    """The fastest of ``rounds`` medians of ``fn`` (a peak is the best the machine reaches;
+    the rounds ride out bursts of other work on a shared machine)."""
+    return min(median_seconds(fn, device, repeat, min_time=min_time) for _ in range(rounds))
+
+
 def copy_bandwidth(nbytes: int, device: str, repeat: int) -> float:
     """Bytes/s of ``dst.copy_(src)`` for ``nbytes``-byte buffers, read + write counted."""
     numel = max(1, nbytes // 4)
     src = torch.ones(numel, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
-    t = median_seconds(lambda: dst.copy_(src), device, repeat)
+    t = best_seconds(lambda: dst.copy_(src), device, repeat)
     return 2 * numel * 4 / t
 
 
 def read_bandwidth(nbytes: int, device: str, repeat: int) -> float:
     """Bytes/s of ``src.sum()`` over an ``nbytes``-byte fp32 buffer (reads only)."""
     src = torch.ones(max(1, nbytes // 4), dtype=torch.float32, device=device)
-    t = median_seconds(lambda: src.sum(), device, repeat)
+    t = best_seconds(lambda: src.sum(), device, repeat)
     return src.numel() * 4 / t
+
+
+def others_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by every live process but this one (Linux
+    /proc; 0 elsewhere). The difference over a run, divided by wall time and cores, is the
+    share of the machine other work took while we timed (processes that exit meanwhile are
+    missed, so it is a lower bound)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    me, total = os.getpid(), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.parent.name) == me:
+                continue
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / tick
 
 
 def load_average() -> float:
@@ -141,7 +170,7 @@ def peak_flops(side: int, device: str, dtype: torch.dtype, repeat: int) -> float
     """FLOP/s of a square ``torch.mm`` of side ``side`` in ``dtype``."""
     a = torch.randn(side, side, device=device).to(dtype)
     b = torch.randn(side, side, device=device).to(dtype)
-    t = median_seconds(lambda: torch.mm(a, b), device, repeat)
+    t = best_seconds(lambda: torch.mm(a, b), device, repeat)
     return 2 * side**3 / t
 
 
@@ -163,7 +192,7 @@ def measure(device: str, dtype: torch.dtype, peak_side: int, working_set_bytes: 
         peak_flops=peak_flops(peak_side, device, dtype, repeat),
         bandwidth_read=read_bandwidth(working_set_bytes, device, repeat),
         bandwidth_working_set=copy_bandwidth(working_set_bytes, device, repeat),
-        bandwidth_dram=copy_bandwidth(dram, device, max(3, repeat // 2)),
+        bandwidth_dram=copy_bandwidth(dram, device, 3),
         working_set_bytes=working_set_bytes, l2_bytes=l2, llc_bytes=llc, simd=simd,
         load_average=load,
     )

@@ -33,6 +33,7 @@ class RunInfo:
     seconds: float
     date: str
     command: str
+    others_cpu_share: float = 0.0
 
 
 def _cell_text(s: str) -> str:
@@ -63,7 +64,10 @@ def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal
         f"{info.dtype}, medians of {sizes.repeat} samples), seed {info.seed}, sparse_ops "
         f"backend **{info.backend}**, {mins} min {secs} s, {info.date}.",
         "",
-        f"Machine: {machine.describe()}",
+        f"Machine: {machine.describe()} Other processes used {info.others_cpu_share:.0%} of "
+        "the machine's CPU time during the run" + (
+            " — **timings are unreliable: other work competed for the cores** (rerun on an "
+            "idle machine)." if info.others_cpu_share > 0.1 else "."),
         "",
         f"Simulator preset (models this machine): {preset.describe()}.",
         "",

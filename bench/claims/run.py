@@ -51,6 +51,7 @@ def run_claims(sizes: Sizes, device: str, out: Path, seed: int = 0,
     Returns the written paths (``md``, ``json``, ``csv``, ``plots``).
     """
     t0 = time.perf_counter()
+    others0 = machine.others_cpu_seconds()
     torch.manual_seed(seed)
     dtype = torch.float16 if device == "cuda" else torch.float32
     jobs = all_jobs(sizes)
@@ -68,11 +69,13 @@ def run_claims(sizes: Sizes, device: str, out: Path, seed: int = 0,
     results = [analyse(lab) for _, analyse in EXPERIMENTS]
     _tag_cells(lab)
     agree, dense_cal = agreement.compare(lab)
+    wall = time.perf_counter() - t0
+    others = (machine.others_cpu_seconds() - others0) / (wall * mach.cores)
     info = report.RunInfo(
         mode=sizes.name, device=device, dtype=str(dtype).replace("torch.", ""), seed=seed,
         backend=backend or default_backend(torch.device(device)),
-        seconds=time.perf_counter() - t0,
-        date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), command=command,
+        seconds=wall, date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        command=command, others_cpu_share=others,
     )
     paths = report.write(out, results, agree, dense_cal, mach, preset, sizes, info,
                          list(lab.cells.values()))

@@ -40,10 +40,16 @@ def unstructured_breakeven(breakeven: Mapping[int, float | None], status: Mappin
 
 def rises_with(xs: Sequence[float], ys: Sequence[float], what: str, strong: float = 0.8,
                weak: float = 0.3) -> Verdict:
-    """Claim 2: ``ys`` rise with ``xs``: Spearman rho > ``strong`` holds, > ``weak`` partly."""
+    """Claim 2: ``ys`` rise with ``xs``: Spearman rho > ``strong`` holds, > ``weak`` partly.
+
+    Constant ``ys`` do not rise: does not hold. Fewer than 2 points: not tested.
+    """
+    if len(xs) < 2:
+        return Verdict(UNTESTED, f"{what}: fewer than 2 points")
+    if len(set(ys)) == 1:
+        return Verdict(NOT, f"{what}: the same for every value (no rise; Spearman rho "
+                            "undefined)")
     rho = spearman(list(xs), list(ys))
-    if math.isnan(rho):
-        return Verdict(UNTESTED, f"{what}: Spearman rho undefined (constant or < 2 points)")
     verdict = HOLDS if rho > strong else PARTLY if rho > weak else NOT
     return Verdict(verdict, f"{what}: Spearman rho = {rho:.2f} (> {strong}: holds, "
                             f"> {weak}: partly)")

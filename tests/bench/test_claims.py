@@ -70,6 +70,9 @@ def test_break_even_statuses():
     assert break_even(dens, [0.9, 0.5, 0.2]).status == "slower everywhere"
     assert break_even(dens, [0.9, 0.5, 0.2]).rank_value() < 0.1
     assert break_even(dens, [3, 2, 1.5]).rank_value() > 0.7
+    # censored curves over slightly different real densities tie under common bounds
+    a, b = break_even([0.1, 0.7], [3, 2]), break_even([0.1001, 0.7001], [3, 2])
+    assert a.rank_value(0.1, 0.7) == b.rank_value(0.1, 0.7)
     inv = break_even(dens, [0.5, 0.8, 2.0])
     assert inv.status == "inverted" and 0.3 < inv.density < 0.7
     # noisy: down, up, down -> the last downward crossing counts
@@ -151,6 +154,7 @@ def test_block_trend_verdict_flips_with_the_data():
     assert rules.rises_with(blocks, rising, "x").verdict == "holds"
     assert rules.rises_with(blocks, rising[::-1], "x").verdict == "does not hold"
     assert "rho = 1.00" in rules.rises_with(blocks, rising, "x").rule
+    assert rules.rises_with(blocks, [0.5] * 6, "x").verdict == "does not hold"
 
 
 def test_breakeven_verdict_flips_with_the_data():
