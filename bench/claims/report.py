@@ -20,6 +20,9 @@ from .machine import Machine
 from .preset import Preset
 from .result import Cell, ClaimResult
 
+AGREE = {"holds": "agree", "partly holds": "partly agree", "does not hold": "disagree",
+         "not tested": "not tested"}
+
 
 @dataclass
 class RunInfo:
@@ -94,15 +97,15 @@ def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal
         "batches), and at what scale (geometric mean of measured / simulated speedup, and per "
         "batch)?",
         "",
-        "| format | cells | Spearman rho | measured / simulated | per batch | agreement | "
-        "where and why |",
+        "| format | cells | Spearman rho | measured / simulated | per batch | agreement (both: "
+        "agree, one: partly) | where and why |",
         "|---|---|---|---|---|---|---|",
     ]
     for a in agree:
         bb = ", ".join(f"B={b}: {x:.2f}" for b, x in a.by_batch.items())
         rho = "n/a" if math.isnan(a.rho) else f"{a.rho:.2f}"
         lines.append(f"| {a.fmt} | {a.cells} | {rho} | {a.ratio:.2f} | {bb} | "
-                     f"**{a.verdict.verdict}** ({_cell_text(a.verdict.rule)}) | "
+                     f"**{AGREE[a.verdict.verdict]}** ({_cell_text(a.verdict.rule)}) | "
                      f"{_cell_text(a.explanation)} |")
     lines += [
         "",
