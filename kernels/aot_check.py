@@ -6,6 +6,11 @@ shape the tensor cores refuse) or spill registers. This tool compiles each kerne
 its autotune configs for a CUDA target (default sm_90, Hopper) with Triton's bundled ``ptxas``,
 needing no GPU and no driver, and reports registers, spills and shared memory per config.
 
+It specialises arguments as a launch on contiguous, aligned tensors would (unit innermost
+strides become constants; pointers and other strides are divisible by 16). Without that the
+loads cannot be vectorised, the software pipeliner leaves them synchronous and every kernel,
+the Triton tutorial's matmul included, looks register-bound.
+
 Run it without ``TRITON_INTERPRET`` (the autotune lists are cut to one config under the
 interpreter). Exits non-zero if any compile fails or, with ``--no-spills``, if any spills.
 """
@@ -36,7 +41,13 @@ def _kernels():
         return {"BLOCK_R": br, "BLOCK_C": bc, "USE_DOT": br >= 16 and bc >= 16}
 
     def nm_tiles(n, m, dt):
-        return {"N_KEEP": n, "M_GROUP": m, "M_PAD": next_pow2(m), "BITS": nm.metadata_bits(m)}
+        return {
+            "N_KEEP": n,
+            "M_GROUP": m,
+            "M_PAD": next_pow2(m),
+            "N_PAD": next_pow2(n),
+            "BITS": nm.metadata_bits(m),
+        }
 
     return {
         "csr_spmm": (csr._csr_spmm_kernel, [None], None),
@@ -46,6 +57,33 @@ def _kernels():
         "nm_spmm": (nm._nm_spmm_kernel, _NM_PATTERNS, nm_tiles),
         "nm_spmm_t": (nm._nm_spmm_t_kernel, _NM_PATTERNS, nm_tiles),
         "nm_sddmm": (nm._nm_sddmm_kernel, _NM_PATTERNS, nm_tiles),
+    }
+
+
+# Innermost strides of row-major operands: 1 in a real launch, where Triton specialises an int
+# argument equal to 1 into a constant (and so vectorises the loads along it).
+_UNIT_STRIDES = {
+    "stride_xn",
+    "stride_yn",
+    "stride_an",
+    "stride_bn",
+    "stride_dn",
+    "stride_zn",
+    "stride_vs",
+    "stride_vc",
+    "stride_mb",
+    "stride_o",
+    "stride_oc",
+}
+
+
+def _attrs(arg_names, constexprs):
+    """Divisibility by 16 for pointers (torch allocations are aligned) and the other strides
+    (true of the power-of-two shapes the benchmarks use): what a launch would specialise on."""
+    return {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(arg_names)
+        if name not in constexprs and (name.endswith("_ptr") or name.startswith("stride_"))
     }
 
 
@@ -92,7 +130,7 @@ def _compile_one(job):
     fn = autotuner.fn
     constexprs = dict(config.kwargs)
     if tiles is not None:
-        constexprs.update(tiles(*tile, dt))
+        constexprs.update({k: v for k, v in tiles(*tile, dt).items() if k in fn.arg_names})
     for name, value in (
         ("FP64", dt == "fp64"),
         ("DOT_FP32", False),
@@ -100,7 +138,13 @@ def _compile_one(job):
     ):
         if name in fn.arg_names:
             constexprs[name] = value
-    src = ASTSource(fn, _signature(fn.arg_names, dt, constexprs), constexprs=constexprs)
+    constexprs.update({name: 1 for name in _UNIT_STRIDES if name in fn.arg_names})
+    src = ASTSource(
+        fn,
+        _signature(fn.arg_names, dt, constexprs),
+        constexprs=constexprs,
+        attrs=_attrs(fn.arg_names, constexprs),
+    )
     started = time.perf_counter()
     try:
         compiled = triton.compile(
