@@ -42,22 +42,38 @@ def _keep_block_n_within_n(cfgs, named_args, **kwargs):
     return kept or cfgs[:1]
 
 
-def _config(n, warps, stages):
-    return triton.Config({"BLOCK_N": n}, num_warps=warps, num_stages=stages)
+def _prune_spmm(cfgs, named_args, **kwargs):
+    """As :func:`_keep_block_n_within_n`, and the swapped product only where it can help: on
+    the `tl.dot` path with blocks of fewer than 64 rows (see ``SWAP`` in the kernel)."""
+    swap_helps = kwargs["USE_DOT"] and kwargs["BLOCK_R"] < 64
+    cfgs = [c for c in cfgs if swap_helps or not c.kwargs["SWAP"]]
+    return _keep_block_n_within_n(cfgs, named_args)
+
+
+def _config(n, warps, stages, **extra):
+    return triton.Config({"BLOCK_N": n, **extra}, num_warps=warps, num_stages=stages)
+
+
+def _spmm_config(n, warps, stages, swap=False):
+    return _config(n, warps, stages, SWAP=swap)
 
 
 _SPMM_CONFIGS = configs(
     [
-        _config(16, 4, 3),
-        _config(32, 4, 3),
-        _config(64, 4, 3),
-        _config(64, 4, 4),
-        _config(128, 4, 3),
-        _config(128, 8, 3),
-        _config(128, 8, 4),
-        _config(256, 8, 3),
+        _spmm_config(16, 4, 3),
+        _spmm_config(32, 4, 3),
+        _spmm_config(64, 4, 3),
+        _spmm_config(64, 4, 4),
+        _spmm_config(128, 4, 3),
+        _spmm_config(128, 8, 3),
+        _spmm_config(128, 8, 4),
+        _spmm_config(256, 8, 3),
+        _spmm_config(64, 4, 4, swap=True),
+        _spmm_config(128, 4, 3, swap=True),
+        _spmm_config(128, 8, 4, swap=True),
+        _spmm_config(256, 8, 3, swap=True),
     ],
-    _config(16, 1, 1),
+    _spmm_config(16, 1, 1),
 )
 
 
@@ -79,7 +95,7 @@ def _block_product(blk, xt, acc, USE_DOT: tl.constexpr, DOT_FP32: tl.constexpr,
 @triton.autotune(
     configs=_SPMM_CONFIGS,
     key=["N", "R", "C", "DENSITY"],
-    prune_configs_by={"early_config_prune": _keep_block_n_within_n},
+    prune_configs_by={"early_config_prune": _prune_spmm},
 )
 @triton.jit
 def _bsr_spmm_kernel(
@@ -106,6 +122,7 @@ def _bsr_spmm_kernel(
     PRECISION: tl.constexpr,
     FP64: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    SWAP: tl.constexpr,
 ):
     ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     block_row = tl.program_id(0)
@@ -123,16 +140,36 @@ def _bsr_spmm_kernel(
     blk_mask = r_ok[:, None] & c_ok[None, :]
     x_mask = c_ok[:, None] & n_ok[None, :]
 
-    acc = tl.zeros((BLOCK_R, BLOCK_N), dtype=ACC)
     first = start.to(tl.int64)
-    for i in range(0, end - start):
-        p64 = first + i
-        k0 = tl.load(col_ptr + p64).to(tl.int64) * C
-        blk = tl.load(blk_ptrs + p64 * stride_vb, mask=blk_mask, other=0.0)
-        xt = tl.load(
-            x_ptr + (k0 + c)[:, None] * stride_xk + n[None, :] * stride_xn, mask=x_mask, other=0.0
-        )
-        acc = _block_product(blk, xt, acc, USE_DOT, DOT_FP32, PRECISION)
+    if SWAP:
+        # Y^T = X^T S^T: the tile's long side (BLOCK_N) becomes the product's M, so blocks of
+        # 16 or 32 rows still fill Hopper's 64-row warpgroup MMA instead of falling back to
+        # the older mma.sync.
+        acc_t = tl.zeros((BLOCK_N, BLOCK_R), dtype=ACC)
+        blk_t_ptrs = val_ptr + c[:, None] * stride_vc + r[None, :] * stride_vr
+        for i in range(0, end - start):
+            p64 = first + i
+            k0 = tl.load(col_ptr + p64).to(tl.int64) * C
+            blk_t = tl.load(blk_t_ptrs + p64 * stride_vb, mask=blk_mask.T, other=0.0)
+            x_t = tl.load(
+                x_ptr + (k0 + c)[None, :] * stride_xk + n[:, None] * stride_xn,
+                mask=x_mask.T,
+                other=0.0,
+            )
+            acc_t = _block_product(x_t, blk_t, acc_t, USE_DOT, DOT_FP32, PRECISION)
+        acc = acc_t.T
+    else:
+        acc = tl.zeros((BLOCK_R, BLOCK_N), dtype=ACC)
+        for i in range(0, end - start):
+            p64 = first + i
+            k0 = tl.load(col_ptr + p64).to(tl.int64) * C
+            blk = tl.load(blk_ptrs + p64 * stride_vb, mask=blk_mask, other=0.0)
+            xt = tl.load(
+                x_ptr + (k0 + c)[:, None] * stride_xk + n[None, :] * stride_xn,
+                mask=x_mask,
+                other=0.0,
+            )
+            acc = _block_product(blk, xt, acc, USE_DOT, DOT_FP32, PRECISION)
 
     m = block_row.to(tl.int64) * R + r
     y = y_ptr + m[:, None] * stride_ym + n[None, :] * stride_yn

@@ -107,15 +107,21 @@ def test_strided_operands():
     assert rel_err(got, dense.T @ d.double().cpu()) < 1e-5, seed
 
 
+@pytest.mark.parametrize("swap", [False, True], ids=["direct", "swapped"])
 @pytest.mark.parametrize("block_n", [32, 64])
-def test_other_tilings(monkeypatch, block_n):
-    cfg = [triton.Config({"BLOCK_N": block_n})]
-    monkeypatch.setattr(_bsr_spmm_kernel, "configs", cfg)
-    monkeypatch.setattr(_bsr_sddmm_kernel, "configs", cfg)
-    mb, kb, r, c = SHAPES[1]
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[2]], ids=["blocks3x5", "blocks32x16"])
+def test_other_tilings(monkeypatch, shape, block_n, swap):
+    """Wider column tiles, and the swapped product ``Y^T = X^T S^T`` the autotuner may pick."""
+    monkeypatch.setattr(
+        _bsr_spmm_kernel, "configs", [triton.Config({"BLOCK_N": block_n, "SWAP": swap})]
+    )
+    monkeypatch.setattr(_bsr_sddmm_kernel, "configs", [triton.Config({"BLOCK_N": block_n})])
+    mb, kb, r, c = shape
     seed, g, (crow, col, values), dense = _case(mb, kb, r, c)
     x, d = randn(g, kb * c, 19), randn(g, mb * r, 70)
     assert rel_err(bsr_spmm(crow, col, values, x), dense @ x.double().cpu()) < 1e-5, seed
+    got = bsr_spmm_t(crow, col, values, d, kb * c)
+    assert rel_err(got, dense.T @ d.double().cpu()) < 1e-5, seed
     x2 = randn(g, kb * c, 70)
     got = bsr_sddmm(crow, col, d, x2, r, c)
     assert rel_err(got, _sddmm_want(crow, col, d, x2, r, c)) < 1e-5, seed
