@@ -27,6 +27,11 @@ import torch
 
 from bench.timing import median_seconds
 
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
 class Machine:
@@ -141,21 +146,23 @@ def read_bandwidth(nbytes: int, device: str, repeat: int) -> float:
 
 
 def others_cpu_seconds() -> float:
-    """CPU seconds (user + system) used so far by every live process but this one (Linux
-    /proc; 0 elsewhere). The difference over a run, divided by wall time and cores, is the
-    share of the machine other work took while we timed (processes that exit meanwhile are
-    missed, so it is a lower bound)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    me, total = os.getpid(), 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.parent.name) == me:
-                continue
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        except (OSError, ValueError, IndexError):
-            continue
-    return total / tick
+    """CPU seconds the whole machine has been busy (Linux ``/proc/stat``) less those of this
+    process and its children so far. Its change over a run, divided by wall time and cores,
+    is the share of the machine other work took while we timed (0 where unknown)."""
+    if resource is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    busy = (user + nice + system + irq + softirq) / tick
+    own = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        own += r.ru_utime + r.ru_stime
+    return busy - own
 
 
 def load_average() -> float:
