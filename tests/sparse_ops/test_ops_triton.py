@@ -1,0 +1,167 @@
+"""The Triton custom ops: opcheck, forward and backward against the reference backend, compile.
+
+Runs under the Triton interpreter (``TRITON_INTERPRET=1``, as ``make test`` sets) on CPU
+tensors, or on CUDA when there is a GPU; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sparse_ops as so
+from kernels.autotune import INTERPRET
+from sparse_ops.matmul import REFERENCE_OPS
+from tests.helpers import CASE_IDS, CASES, random_sparse, rel_err
+
+pytestmark = pytest.mark.skipif(
+    not INTERPRET and not torch.cuda.is_available(),
+    reason="Triton kernels need CUDA, or TRITON_INTERPRET=1 set before triton is imported",
+)
+
+DEVICE = "cpu" if INTERPRET or not torch.cuda.is_available() else "cuda"
+
+
+def _ops():
+    from sparse_ops.ops_triton import OPS
+
+    return OPS
+
+
+def _on_device(s, *tensors):
+    """The sparse matrix and tensors on DEVICE (the helpers build them on the CPU)."""
+    if DEVICE != "cpu":
+        s = s.to(device=DEVICE)
+        tensors = tuple(t.to(DEVICE) for t in tensors)
+    return (s, *tensors)
+
+
+def _samples(layout, shape, kw, dtype, n_cols=5):
+    s, dense = random_sparse(layout, shape, kw, dtype=dtype)
+    m, k = shape
+    x = torch.randn(k, n_cols, dtype=dtype)
+    d = torch.randn(m, n_cols, dtype=dtype)
+    s, x, d = _on_device(s, x, d)
+    ops = _ops()[layout]
+    st, p = s.structure(), s.params()
+    return [
+        (ops.spmm, (*st, s.values, x, *p)),
+        (ops.spmm_t, (*st, s.values, d, k, *p)),
+        (ops.sddmm, (*st, d, x, *p)),
+    ]
+
+
+@pytest.mark.parametrize("idx", range(len(CASES)), ids=CASE_IDS)
+def test_opcheck(idx):
+    layout, shape, kw = CASES[idx]
+    for op, args in _samples(layout, shape, kw, torch.float32):
+        grad_args = tuple(
+            a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point()
+            else a for a in args
+        )
+        torch.library.opcheck(op, grad_args)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("idx", range(len(CASES)), ids=CASE_IDS)
+def test_ops_match_reference(idx, dtype):
+    layout, shape, kw = CASES[idx]
+    ref = REFERENCE_OPS[layout]
+    tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.float16: 5e-3, torch.bfloat16: 3e-2}
+    for (op, args), ref_op in zip(_samples(layout, shape, kw, dtype),
+                                  (ref.spmm, ref.spmm_t, ref.sddmm), strict=True):
+        dargs = tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                      for a in args)
+        got = op(*args)
+        assert got.dtype == dtype and got.device.type == DEVICE
+        assert rel_err(got, ref_op(*dargs)) < tol[dtype], op
+
+
+@pytest.mark.parametrize("n_cols", [1, 19])
+def test_matmul_forward_backward(case, n_cols):
+    """``so.matmul(..., backend="triton")`` and its gradients against the reference backend."""
+    layout, shape, kw = case
+    s, _ = random_sparse(layout, shape, kw)
+    x0 = torch.randn(shape[1], n_cols)
+    gy = torch.randn(shape[0], n_cols)
+    s, x0, gy = _on_device(s, x0, gy)
+    grads = {}
+    for backend in ("triton", "reference"):
+        values = s.values.detach().clone().requires_grad_(True)
+        x = x0.clone().requires_grad_(True)
+        y = so.matmul(s.with_values(values), x, backend=backend)
+        y.backward(gy)
+        grads[backend] = (y.detach(), values.grad, x.grad)
+    for got, want in zip(grads["triton"], grads["reference"], strict=True):
+        assert rel_err(got, want) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "layout,shape,kw",
+    [("csr", (5, 7), {}), ("bsr", (4, 6), {"blocksize": (2, 3)}), ("nm", (2, 8), {"n": 2, "m": 4})],
+)
+def test_gradcheck_and_double_backward(layout, shape, kw):
+    """Small sizes: each numerical derivative is a kernel launch in the interpreter."""
+    s, _ = random_sparse(layout, shape, kw, dtype=torch.float64)
+    x = torch.randn(shape[1], 2, dtype=torch.float64)
+    s, x = _on_device(s, x)
+    values = s.values.detach().clone().requires_grad_(True)
+    x.requires_grad_(True)
+
+    def f(v, xx):
+        return so.matmul(s.with_values(v), xx, backend="triton")
+
+    assert torch.autograd.gradcheck(f, (values, x))
+    assert torch.autograd.gradgradcheck(f, (values, x))
+
+
+def test_linear_matches_f_linear():
+    s, dense = random_sparse("nm", (13, 24), {"n": 2, "m": 4})
+    x = torch.randn(2, 5, 24)
+    b = torch.randn(13)
+    s, x, b, dense = _on_device(s, x, b, dense)
+    y = so.linear(x, s, b, backend="triton")
+    want = torch.nn.functional.linear(x.double(), dense, b.double())
+    assert y.shape == (2, 5, 13)
+    assert rel_err(y, want) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "layout,kw",
+    [("csr", {"density": 0.2}), ("bsr", {"density": 0.5, "blocksize": (16, 16)}),
+     ("nm", {"n": 2, "m": 4})],
+)
+def test_compile_fullgraph_forward_backward(layout, kw):
+    """A sparsified MLP on the Triton backend under ``torch.compile(fullgraph=True)``."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    dense = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.ReLU(), torch.nn.Linear(96, 32))
+    model = so.sparsify(dense, layout, backend="triton", **kw).to(DEVICE)
+    x = torch.randn(7, 64, device=DEVICE)
+    eager_out = model(x)
+    eager_out.square().sum().backward()
+    eager_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    out = compiled(x)
+    out.square().sum().backward()
+    assert rel_err(out, eager_out) < 1e-6
+    for p, g in zip(model.parameters(), eager_grads, strict=True):
+        assert rel_err(p.grad, g) < 1e-6
+
+
+def test_empty_products():
+    for layout, kw in [("csr", {}), ("bsr", {"blocksize": (2, 3)}), ("nm", {"n": 2, "m": 4})]:
+        s, x = _on_device(so.to_sparse(torch.zeros(4, 6), layout, **kw), torch.randn(6, 3))
+        assert torch.equal(so.matmul(s, x, backend="triton").cpu(), torch.zeros(4, 3))
+        assert so.matmul(s, x[:, :0], backend="triton").shape == (4, 0)
+        (s0,) = _on_device(so.to_sparse(torch.zeros(0, 6), layout, **kw))
+        assert so.matmul(s0, x, backend="triton").shape == (0, 3)
+
+
+def test_bsr_block_shape_must_match_params():
+    s, _ = random_sparse("bsr", (21, 35), {"blocksize": (3, 5)})
+    x = torch.randn(35, 2)
+    s, x = _on_device(s, x)
+    with pytest.raises(ValueError, match="r, c"):
+        _ops()["bsr"].spmm(*s.structure(), s.values, x, 5, 3)
