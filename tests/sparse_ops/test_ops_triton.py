@@ -165,3 +165,65 @@ def test_bsr_block_shape_must_match_params():
     s, x = _on_device(s, x)
     with pytest.raises(ValueError, match="r, c"):
         _ops()["bsr"].spmm(*s.structure(), s.values, x, 5, 3)
+
+
+_TRACE_SCRIPT = r"""
+import torch
+from functorch.compile import aot_function, make_boxed_func
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import kernels.validation
+import sparse_ops.ops_triton as T
+
+# Fake CPU tensors stand in for CUDA ones (a CPU-only torch cannot slice fake CUDA tensors);
+# the kernels stay compiled-Triton JITFunctions, so wrap_triton records them in the graph.
+kernels.validation.INTERPRET = True
+graphs = []
+
+
+def compiler(gm, example_inputs):
+    graphs.append(gm.code)
+    return make_boxed_func(gm.forward)
+
+
+mode = FakeTensorMode()
+with mode:
+    i32, f16 = torch.int32, torch.float16
+    crow, col = torch.zeros(9, dtype=i32), torch.zeros(20, dtype=torch.int16)
+    vals, x, d = torch.zeros(20, dtype=f16), torch.zeros(16, 8, dtype=f16), torch.zeros(8, 8)
+    d = d.to(f16)
+    bcrow, bcol = torch.tensor([0, 1, 2], dtype=i32), torch.zeros(2, dtype=i32)
+    bvals, bd = torch.zeros(2, 16, 16, dtype=f16), torch.zeros(32, 8, dtype=f16)
+    meta, nvals = torch.zeros(8, 2, dtype=torch.uint8), torch.zeros(8, 8, dtype=f16)
+    cases = [
+        (T.csr_spmm, (crow, col, vals, x)),
+        (lambda *a: T.csr_spmm_t(*a, 16), (crow, col, vals, d)),
+        (T.csr_sddmm, (crow, col, d, x)),
+        (lambda *a: T.bsr_spmm(*a, 16, 16), (bcrow, bcol, bvals, x)),
+        (lambda *a: T.bsr_spmm_t(*a, 16, 16, 16), (bcrow, bcol, bvals, bd)),
+        (lambda *a: T.bsr_sddmm(*a, 16, 16), (bcrow, bcol, bd, x)),
+        (lambda *a: T.nm_spmm(*a, 2, 4), (meta, nvals, x)),
+        (lambda *a: T.nm_spmm_t(*a, 16, 2, 4), (meta, nvals, d)),
+        (lambda *a: T.nm_sddmm(*a, 2, 4), (meta, d, x)),
+    ]
+    for fn, args in cases:
+        aot_function(fn, fw_compiler=compiler)(*args)
+print(sum("triton_kernel_wrapper_functional(" in g for g in graphs), "of", len(graphs))
+"""
+
+
+def test_triton_op_traces_into_kernels():
+    """Without the interpreter (the CUDA path), AOT tracing decomposes every op into torch ops
+    and calls of its Triton kernels, which is what lets torch.compile see and fuse them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "TRITON_INTERPRET": "0", "TORCH_LOGS": "-all"}
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACE_SCRIPT], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-3:] == ["9", "of", "9"], done.stdout
