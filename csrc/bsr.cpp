@@ -71,14 +71,21 @@ void spmm_run(const BsrSpmmArgs<T>& args, int threads) {
   const int64_t nnzb = args.crow[Mb];
   threads = threads_for(threads, static_cast<double>(nnzb * R * C + Mb * R) * N);
   const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
+  const TiledOperand<T> xt(args.x, K, N, tiles, threads);
   const int64_t nchunks = chunk_count(threads, Mb, nnzb * R * C * static_cast<int64_t>(sizeof(T)));
   const auto bounds = split_by_prefix(args.crow, Mb, nchunks, R, R * C);
   FirstBad bad;
-  run_chunks(threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-             BlockColCheck{tab, args.crow, args.col, bounds, args.Kb, bad},
-             [&](int64_t t, int64_t c) {
-               fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
-             });
+  run_chunks(
+      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+      BlockColCheck{tab, args.crow, args.col, bounds, args.Kb, bad},
+      [&](int64_t t, int64_t c) {
+        BsrSpmmArgs<T> a = args;
+        a.x = xt.data(t);
+        a.ldx = xt.ld(t);
+        a.xc0 = xt.col0(t);
+        fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
+      },
+      xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
   if (bad.any()) throw_bad_block_col(args.col, bad.get(), args.Kb);
 }
 
@@ -127,7 +134,7 @@ void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle 
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), x.ptr<T>(),
-                              out.ptr<T>(), Mb, K / C, R, C, N};
+                              out.ptr<T>(), Mb, K / C, R, C, N, N, 0};
     spmm_run<T>(args, threads);
   });
 }

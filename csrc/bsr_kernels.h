@@ -10,8 +10,8 @@ namespace ISA_NS {
 // (NV-1)*W + rem columns. acc: RB x NV vectors; each x row segment is loaded once and
 // reused by the RB rows. first: start from zero instead of y.
 template <class T, int RB, int NV, bool MASK>
-inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ xb, int64_t N,
-                      T* __restrict__ y, bool first, int rem) {
+inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ xb, int64_t ldx,
+                      T* __restrict__ y, int64_t N, bool first, int rem) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
@@ -31,7 +31,7 @@ inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ 
   }
   for (int64_t c = 0; c < C; ++c) {
     reg xv[NV];
-    const T* xr = xb + c * N;
+    const T* xr = xb + c * ldx;
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v)
       xv[v] = (MASK && v == NV - 1) ? VT::loadn(xr + v * W, rem) : VT::load(xr + v * W);
@@ -58,7 +58,7 @@ void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
   using VT = V<T>;
   constexpr int W = VT::W;
   constexpr int RB = Tune::bsr_rb;
-  const int64_t R = a.R, C = a.C, N = a.N;
+  const int64_t R = a.R, C = a.C, N = a.N, ldx = a.ldx;
   const int64_t w = static_cast<int64_t>(NV - 1) * W + rem;
   for (int64_t i = br0; i < br1; ++i) {
     T* yb = a.out + i * R * N + n0;
@@ -70,12 +70,13 @@ void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
     }
     for (int64_t p = s; p < e; ++p) {
       const T* A = a.val + p * R * C;
-      const T* xb = a.x + static_cast<int64_t>(a.col[p]) * C * N + n0;
+      const T* xb = a.x + static_cast<int64_t>(a.col[p]) * C * ldx + (n0 - a.xc0);
       const bool first = p == s;
       int64_t r = 0;
       for (; r + RB <= R; r += RB)
-        bsr_micro<T, RB, NV, MASK>(A + r * C, C, xb, N, yb + r * N, first, rem);
-      for (; r < R; ++r) bsr_micro<T, 1, NV, MASK>(A + r * C, C, xb, N, yb + r * N, first, rem);
+        bsr_micro<T, RB, NV, MASK>(A + r * C, C, xb, ldx, yb + r * N, N, first, rem);
+      for (; r < R; ++r)
+        bsr_micro<T, 1, NV, MASK>(A + r * C, C, xb, ldx, yb + r * N, N, first, rem);
     }
   }
 }

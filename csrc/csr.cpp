@@ -61,16 +61,24 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, T* ou
   const KernelTable& tab = active_table();
   const auto fn = csr_fns<T, I>(tab).spmm;
   const int64_t nnz = crow[M];
-  const CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N};
+  const CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, N, 0};
   threads = threads_for(threads, static_cast<double>(nnz + M) * static_cast<double>(N));
   const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
+  const TiledOperand<T> xt(x, K, N, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
   const auto bounds = split_by_prefix(crow, M, nchunks, N == 1 ? 8 : 2, 1);
   FirstBad bad;
-  run_chunks(threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-             ColCheck<I>{tab, crow, col, bounds, K, bad}, [&](int64_t t, int64_t c) {
-               fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
-             });
+  run_chunks(
+      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+      ColCheck<I>{tab, crow, col, bounds, K, bad},
+      [&](int64_t t, int64_t c) {
+        CsrSpmmArgs<T, I> a = args;
+        a.x = xt.data(t);
+        a.ldx = xt.ld(t);
+        a.xc0 = xt.col0(t);
+        fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
+      },
+      xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
   if (bad.any()) throw_bad_col(col, bad.get(), K);
 }
 
@@ -80,16 +88,24 @@ void sddmm_run(const int32_t* crow, const I* col, const T* a, const T* b, T* out
   const KernelTable& tab = active_table();
   const auto fn = csr_fns<T, I>(tab).sddmm;
   const int64_t nnz = crow[M];
-  const CsrSddmmArgs<T, I> args{crow, col, a, b, out, M, K, N};
+  const CsrSddmmArgs<T, I> args{crow, col, a, b, out, M, K, N, N, 0};
   threads = threads_for(threads, static_cast<double>(nnz) * static_cast<double>(N + 1));
-  const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), 2 * l2_tile_budget()), true);
+  const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), true);
+  const TiledOperand<T> bt(b, K, N, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
   const auto bounds = split_by_prefix(crow, M, nchunks, 1, 1);
   FirstBad bad;
-  run_chunks(threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-             ColCheck<I>{tab, crow, col, bounds, K, bad}, [&](int64_t t, int64_t c) {
-               fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
-             });
+  run_chunks(
+      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+      ColCheck<I>{tab, crow, col, bounds, K, bad},
+      [&](int64_t t, int64_t c) {
+        CsrSddmmArgs<T, I> s = args;
+        s.b = bt.data(t);
+        s.ldb = bt.ld(t);
+        s.bc0 = bt.col0(t);
+        fn(s, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
+      },
+      bt.npack(), [&](int64_t t, int64_t q) { bt.pack(t, q); });
   if (bad.any()) throw_bad_col(col, bad.get(), K);
 }
 

@@ -69,8 +69,8 @@ void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   const int32_t* __restrict__ crow = a.crow;
   const I* __restrict__ col = a.col;
   const T* __restrict__ val = a.val;
-  const T* __restrict__ xb = a.x + n0;
-  const int64_t N = a.N;
+  const T* __restrict__ xb = a.x + (n0 - a.xc0);
+  const int64_t N = a.N, ldx = a.ldx;
   auto ld = [rem](const T* p, int v) {
     return (MASK && v == NV - 1) ? VT::loadn(p, rem) : VT::load(p);
   };
@@ -81,8 +81,8 @@ void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[v] = bcc[v] = VT::zero();
     for (; p + 2 <= e; p += 2) {
-      const T* x0 = xb + static_cast<int64_t>(col[p]) * N;
-      const T* x1 = xb + static_cast<int64_t>(col[p + 1]) * N;
+      const T* x0 = xb + static_cast<int64_t>(col[p]) * ldx;
+      const T* x1 = xb + static_cast<int64_t>(col[p + 1]) * ldx;
       const reg v0 = VT::set1(val[p]);
       const reg v1 = VT::set1(val[p + 1]);
 #pragma GCC unroll 16
@@ -92,7 +92,7 @@ void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
       }
     }
     if (p < e) {
-      const T* x0 = xb + static_cast<int64_t>(col[p]) * N;
+      const T* x0 = xb + static_cast<int64_t>(col[p]) * ldx;
       const reg v0 = VT::set1(val[p]);
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[v] = VT::fma(v0, ld(x0 + v * W, v), acc[v]);
@@ -150,21 +150,22 @@ void csr_sddmm_rows(const CsrSddmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t
     }
     return;
   }
-  const int64_t w = n1 - n0;
+  const int64_t w = n1 - n0, ldb = a.ldb;
+  const T* bb = a.b + (n0 - a.bc0);
   T r[4];
   for (int64_t i = r0; i < r1; ++i) {
     const T* ar = a.a + i * N + n0;
     int64_t p = crow[i];
     const int64_t e = crow[i + 1];
     for (; p + 4 <= e; p += 4) {
-      dot_row4(ar, a.b + static_cast<int64_t>(col[p]) * N + n0,
-               a.b + static_cast<int64_t>(col[p + 1]) * N + n0,
-               a.b + static_cast<int64_t>(col[p + 2]) * N + n0,
-               a.b + static_cast<int64_t>(col[p + 3]) * N + n0, w, r);
+      dot_row4(ar, bb + static_cast<int64_t>(col[p]) * ldb,
+               bb + static_cast<int64_t>(col[p + 1]) * ldb,
+               bb + static_cast<int64_t>(col[p + 2]) * ldb,
+               bb + static_cast<int64_t>(col[p + 3]) * ldb, w, r);
       for (int q = 0; q < 4; ++q) out[p + q] = accumulate ? out[p + q] + r[q] : r[q];
     }
     for (; p < e; ++p) {
-      const T s = dot_row(ar, a.b + static_cast<int64_t>(col[p]) * N + n0, w);
+      const T s = dot_row(ar, bb + static_cast<int64_t>(col[p]) * ldb, w);
       out[p] = accumulate ? out[p] + s : s;
     }
   }

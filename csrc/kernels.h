@@ -9,6 +9,9 @@
 
 namespace sparse_ops {
 
+// The dense operand x of an SpMM may be a packed copy of a column tile of the caller's x:
+// element (k, c) of the caller's x, for c in the tile being computed, is x[k * ldx + c - xc0].
+// Unpacked: ldx = N, xc0 = 0.
 template <class T, class I>
 struct CsrSpmmArgs {  // out (M, N) = S @ x, x (K, N)
   const int32_t* crow;
@@ -17,16 +20,18 @@ struct CsrSpmmArgs {  // out (M, N) = S @ x, x (K, N)
   const T* x;
   T* out;
   int64_t M, K, N;
+  int64_t ldx, xc0;
 };
 
 template <class T, class I>
-struct CsrSddmmArgs {  // out[p] = <a[i], b[col[p]]>, a (M, N), b (K, N)
+struct CsrSddmmArgs {  // out[p] = <a[i], b[col[p]]>, a (M, N), b (K, N) (packable like x)
   const int32_t* crow;
   const I* col;
   const T* a;
   const T* b;
   T* out;
   int64_t M, K, N;
+  int64_t ldb, bc0;
 };
 
 template <class T>
@@ -37,6 +42,7 @@ struct BsrSpmmArgs {  // out (Mb*R, N) = S @ x, x (Kb*C, N), val (nnzb, R, C)
   const T* x;
   T* out;
   int64_t Mb, Kb, R, C, N;
+  int64_t ldx, xc0;
 };
 
 template <class T>
@@ -64,6 +70,7 @@ struct NmArgs {
   const T* y;
   T* out;
   int64_t M, K, N, G, n, m, bits, meta_stride;
+  int64_t ldx, xc0;  // nm_spmm's x, nm_sddmm's y (b) may be packed tiles
 };
 
 template <class T, class I>

@@ -130,6 +130,7 @@ void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   const int64_t M = args.M, N = args.N;
   threads = threads_for(threads, static_cast<double>(M) * (g.Gn + 1) * N);
   const auto tiles = col_tiles(N, tile_cols(g.K, N, sizeof(T), l2_tile_budget()), false);
+  const TiledOperand<T> xt(args.x, g.K, N, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
@@ -144,8 +145,13 @@ void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
         return q < 0;
       },
       [&](int64_t t, int64_t c) {
-        fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
-      });
+        NmArgs<T> a = args;
+        a.x = xt.data(t);
+        a.ldx = xt.ld(t);
+        a.xc0 = xt.col0(t);
+        fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
+      },
+      xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
   if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
 }
 
@@ -155,7 +161,8 @@ void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   const auto fn = typed<T>(tab).nm_sddmm;
   const int64_t M = args.M, N = args.N;
   threads = threads_for(threads, static_cast<double>(M) * g.Gn * (N + 1));
-  const auto tiles = col_tiles(N, tile_cols(g.K, N, sizeof(T), 2 * l2_tile_budget()), true);
+  const auto tiles = col_tiles(N, tile_cols(g.K, N, sizeof(T), l2_tile_budget()), true);
+  const TiledOperand<T> bt(args.y, g.K, N, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
@@ -170,8 +177,13 @@ void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
         return q < 0;
       },
       [&](int64_t t, int64_t c) {
-        fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
-      });
+        NmArgs<T> a = args;
+        a.y = bt.data(t);
+        a.ldx = bt.ld(t);
+        a.xc0 = bt.col0(t);
+        fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
+      },
+      bt.npack(), [&](int64_t t, int64_t q) { bt.pack(t, q); });
   if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
 }
 
@@ -264,7 +276,7 @@ void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), x.ptr<T>(), nullptr,
-                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes};
+                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
     spmm_run<T>(args, g, threads);
   });
 }
@@ -290,7 +302,7 @@ void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle o
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), d.ptr<T>(), nullptr,
-                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes};
+                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
     spmm_t_run<T>(args, g, threads);
   });
 }
@@ -316,7 +328,7 @@ void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const NmArgs<T> args{nullptr, meta.ptr<uint8_t>(), gb.data(), a.ptr<T>(), b.ptr<T>(),
-                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes};
+                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
     sddmm_run<T>(args, g, threads);
   });
 }

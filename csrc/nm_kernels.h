@@ -8,17 +8,51 @@ namespace sparse_ops {
 namespace ISA_NS {
 
 // Bytes of the x / out tile kept in L1 by the group-chunked loops.
-constexpr int64_t kNmL1Bytes = 16 * 1024;
+constexpr int64_t kNmL1Bytes = 32 * 1024;
 
 inline int64_t nm_pos(const uint8_t* __restrict__ mrow, int64_t t, int64_t b, uint32_t bm) {
   const int64_t bo = t * b;
   return (mrow[bo >> 3] >> (bo & 7)) & bm;
 }
 
+constexpr int64_t kNmMaxSlots = 512;
+constexpr int64_t kNmAhead = 8;  // rows prefetched ahead in the group-chunked loops
+constexpr int64_t kNmRowBlock = 32;  // rows sharing one pass over the group chunks
+
+inline int64_t gcd64(int64_t a, int64_t b) {
+  while (b) {
+    const int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+// Groups per chunk: the chunk's m rows per group of row_bytes each fit kNmL1Bytes, the chunk
+// starts every row's slots at a multiple of W (vector decode), and its slots fit the buffer.
 template <class T>
 inline int64_t nm_group_chunk(const NmArgs<T>& a, int64_t row_bytes) {
-  const int64_t gc = kNmL1Bytes / (a.m * (row_bytes > 0 ? row_bytes : 1));
-  return gc > 1 ? gc : 1;
+  constexpr int64_t W = V<T>::W;
+  const int64_t align = W / gcd64(a.n, W);
+  int64_t gc = kNmL1Bytes / (a.m * (row_bytes > 0 ? row_bytes : 1));
+  gc = gc < (kNmMaxSlots - W) / a.n ? gc : (kNmMaxSlots - W) / a.n;
+  gc = gc / align * align;
+  return gc > align ? gc : align;
+}
+
+// cols[t - t0] = column of slot t of the row whose metadata is mrow, for t in [t0, t1); t0 a
+// multiple of W. May write up to W - 1 entries past t1 - t0.
+template <class T>
+inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<T>::Dec& dec,
+                      int64_t t0, int64_t t1, int32_t* cols) {
+  using VT = V<T>;
+  constexpr int W = VT::W;
+  const int64_t b = a.bits, stride = a.meta_stride;
+  for (int64_t t = t0; t < t1; t += W) {
+    const int64_t bo = t * b, by = bo >> 3;
+    const uint64_t bits = load_bytes(mrow + by, stride - by) >> (bo & 7);
+    VT::store_idx(cols + (t - t0), VT::nm_cols(a.gbase + t, bits, dec));
+  }
 }
 
 // ---------------------------------------------------------------- SpMV (N == 1)
@@ -62,9 +96,8 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   const int64_t N = a.N, n = a.n, b = a.bits, G = a.G, Gn = G * n, stride = a.meta_stride;
-  const uint32_t bm = (1u << b) - 1u;
-  const T* __restrict__ xb = a.x + n0;
-  const int32_t* __restrict__ gbase = a.gbase;
+  const int64_t ldx = a.ldx;
+  const T* __restrict__ xb = a.x + (n0 - a.xc0);
   auto ld = [rem](const T* p, int v) {
     return (MASK && v == NV - 1) ? VT::loadn(p, rem) : VT::load(p);
   };
@@ -81,38 +114,74 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
     return;
   }
   const int64_t GC = nm_group_chunk(a, static_cast<int64_t>(NV * W * sizeof(T)));
-  for (int64_t g0 = 0; g0 < G; g0 += GC) {
-    const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n;
-    for (int64_t i = r0; i < r1; ++i) {
-      const T* __restrict__ vrow = a.val + i * Gn;
-      const uint8_t* __restrict__ mrow = a.meta + i * stride;
-      T* y = a.out + i * N + n0;
-      reg acc[NV], bcc[NV];
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) {
-        acc[v] = g0 == 0 ? VT::zero() : ld(y + v * W, v);
-        bcc[v] = VT::zero();
-      }
-      int64_t t = t0;
-      for (; t + 2 <= t1; t += 2) {
-        const T* x0 = xb + (gbase[t] + nm_pos(mrow, t, b, bm)) * N;
-        const T* x1 = xb + (gbase[t + 1] + nm_pos(mrow, t + 1, b, bm)) * N;
-        const reg v0 = VT::set1(vrow[t]);
-        const reg v1 = VT::set1(vrow[t + 1]);
+  const auto dec = VT::dec(static_cast<int>(b));
+  alignas(64) int32_t colbuf[2][kNmMaxSlots];  // row i's decoded columns, and row i+1's
+  // Partial sums of a block of rows live in a small contiguous buffer (L1) between group
+  // chunks; the last chunk writes out. (Out rows at the caller's stride would conflict in
+  // the caches.)
+  constexpr int64_t RB = kNmRowBlock;
+  alignas(64) T part[RB * NV * W];
+  for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
+    const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1, nb = rb1 - rb0;
+    for (int64_t g0 = 0; g0 < G; g0 += GC) {
+      const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n, ns = t1 - t0;
+      const bool first = g0 == 0, last = g0 + GC >= G;
+      const int64_t vlines = ns * static_cast<int64_t>(sizeof(T)) / 64 + 1;
+      nm_decode(a, a.meta + rb0 * stride, dec, t0, t1, colbuf[0]);
+      for (int64_t i = rb0; i < rb1; ++i) {
+        // Decode the next row first: its columns are then ready when its FMAs start.
+        if (i + 1 < rb1) nm_decode(a, a.meta + (i + 1) * stride, dec, t0, t1, colbuf[(i + 1 - rb0) & 1]);
+        const int32_t* cols = colbuf[(i - rb0) & 1];
+        {  // rows are far apart (new pages): prefetch a few rows ahead, into the next chunk
+          int64_t ip = i + kNmAhead, tp = t0;
+          if (ip >= rb1) {
+            ip -= nb;
+            tp = t1;
+          }
+          if (tp < Gn) {
+            const char* pv = reinterpret_cast<const char*>(a.val + ip * Gn + tp);
+            for (int64_t l = 0; l < vlines; ++l) prefetch(pv + 64 * l);
+            prefetch(a.meta + ip * stride + tp * b / 8);
+          }
+        }
+        const T* __restrict__ vrow = a.val + i * Gn + t0;
+        T* pr = part + (i - rb0) * (NV * W);
+        // U independent accumulator sets (U consecutive slots) hide the FMA latency.
+        constexpr int U = Tune::nm_unroll;
+        reg acc[U][NV];
 #pragma GCC unroll 16
         for (int v = 0; v < NV; ++v) {
-          acc[v] = VT::fma(v0, ld(x0 + v * W, v), acc[v]);
-          bcc[v] = VT::fma(v1, ld(x1 + v * W, v), bcc[v]);
+          acc[0][v] = first ? VT::zero() : VT::load(pr + v * W);
+#pragma GCC unroll 16
+          for (int u = 1; u < U; ++u) acc[u][v] = VT::zero();
+        }
+        int64_t t = 0;
+        for (; t + U <= ns; t += U) {
+#pragma GCC unroll 16
+          for (int u = 0; u < U; ++u) {
+            const T* xu = xb + static_cast<int64_t>(cols[t + u]) * ldx;
+            const reg vu = VT::set1(vrow[t + u]);
+#pragma GCC unroll 16
+            for (int v = 0; v < NV; ++v) acc[u][v] = VT::fma(vu, ld(xu + v * W, v), acc[u][v]);
+          }
+        }
+        for (; t < ns; ++t) {
+          const T* x0 = xb + static_cast<int64_t>(cols[t]) * ldx;
+          const reg v0 = VT::set1(vrow[t]);
+#pragma GCC unroll 16
+          for (int v = 0; v < NV; ++v) acc[0][v] = VT::fma(v0, ld(x0 + v * W, v), acc[0][v]);
+        }
+        T* y = a.out + i * N + n0;
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) {
+#pragma GCC unroll 16
+          for (int u = 1; u < U; ++u) acc[0][v] = VT::add(acc[0][v], acc[u][v]);
+          if (last)
+            st(y + v * W, acc[0][v], v);
+          else
+            VT::store(pr + v * W, acc[0][v]);
         }
       }
-      if (t < t1) {
-        const T* x0 = xb + (gbase[t] + nm_pos(mrow, t, b, bm)) * N;
-        const reg v0 = VT::set1(vrow[t]);
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) acc[v] = VT::fma(v0, ld(x0 + v * W, v), acc[v]);
-      }
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) st(y + v * W, VT::add(acc[v], bcc[v]), v);
     }
   }
 }
@@ -144,8 +213,6 @@ void nm_spmm_t_tile(const NmArgs<T>& a, T* out, int64_t r0, int64_t r1, int64_t 
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   const int64_t N = a.N, n = a.n, b = a.bits, G = a.G, Gn = G * n, stride = a.meta_stride;
-  const uint32_t bm = (1u << b) - 1u;
-  const int32_t* __restrict__ gbase = a.gbase;
   T* ob = out + n0;
   auto ld = [rem](const T* p, int v) {
     return (MASK && v == NV - 1) ? VT::loadn(p, rem) : VT::load(p);
@@ -157,16 +224,18 @@ void nm_spmm_t_tile(const NmArgs<T>& a, T* out, int64_t r0, int64_t r1, int64_t 
       VT::store(p, s);
   };
   const int64_t GC = nm_group_chunk(a, static_cast<int64_t>(NV * W * sizeof(T)));
+  const auto dec = VT::dec(static_cast<int>(b));
+  alignas(64) int32_t cols[kNmMaxSlots];
   for (int64_t g0 = 0; g0 < G; g0 += GC) {
-    const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n;
+    const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n, ns = t1 - t0;
     for (int64_t i = r0; i < r1; ++i) {
-      const T* __restrict__ vrow = a.val + i * Gn;
-      const uint8_t* __restrict__ mrow = a.meta + i * stride;
+      const T* __restrict__ vrow = a.val + i * Gn + t0;
+      nm_decode(a, a.meta + i * stride, dec, t0, t1, cols);
       reg dv[NV];
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) dv[v] = ld(a.x + i * N + n0 + v * W, v);
-      for (int64_t t = t0; t < t1; ++t) {
-        T* o = ob + (gbase[t] + nm_pos(mrow, t, b, bm)) * N;
+      for (int64_t t = 0; t < ns; ++t) {
+        T* o = ob + static_cast<int64_t>(cols[t]) * N;
         const reg s = VT::set1(vrow[t]);
 #pragma GCC unroll 16
         for (int v = 0; v < NV; ++v) st(o + v * W, VT::fma(s, dv[v], ld(o + v * W, v)), v);
@@ -208,7 +277,6 @@ void nm_sddmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64
   using VT = V<T>;
   constexpr int W = VT::W;
   const int64_t N = a.N, n = a.n, b = a.bits, G = a.G, Gn = G * n, stride = a.meta_stride;
-  const uint32_t bm = (1u << b) - 1u;
   const int32_t* __restrict__ gbase = a.gbase;
   T* __restrict__ out = a.out;
   if (N == 1) {  // out[i, t] = a[i] * b[col(t)]
@@ -231,26 +299,28 @@ void nm_sddmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64
     }
     return;
   }
-  const int64_t w = n1 - n0;
+  const int64_t w = n1 - n0, ldy = a.ldx;
   const int64_t GC = nm_group_chunk(a, w * static_cast<int64_t>(sizeof(T)));
-  const T* yb = a.y + n0;
+  const T* yb = a.y + (n0 - a.xc0);
+  const auto dec = VT::dec(static_cast<int>(b));
+  alignas(64) int32_t cols[kNmMaxSlots];
   T r[4];
   for (int64_t g0 = 0; g0 < G; g0 += GC) {
-    const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n;
+    const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n, ns = t1 - t0;
     for (int64_t i = r0; i < r1; ++i) {
       const T* ar = a.x + i * N + n0;
-      const uint8_t* __restrict__ mrow = a.meta + i * stride;
-      T* orow = out + i * Gn;
-      int64_t t = t0;
-      for (; t + 4 <= t1; t += 4) {
-        dot_row4(ar, yb + (gbase[t] + nm_pos(mrow, t, b, bm)) * N,
-                 yb + (gbase[t + 1] + nm_pos(mrow, t + 1, b, bm)) * N,
-                 yb + (gbase[t + 2] + nm_pos(mrow, t + 2, b, bm)) * N,
-                 yb + (gbase[t + 3] + nm_pos(mrow, t + 3, b, bm)) * N, w, r);
+      nm_decode(a, a.meta + i * stride, dec, t0, t1, cols);
+      T* orow = out + i * Gn + t0;
+      int64_t t = 0;
+      for (; t + 4 <= ns; t += 4) {
+        dot_row4(ar, yb + static_cast<int64_t>(cols[t]) * ldy,
+                 yb + static_cast<int64_t>(cols[t + 1]) * ldy,
+                 yb + static_cast<int64_t>(cols[t + 2]) * ldy,
+                 yb + static_cast<int64_t>(cols[t + 3]) * ldy, w, r);
         for (int q = 0; q < 4; ++q) orow[t + q] = accumulate ? orow[t + q] + r[q] : r[q];
       }
-      for (; t < t1; ++t) {
-        const T s = dot_row(ar, yb + (gbase[t] + nm_pos(mrow, t, b, bm)) * N, w);
+      for (; t < ns; ++t) {
+        const T s = dot_row(ar, yb + static_cast<int64_t>(cols[t]) * ldy, w);
         orow[t] = accumulate ? orow[t] + s : s;
       }
     }

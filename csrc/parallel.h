@@ -12,6 +12,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <new>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -50,13 +55,79 @@ struct FirstBad {
   int64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
+// A column tile of a row-major (rows x ld) operand copied into a contiguous, 64-byte aligned
+// (rows x width) buffer. Kernels gather rows of the dense operand at random; with the caller's
+// row stride (often a power of two, e.g. 2 KiB for N = 512) a narrow tile maps onto a fraction
+// of the cache sets and thrashes L1/L2, while the packed copy uses them all.
+template <class T>
+class TilePack {
+ public:
+  TilePack(const T* src, int64_t rows, int64_t ld, int64_t max_width)
+      : src_(src), rows_(rows), ld_(ld) {
+    size_t bytes = static_cast<size_t>(rows * max_width) * sizeof(T);
+    bytes = (bytes + 63) / 64 * 64;
+    buf_ = static_cast<T*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64));
+    if (!buf_) throw std::bad_alloc();
+  }
+  ~TilePack() { std::free(buf_); }
+  TilePack(const TilePack&) = delete;
+  TilePack& operator=(const TilePack&) = delete;
+  // Copies rows [rows*part/parts, rows*(part+1)/parts) of columns [c0, c1).
+  void pack(int64_t c0, int64_t c1, int64_t part, int64_t parts) const {
+    const int64_t w = c1 - c0;
+    const int64_t r0 = rows_ * part / parts, r1 = rows_ * (part + 1) / parts;
+    for (int64_t r = r0; r < r1; ++r)
+      std::memcpy(buf_ + r * w, src_ + r * ld_ + c0, static_cast<size_t>(w) * sizeof(T));
+  }
+  const T* data() const { return buf_; }
+
+ private:
+  const T* src_;
+  int64_t rows_, ld_;
+  T* buf_;
+};
+
+// The dense operand (rows x ld, row-major) as seen by tile t of `tiles`: the caller's array
+// when there is a single tile, else a packed copy of the tile (filled by pack(t, part) for
+// part in [0, npack) before the tile is computed).
+template <class T>
+class TiledOperand {
+ public:
+  TiledOperand(const T* src, int64_t rows, int64_t ld,
+               const std::vector<std::pair<int64_t, int64_t>>& tiles, int threads)
+      : src_(src), ld_(ld), tiles_(tiles) {
+    if (tiles.size() > 1) {
+      int64_t wmax = 0;
+      for (const auto& t : tiles) wmax = std::max(wmax, t.second - t.first);
+      pack_.reset(new TilePack<T>(src, rows, ld, wmax));
+      npack_ = std::max<int64_t>(1, std::min<int64_t>(rows, 4 * static_cast<int64_t>(threads)));
+    }
+  }
+  int64_t npack() const { return npack_; }
+  void pack(int64_t t, int64_t part) const {
+    pack_->pack(tiles_[t].first, tiles_[t].second, part, npack_);
+  }
+  const T* data(int64_t t) const { return pack_ ? pack_->data() : src_; }
+  int64_t ld(int64_t t) const { return pack_ ? tiles_[t].second - tiles_[t].first : ld_; }
+  int64_t col0(int64_t t) const { return pack_ ? tiles_[t].first : 0; }
+
+ private:
+  const T* src_;
+  int64_t ld_;
+  const std::vector<std::pair<int64_t, int64_t>>& tiles_;
+  std::unique_ptr<TilePack<T>> pack_;
+  int64_t npack_ = 0;
+};
+
 // validate(c) -> bool checks chunk c (recording any error in `bad`); compute(t, c) runs
 // column tile t on chunk c. A chunk is computed only after it validated; with several tiles,
 // nothing is computed unless every chunk validated, and tiles run one after the other (a
-// barrier between them) so that tile t may accumulate on what tile t-1 wrote.
-template <class Validate, class Compute>
+// barrier between them) so that tile t may accumulate on what tile t-1 wrote. With several
+// tiles and npack > 0, pack(t, part) for part in [0, npack) runs before tile t's compute
+// (a barrier between them).
+template <class Validate, class Compute, class Pack>
 void run_chunks(int threads, int64_t nchunks, int64_t ntiles, const FirstBad& bad,
-                Validate&& validate, Compute&& compute) {
+                Validate&& validate, Compute&& compute, int64_t npack, Pack&& pack) {
   if (threads > nchunks) threads = static_cast<int>(nchunks > 0 ? nchunks : 1);
   if (ntiles <= 1) {
     if (threads <= 1) {
@@ -72,8 +143,10 @@ void run_chunks(int threads, int64_t nchunks, int64_t ntiles, const FirstBad& ba
   if (threads <= 1) {
     for (int64_t c = 0; c < nchunks; ++c) validate(c);
     if (bad.any()) return;
-    for (int64_t t = 0; t < ntiles; ++t)
+    for (int64_t t = 0; t < ntiles; ++t) {
+      for (int64_t q = 0; q < npack; ++q) pack(t, q);
       for (int64_t c = 0; c < nchunks; ++c) compute(t, c);
+    }
     return;
   }
 #pragma omp parallel num_threads(threads)
@@ -82,11 +155,21 @@ void run_chunks(int threads, int64_t nchunks, int64_t ntiles, const FirstBad& ba
     for (int64_t c = 0; c < nchunks; ++c) validate(c);
     if (!bad.any()) {
       for (int64_t t = 0; t < ntiles; ++t) {
+        if (npack > 0) {
+#pragma omp for schedule(static)
+          for (int64_t q = 0; q < npack; ++q) pack(t, q);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < nchunks; ++c) compute(t, c);
       }
     }
   }
+}
+
+template <class Validate, class Compute>
+void run_chunks(int threads, int64_t nchunks, int64_t ntiles, const FirstBad& bad,
+                Validate&& validate, Compute&& compute) {
+  run_chunks(threads, nchunks, ntiles, bad, validate, compute, 0, [](int64_t, int64_t) {});
 }
 
 }  // namespace sparse_ops

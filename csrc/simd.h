@@ -11,6 +11,7 @@
 //   reg fma(a, b, c) = a * b + c, add, mul;  T hsum(reg)
 //   ivec idx(const int16_t*|const int32_t*), idxn(p, n)   W column indices as int32 lanes
 //   reg gather(base, ivec), gathern(base, ivec, n)        base[idx[l]] (lanes >= n give 0)
+//   store_idx(int32_t*, ivec)
 //   Dec dec(b); ivec nm_cols(gbase, bits, Dec)           N:M columns of W consecutive slots:
 //       gbase[l] + ((bits >> (l * b)) & (2^b - 1))
 #include <immintrin.h>
@@ -50,6 +51,7 @@ struct V<float> {
   static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static T hsum(reg a) { return _mm512_reduce_add_ps(a); }
   static ivec idx(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static void store_idx(int32_t* p, ivec v) { _mm512_storeu_si512(p, v); }
   static ivec idx(const int16_t* p) {
     return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
@@ -98,6 +100,9 @@ struct V<double> {
   static ivec idx(const int32_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   }
+  static void store_idx(int32_t* p, ivec v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  }
   static ivec idx(const int16_t* p) {
     return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
@@ -131,6 +136,7 @@ struct Tune {
   static constexpr int sd_ra = 4;        // BSR SDDMM: a-rows x b-rows of dot products
   static constexpr int sd_cb = 4;
   static constexpr int nm_nv = 4;        // N:M output-row tile
+  static constexpr int nm_unroll = 2;    // N:M slots in flight (accumulator sets)
 };
 
 #elif SPARSE_OPS_ISA == 2
@@ -170,6 +176,9 @@ struct V<float> {
   }
   static ivec idx(const int32_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  static void store_idx(int32_t* p, ivec v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
   }
   static ivec idx(const int16_t* p) {
     return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -225,6 +234,7 @@ struct V<double> {
     return _mm_cvtsd_f64(s);
   }
   static ivec idx(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static void store_idx(int32_t* p, ivec v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
   static ivec idx(const int16_t* p) {
     return _mm_cvtepi16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
   }
@@ -266,6 +276,7 @@ struct Tune {
   static constexpr int sd_ra = 2;
   static constexpr int sd_cb = 4;
   static constexpr int nm_nv = 4;
+  static constexpr int nm_unroll = 2;
 };
 
 #else
@@ -291,6 +302,7 @@ struct V {
   static reg mul(reg a, reg b) { return a * b; }
   static T hsum(reg a) { return a; }
   static ivec idx(const int32_t* p) { return *p; }
+  static void store_idx(int32_t* p, ivec v) { *p = v; }
   static ivec idx(const int16_t* p) { return *p; }
   static ivec idxn(const int32_t* p, int n) { return n > 0 ? *p : 0; }
   static ivec idxn(const int16_t* p, int n) { return n > 0 ? *p : 0; }
@@ -313,6 +325,7 @@ struct Tune {
   static constexpr int sd_ra = 2;
   static constexpr int sd_cb = 2;
   static constexpr int nm_nv = 4;
+  static constexpr int nm_unroll = 2;
 };
 #endif
 

@@ -1,0 +1,134 @@
+"""Scratch benchmark of the raw C++ kernels (sparse_ops._C) against torch in the same run.
+
+W is 4096 x 4096 fp32 at a given density (CSR: random; BSR: random 32x32 blocks; N:M: 2:4),
+X is 4096 x N. Times are medians over --reps runs after a warm-up, torch.set_num_threads(T).
+
+    .venv/bin/python -m bench.cpp_kernels_scratch --n 1 512 --density 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_ext():
+    if "sparse_ops._C" in sys.modules:
+        return sys.modules["sparse_ops._C"]
+    path = sorted(glob.glob(os.path.join(ROOT, "sparse_ops", "_C*.so")))[0]
+    spec = importlib.util.spec_from_file_location("sparse_ops._C", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def median_ms(fn, reps: int) -> float:
+    fn()
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def make_csr(w: torch.Tensor):
+    s = w.to_sparse_csr()
+    crow = s.crow_indices().to(torch.int32).numpy()
+    col = s.col_indices().to(torch.int16 if w.shape[1] <= 32767 else torch.int32).numpy()
+    return s, crow, col, s.values().numpy()
+
+
+def make_bsr(w: torch.Tensor, bs: int):
+    s = w.to_sparse_bsr((bs, bs))
+    crow = s.crow_indices().to(torch.int32).numpy()
+    col = s.col_indices().to(torch.int32).numpy()
+    return s, crow, col, np.ascontiguousarray(s.values().numpy())
+
+
+def make_nm(w: torch.Tensor, n: int, m: int):
+    """2:4 (etc.) keeping the n largest |w| per group; K % m == 0 here."""
+    rows, k = w.shape
+    g = w.reshape(rows, k // m, m)
+    pos = g.abs().topk(n, dim=-1).indices.sort(dim=-1).values
+    vals = g.gather(-1, pos).reshape(rows, -1).contiguous()
+    b = 1 if m == 2 else (2 if m <= 4 else 4)
+    p = pos.reshape(rows, -1).numpy().astype(np.uint8)
+    meta = np.zeros((rows, (p.shape[1] * b + 7) // 8), np.uint8)
+    for t in range(p.shape[1]):
+        o = t * b
+        meta[:, o // 8] |= (p[:, t] << (o % 8)).astype(np.uint8)
+    dense = torch.zeros_like(g).scatter_(-1, pos, g.gather(-1, pos)).reshape(rows, k)
+    return vals.numpy(), meta, dense
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[1, 8, 128, 512])
+    ap.add_argument("--density", type=float, nargs="+", default=[0.5, 0.25, 0.1, 0.05, 0.01])
+    ap.add_argument("--formats", nargs="+", default=["csr", "bsr", "nm"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--no-torch-sparse", action="store_true")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*Sparse.*beta.*")
+    torch.set_num_threads(args.threads)
+    C = load_ext()
+    print(f"simd={C.simd_level()} threads={args.threads} size={args.size}")
+    gen = torch.Generator().manual_seed(0)
+    M = K = args.size
+    w = torch.randn(M, K, generator=gen)
+    rows = []
+    for n in args.n:
+        x = torch.randn(K, n, generator=gen)
+        xn = x.numpy()
+        t_dense = median_ms(lambda: torch.mm(w, x), args.reps)
+        print(f"N={n:4d} dense torch.mm {t_dense:8.3f} ms")
+        if "nm" in args.formats:
+            vals, meta, _ = make_nm(w, 2, 4)
+            out = np.empty((M, n), np.float32)
+            t = median_ms(lambda: C.nm_spmm(vals, meta, xn, out, 2, 4, args.threads), args.reps)
+            print(f"   2:4        ours {t:8.3f} ms  x{t_dense / t:5.2f} vs dense")
+            rows.append(("nm2:4", n, 0.5, t, t_dense, float("nan")))
+        for d in args.density:
+            for fmt in args.formats:
+                if fmt == "nm":
+                    continue
+                if fmt == "csr":
+                    wm = w * (torch.rand(M, K, generator=gen) < d)
+                    ts, crow, col, val = make_csr(wm)
+                    out = np.empty((M, n), np.float32)
+                    fn = lambda: C.csr_spmm(crow, col, val, xn, out, args.threads)  # noqa: E731
+                else:
+                    bm = torch.rand(M // 32, K // 32, generator=gen) < d
+                    wm = w * bm.repeat_interleave(32, 0).repeat_interleave(32, 1)
+                    ts, crow, col, val = make_bsr(wm, 32)
+                    out = np.empty((M, n), np.float32)
+                    fn = lambda: C.bsr_spmm(crow, col, val, xn, out, args.threads)  # noqa: E731
+                t = median_ms(fn, args.reps)
+                ref = (wm @ x).numpy()
+                err = np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30)
+                tsp = float("nan")
+                if not args.no_torch_sparse:
+                    tsp = median_ms(lambda: torch.sparse.mm(ts, x), max(3, args.reps // 3))
+                print(f"   {fmt} d={d:<5} ours {t:8.3f} ms  x{t_dense / t:5.2f} vs dense  "
+                      f"torch.sparse {tsp:8.3f} ms (ours x{tsp / t:5.2f})  err {err:.1e}")
+                rows.append((fmt, n, d, t, t_dense, tsp))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
