@@ -41,7 +41,8 @@ def product_ops(layout: str, backend: str | None, device: torch.device) -> Produ
             raise ValueError(f"backend: 'cpp' runs on CPU tensors, got {device}")
         from .ops_cpp import OPS
         return OPS[layout]
-    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    interpreted = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+    if device.type != "cuda" and not interpreted:
         raise ValueError(
             f"backend: 'triton' needs CUDA tensors, or TRITON_INTERPRET=1 set before triton "
             f"is imported to run its interpreter on the CPU; got {device}"
