@@ -187,3 +187,36 @@ def test_other_verdicts_flip_with_the_data():
     assert rules.all_products_faster({k: 0.5 for k in fast}, 0.1).verdict == "does not hold"
     assert rules.agreement(0.9, 1.1).verdict == "holds"
     assert rules.agreement(0.1, 10.0).verdict == "does not hold"
+
+
+# --- the simulator preset -----------------------------------------------------------------
+
+
+def _machine(peak: float, bw: float, simd: str = "avx512", device: str = "cpu"):
+    from bench.claims.machine import Machine
+    return Machine(device=device, name="test", cores=2, threads=2, torch_version="x",
+                   dtype="float32", peak_flops=peak, bandwidth_read=bw,
+                   bandwidth_working_set=2 * bw, bandwidth_dram=bw / 2,
+                   working_set_bytes=2**24, l2_bytes=2**22, llc_bytes=2**28, simd=simd,
+                   load_average=0.0)
+
+
+@pytest.mark.parametrize("peak,bw,simd,shape", [(356e9, 60e9, "avx512", (4, 16)),
+                                                (150e9, 30e9, "avx2", (4, 8)),
+                                                (20e9, 5e9, "avx512", (1, 4))])
+def test_preset_reproduces_measured_peak_and_bandwidth(peak, bw, simd, shape):
+    import simulator as sim
+    from bench.claims.preset import make_preset
+    p = make_preset(_machine(peak, bw, simd))
+    a = p.arch
+    assert (a.rows, a.cols) == shape
+    assert 2 * a.pes * p.clock_hz == pytest.approx(peak)
+    assert a.dram_words_per_cycle * a.word_bytes * p.clock_hz == pytest.approx(bw)
+    if simd != "avx512" or peak < 1e11:
+        return
+    # this machine's figures: a big dense GEMM runs near peak, a batch-1 GEMV near the
+    # bandwidth (narrower arrays re-read more of X in the simulator's fold order)
+    r = sim.simulate_gemm(a, 512, 2048, 2048)
+    assert 2 * 512 * 2048 * 2048 / r.seconds == pytest.approx(peak, rel=0.15)
+    r = sim.simulate_gemm(a, 1, 2048, 2048)
+    assert 4 * 2048 * 2048 / r.seconds == pytest.approx(bw, rel=0.15)
