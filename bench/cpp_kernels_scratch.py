@@ -44,6 +44,19 @@ def median_ms(fn, reps: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def paired_ms(fns, reps: int) -> list[float]:
+    """Median ms of each function, timed round-robin so that load changes hit all alike."""
+    for f in fns:
+        f()
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for f, t in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - t0)
+    return [statistics.median(t) * 1e3 for t in times]
+
+
 def make_csr(w: torch.Tensor):
     s = w.to_sparse_csr()
     crow = s.crow_indices().to(torch.int32).numpy()
@@ -95,13 +108,14 @@ def main(argv=None) -> None:
     for n in args.n:
         x = torch.randn(K, n, generator=gen)
         xn = x.numpy()
-        t_dense = median_ms(lambda: torch.mm(w, x), args.reps)
-        print(f"N={n:4d} dense torch.mm {t_dense:8.3f} ms")
+        dense = lambda: torch.mm(w, x)  # noqa: E731
         if "nm" in args.formats:
             vals, meta, _ = make_nm(w, 2, 4)
             out = np.empty((M, n), np.float32)
-            t = median_ms(lambda: C.nm_spmm(vals, meta, xn, out, 2, 4, args.threads), args.reps)
-            print(f"   2:4        ours {t:8.3f} ms  x{t_dense / t:5.2f} vs dense")
+            ours = lambda: C.nm_spmm(vals, meta, xn, out, 2, 4, args.threads)  # noqa: E731
+            t_dense, t = paired_ms([dense, ours], args.reps)
+            print(f"N={n:4d} 2:4        ours {t:8.3f} ms  dense {t_dense:8.3f} ms  "
+                  f"x{t_dense / t:5.2f} vs dense")
             rows.append(("nm2:4", n, 0.5, t, t_dense, float("nan")))
         for d in args.density:
             for fmt in args.formats:
@@ -118,14 +132,18 @@ def main(argv=None) -> None:
                     ts, crow, col, val = make_bsr(wm, 32)
                     out = np.empty((M, n), np.float32)
                     fn = lambda: C.bsr_spmm(crow, col, val, xn, out, args.threads)  # noqa: E731
-                t = median_ms(fn, args.reps)
-                ref = (wm @ x).numpy()
-                err = np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30)
-                tsp = float("nan")
+                fns = [dense, fn]
                 if not args.no_torch_sparse:
-                    tsp = median_ms(lambda: torch.sparse.mm(ts, x), max(3, args.reps // 3))
-                print(f"   {fmt} d={d:<5} ours {t:8.3f} ms  x{t_dense / t:5.2f} vs dense  "
-                      f"torch.sparse {tsp:8.3f} ms (ours x{tsp / t:5.2f})  err {err:.1e}")
+                    fns.append(lambda: torch.sparse.mm(ts, x))  # noqa: B023
+                res = paired_ms(fns, args.reps)
+                t_dense, t = res[0], res[1]
+                tsp = res[2] if len(res) > 2 else float("nan")
+                ref = (wm @ x).numpy()
+                fn()
+                err = np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30)
+                print(f"N={n:4d} {fmt} d={d:<5} ours {t:8.3f} ms  dense {t_dense:8.3f} ms  "
+                      f"x{t_dense / t:5.2f} vs dense  torch.sparse {tsp:8.3f} ms "
+                      f"(ours x{tsp / t:5.2f})  err {err:.1e}")
                 rows.append((fmt, n, d, t, t_dense, tsp))
     return rows
 

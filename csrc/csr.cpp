@@ -35,26 +35,15 @@ DT check_csr_arrays(const Arr& crow, const Arr& col) {
   return it;
 }
 
-// Validates chunk c's column indices (fused into the parallel region).
 template <class I>
-struct ColCheck {
-  const KernelTable& tab;
-  const int32_t* crow;
-  const I* col;
-  const std::vector<int64_t>& bounds;
-  int64_t K;
-  FirstBad& bad;
-  bool operator()(int64_t c) const {
-    const int64_t p0 = crow[bounds[c]], p1 = crow[bounds[c + 1]];
-    const int64_t p = first_bad(tab, col + p0, p1 - p0, K);
-    if (p >= 0) {
-      bad.record(p0 + p);
-      return false;
-    }
-    return true;
-  }
-};
+[[noreturn]] void throw_first_bad_col(const KernelTable& tab, const I* col, int64_t nnz,
+                                      int64_t K) {
+  const int64_t p = first_bad(tab, col, nnz, K);
+  throw_bad_col(col, p >= 0 ? p : 0, K);
+}
 
+// The kernels validate the column indices as they run (fused); a chunk reporting a bad one
+// sets `bad`, and the first bad position is then located for the message.
 template <class T, class I>
 void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, T* out, int64_t M,
               int64_t K, int64_t N, int threads) {
@@ -69,17 +58,17 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, T* ou
   const auto bounds = split_by_prefix(crow, M, nchunks, N == 1 ? 8 : 2, 1);
   FirstBad bad;
   run_chunks(
-      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-      ColCheck<I>{tab, crow, col, bounds, K, bad},
+      threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
       [&](int64_t t, int64_t c) {
         CsrSpmmArgs<T, I> a = args;
         a.x = xt.data(t);
         a.ldx = xt.ld(t);
         a.xc0 = xt.col0(t);
-        fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
+        if (!fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second)) bad.record(c);
       },
       xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
-  if (bad.any()) throw_bad_col(col, bad.get(), K);
+  if (bad.any() || (N == 0 && first_bad(tab, col, nnz, K) >= 0))
+    throw_first_bad_col(tab, col, nnz, K);
 }
 
 template <class T, class I>
@@ -96,17 +85,17 @@ void sddmm_run(const int32_t* crow, const I* col, const T* a, const T* b, T* out
   const auto bounds = split_by_prefix(crow, M, nchunks, 1, 1);
   FirstBad bad;
   run_chunks(
-      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-      ColCheck<I>{tab, crow, col, bounds, K, bad},
+      threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
       [&](int64_t t, int64_t c) {
         CsrSddmmArgs<T, I> s = args;
         s.b = bt.data(t);
         s.ldb = bt.ld(t);
         s.bc0 = bt.col0(t);
-        fn(s, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
+        if (!fn(s, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0))
+          bad.record(c);
       },
       bt.npack(), [&](int64_t t, int64_t q) { bt.pack(t, q); });
-  if (bad.any()) throw_bad_col(col, bad.get(), K);
+  if (bad.any()) throw_first_bad_col(tab, col, nnz, K);
 }
 
 // Counting sort of the nonzeros by column, stable in the row index. Rows are split into

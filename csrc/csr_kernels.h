@@ -1,5 +1,6 @@
 // CSR kernels (SpMM, SpMV, SDDMM) and the index range check, written once over V<T> and
-// compiled per SIMD level by isa_*.cpp. Inputs are trusted (validated by csr.cpp).
+// compiled per SIMD level by isa_*.cpp. Row pointers are trusted (validated by csr.cpp);
+// column indices are checked on the fly.
 #pragma once
 
 namespace sparse_ops {
@@ -27,9 +28,15 @@ int64_t first_bad_index(const I* v, int64_t n, int64_t hi) {
   return -1;
 }
 
+// Every kernel checks each column index against K as it goes (the fused validation): an
+// index outside [0, K) is never dereferenced, and the kernel returns false.
+
+inline int32_t k_limit(int64_t K) { return K < INT32_MAX ? static_cast<int32_t>(K) : INT32_MAX; }
+
 // ---------------------------------------------------------------- SpMV (N == 1)
+// Gathers x[col] W at a time, four accumulators.
 template <class T, class I>
-void csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
+bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
@@ -38,31 +45,48 @@ void csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
   const T* __restrict__ val = a.val;
   const T* __restrict__ x = a.x;
   T* __restrict__ out = a.out;
+  const auto kv = VT::iset1(k_limit(a.K));
+  bool ok = true;
   for (int64_t i = r0; i < r1; ++i) {
     int64_t p = crow[i];
     const int64_t e = crow[i + 1];
     reg s0 = VT::zero(), s1 = VT::zero(), s2 = VT::zero(), s3 = VT::zero();
+    auto mall = VT::mtrue();
     for (; p + 4 * W <= e; p += 4 * W) {
-      s0 = VT::fma(VT::load(val + p), VT::gather(x, VT::idx(col + p)), s0);
-      s1 = VT::fma(VT::load(val + p + W), VT::gather(x, VT::idx(col + p + W)), s1);
-      s2 = VT::fma(VT::load(val + p + 2 * W), VT::gather(x, VT::idx(col + p + 2 * W)), s2);
-      s3 = VT::fma(VT::load(val + p + 3 * W), VT::gather(x, VT::idx(col + p + 3 * W)), s3);
+      const auto i0 = VT::idx(col + p), i1 = VT::idx(col + p + W);
+      const auto i2 = VT::idx(col + p + 2 * W), i3 = VT::idx(col + p + 3 * W);
+      const auto m0 = VT::valid(i0, kv), m1 = VT::valid(i1, kv);
+      const auto m2 = VT::valid(i2, kv), m3 = VT::valid(i3, kv);
+      mall = VT::mand(mall, VT::mand(VT::mand(m0, m1), VT::mand(m2, m3)));
+      s0 = VT::fma(VT::load(val + p), VT::gatherm(x, i0, m0), s0);
+      s1 = VT::fma(VT::load(val + p + W), VT::gatherm(x, i1, m1), s1);
+      s2 = VT::fma(VT::load(val + p + 2 * W), VT::gatherm(x, i2, m2), s2);
+      s3 = VT::fma(VT::load(val + p + 3 * W), VT::gatherm(x, i3, m3), s3);
     }
-    for (; p + W <= e; p += W)
-      s0 = VT::fma(VT::load(val + p), VT::gather(x, VT::idx(col + p)), s0);
+    for (; p + W <= e; p += W) {
+      const auto i0 = VT::idx(col + p);
+      const auto m0 = VT::valid(i0, kv);
+      mall = VT::mand(mall, m0);
+      s0 = VT::fma(VT::load(val + p), VT::gatherm(x, i0, m0), s0);
+    }
     if (p < e) {
       const int n = static_cast<int>(e - p);
-      s1 = VT::fma(VT::loadn(val + p, n), VT::gathern(x, VT::idxn(col + p, n), n), s1);
+      const auto i0 = VT::idxn(col + p, n);
+      const auto m0 = VT::validn(i0, kv, n);
+      ok = ok && VT::alln(m0, n);
+      s1 = VT::fma(VT::loadn(val + p, n), VT::gatherm(x, i0, m0), s1);
     }
+    ok = ok && VT::all(mall);
     out[i] = VT::hsum(VT::add(VT::add(s0, s1), VT::add(s2, s3)));
   }
+  return ok;
 }
 
 // ---------------------------------------------------------------- SpMM row tile
 // Rows [r0, r1), output columns [n0, n0 + (NV-1)*W + rem): two accumulator sets (even / odd
 // nonzeros) of NV vectors each, value broadcast, FMA with the gathered x row segment.
 template <class T, class I, int NV, bool MASK>
-void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int rem) {
+bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int rem) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
@@ -71,6 +95,8 @@ void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   const T* __restrict__ val = a.val;
   const T* __restrict__ xb = a.x + (n0 - a.xc0);
   const int64_t N = a.N, ldx = a.ldx;
+  const uint32_t uK = static_cast<uint32_t>(k_limit(a.K));
+  bool ok = true;
   auto ld = [rem](const T* p, int v) {
     return (MASK && v == NV - 1) ? VT::loadn(p, rem) : VT::load(p);
   };
@@ -81,8 +107,14 @@ void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[v] = bcc[v] = VT::zero();
     for (; p + 2 <= e; p += 2) {
-      const T* x0 = xb + static_cast<int64_t>(col[p]) * ldx;
-      const T* x1 = xb + static_cast<int64_t>(col[p + 1]) * ldx;
+      const uint32_t c0 = static_cast<uint32_t>(static_cast<int32_t>(col[p]));
+      const uint32_t c1 = static_cast<uint32_t>(static_cast<int32_t>(col[p + 1]));
+      if (__builtin_expect((c0 >= uK) | (c1 >= uK), 0)) {
+        ok = false;
+        continue;
+      }
+      const T* x0 = xb + static_cast<int64_t>(c0) * ldx;
+      const T* x1 = xb + static_cast<int64_t>(c1) * ldx;
       const reg v0 = VT::set1(val[p]);
       const reg v1 = VT::set1(val[p + 1]);
 #pragma GCC unroll 16
@@ -92,10 +124,15 @@ void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
       }
     }
     if (p < e) {
-      const T* x0 = xb + static_cast<int64_t>(col[p]) * ldx;
-      const reg v0 = VT::set1(val[p]);
+      const uint32_t c0 = static_cast<uint32_t>(static_cast<int32_t>(col[p]));
+      if (c0 < uK) {
+        const T* x0 = xb + static_cast<int64_t>(c0) * ldx;
+        const reg v0 = VT::set1(val[p]);
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[v] = VT::fma(v0, ld(x0 + v * W, v), acc[v]);
+        for (int v = 0; v < NV; ++v) acc[v] = VT::fma(v0, ld(x0 + v * W, v), acc[v]);
+      } else {
+        ok = false;
+      }
     }
     T* y = a.out + i * N + n0;
 #pragma GCC unroll 16
@@ -107,29 +144,29 @@ void csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
         VT::store(y + v * W, s);
     }
   }
+  return ok;
 }
 
 template <class T, class I>
-void csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
+bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
   constexpr int W = V<T>::W;
   constexpr int NVMAX = Tune::csr_nv;
-  if (a.N == 1) {
-    if (n0 < n1) csr_spmv_rows(a, r0, r1);
-    return;
-  }
+  if (a.N == 1) return n0 < n1 ? csr_spmv_rows(a, r0, r1) : true;
+  bool ok = true;
   for (int64_t c = n0; c < n1; c += NVMAX * W) {
     const int64_t w = n1 - c < NVMAX * W ? n1 - c : NVMAX * W;
     const int nv = static_cast<int>((w + W - 1) / W);
     const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
     with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-      csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value>(a, r0, r1, c, rem);
+      ok = csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value>(a, r0, r1, c, rem) && ok;
     });
   }
+  return ok;
 }
 
 // ---------------------------------------------------------------- SDDMM
 template <class T, class I>
-void csr_sddmm_rows(const CsrSddmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
+bool csr_sddmm_rows(const CsrSddmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
                     bool accumulate) {
   using VT = V<T>;
   constexpr int W = VT::W;
@@ -137,38 +174,59 @@ void csr_sddmm_rows(const CsrSddmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t
   const I* __restrict__ col = a.col;
   T* __restrict__ out = a.out;
   const int64_t N = a.N;
+  bool ok = true;
   if (N == 1) {  // out[p] = a[i] * b[col[p]]
+    const auto kv = VT::iset1(k_limit(a.K));
     for (int64_t i = r0; i < r1; ++i) {
       const auto ai = VT::set1(a.a[i]);
       int64_t p = crow[i];
       const int64_t e = crow[i + 1];
-      for (; p + W <= e; p += W) VT::store(out + p, VT::mul(ai, VT::gather(a.b, VT::idx(col + p))));
+      for (; p + W <= e; p += W) {
+        const auto i0 = VT::idx(col + p);
+        const auto m0 = VT::valid(i0, kv);
+        ok = ok && VT::all(m0);
+        VT::store(out + p, VT::mul(ai, VT::gatherm(a.b, i0, m0)));
+      }
       if (p < e) {
         const int n = static_cast<int>(e - p);
-        VT::storen(out + p, VT::mul(ai, VT::gathern(a.b, VT::idxn(col + p, n), n)), n);
+        const auto i0 = VT::idxn(col + p, n);
+        const auto m0 = VT::validn(i0, kv, n);
+        ok = ok && VT::alln(m0, n);
+        VT::storen(out + p, VT::mul(ai, VT::gatherm(a.b, i0, m0)), n);
       }
     }
-    return;
+    return ok;
   }
+  const uint32_t uK = static_cast<uint32_t>(k_limit(a.K));
   const int64_t w = n1 - n0, ldb = a.ldb;
   const T* bb = a.b + (n0 - a.bc0);
+  auto brow = [&](int64_t p) {  // b row of nonzero p; row 0 stands in for a bad index
+    const uint32_t c = static_cast<uint32_t>(static_cast<int32_t>(col[p]));
+    if (__builtin_expect(c >= uK, 0)) {
+      ok = false;
+      return static_cast<const T*>(nullptr);
+    }
+    return bb + static_cast<int64_t>(c) * ldb;
+  };
   T r[4];
   for (int64_t i = r0; i < r1; ++i) {
     const T* ar = a.a + i * N + n0;
     int64_t p = crow[i];
     const int64_t e = crow[i + 1];
     for (; p + 4 <= e; p += 4) {
-      dot_row4(ar, bb + static_cast<int64_t>(col[p]) * ldb,
-               bb + static_cast<int64_t>(col[p + 1]) * ldb,
-               bb + static_cast<int64_t>(col[p + 2]) * ldb,
-               bb + static_cast<int64_t>(col[p + 3]) * ldb, w, r);
+      const T *b0 = brow(p), *b1 = brow(p + 1), *b2 = brow(p + 2), *b3 = brow(p + 3);
+      if (__builtin_expect(!b0 || !b1 || !b2 || !b3, 0)) continue;
+      dot_row4(ar, b0, b1, b2, b3, w, r);
       for (int q = 0; q < 4; ++q) out[p + q] = accumulate ? out[p + q] + r[q] : r[q];
     }
     for (; p < e; ++p) {
-      const T s = dot_row(ar, bb + static_cast<int64_t>(col[p]) * ldb, w);
+      const T* b0 = brow(p);
+      if (!b0) continue;
+      const T s = dot_row(ar, b0, w);
       out[p] = accumulate ? out[p] + s : s;
     }
   }
+  return ok;
 }
 
 }  // namespace ISA_NS

@@ -1,8 +1,9 @@
 // The kernel table: argument structs and function pointers of every compute kernel, one table
 // per SIMD level (isa_scalar.cpp, isa_avx2.cpp, isa_avx512.cpp), picked at run time by
-// dispatch.cpp. Kernels here trust their inputs: the entry points (csr.cpp, bsr.cpp, nm.cpp)
-// validate shapes and indices before calling them. Kernels work on a range of rows and a range
-// of output columns [n0, n1) so that the entry points can split the work among threads.
+// dispatch.cpp. The entry points (csr.cpp, bsr.cpp, nm.cpp) validate shapes and structure
+// before calling them; the CSR kernels check column indices themselves (fused validation).
+// Kernels work on a range of rows and a range of output columns [n0, n1) so that the entry
+// points can split the work among threads.
 #pragma once
 
 #include <cstdint>
@@ -73,12 +74,14 @@ struct NmArgs {
   int64_t ldx, xc0;  // nm_spmm's x, nm_sddmm's y (b) may be packed tiles
 };
 
+// The CSR kernels check every column index against K as they go (never dereferencing a bad
+// one) and return false if they met one.
 template <class T, class I>
-using CsrSpmmFn = void (*)(const CsrSpmmArgs<T, I>&, int64_t r0, int64_t r1, int64_t n0,
+using CsrSpmmFn = bool (*)(const CsrSpmmArgs<T, I>&, int64_t r0, int64_t r1, int64_t n0,
                            int64_t n1);
 // accumulate: add to out instead of overwriting (column tiles after the first).
 template <class T, class I>
-using CsrSddmmFn = void (*)(const CsrSddmmArgs<T, I>&, int64_t r0, int64_t r1, int64_t n0,
+using CsrSddmmFn = bool (*)(const CsrSddmmArgs<T, I>&, int64_t r0, int64_t r1, int64_t n0,
                             int64_t n1, bool accumulate);
 template <class T>
 using BsrSpmmFn = void (*)(const BsrSpmmArgs<T>&, int64_t br0, int64_t br1, int64_t n0,

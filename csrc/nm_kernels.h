@@ -56,11 +56,56 @@ inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<
 }
 
 // ---------------------------------------------------------------- SpMV (N == 1)
+// When W slots span at most 2W columns (n divides W and m <= 2n, e.g. 2:4, 1:2, 4:8), the x
+// values of a block of W slots come from two contiguous vector loads and one two-table
+// permute instead of a gather.
+template <class T>
+void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
+  using VT = V<T>;
+  using reg = typename VT::reg;
+  constexpr int W = VT::W;
+  const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride, K = a.K;
+  const int64_t span = (W / a.n) * a.m;  // columns covered by W slots
+  const auto dec = VT::dec(static_cast<int>(b));
+  alignas(64) int32_t go[W];
+  for (int l = 0; l < W; ++l) go[l] = static_cast<int32_t>((l / a.n) * a.m);
+  const auto goff = VT::idx(go);
+  const T* __restrict__ x = a.x;
+  auto clampw = [](int64_t v) { return static_cast<int>(v < 0 ? 0 : (v > W ? W : v)); };
+  for (int64_t i = r0; i < r1; ++i) {
+    const T* __restrict__ vrow = a.val + i * Gn;
+    const uint8_t* mrow = a.meta + i * stride;
+    reg s0 = VT::zero(), s1 = VT::zero();
+    // x at the columns of slots [t, t + n); base = first column of slot t's group
+    auto xvals = [&](int64_t t, int64_t base, int n) {
+      const int64_t by = (t * b) >> 3;
+      const auto idx = VT::iadd(goff, VT::nm_pos(load_bytes(mrow + by, stride - by), dec));
+      if (base + 2 * W <= K) return VT::perm2n(VT::load(x + base), VT::load(x + base + W), idx, n);
+      return VT::perm2n(VT::loadn(x + base, clampw(K - base)),
+                        VT::loadn(x + base + W, clampw(K - base - W)), idx, n);
+    };
+    int64_t t = 0, base = 0;
+    for (; t + 2 * W <= Gn; t += 2 * W, base += 2 * span) {
+      s0 = VT::fma(VT::load(vrow + t), xvals(t, base, W), s0);
+      s1 = VT::fma(VT::load(vrow + t + W), xvals(t + W, base + span, W), s1);
+    }
+    for (; t + W <= Gn; t += W, base += span) s0 = VT::fma(VT::load(vrow + t), xvals(t, base, W), s0);
+    if (t < Gn) {
+      const int n = static_cast<int>(Gn - t);
+      s1 = VT::fma(VT::loadn(vrow + t, n), xvals(t, base, n), s1);
+    }
+    a.out[i] = VT::hsum(VT::add(s0, s1));
+  }
+}
+
 template <class T>
 void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
+  if constexpr (VT::kPerm2) {
+    if (W % a.n == 0 && (W / a.n) * a.m <= 2 * W) return nm_spmv_perm(a, r0, r1);
+  }
   const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride;
   const auto dec = VT::dec(static_cast<int>(b));
   const T* __restrict__ x = a.x;

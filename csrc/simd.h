@@ -11,9 +11,12 @@
 //   reg fma(a, b, c) = a * b + c, add, mul;  T hsum(reg)
 //   ivec idx(const int16_t*|const int32_t*), idxn(p, n)   W column indices as int32 lanes
 //   reg gather(base, ivec), gathern(base, ivec, n)        base[idx[l]] (lanes >= n give 0)
-//   store_idx(int32_t*, ivec)
+//   store_idx(int32_t*, ivec), ivec iset1(int32_t)
+//   vmask valid(idx, kv), validn(idx, kv, n): lanes (< n) with 0 <= idx < kv (kv = iset1(K))
+//   vmask mand(a, b), mtrue(); bool all(m), alln(m, n); reg gatherm(base, idx, m) (lanes off give 0)
 //   Dec dec(b); ivec nm_cols(gbase, bits, Dec)           N:M columns of W consecutive slots:
-//       gbase[l] + ((bits >> (l * b)) & (2^b - 1))
+//       gbase[l] + ((bits >> (l * b)) & (2^b - 1)); nm_pos(bits, Dec) without gbase
+//   kPerm2, perm2n(lo, hi, idx, n): lanes l < n of the 2W-lane table (lo, hi) at idx[l]
 #include <immintrin.h>
 
 #include <cstdint>
@@ -52,6 +55,17 @@ struct V<float> {
   static T hsum(reg a) { return _mm512_reduce_add_ps(a); }
   static ivec idx(const int32_t* p) { return _mm512_loadu_si512(p); }
   static void store_idx(int32_t* p, ivec v) { _mm512_storeu_si512(p, v); }
+  static ivec iset1(int32_t v) { return _mm512_set1_epi32(v); }
+  using vmask = __mmask16;
+  static vmask valid(ivec i, ivec kv) { return _mm512_cmplt_epu32_mask(i, kv); }
+  static vmask validn(ivec i, ivec kv, int n) { return valid(i, kv) & mask16(n); }
+  static vmask mand(vmask a, vmask b) { return static_cast<vmask>(a & b); }
+  static vmask mtrue() { return 0xFFFF; }
+  static bool all(vmask m) { return m == 0xFFFF; }
+  static bool alln(vmask m, int n) { return m == mask16(n); }
+  static reg gatherm(const T* base, ivec i, vmask m) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, i, base, 4);
+  }
   static ivec idx(const int16_t* p) {
     return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
@@ -73,11 +87,19 @@ struct V<float> {
     return {_mm512_srli_epi32(off, 5), _mm512_and_si512(off, _mm512_set1_epi32(31)),
             _mm512_set1_epi32((1 << b) - 1)};
   }
-  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
+  static ivec nm_pos(uint64_t bits, const Dec& d) {
     const __m512i w = _mm512_permutexvar_epi32(
         d.sel, _mm512_castsi128_si512(_mm_cvtsi64_si128(static_cast<long long>(bits))));
-    const __m512i p = _mm512_and_si512(_mm512_srlv_epi32(w, d.sh), d.bm);
-    return _mm512_add_epi32(_mm512_loadu_si512(gbase), p);
+    return _mm512_and_si512(_mm512_srlv_epi32(w, d.sh), d.bm);
+  }
+  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
+    return _mm512_add_epi32(_mm512_loadu_si512(gbase), nm_pos(bits, d));
+  }
+  static ivec iadd(ivec a, ivec b) { return _mm512_add_epi32(a, b); }
+  // Lanes l < n of the 2W-lane table (lo, hi) at idx[l]; other lanes 0.
+  static constexpr bool kPerm2 = true;
+  static reg perm2n(reg lo, reg hi, ivec idx, int n) {
+    return _mm512_maskz_permutex2var_ps(mask16(n), lo, idx, hi);
   }
 };
 
@@ -103,6 +125,17 @@ struct V<double> {
   static void store_idx(int32_t* p, ivec v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
   }
+  static ivec iset1(int32_t v) { return _mm256_set1_epi32(v); }
+  using vmask = __mmask8;
+  static vmask valid(ivec i, ivec kv) { return _mm256_cmplt_epu32_mask(i, kv); }
+  static vmask validn(ivec i, ivec kv, int n) { return valid(i, kv) & mask8(n); }
+  static vmask mand(vmask a, vmask b) { return static_cast<vmask>(a & b); }
+  static vmask mtrue() { return 0xFF; }
+  static bool all(vmask m) { return m == 0xFF; }
+  static bool alln(vmask m, int n) { return m == mask8(n); }
+  static reg gatherm(const T* base, ivec i, vmask m) {
+    return _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m, i, base, 8);
+  }
   static ivec idx(const int16_t* p) {
     return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
@@ -121,10 +154,18 @@ struct V<double> {
     return {_mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(b)),
             _mm256_set1_epi32((1 << b) - 1)};
   }
-  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {  // 8 * b <= 32 bits
+  static ivec nm_pos(uint64_t bits, const Dec& d) {  // 8 * b <= 32 bits
     const __m256i w = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(bits)));
-    const __m256i p = _mm256_and_si256(_mm256_srlv_epi32(w, d.sh), d.bm);
-    return _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gbase)), p);
+    return _mm256_and_si256(_mm256_srlv_epi32(w, d.sh), d.bm);
+  }
+  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
+    return _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gbase)),
+                            nm_pos(bits, d));
+  }
+  static ivec iadd(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
+  static constexpr bool kPerm2 = true;
+  static reg perm2n(reg lo, reg hi, ivec idx, int n) {
+    return _mm512_maskz_permutex2var_pd(mask8(n), lo, _mm512_cvtepi32_epi64(idx), hi);
   }
 };
 
@@ -180,6 +221,22 @@ struct V<float> {
   static void store_idx(int32_t* p, ivec v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
   }
+  static ivec iset1(int32_t v) { return _mm256_set1_epi32(v); }
+  using vmask = __m256i;
+  static vmask valid(ivec i, ivec kv) {
+    return _mm256_and_si256(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(-1)),
+                            _mm256_cmpgt_epi32(kv, i));
+  }
+  static vmask validn(ivec i, ivec kv, int n) { return _mm256_and_si256(valid(i, kv), lanes_lt(n)); }
+  static vmask mand(vmask a, vmask b) { return _mm256_and_si256(a, b); }
+  static vmask mtrue() { return _mm256_set1_epi32(-1); }
+  static bool all(vmask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
+  static bool alln(vmask m, int n) {
+    return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == (1 << n) - 1;
+  }
+  static reg gatherm(const T* base, ivec i, vmask m) {
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, i, _mm256_castsi256_ps(m), 4);
+  }
   static ivec idx(const int16_t* p) {
     return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
@@ -206,11 +263,17 @@ struct V<float> {
     return {_mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(b)),
             _mm256_set1_epi32((1 << b) - 1)};
   }
-  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {  // 8 * b <= 32 bits
+  static ivec nm_pos(uint64_t bits, const Dec& d) {  // 8 * b <= 32 bits
     const __m256i w = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(bits)));
-    const __m256i p = _mm256_and_si256(_mm256_srlv_epi32(w, d.sh), d.bm);
-    return _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gbase)), p);
+    return _mm256_and_si256(_mm256_srlv_epi32(w, d.sh), d.bm);
   }
+  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
+    return _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gbase)),
+                            nm_pos(bits, d));
+  }
+  static ivec iadd(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
+  static constexpr bool kPerm2 = false;
+  static reg perm2n(reg, reg, ivec, int) { return zero(); }
 };
 
 template <>
@@ -235,6 +298,22 @@ struct V<double> {
   }
   static ivec idx(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
   static void store_idx(int32_t* p, ivec v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+  static ivec iset1(int32_t v) { return _mm_set1_epi32(v); }
+  using vmask = __m128i;
+  static vmask valid(ivec i, ivec kv) {
+    return _mm_and_si128(_mm_cmpgt_epi32(i, _mm_set1_epi32(-1)), _mm_cmpgt_epi32(kv, i));
+  }
+  static vmask validn(ivec i, ivec kv, int n) { return _mm_and_si128(valid(i, kv), lanes_lt32x4(n)); }
+  static vmask mand(vmask a, vmask b) { return _mm_and_si128(a, b); }
+  static vmask mtrue() { return _mm_set1_epi32(-1); }
+  static bool all(vmask m) { return _mm_movemask_ps(_mm_castsi128_ps(m)) == 0xF; }
+  static bool alln(vmask m, int n) {
+    return _mm_movemask_ps(_mm_castsi128_ps(m)) == (1 << n) - 1;
+  }
+  static reg gatherm(const T* base, ivec i, vmask m) {
+    return _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base, i,
+                                    _mm256_castsi256_pd(_mm256_cvtepi32_epi64(m)), 8);
+  }
   static ivec idx(const int16_t* p) {
     return _mm_cvtepi16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
   }
@@ -261,11 +340,17 @@ struct V<double> {
     return {_mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(b)),
             _mm_set1_epi32((1 << b) - 1)};
   }
-  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
+  static ivec nm_pos(uint64_t bits, const Dec& d) {
     const __m128i w = _mm_set1_epi32(static_cast<int>(static_cast<uint32_t>(bits)));
-    const __m128i p = _mm_and_si128(_mm_srlv_epi32(w, d.sh), d.bm);
-    return _mm_add_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gbase)), p);
+    return _mm_and_si128(_mm_srlv_epi32(w, d.sh), d.bm);
   }
+  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
+    return _mm_add_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gbase)),
+                         nm_pos(bits, d));
+  }
+  static ivec iadd(ivec a, ivec b) { return _mm_add_epi32(a, b); }
+  static constexpr bool kPerm2 = false;
+  static reg perm2n(reg, reg, ivec, int) { return zero(); }
 };
 
 struct Tune {
@@ -303,6 +388,17 @@ struct V {
   static T hsum(reg a) { return a; }
   static ivec idx(const int32_t* p) { return *p; }
   static void store_idx(int32_t* p, ivec v) { *p = v; }
+  static ivec iset1(int32_t v) { return v; }
+  using vmask = bool;
+  static vmask valid(ivec i, ivec kv) {
+    return static_cast<uint32_t>(i) < static_cast<uint32_t>(kv);
+  }
+  static vmask validn(ivec i, ivec kv, int n) { return n > 0 && valid(i, kv); }
+  static vmask mand(vmask a, vmask b) { return a && b; }
+  static vmask mtrue() { return true; }
+  static bool all(vmask m) { return m; }
+  static bool alln(vmask m, int n) { return n > 0 ? m : true; }
+  static reg gatherm(const T* base, ivec i, vmask m) { return m ? base[i] : T(0); }
   static ivec idx(const int16_t* p) { return *p; }
   static ivec idxn(const int32_t* p, int n) { return n > 0 ? *p : 0; }
   static ivec idxn(const int16_t* p, int n) { return n > 0 ? *p : 0; }
@@ -312,9 +408,13 @@ struct V {
     uint32_t bm;
   };
   static Dec dec(int b) { return {(1u << b) - 1u}; }
+  static ivec nm_pos(uint64_t bits, const Dec& d) { return static_cast<int32_t>(bits & d.bm); }
   static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
-    return gbase[0] + static_cast<int32_t>(bits & d.bm);
+    return gbase[0] + nm_pos(bits, d);
   }
+  static ivec iadd(ivec a, ivec b) { return a + b; }
+  static constexpr bool kPerm2 = false;
+  static reg perm2n(reg, reg, ivec, int) { return zero(); }
 };
 
 struct Tune {
