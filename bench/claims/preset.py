@@ -10,7 +10,11 @@ of kernels and simulator can stand side by side.
 ``P / lanes`` rows by ``lanes`` columns, ``lanes`` the fp32 SIMD width (16 for AVX-512, 8 for
 AVX2): for 2 AVX-512 cores at ~2.8 GHz that is 4 x 16 = 64 MACs/cycle (2 cores x 2 FMA
 units x 16 lanes); rows hold batch columns and columns output features, as a SIMD kernel
-would. On a GPU the array is square. Each on-chip buffer gets a third of the L2 cache.
+would. On a GPU the array is square. Each on-chip buffer gets a third of the last-level
+cache (the L2 on a GPU), as the simulator's README advises for a roofline preset: the kernels
+tile the dense operand to stay cache-resident, so operands cross the memory link about once;
+with smaller buffers the simulator's fold order re-reads X for every column tile and makes
+mid-batch sparse products memory-bound where the kernels are not.
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ def make_preset(machine: Machine, word_bytes: int = 4) -> Preset:
     rows, cols = array_shape(machine.peak_flops, machine.device, simd_lanes(machine.simd))
     clock = machine.peak_flops / (2 * rows * cols)
     bw = machine.bandwidth_read
-    sram_kb = machine.l2_bytes / 3 / 1024 if machine.l2_bytes else 1024.0
+    cache = machine.llc_bytes or machine.l2_bytes
+    sram_kb = cache / 3 / 1024 if cache else 1024.0
     arch = sim.Arch(
         rows=rows, cols=cols, dataflow="os", ifmap_sram_kb=sram_kb, filter_sram_kb=sram_kb,
         ofmap_sram_kb=sram_kb, dram_words_per_cycle=bw / (word_bytes * clock),

@@ -138,10 +138,12 @@ def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal
             f"the dense weight ({machine.working_set_bytes / 2**20:.0f} MiB) fits in the "
             f"{machine.llc_bytes / 2**20:.0f} MiB last-level cache, so batch-1 products stream "
             "it from that cache, not DRAM; the preset's 'DRAM' rate is the read bandwidth "
-            "measured at that size and its buffers are the L2."
+            "measured at that size, and its buffers (a third of the last-level cache each) "
+            "hold every operand, so each crosses that link about once, as in the kernels' "
+            "cache tiling."
             if 0 < machine.working_set_bytes < machine.llc_bytes else
             "the preset's 'DRAM' rate is the read bandwidth measured at the dense weight's "
-            "size; its buffers are the L2."),
+            "size; its buffers are a third of the last-level cache each."),
         "- Patterns: magnitude pruning (`so.prune`) of one seeded Gaussian weight; claim 6 uses "
         "`simulator.synthetic_weight` uniform and power-law patterns, the same for both sides.",
         f"- Raw data: `{info_stem(info)}.json` (every figure), `{info_stem(info)}_cells.csv` "
