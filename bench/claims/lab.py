@@ -114,6 +114,8 @@ class Lab:
         cell.sim_sparse_cycles = pair.sparse.elapsed_cycles
         cell.sim_speedup = pair.dense.elapsed_cycles / max(pair.sparse.elapsed_cycles, 1)
         cell.sim_utilization = pair.sparse.utilization
+        cell.extra["sim_stall_share"] = pair.sparse.stall_cycles / max(
+            pair.sparse.elapsed_cycles, 1)
         return cell
 
     def _time_pair(self, dense_fn: Callable[[], object],
@@ -159,21 +161,24 @@ class Lab:
         layout = spec.layout
         if layout == "nm" and job.product == "spmm_t":
             layout = "csr"
-        arch = sparse_arch(self.preset, layout, spec.block,
-                           (spec.n, spec.m) if spec.n else (2, 4), job.balance)
+        base = self.preset.arch
+        if job.sram_kb is not None:
+            base = base.with_(ifmap_sram_kb=job.sram_kb, filter_sram_kb=job.sram_kb,
+                              ofmap_sram_kb=job.sram_kb)
+        arch = sparse_arch(base, layout, spec.block, (spec.n, spec.m) if spec.n else (2, 4),
+                           job.balance)
         if job.product == "sddmm":
             mask = work.mask.cpu().numpy()
-            key = ("sddmm", rows, job.batch, cols)
+            key = ("sddmm", rows, job.batch, cols, job.sram_kb)
             if key not in self._dense_sim:
-                self._dense_sim[key] = sim.simulate_sddmm(self.preset.arch, rows, job.batch,
-                                                          cols, mask, name="dense sddmm")
+                self._dense_sim[key] = sim.simulate_sddmm(base, rows, job.batch, cols, mask,
+                                                          name="dense sddmm")
             sparse = sim.simulate_sddmm(arch, rows, job.batch, cols, mask, name=spec.fmt)
             return SimPair(dense=self._dense_sim[key], sparse=sparse)
         k, n = (rows, cols) if job.product == "spmm_t" else (cols, rows)
-        key = ("gemm", job.batch, k, n)
+        key = ("gemm", job.batch, k, n, job.sram_kb)
         if key not in self._dense_sim:
-            self._dense_sim[key] = sim.simulate_gemm(self.preset.arch, job.batch, k, n,
-                                                     name="dense")
+            self._dense_sim[key] = sim.simulate_gemm(base, job.batch, k, n, name="dense")
         sparse = sim.simulate_gemm(arch, job.batch, k, n, work.sim_weight(job.product),
                                    name=spec.fmt)
         return SimPair(dense=self._dense_sim[key], sparse=sparse)

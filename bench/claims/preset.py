@@ -87,15 +87,14 @@ def make_preset(machine: Machine, word_bytes: int = 4) -> Preset:
                   bandwidth_source="read bandwidth at the weight's working-set size")
 
 
-def sparse_arch(preset: Preset, layout: str, block: int = 1, nm: tuple[int, int] = (2, 4),
+def sparse_arch(arch: sim.Arch, layout: str, block: int = 1, nm: tuple[int, int] = (2, 4),
                 balance: bool = False) -> sim.Arch:
-    """The preset with the sparsity support matching a format.
+    """``arch`` (the preset's) with the sparsity support matching a format.
 
     ``csr`` → zero skipping per PE lane (``"unstructured"``, SparTen-style ``balance``),
     ``bsr`` → skipping all-zero ``block x block`` tiles, ``nm`` → an N:M sparse array (sparse
-    tensor core style), ``dense`` → the preset itself.
+    tensor core style), ``dense`` → ``arch`` itself.
     """
-    arch = preset.arch
     if layout == "dense":
         return arch
     if layout == "csr":

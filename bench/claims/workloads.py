@@ -66,7 +66,8 @@ class Job:
     """One workload: ``spec`` times a dense operand of ``batch`` columns, one product.
 
     ``measure``: time the kernel and its dense equivalent; ``balance``: simulate with
-    SparTen-style lane balancing (simulator-only jobs set ``measure=False``).
+    SparTen-style lane balancing; ``sram_kb``: simulate with buffers of this size instead of
+    the preset's (simulator-only jobs set ``measure=False``).
     """
 
     spec: Spec
@@ -74,6 +75,7 @@ class Job:
     product: str = "spmm"
     measure: bool = True
     balance: bool = False
+    sram_kb: float | None = None
 
     def __post_init__(self) -> None:
         if self.product not in PRODUCTS:
