@@ -48,7 +48,7 @@ class Sizes:
 
 FULL = Sizes(
     name="full", rows=2048, cols=2048, batches=(1, 8, 128, 512),
-    densities=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7),
+    densities=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
     blocks=(1, 2, 4, 8, 16, 32), block_batch=128, bytes_blocks=(4, 16),
     nm_patterns=((2, 4), (1, 4), (1, 8), (1, 16)),
     storage_densities=tuple(round(0.05 * i, 2) for i in range(1, 21)),
@@ -58,7 +58,7 @@ FULL = Sizes(
 
 QUICK = Sizes(
     name="quick", rows=512, cols=512, batches=(1, 8, 128, 512),
-    densities=(0.02, 0.05, 0.1, 0.3, 0.5, 0.7),
+    densities=(0.02, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9),
     blocks=(1, 2, 4, 8, 16, 32), block_batch=128, bytes_blocks=(4, 16),
     nm_patterns=((2, 4), (1, 4), (1, 8)),
     storage_densities=tuple(round(0.1 * i, 1) for i in range(1, 11)),
