@@ -37,6 +37,8 @@ class RunInfo:
     date: str
     command: str
     others_cpu_share: float = 0.0
+    disturbed_cells: int = 0
+    timed_cells: int = 0
 
 
 def _cell_text(s: str) -> str:
@@ -68,9 +70,12 @@ def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal
         f"backend **{info.backend}**, {mins} min {secs} s, {info.date}.",
         "",
         f"Machine: {machine.describe()} Other processes used {info.others_cpu_share:.0%} of "
-        "the machine's CPU time during the run" + (
+        f"the machine's CPU time during the run; {info.disturbed_cells} of "
+        f"{info.timed_cells} timed cells stayed disturbed (> 10 % of the CPU taken by others "
+        "in each of 3 attempts)" + (
             " — **timings are unreliable: other work competed for the cores** (rerun on an "
-            "idle machine)." if info.others_cpu_share > 0.1 else "."),
+            "idle machine)." if info.disturbed_cells > 0.1 * max(info.timed_cells, 1)
+            else "."),
         "",
         f"Simulator preset (models this machine): {preset.describe()}.",
         "",

@@ -76,6 +76,9 @@ def run_claims(sizes: Sizes, device: str, out: Path, seed: int = 0,
         backend=backend or default_backend(torch.device(device)),
         seconds=wall, date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         command=command, others_cpu_share=others,
+        disturbed_cells=sum(c.extra.get("others_cpu_share", 0) > 0.1
+                            for c in lab.cells.values()),
+        timed_cells=sum(c.speedup is not None for c in lab.cells.values()),
     )
     paths = report.write(out, results, agree, dense_cal, mach, preset, sizes, info,
                          list(lab.cells.values()))
