@@ -32,6 +32,8 @@ class Sizes:
     train_blocks: tuple[int, ...]     # claim 8: BSR block sizes besides CSR
     repeat: int                       # samples per median
     rounds: int                       # alternating dense/sparse medians per cell
+    attempts: int                     # timings of a cell at most, when other work disturbs it
+    retry_budget_s: float             # no more re-timing once the run is this old (seconds)
     min_time: float                   # seconds per timing sample
     peak_side: int                    # side of the square torch.mm measuring peak FLOP/s
     dram_copy_mib: int                # MiB copied to measure DRAM bandwidth
@@ -53,7 +55,8 @@ FULL = Sizes(
     nm_patterns=((2, 4), (1, 4), (1, 8), (1, 16)),
     storage_densities=tuple(round(0.05 * i, 2) for i in range(1, 21)),
     imbalance_density=0.1, imbalance_alpha=1.0, train_batch=128, train_densities=(0.1, 0.5),
-    train_blocks=(16,), repeat=5, rounds=3, min_time=0.01, peak_side=2048, dram_copy_mib=512,
+    train_blocks=(16,), repeat=5, rounds=3, attempts=3, retry_budget_s=150, min_time=0.01,
+    peak_side=2048, dram_copy_mib=512,
 )
 
 QUICK = Sizes(
@@ -63,7 +66,9 @@ QUICK = Sizes(
     nm_patterns=((2, 4), (1, 4), (1, 8)),
     storage_densities=tuple(round(0.1 * i, 1) for i in range(1, 11)),
     imbalance_density=0.1, imbalance_alpha=1.0, train_batch=128, train_densities=(0.1, 0.5),
-    train_blocks=(16,), repeat=3, rounds=3, min_time=0.005, peak_side=1024, dram_copy_mib=256,
+    train_blocks=(16,), repeat=3, rounds=3, attempts=2, retry_budget_s=20,
+    min_time=0.005,
+    peak_side=1024, dram_copy_mib=256,
 )
 
 TINY = Sizes(
@@ -73,7 +78,9 @@ TINY = Sizes(
     nm_patterns=((2, 4), (1, 4)),
     storage_densities=(0.2, 0.4, 0.6, 0.8, 1.0),
     imbalance_density=0.1, imbalance_alpha=1.0, train_batch=32, train_densities=(0.1, 0.5),
-    train_blocks=(), repeat=3, rounds=1, min_time=0.001, peak_side=512, dram_copy_mib=64,
+    train_blocks=(), repeat=3, rounds=1, attempts=1, retry_budget_s=0,
+    min_time=0.001,
+    peak_side=512, dram_copy_mib=64,
 )
 
 SIZES = {s.name: s for s in (FULL, QUICK, TINY)}

@@ -34,7 +34,6 @@ from .result import Cell
 from .workloads import Job, Spec, Workload, base_weight, build
 
 DISTURBED = 0.1   # share of the CPU other processes may take while a cell is timed
-ATTEMPTS = 3      # timings of a cell at most, when other processes disturb it
 
 
 @dataclass
@@ -64,6 +63,7 @@ class Lab:
         self.base = base_weight(self.sizes.rows, self.sizes.cols, self.seed)
         self.dense_w = self.base.to(device=self.device, dtype=self.dtype)
         self._operands: dict[tuple[str, int], torch.Tensor] = {}
+        self._t0 = time.perf_counter()
 
     # --- operands -------------------------------------------------------------------------
     def operand(self, which: str, batch: int) -> torch.Tensor:
@@ -130,11 +130,14 @@ class Lab:
 
         ``rounds`` alternating medians of each, and the median of those, so both sides see
         the same spells of load. A measurement during which other processes took more than
-        ``DISTURBED`` of the CPU is repeated (up to ``ATTEMPTS`` times in all); the least
-        disturbed attempt counts.
+        ``DISTURBED`` of the CPU is repeated (up to ``sizes.attempts`` times in all); the least
+        disturbed attempt counts. Once the run is ``sizes.retry_budget_s`` old it stops
+        re-timing, to bound its length on a busy machine.
         """
         best: tuple[float, float, float] | None = None
-        for _ in range(ATTEMPTS):
+        for attempt in range(self.sizes.attempts):
+            if attempt and time.perf_counter() - self._t0 > self.sizes.retry_budget_s:
+                break
             others0, t0 = others_cpu_seconds(), time.perf_counter()
             dense, sparse = [], []
             with torch.no_grad():

@@ -72,7 +72,7 @@ def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal
         f"Machine: {machine.describe()} Other processes used {info.others_cpu_share:.0%} of "
         f"the machine's CPU time during the run; {info.disturbed_cells} of "
         f"{info.timed_cells} timed cells stayed disturbed (> 10 % of the CPU taken by others "
-        "in each of 3 attempts)" + (
+        f"in each of up to {sizes.attempts} attempts)" + (
             " — **timings are unreliable: other work competed for the cores** (rerun on an "
             "idle machine)." if info.disturbed_cells > 0.1 * max(info.timed_cells, 1)
             else "."),
