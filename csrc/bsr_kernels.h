@@ -6,29 +6,23 @@ namespace sparse_ops {
 namespace ISA_NS {
 
 // ---------------------------------------------------------------- SpMM micro-kernel
-// y[r, :] (+)= sum_c A[r, c] * xb[c, :] for RB rows of one block and an output tile of
-// (NV-1)*W + rem columns. acc: RB x NV vectors; each x row segment is loaded once and
-// reused by the RB rows. first: start from zero instead of y.
+// yout[r, :] = yin[r, :] + sum_c A[r, c] * xb[c, :] for RB rows of one block and an output
+// tile of (NV-1)*W + rem columns (yin == nullptr: from zero). acc: RB x NV vectors; each x row
+// segment is loaded once and reused by the RB rows.
 template <class T, int RB, int NV, bool MASK>
 inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ xb, int64_t ldx,
-                      T* __restrict__ y, int64_t N, bool first, int rem) {
+                      const T* yin, int64_t ldin, T* yout, int64_t ldout, int rem) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   reg acc[RB][NV];
-  if (first) {
 #pragma GCC unroll 16
-    for (int r = 0; r < RB; ++r)
+  for (int r = 0; r < RB; ++r)
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[r][v] = VT::zero();
-  } else {
-#pragma GCC unroll 16
-    for (int r = 0; r < RB; ++r)
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v)
-        acc[r][v] = (MASK && v == NV - 1) ? VT::loadn(y + r * N + v * W, rem)
-                                           : VT::load(y + r * N + v * W);
-  }
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = !yin ? VT::zero()
+                       : ((MASK && v == NV - 1) ? VT::loadn(yin + r * ldin + v * W, rem)
+                                                : VT::load(yin + r * ldin + v * W));
   for (int64_t c = 0; c < C; ++c) {
     reg xv[NV];
     const T* xr = xb + c * ldx;
@@ -47,19 +41,26 @@ inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ 
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
       if (MASK && v == NV - 1)
-        VT::storen(y + r * N + v * W, acc[r][v], rem);
+        VT::storen(yout + r * ldout + v * W, acc[r][v], rem);
       else
-        VT::store(y + r * N + v * W, acc[r][v]);
+        VT::store(yout + r * ldout + v * W, acc[r][v]);
     }
 }
+
+// Bytes of the per-block-row partial sums kept contiguous (L1) while the blocks of a block
+// row accumulate; out rows at the caller's stride would conflict in the caches.
+constexpr int64_t kBsrPartBytes = 32 * 1024;
 
 template <class T, int NV, bool MASK>
 void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0, int rem) {
   using VT = V<T>;
   constexpr int W = VT::W;
   constexpr int RB = Tune::bsr_rb;
+  constexpr int64_t PW = NV * W;  // part buffer row stride
+  alignas(64) T part[kBsrPartBytes / sizeof(T)];
   const int64_t R = a.R, C = a.C, N = a.N, ldx = a.ldx;
   const int64_t w = static_cast<int64_t>(NV - 1) * W + rem;
+  const bool use_part = R * PW * static_cast<int64_t>(sizeof(T)) <= kBsrPartBytes;
   for (int64_t i = br0; i < br1; ++i) {
     T* yb = a.out + i * R * N + n0;
     const int64_t s = a.crow[i], e = a.crow[i + 1];
@@ -71,12 +72,18 @@ void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
     for (int64_t p = s; p < e; ++p) {
       const T* A = a.val + p * R * C;
       const T* xb = a.x + static_cast<int64_t>(a.col[p]) * C * ldx + (n0 - a.xc0);
-      const bool first = p == s;
+      // partial sums: part (or y itself when R is large); the last block writes y
+      const T* yin = p == s ? nullptr : (use_part ? part : yb);
+      const int64_t ldin = use_part ? PW : N;
+      T* yout = (p == e - 1 || !use_part) ? yb : part;
+      const int64_t ldout = yout == yb ? N : PW;
       int64_t r = 0;
       for (; r + RB <= R; r += RB)
-        bsr_micro<T, RB, NV, MASK>(A + r * C, C, xb, ldx, yb + r * N, N, first, rem);
+        bsr_micro<T, RB, NV, MASK>(A + r * C, C, xb, ldx, yin ? yin + r * ldin : nullptr, ldin,
+                                   yout + r * ldout, ldout, rem);
       for (; r < R; ++r)
-        bsr_micro<T, 1, NV, MASK>(A + r * C, C, xb, ldx, yb + r * N, N, first, rem);
+        bsr_micro<T, 1, NV, MASK>(A + r * C, C, xb, ldx, yin ? yin + r * ldin : nullptr, ldin,
+                                  yout + r * ldout, ldout, rem);
     }
   }
 }

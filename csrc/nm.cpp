@@ -129,7 +129,8 @@ void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   const auto fn = typed<T>(tab).nm_spmm;
   const int64_t M = args.M, N = args.N;
   threads = threads_for(threads, static_cast<double>(M) * (g.Gn + 1) * N);
-  const auto tiles = col_tiles(N, tile_cols(g.K, N, sizeof(T), l2_tile_budget()), false);
+  // The kernel keeps chunks of x rows in L1 (the tile need not fit L2): 512-byte x rows.
+  const auto tiles = col_tiles(N, 512 / static_cast<int64_t>(sizeof(T)), false);
   const TiledOperand<T> xt(args.x, g.K, N, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);

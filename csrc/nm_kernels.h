@@ -17,7 +17,20 @@ inline int64_t nm_pos(const uint8_t* __restrict__ mrow, int64_t t, int64_t b, ui
 
 constexpr int64_t kNmMaxSlots = 512;
 constexpr int64_t kNmAhead = 8;  // rows prefetched ahead in the group-chunked loops
-constexpr int64_t kNmRowBlock = 32;  // rows sharing one pass over the group chunks
+constexpr int64_t kNmRowBlock = 512;  // rows sharing one pass over the group chunks
+
+// A 64-byte aligned scratch buffer.
+template <class T>
+struct Scratch {
+  T* p;
+  explicit Scratch(int64_t n)
+      : p(static_cast<T*>(std::aligned_alloc(64, (static_cast<size_t>(n) * sizeof(T) + 63) / 64 * 64))) {
+    if (!p) throw std::bad_alloc();
+  }
+  ~Scratch() { std::free(p); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
 
 inline int64_t gcd64(int64_t a, int64_t b) {
   while (b) {
@@ -40,18 +53,19 @@ inline int64_t nm_group_chunk(const NmArgs<T>& a, int64_t row_bytes) {
   return gc > align ? gc : align;
 }
 
-// cols[t - t0] = column of slot t of the row whose metadata is mrow, for t in [t0, t1); t0 a
-// multiple of W. May write up to W - 1 entries past t1 - t0.
+// cols[t - t0] = scale * column of slot t of the row whose metadata is mrow, for t in
+// [t0, t1); t0 a multiple of W. May write up to W - 1 entries past t1 - t0.
 template <class T>
 inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<T>::Dec& dec,
-                      int64_t t0, int64_t t1, int32_t* cols) {
+                      int64_t t0, int64_t t1, int32_t* cols, int32_t scale = 1) {
   using VT = V<T>;
   constexpr int W = VT::W;
   const int64_t b = a.bits, stride = a.meta_stride;
   for (int64_t t = t0; t < t1; t += W) {
     const int64_t bo = t * b, by = bo >> 3;
     const uint64_t bits = load_bytes(mrow + by, stride - by) >> (bo & 7);
-    VT::store_idx(cols + (t - t0), VT::nm_cols(a.gbase + t, bits, dec));
+    const auto c = VT::nm_cols(a.gbase + t, bits, dec);
+    VT::store_idx(cols + (t - t0), scale == 1 ? c : VT::imul(c, scale));
   }
 }
 
@@ -134,14 +148,21 @@ void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
 
 // ---------------------------------------------------------------- SpMM
 // Output tile of (NV-1)*W + rem columns; groups in chunks whose x rows (chunk*m rows of the
-// tile) stay in L1 while every row of [r0, r1) streams its slots through them.
-template <class T, int NV, bool MASK>
+// tile) stay in L1 while a block of rows streams its slots through them.
+//
+// Decoding the metadata must stay off the FMA ports. SPB > 0: each metadata byte holds SPB
+// slots making whole groups (2:4, 1:4, 1:2, 2:3, 1:8, 2:8, ...): a 256-entry table gives the
+// SPB x offsets of a byte value relative to its first group, so the slot loop does one table
+// load per slot and no vector decode. SPB == 0: any n:m, columns decoded W at a time into a
+// buffer (PREMUL: premultiplied by ldx, which needs K * ldx < 2^31).
+template <class T, int NV, bool MASK, int SPB, bool PREMUL>
 void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int rem) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
-  const int64_t N = a.N, n = a.n, b = a.bits, G = a.G, Gn = G * n, stride = a.meta_stride;
-  const int64_t ldx = a.ldx;
+  constexpr int U = Tune::nm_unroll;  // independent accumulator sets (slots in flight)
+  const int64_t N = a.N, n = a.n, m = a.m, b = a.bits, G = a.G, Gn = G * n;
+  const int64_t stride = a.meta_stride, ldx = a.ldx;
   const T* __restrict__ xb = a.x + (n0 - a.xc0);
   auto ld = [rem](const T* p, int v) {
     return (MASK && v == NV - 1) ? VT::loadn(p, rem) : VT::load(p);
@@ -158,25 +179,42 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
       for (int v = 0; v < NV; ++v) st(a.out + i * N + n0 + v * W, VT::zero(), v);
     return;
   }
-  const int64_t GC = nm_group_chunk(a, static_cast<int64_t>(NV * W * sizeof(T)));
+  int64_t GC = nm_group_chunk(a, static_cast<int64_t>(NV * W * sizeof(T)));
+  // SPB > 0: the table, chunks of whole bytes
+  constexpr int LUTN = SPB > 0 ? 256 * SPB : 1;
+  alignas(64) int32_t lut[LUTN];
+  const int64_t unit_step = SPB > 0 ? (SPB / n) * m * ldx : 0;  // x offset from byte to byte
+  if constexpr (SPB > 0) {
+    const int64_t gpb = SPB / n;  // groups per byte
+    GC = GC / gpb * gpb > 0 ? GC / gpb * gpb : gpb;
+    for (int v = 0; v < 256; ++v)
+      for (int q = 0; q < SPB; ++q)
+        lut[v * SPB + q] = static_cast<int32_t>(((q / n) * m + ((v >> (q * b)) & ((1 << b) - 1))) * ldx);
+  }
+  // SPB == 0: decoded columns of row i and of row i + 1
+  constexpr int CB = SPB > 0 ? 1 : kNmMaxSlots;
+  alignas(64) int32_t colbuf[2][CB];
   const auto dec = VT::dec(static_cast<int>(b));
-  alignas(64) int32_t colbuf[2][kNmMaxSlots];  // row i's decoded columns, and row i+1's
-  // Partial sums of a block of rows live in a small contiguous buffer (L1) between group
-  // chunks; the last chunk writes out. (Out rows at the caller's stride would conflict in
-  // the caches.)
-  constexpr int64_t RB = kNmRowBlock;
-  alignas(64) T part[RB * NV * W];
+  const int32_t scale = PREMUL ? static_cast<int32_t>(ldx) : 1;
+  const int64_t mul = PREMUL ? 1 : ldx;
+  // Partial sums of a block of rows live in a contiguous buffer (L2) between group chunks;
+  // the last chunk writes out. (Out rows at the caller's stride would conflict in the caches.)
+  const int64_t RB = r1 - r0 < kNmRowBlock ? r1 - r0 : kNmRowBlock;
+  Scratch<T> part_buf(RB * NV * W);
+  T* __restrict__ part = part_buf.p;
   for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
     const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1, nb = rb1 - rb0;
     for (int64_t g0 = 0; g0 < G; g0 += GC) {
       const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n, ns = t1 - t0;
       const bool first = g0 == 0, last = g0 + GC >= G;
       const int64_t vlines = ns * static_cast<int64_t>(sizeof(T)) / 64 + 1;
-      nm_decode(a, a.meta + rb0 * stride, dec, t0, t1, colbuf[0]);
+      if constexpr (SPB == 0) nm_decode(a, a.meta + rb0 * stride, dec, t0, t1, colbuf[0], scale);
       for (int64_t i = rb0; i < rb1; ++i) {
-        // Decode the next row first: its columns are then ready when its FMAs start.
-        if (i + 1 < rb1) nm_decode(a, a.meta + (i + 1) * stride, dec, t0, t1, colbuf[(i + 1 - rb0) & 1]);
-        const int32_t* cols = colbuf[(i - rb0) & 1];
+        if constexpr (SPB == 0) {  // decode the next row first: ready when its FMAs start
+          if (i + 1 < rb1)
+            nm_decode(a, a.meta + (i + 1) * stride, dec, t0, t1, colbuf[(i + 1 - rb0) & 1],
+                      scale);
+        }
         {  // rows are far apart (new pages): prefetch a few rows ahead, into the next chunk
           int64_t ip = i + kNmAhead, tp = t0;
           if (ip >= rb1) {
@@ -191,8 +229,6 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
         }
         const T* __restrict__ vrow = a.val + i * Gn + t0;
         T* pr = part + (i - rb0) * (NV * W);
-        // U independent accumulator sets (U consecutive slots) hide the FMA latency.
-        constexpr int U = Tune::nm_unroll;
         reg acc[U][NV];
 #pragma GCC unroll 16
         for (int v = 0; v < NV; ++v) {
@@ -200,21 +236,34 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
 #pragma GCC unroll 16
           for (int u = 1; u < U; ++u) acc[u][v] = VT::zero();
         }
-        int64_t t = 0;
-        for (; t + U <= ns; t += U) {
+        auto slot = [&](int u, const T* xs, T val) {
+          const reg vs = VT::set1(val);
 #pragma GCC unroll 16
-          for (int u = 0; u < U; ++u) {
-            const T* xu = xb + static_cast<int64_t>(cols[t + u]) * ldx;
-            const reg vu = VT::set1(vrow[t + u]);
-#pragma GCC unroll 16
-            for (int v = 0; v < NV; ++v) acc[u][v] = VT::fma(vu, ld(xu + v * W, v), acc[u][v]);
+          for (int v = 0; v < NV; ++v) acc[u][v] = VT::fma(vs, ld(xs + v * W, v), acc[u][v]);
+        };
+        if constexpr (SPB > 0) {
+          const uint8_t* __restrict__ mb = a.meta + i * stride + t0 / SPB;
+          const int64_t nfull = ns / SPB;
+          const T* xk = xb + (t0 / SPB) * unit_step;
+          for (int64_t k = 0; k < nfull; ++k, xk += unit_step) {
+            const int32_t* L = lut + mb[k] * SPB;
+            const T* vk = vrow + k * SPB;
+#pragma GCC unroll 8
+            for (int q = 0; q < SPB; ++q) slot(q % U, xk + L[q], vk[q]);
           }
-        }
-        for (; t < ns; ++t) {
-          const T* x0 = xb + static_cast<int64_t>(cols[t]) * ldx;
-          const reg v0 = VT::set1(vrow[t]);
+          const int64_t tail = ns - nfull * SPB;  // the row's last byte, partly padding
+          if (tail > 0) {
+            const int32_t* L = lut + mb[nfull] * SPB;
+            for (int64_t q = 0; q < tail; ++q) slot(0, xk + L[q], vrow[nfull * SPB + q]);
+          }
+        } else {
+          const int32_t* cols = colbuf[(i - rb0) & 1];
+          int64_t t = 0;
+          for (; t + U <= ns; t += U) {
 #pragma GCC unroll 16
-          for (int v = 0; v < NV; ++v) acc[0][v] = VT::fma(v0, ld(x0 + v * W, v), acc[0][v]);
+            for (int u = 0; u < U; ++u) slot(u, xb + static_cast<int64_t>(cols[t + u]) * mul, vrow[t + u]);
+          }
+          for (; t < ns; ++t) slot(0, xb + static_cast<int64_t>(cols[t]) * mul, vrow[t]);
         }
         T* y = a.out + i * N + n0;
 #pragma GCC unroll 16
@@ -231,6 +280,12 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
   }
 }
 
+// Slots per metadata byte when a byte holds whole groups (the table path), else 0.
+inline int nm_lut_spb(int64_t n, int64_t b) {
+  const int64_t spb = 8 / b;
+  return spb % n == 0 ? static_cast<int>(spb) : 0;
+}
+
 template <class T>
 void nm_spmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
   constexpr int W = V<T>::W;
@@ -243,8 +298,22 @@ void nm_spmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_
     const int64_t w = n1 - c < NVMAX * W ? n1 - c : NVMAX * W;
     const int nv = static_cast<int>((w + W - 1) / W);
     const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
+    const bool fits = a.K * a.ldx < (int64_t{1} << 31);  // x offsets as int32
+    const int spb = fits ? nm_lut_spb(a.n, a.bits) : 0;
     with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-      nm_spmm_tile<T, decltype(nvc)::value, decltype(mc)::value>(a, r0, r1, c, rem);
+      constexpr int V_ = decltype(nvc)::value;
+      constexpr bool M_ = decltype(mc)::value;
+      switch (spb) {
+        case 2:
+          return nm_spmm_tile<T, V_, M_, 2, true>(a, r0, r1, c, rem);
+        case 4:
+          return nm_spmm_tile<T, V_, M_, 4, true>(a, r0, r1, c, rem);
+        case 8:
+          return nm_spmm_tile<T, V_, M_, 8, true>(a, r0, r1, c, rem);
+        default:
+          if (fits) return nm_spmm_tile<T, V_, M_, 0, true>(a, r0, r1, c, rem);
+          return nm_spmm_tile<T, V_, M_, 0, false>(a, r0, r1, c, rem);
+      }
     });
   }
 }

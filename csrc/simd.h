@@ -11,7 +11,7 @@
 //   reg fma(a, b, c) = a * b + c, add, mul;  T hsum(reg)
 //   ivec idx(const int16_t*|const int32_t*), idxn(p, n)   W column indices as int32 lanes
 //   reg gather(base, ivec), gathern(base, ivec, n)        base[idx[l]] (lanes >= n give 0)
-//   store_idx(int32_t*, ivec), ivec iset1(int32_t)
+//   store_idx(int32_t*, ivec), ivec iset1(int32_t), iadd(ivec, ivec), imul(ivec, int32_t)
 //   vmask valid(idx, kv), validn(idx, kv, n): lanes (< n) with 0 <= idx < kv (kv = iset1(K))
 //   vmask mand(a, b), mtrue(); bool all(m), alln(m, n); reg gatherm(base, idx, m) (lanes off give 0)
 //   Dec dec(b); ivec nm_cols(gbase, bits, Dec)           N:M columns of W consecutive slots:
@@ -96,6 +96,7 @@ struct V<float> {
     return _mm512_add_epi32(_mm512_loadu_si512(gbase), nm_pos(bits, d));
   }
   static ivec iadd(ivec a, ivec b) { return _mm512_add_epi32(a, b); }
+  static ivec imul(ivec a, int32_t k) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(k)); }
   // Lanes l < n of the 2W-lane table (lo, hi) at idx[l]; other lanes 0.
   static constexpr bool kPerm2 = true;
   static reg perm2n(reg lo, reg hi, ivec idx, int n) {
@@ -163,6 +164,7 @@ struct V<double> {
                             nm_pos(bits, d));
   }
   static ivec iadd(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
+  static ivec imul(ivec a, int32_t k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
   static constexpr bool kPerm2 = true;
   static reg perm2n(reg lo, reg hi, ivec idx, int n) {
     return _mm512_maskz_permutex2var_pd(mask8(n), lo, _mm512_cvtepi32_epi64(idx), hi);
@@ -176,7 +178,7 @@ struct Tune {
   static constexpr int bsr_mv_rb = 16;   // BSR SpMV: rows per accumulator group
   static constexpr int sd_ra = 4;        // BSR SDDMM: a-rows x b-rows of dot products
   static constexpr int sd_cb = 4;
-  static constexpr int nm_nv = 4;        // N:M output-row tile
+  static constexpr int nm_nv = 8;        // N:M output-row tile
   static constexpr int nm_unroll = 2;    // N:M slots in flight (accumulator sets)
 };
 
@@ -272,6 +274,7 @@ struct V<float> {
                             nm_pos(bits, d));
   }
   static ivec iadd(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
+  static ivec imul(ivec a, int32_t k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
   static constexpr bool kPerm2 = false;
   static reg perm2n(reg, reg, ivec, int) { return zero(); }
 };
@@ -349,6 +352,7 @@ struct V<double> {
                          nm_pos(bits, d));
   }
   static ivec iadd(ivec a, ivec b) { return _mm_add_epi32(a, b); }
+  static ivec imul(ivec a, int32_t k) { return _mm_mullo_epi32(a, _mm_set1_epi32(k)); }
   static constexpr bool kPerm2 = false;
   static reg perm2n(reg, reg, ivec, int) { return zero(); }
 };
@@ -413,6 +417,7 @@ struct V {
     return gbase[0] + nm_pos(bits, d);
   }
   static ivec iadd(ivec a, ivec b) { return a + b; }
+  static ivec imul(ivec a, int32_t k) { return a * k; }
   static constexpr bool kPerm2 = false;
   static reg perm2n(reg, reg, ivec, int) { return zero(); }
 };
