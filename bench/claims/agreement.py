@@ -18,8 +18,9 @@ WHY_BELOW = {
     "csr": "each nonzero costs the CPU a column index load and a gather of a row of X (cache "
            "misses at low density), while the simulated PE lanes skip zeros for free and "
            "stream their operands at full rate",
-    "bsr": "small blocks give the SIMD units short rows to work on and a block index per "
-           "b*b values, while the simulated array skips whole zero tiles at no cost",
+    "bsr": "the kernel pays per block (an index, a gather of a slice of X, a small dense "
+           "product that runs below the SIMD units' best rate for small blocks), while the "
+           "simulated array skips whole zero tiles at no cost and runs kept tiles at full rate",
     "nm": "the CPU has no N:M unit: the kernel decodes the packed positions and gathers X "
           "in software, where a sparse tensor core selects operands in hardware",
 }
