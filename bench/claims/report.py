@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,9 @@ def write(out: Path, results: list[ClaimResult], agree: list[FormatAgreement],
     plot_dir = out / f"{stem}_plots"
     plot_dir.mkdir(exist_ok=True)
     rows = cell_rows(cells)
+    t0 = time.perf_counter()
     plot_files = plots.draw_all(results, rows, plot_dir)
+    info.seconds += time.perf_counter() - t0  # the run's length includes its plots
     md = markdown(results, agree, dense_cal, machine, preset, sizes, info, plot_dir.name,
                   plot_files)
     paths = {"md": out / f"{stem}.md", "json": out / f"{stem}.json",
