@@ -7,6 +7,7 @@
 
 #include "entry_points.h"
 #include "kernels.h"
+#include "parallel.h"
 
 namespace py = pybind11;
 using namespace sparse_ops;
@@ -45,10 +46,15 @@ PYBIND11_MODULE(_C, mod) {
       "simd_level", [] { return std::string(active_table().name); },
       "The SIMD level the kernels run at: 'avx512', 'avx2' or 'scalar'.");
   mod.def(
-      "_set_simd_level", [](const std::string& level) { return std::string(set_simd_level(level.c_str())); },
+      "_set_simd_level",
+      [](const std::string& level) { return std::string(set_simd_level(level.c_str())); },
       py::arg("level"),
       "Testing aid: switch the kernels to 'scalar', 'avx2' or 'avx512' (ValueError if unknown "
       "or unsupported). Returns the level now active.");
+  mod.def(
+      "_set_tile_bytes", [](int64_t bytes) { set_tile_budget(bytes); }, py::arg("bytes"),
+      "Testing aid: the L2 budget for column tiles of the dense operand (0 = default), so that "
+      "small inputs take the tiled, packed paths.");
   mod.def(
       "_supported_simd_levels",
       [] {

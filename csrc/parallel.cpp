@@ -2,6 +2,7 @@
 #include "parallel.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 
 namespace sparse_ops {
@@ -74,7 +75,13 @@ int64_t tile_cols(int64_t K, int64_t N, int64_t elem, int64_t budget_bytes) {
   return t >= N ? N : t;
 }
 
+namespace {
+std::atomic<int64_t> g_tile_budget_override{0};
+}
+
 int64_t l2_tile_budget() {
+  const int64_t o = g_tile_budget_override.load(std::memory_order_relaxed);
+  if (o > 0) return o;
   static const int64_t b = [] {
     if (const char* e = std::getenv("SPARSE_OPS_TILE_KB")) {
       const long v = std::strtol(e, nullptr, 10);
@@ -84,5 +91,7 @@ int64_t l2_tile_budget() {
   }();
   return b;
 }
+
+void set_tile_budget(int64_t bytes) { g_tile_budget_override.store(bytes > 0 ? bytes : 0); }
 
 }  // namespace sparse_ops

@@ -40,8 +40,10 @@ int64_t chunk_count(int threads, int64_t rows, int64_t index_bytes);
 std::vector<std::pair<int64_t, int64_t>> col_tiles(int64_t N, int64_t tile, bool keep_empty);
 // Tile width so that K rows x tile columns of `elem`-byte values take about budget bytes.
 int64_t tile_cols(int64_t K, int64_t N, int64_t elem, int64_t budget_bytes);
-// L2 budget for the dense operand's column tile (SPARSE_OPS_TILE_KB overrides, for tuning).
+// L2 budget for the dense operand's column tile (SPARSE_OPS_TILE_KB overrides, for tuning;
+// set_tile_budget(bytes > 0) overrides both, for tests of the tiled paths on small inputs).
 int64_t l2_tile_budget();
+void set_tile_budget(int64_t bytes);
 
 // The smallest bad position seen by any thread.
 struct FirstBad {

@@ -349,6 +349,45 @@ def test_nm_large(level, threads, n):
     assert rel_err(sd, nm_sddmm_ref(d, x, pos, 2, 4)) < 1e-5
 
 
+# ----------------------------------------------------------------------------- tiled paths
+@pytest.fixture
+def small_tiles():
+    C._set_tile_bytes(1024)  # column tiles of 64 fp32 / 32 fp64 even for small K: packing
+    yield
+    C._set_tile_bytes(0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiled_packed_paths(level, small_tiles, dtype):
+    rng = np.random.default_rng(5)
+    m, k, n = 37, 53, 150
+    x = rng.standard_normal((k, n)).astype(dtype)
+    a = rng.standard_normal((m, n)).astype(dtype)
+    crow, col, val = random_csr(rng, m, k, 0.3, np.int16, dtype)
+    out = poisoned((m, n), dtype)
+    C.csr_spmm(crow, col, val, x, out, 2)
+    assert rel_err(out, csr_dense(crow, col, val, m, k) @ x) < TOL[dtype]
+    sd = poisoned(col.shape, dtype)
+    C.csr_sddmm(crow, col, a, x, sd, 2)
+    rows = np.repeat(np.arange(m), np.diff(crow))
+    want = np.einsum("pn,pn->p", a[rows].astype(float), x[col.astype(int)].astype(float))
+    assert rel_err(sd, want) < TOL[dtype]
+    bcrow, bcol, bval = random_bsr(rng, 7, 10, 3, 5, 0.4, dtype)
+    xb = rng.standard_normal((50, n)).astype(dtype)
+    out = poisoned((21, n), dtype)
+    C.bsr_spmm(bcrow, bcol, bval, xb, out, 2)
+    assert rel_err(out, bsr_dense(bcrow, bcol, bval, 7, 10) @ xb) < TOL[dtype]
+    for nn, mm in ((2, 4), (3, 8)):
+        v, meta, pos = random_nm(rng, m, k, nn, mm, dtype)
+        s = nm_dense(v, pos, k, nn, mm)
+        out = poisoned((m, n), dtype)
+        C.nm_spmm(v, meta, x, out, nn, mm, 2)
+        assert rel_err(out, s @ x) < TOL[dtype]
+        sd = poisoned(v.shape, dtype)
+        C.nm_sddmm(meta, a, x, sd, nn, mm, 2)
+        assert rel_err(sd, nm_sddmm_ref(a, x, pos, nn, mm)) < TOL[dtype]
+
+
 # ----------------------------------------------------------------------------- empty
 @pytest.mark.parametrize("m,k,n", [(0, 5, 3), (4, 0, 3), (4, 5, 0), (0, 0, 0), (3, 6, 1)])
 def test_empty(level, m, k, n):
@@ -483,6 +522,25 @@ def test_csr_bad_inputs():
     _raises(ValueError, "num_cols", C.csr_transpose, crow, col, -1)
     _raises(ValueError, "col_indices", C.csr_transpose, crow, col, 3)
     _raises(ValueError, "crow_indices", C.csr_transpose, bad_crow, col, 4)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 67])
+@pytest.mark.parametrize("where", ["first", "vector", "tail"])
+@pytest.mark.parametrize("bad_value", [-1, 90, 32767])
+def test_csr_bad_col_every_path(level, small_tiles, n, where, bad_value):
+    """A bad column in a long row (unrolled vector loops), in a row tail, any N, tiled."""
+    rng = np.random.default_rng(9)
+    m, k = 5, 90
+    crow, col, val = random_csr(rng, m, k, 0.9, np.int16, np.float32)
+    row = 2
+    p = {"first": crow[row], "vector": crow[row] + 37, "tail": crow[row + 1] - 1}[where]
+    col[p] = bad_value if bad_value != 90 else k
+    x = rng.standard_normal((k, n)).astype(np.float32)
+    msg = f"col_indices: value {int(col[p])} at position {p} out of range [0, {k})"
+    _raises(ValueError, msg, C.csr_spmm, crow, col, val, x, poisoned((m, n), np.float32), 2)
+    a = rng.standard_normal((m, n)).astype(np.float32)
+    _raises(ValueError, msg, C.csr_sddmm, crow, col, a, x, poisoned(col.shape, np.float32), 2)
+    _raises(ValueError, msg, C.csr_transpose, crow, col, k)
 
 
 def test_bsr_bad_inputs():
