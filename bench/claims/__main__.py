@@ -24,6 +24,7 @@ OUT = Path(__file__).resolve().parent.parent / "out"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, run the claims, print the table; returns the exit code."""
     ap = argparse.ArgumentParser(prog="python -m bench.claims",
                                  description=__doc__.split("\n\n")[1])
     size = ap.add_mutually_exclusive_group()

@@ -125,6 +125,7 @@ def _explain(lab: Lab, layout: str, cells: list[Cell], rho: float, ratio: float,
 
 
 def to_dict(rows: list[FormatAgreement]) -> list[dict]:
+    """JSON-ready dicts of the agreement rows."""
     out = []
     for r in rows:
         d = asdict(r)

@@ -34,6 +34,7 @@ class BreakEven:
     hi: float
 
     def text(self) -> str:
+        """The break-even as the report prints it (a density, or why there is none)."""
         if self.status == "crosses":
             return f"{self.density:.3g}"
         if self.status == "faster everywhere":
@@ -87,10 +88,12 @@ def break_even(densities: Sequence[float], speedups: Sequence[float]) -> BreakEv
 
 
 def jobs_claim1(sizes: Sizes) -> list[Job]:
+    """CSR at every density of the sweep, for every batch."""
     return [Job(Spec.csr(d), b) for b in sizes.batches for d in sizes.densities]
 
 
 def jobs_claim2(sizes: Sizes) -> list[Job]:
+    """Every block size at every density of the sweep, at the block batch."""
     return [Job(Spec.bsr(d, blk), sizes.block_batch) for blk in sizes.blocks
             for d in sizes.densities]
 

@@ -22,6 +22,7 @@ from .workloads import Job, Spec
 
 
 def specs_claim4(sizes: Sizes) -> list[Spec]:
+    """CSR and BSR at every density of the sweep, and the N:M patterns."""
     specs = [Spec.csr(d) for d in sizes.densities]
     specs += [Spec.bsr(d, b) for b in sizes.bytes_blocks for d in sizes.densities]
     specs += [Spec.nm(n, m) for n, m in sizes.nm_patterns]
@@ -29,6 +30,7 @@ def specs_claim4(sizes: Sizes) -> list[Spec]:
 
 
 def jobs_claim4(sizes: Sizes) -> list[Job]:
+    """Every claim-4 weight at batch 1 (matrix-vector)."""
     return [Job(s, 1) for s in specs_claim4(sizes)]
 
 
@@ -39,6 +41,7 @@ def byte_ratio(cell: Cell, elem: int) -> float:
 
 
 def analyse_claim4(lab: Lab) -> ClaimResult:
+    """Measured and simulated batch-1 speedups against the byte ratio of each format."""
     elem = lab.dense_w.element_size()
     cells = [lab.cell(Job(s, 1)) for s in specs_claim4(lab.sizes)]
     pred = [byte_ratio(c, elem) for c in cells]

@@ -24,6 +24,7 @@ SRAM_KB = 1024.0
 
 
 def specs(sizes: Sizes) -> list[Spec]:
+    """CSR and the largest BSR block at density 0.1, and 2:4."""
     out = [Spec.csr(DENSITY), Spec.nm(2, 4)]
     if sizes.bytes_blocks:
         out.append(Spec.bsr(DENSITY, sizes.bytes_blocks[-1]))
@@ -50,6 +51,8 @@ def split(result: sim.Result) -> dict[str, float]:
 
 
 def analyse(lab: Lab) -> ClaimResult:
+    """DRAM share of the dense layer's energy and the sparse/dense energy, bytes and MAC
+    ratios; the first format (CSR) decides the verdict."""
     rows = []
     dense_split = None
     for spec in specs(lab.sizes):

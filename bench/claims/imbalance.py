@@ -17,11 +17,13 @@ from .workloads import Job, Spec
 
 
 def specs(sizes: Sizes) -> tuple[Spec, Spec]:
+    """The uniform and the power-law CSR pattern at the same density."""
     d = sizes.imbalance_density
     return (Spec.csr(d, "uniform"), Spec.csr(d, "powerlaw", alpha=sizes.imbalance_alpha))
 
 
 def jobs(sizes: Sizes) -> list[Job]:
+    """Both patterns at batch 1 and the training batch, and simulated with balancing."""
     out = []
     for spec in specs(sizes):
         out += [Job(spec, 1), Job(spec, sizes.train_batch),
@@ -30,6 +32,7 @@ def jobs(sizes: Sizes) -> list[Job]:
 
 
 def analyse(lab: Lab) -> ClaimResult:
+    """Simulated utilisation (skew, balancing) and the kernel's time on both patterns."""
     sizes = lab.sizes
     uni, pow_ = specs(sizes)
     b = sizes.train_batch

@@ -73,6 +73,7 @@ class Machine:
         )
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 

@@ -41,6 +41,7 @@ def curves(fig: dict, path: Path, title: str, label: str) -> None:
 
 
 def nm_bars(fig: dict, path: Path) -> None:
+    """Claim 3: measured and simulated 2:4 speedup per batch."""
     f, ax = plt.subplots(figsize=(6, 4))
     xs = range(len(fig["batches"]))
     ax.bar([x - 0.2 for x in xs], fig["measured"], 0.4, label="2:4 kernel, measured")
@@ -58,6 +59,7 @@ def nm_bars(fig: dict, path: Path) -> None:
 
 
 def bytes_scatter(fig: dict, path: Path) -> None:
+    """Claim 4: batch-1 speedup against the byte ratio, measured and simulated."""
     f, ax = plt.subplots(figsize=(6, 5))
     fams: dict[str, list[dict]] = {}
     for c in fig["cells"]:
@@ -80,6 +82,7 @@ def bytes_scatter(fig: dict, path: Path) -> None:
 
 
 def storage_lines(fig: dict, path: Path) -> None:
+    """Claim 5: bytes / dense bytes against density, formulas and real nbytes."""
     f, ax = plt.subplots(figsize=(7, 4.5))
     for i, (name, s) in enumerate(fig["series"].items()):
         col = f"C{i % 10}"
@@ -102,6 +105,7 @@ def storage_lines(fig: dict, path: Path) -> None:
 
 
 def imbalance_bars(fig: dict, path: Path) -> None:
+    """Claim 6: simulated utilisation and kernel time, uniform vs power-law rows."""
     f, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.8))
     u = fig["sim_utilization"]
     keys = ["uniform", "powerlaw", "uniform_balanced", "powerlaw_balanced"]
@@ -125,6 +129,7 @@ def imbalance_bars(fig: dict, path: Path) -> None:
 
 
 def energy_bars(fig: dict, path: Path) -> None:
+    """Claim 7: simulated energy split (DRAM, compute, rest) relative to dense."""
     f, ax = plt.subplots(figsize=(6.5, 4))
     bars = [("dense", fig["dense"])] + [(r["fmt"], r["sparse"]) for r in fig["formats"]]
     bottom = [0.0] * len(bars)
@@ -143,6 +148,7 @@ def energy_bars(fig: dict, path: Path) -> None:
 
 
 def training_bars(fig: dict, path: Path) -> None:
+    """Claim 8: speedup of each training product, measured and simulated."""
     rows = fig["rows"]
     prods = ["spmm", "spmm_t", "sddmm"]
     f, ax = plt.subplots(figsize=(8, 4))

@@ -39,6 +39,7 @@ class Preset:
     bandwidth_source: str
 
     def describe(self) -> str:
+        """One line for the report."""
         a = self.arch
         dram = a.dram_words_per_cycle or 0.0
         return (
@@ -49,6 +50,7 @@ class Preset:
         )
 
     def to_dict(self) -> dict:
+        """The preset as a JSON-ready dict."""
         return {"arch": self.arch.to_dict(), "clock_hz": self.clock_hz,
                 "bandwidth": self.bandwidth, "bandwidth_source": self.bandwidth_source}
 

@@ -164,10 +164,12 @@ def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal
 
 
 def info_stem(info: RunInfo) -> str:
+    """File stem of a run's outputs: ``claims`` on CPU, ``claims_<device>`` otherwise."""
     return "claims" if info.device == "cpu" else f"claims_{info.device}"
 
 
 def cell_rows(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Cells as flat dicts (``extra`` merged in) for the CSV."""
     rows = []
     for c in cells:
         d = asdict(c)

@@ -29,24 +29,29 @@ def index_bytes(cols: int) -> int:
 
 
 def dense_bytes(rows: int, cols: int, vb: int = 4) -> int:
+    """Bytes of the dense matrix."""
     return vb * rows * cols
 
 
 def csr_bytes(rows: int, cols: int, nnz: int, vb: int = 4, ib: int | None = None) -> int:
+    """Bytes of CSR with ``ib``-byte column indices (default: as sparse_ops stores them)."""
     ib = index_bytes(cols) if ib is None else ib
     return PTR * (rows + 1) + nnz * (vb + ib)
 
 
 def bsr_bytes(rows: int, cols: int, nnzb: int, block: tuple[int, int], vb: int = 4) -> int:
+    """Bytes of BSR with ``nnzb`` stored ``block`` blocks."""
     r, c = block
     return PTR * (rows // r + 1) + nnzb * (PTR + vb * r * c)
 
 
 def bitmap_bytes(rows: int, cols: int, nnz: int, vb: int = 4) -> int:
+    """Bytes of a bitmap (one bit per position) plus the values."""
     return math.ceil(rows * cols / 8) + nnz * vb
 
 
 def nm_bytes(rows: int, cols: int, n: int, m: int, vb: int = 4) -> int:
+    """Bytes of N:M values and packed positions (docs/formats.md)."""
     g = -(-cols // m)
     return rows * g * n * vb + rows * (-(-g * n * meta_bits(m) // 8))
 

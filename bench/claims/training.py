@@ -19,16 +19,19 @@ from .workloads import PRODUCTS, Job, Spec
 
 
 def specs(sizes: Sizes) -> list[Spec]:
+    """CSR and BSR at the training densities, and 2:4."""
     out = [Spec.csr(d) for d in sizes.train_densities]
     out += [Spec.bsr(d, b) for b in sizes.train_blocks for d in sizes.train_densities]
     return out + [Spec.nm(2, 4)]
 
 
 def jobs(sizes: Sizes) -> list[Job]:
+    """The three products of every training weight at the training batch."""
     return [Job(s, sizes.train_batch, p) for s in specs(sizes) for p in PRODUCTS]
 
 
 def analyse(lab: Lab) -> ClaimResult:
+    """Per-product and per-step speedups; CSR at the lowest density decides the verdict."""
     sizes = lab.sizes
     b = sizes.train_batch
     rows = []

@@ -38,6 +38,7 @@ class Spec:
 
     @classmethod
     def csr(cls, density: float, pattern: str = "magnitude", alpha: float = 1.0) -> Spec:
+        """CSR at ``density``; ``pattern`` magnitude, uniform or powerlaw (exponent ``alpha``)."""
         return cls("csr", float(density), pattern=pattern, alpha=alpha)
 
     @classmethod
@@ -47,6 +48,7 @@ class Spec:
 
     @classmethod
     def nm(cls, n: int, m: int) -> Spec:
+        """The N:M pattern ``n`` of every ``m`` (density n/m)."""
         return cls("nm", n / m, n=n, m=m)
 
     @property
