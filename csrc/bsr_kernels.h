@@ -189,13 +189,17 @@ inline void bsr_sddmm_micro(const T* __restrict__ ar, const T* __restrict__ br, 
 #pragma GCC unroll 16
       for (int c = 0; c < CB; ++c) acc[r][c] = VT::fma(av[r], bv[c], acc[r][c]);
   }
+  T sums[RA][CB];
 #pragma GCC unroll 16
-  for (int r = 0; r < RA; ++r)
+  for (int r = 0; r < RA; ++r) {
+    if constexpr (CB == 4)
+      VT::hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], sums[r]);
+    else
 #pragma GCC unroll 16
-    for (int c = 0; c < CB; ++c) {
-      const T s = VT::hsum(acc[r][c]);
-      o[r * C + c] = accumulate ? o[r * C + c] + s : s;
-    }
+      for (int c = 0; c < CB; ++c) sums[r][c] = VT::hsum(acc[r][c]);
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) o[r * C + c] = accumulate ? o[r * C + c] + sums[r][c] : sums[r][c];
+  }
 }
 
 template <class T, int RA>

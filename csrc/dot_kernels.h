@@ -51,10 +51,7 @@ inline void dot_row4(const T* __restrict__ x, const T* y0, const T* y1, const T*
     s2 = VT::fma(xv, VT::loadn(y2 + k, n), s2);
     s3 = VT::fma(xv, VT::loadn(y3 + k, n), s3);
   }
-  r[0] = VT::hsum(s0);
-  r[1] = VT::hsum(s1);
-  r[2] = VT::hsum(s2);
-  r[3] = VT::hsum(s3);
+  VT::hsum4(s0, s1, s2, s3, r);
 }
 
 }  // namespace ISA_NS

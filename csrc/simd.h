@@ -8,7 +8,7 @@
 //
 // V<T> interface (W lanes of T):
 //   reg zero(), set1(T), load(p), loadn(p, n), store(p, r), storen(p, r, n)   n in [0, W]
-//   reg fma(a, b, c) = a * b + c, add, mul;  T hsum(reg)
+//   reg fma(a, b, c) = a * b + c, add, mul;  T hsum(reg); hsum4(r0, r1, r2, r3, T out[4])
 //   ivec idx(const int16_t*|const int32_t*), idxn(p, n)   W column indices as int32 lanes
 //   reg gather(base, ivec), gathern(base, ivec, n)        base[idx[l]] (lanes >= n give 0)
 //   store_idx(int32_t*, ivec), ivec iset1(int32_t), iadd(ivec, ivec), imul(ivec, int32_t)
@@ -53,6 +53,17 @@ struct V<float> {
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static T hsum(reg a) { return _mm512_reduce_add_ps(a); }
+  static __m128 hsum4v(reg s0, reg s1, reg s2, reg s3) {  // [sum s0, sum s1, sum s2, sum s3]
+    const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(s0, s1), _mm512_unpackhi_ps(s0, s1));
+    const __m512 b = _mm512_add_ps(_mm512_unpacklo_ps(s2, s3), _mm512_unpackhi_ps(s2, s3));
+    const __m512 c = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE));
+    const __m256 d = _mm256_add_ps(_mm512_castps512_ps256(c),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
+  }
+  static void hsum4(reg s0, reg s1, reg s2, reg s3, T* out) {
+    _mm_storeu_ps(out, hsum4v(s0, s1, s2, s3));
+  }
   static ivec idx(const int32_t* p) { return _mm512_loadu_si512(p); }
   static void store_idx(int32_t* p, ivec v) { _mm512_storeu_si512(p, v); }
   static ivec iset1(int32_t v) { return _mm512_set1_epi32(v); }
@@ -120,6 +131,17 @@ struct V<double> {
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
   static T hsum(reg a) { return _mm512_reduce_add_pd(a); }
+  static void hsum4(reg s0, reg s1, reg s2, reg s3, T* out) {
+    const __m512d a = _mm512_add_pd(_mm512_unpacklo_pd(s0, s1), _mm512_unpackhi_pd(s0, s1));
+    const __m512d b = _mm512_add_pd(_mm512_unpacklo_pd(s2, s3), _mm512_unpackhi_pd(s2, s3));
+    // a: per 128-bit lane [s0 part, s1 part]; b likewise for s2, s3
+    const __m512d c = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0x88), _mm512_shuffle_f64x2(a, b, 0xDD));
+    // c lanes: [a0+a1, a2+a3, b0+b1, b2+b3] (128-bit lanes)
+    const __m512d d = _mm512_add_pd(c, _mm512_shuffle_f64x2(c, c, 0xB1));
+    // d lanes: [a, a, b, b] full sums per pair
+    _mm_storeu_pd(out, _mm512_castpd512_pd128(d));
+    _mm_storeu_pd(out + 2, _mm512_extractf64x2_pd(d, 2));
+  }
   static ivec idx(const int32_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   }
@@ -217,6 +239,10 @@ struct V<float> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static void hsum4(reg s0, reg s1, reg s2, reg s3, T* out) {
+    const __m256 c = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1)));
+  }
   static ivec idx(const int32_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   }
@@ -299,6 +325,12 @@ struct V<double> {
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
   }
+  static void hsum4(reg s0, reg s1, reg s2, reg s3, T* out) {
+    const __m256d a = _mm256_hadd_pd(s0, s1);  // [s0 01, s1 01, s0 23, s1 23]
+    const __m256d b = _mm256_hadd_pd(s2, s3);
+    _mm_storeu_pd(out, _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1)));
+    _mm_storeu_pd(out + 2, _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1)));
+  }
   static ivec idx(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
   static void store_idx(int32_t* p, ivec v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
   static ivec iset1(int32_t v) { return _mm_set1_epi32(v); }
@@ -369,67 +401,148 @@ struct Tune {
 };
 
 #else
-// ----------------------------------------------------------------------------- scalar
+// ----------------------------------------------------------------------------- portable
+// No SIMD intrinsics: a "vector" is a small array of W lanes, with plain loops the compiler
+// can vectorise for the baseline target (SSE2 on x86-64) or keep scalar.
 constexpr int kVecRegs = 16;
 
 template <class TT>
 struct V {
   using T = TT;
-  using reg = T;
-  using ivec = int32_t;
-  static constexpr int W = 1;
-  static reg zero() { return T(0); }
-  static reg set1(T a) { return a; }
-  static reg load(const T* p) { return *p; }
-  static reg loadn(const T* p, int n) { return n > 0 ? *p : T(0); }
-  static void store(T* p, reg a) { *p = a; }
+  static constexpr int W = 32 / static_cast<int>(sizeof(T));  // 8 floats, 4 doubles
+  struct reg {
+    T v[W];
+  };
+  struct ivec {
+    int32_t v[W];
+  };
+  using vmask = uint32_t;  // bit l: lane l
+  static reg zero() {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = T(0);
+    return r;
+  }
+  static reg set1(T a) {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = a;
+    return r;
+  }
+  static reg load(const T* p) {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = p[l];
+    return r;
+  }
+  static reg loadn(const T* p, int n) {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = l < n ? p[l] : T(0);
+    return r;
+  }
+  static void store(T* p, reg a) {
+    for (int l = 0; l < W; ++l) p[l] = a.v[l];
+  }
   static void storen(T* p, reg a, int n) {
-    if (n > 0) *p = a;
+    for (int l = 0; l < n; ++l) p[l] = a.v[l];
   }
-  static reg fma(reg a, reg b, reg c) { return a * b + c; }
-  static reg add(reg a, reg b) { return a + b; }
-  static reg mul(reg a, reg b) { return a * b; }
-  static T hsum(reg a) { return a; }
-  static ivec idx(const int32_t* p) { return *p; }
-  static void store_idx(int32_t* p, ivec v) { *p = v; }
-  static ivec iset1(int32_t v) { return v; }
-  using vmask = bool;
+  static reg fma(reg a, reg b, reg c) {
+    for (int l = 0; l < W; ++l) c.v[l] += a.v[l] * b.v[l];
+    return c;
+  }
+  static reg add(reg a, reg b) {
+    for (int l = 0; l < W; ++l) a.v[l] += b.v[l];
+    return a;
+  }
+  static reg mul(reg a, reg b) {
+    for (int l = 0; l < W; ++l) a.v[l] *= b.v[l];
+    return a;
+  }
+  static T hsum(reg a) {
+    T s = T(0);
+    for (int l = 0; l < W; ++l) s += a.v[l];
+    return s;
+  }
+  static void hsum4(reg s0, reg s1, reg s2, reg s3, T* out) {
+    out[0] = hsum(s0);
+    out[1] = hsum(s1);
+    out[2] = hsum(s2);
+    out[3] = hsum(s3);
+  }
+  template <class I>
+  static ivec idx(const I* p) {
+    ivec r;
+    for (int l = 0; l < W; ++l) r.v[l] = p[l];
+    return r;
+  }
+  template <class I>
+  static ivec idxn(const I* p, int n) {
+    ivec r;
+    for (int l = 0; l < W; ++l) r.v[l] = l < n ? static_cast<int32_t>(p[l]) : 0;
+    return r;
+  }
+  static void store_idx(int32_t* p, ivec v) {
+    for (int l = 0; l < W; ++l) p[l] = v.v[l];
+  }
+  static ivec iset1(int32_t v) {
+    ivec r;
+    for (int l = 0; l < W; ++l) r.v[l] = v;
+    return r;
+  }
+  static ivec iadd(ivec a, ivec b) {
+    for (int l = 0; l < W; ++l) a.v[l] += b.v[l];
+    return a;
+  }
+  static ivec imul(ivec a, int32_t k) {
+    for (int l = 0; l < W; ++l) a.v[l] *= k;
+    return a;
+  }
   static vmask valid(ivec i, ivec kv) {
-    return static_cast<uint32_t>(i) < static_cast<uint32_t>(kv);
+    vmask m = 0;
+    for (int l = 0; l < W; ++l)
+      m |= static_cast<vmask>(static_cast<uint32_t>(i.v[l]) < static_cast<uint32_t>(kv.v[l]))
+           << l;
+    return m;
   }
-  static vmask validn(ivec i, ivec kv, int n) { return n > 0 && valid(i, kv); }
-  static vmask mand(vmask a, vmask b) { return a && b; }
-  static vmask mtrue() { return true; }
-  static bool all(vmask m) { return m; }
-  static bool alln(vmask m, int n) { return n > 0 ? m : true; }
-  static reg gatherm(const T* base, ivec i, vmask m) { return m ? base[i] : T(0); }
-  static ivec idx(const int16_t* p) { return *p; }
-  static ivec idxn(const int32_t* p, int n) { return n > 0 ? *p : 0; }
-  static ivec idxn(const int16_t* p, int n) { return n > 0 ? *p : 0; }
-  static reg gather(const T* base, ivec i) { return base[i]; }
-  static reg gathern(const T* base, ivec i, int n) { return n > 0 ? base[i] : T(0); }
+  static vmask lanes(int n) { return static_cast<vmask>((uint64_t{1} << n) - 1); }
+  static vmask validn(ivec i, ivec kv, int n) { return valid(i, kv) & lanes(n); }
+  static vmask mand(vmask a, vmask b) { return a & b; }
+  static vmask mtrue() { return lanes(W); }
+  static bool all(vmask m) { return m == lanes(W); }
+  static bool alln(vmask m, int n) { return m == lanes(n); }
+  static reg gatherm(const T* base, ivec i, vmask m) {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = (m >> l) & 1 ? base[i.v[l]] : T(0);
+    return r;
+  }
+  static reg gather(const T* base, ivec i) {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = base[i.v[l]];
+    return r;
+  }
+  static reg gathern(const T* base, ivec i, int n) { return gatherm(base, i, lanes(n)); }
   struct Dec {
+    int b;
     uint32_t bm;
   };
-  static Dec dec(int b) { return {(1u << b) - 1u}; }
-  static ivec nm_pos(uint64_t bits, const Dec& d) { return static_cast<int32_t>(bits & d.bm); }
-  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
-    return gbase[0] + nm_pos(bits, d);
+  static Dec dec(int b) { return {b, (1u << b) - 1u}; }
+  static ivec nm_pos(uint64_t bits, const Dec& d) {  // W * b <= 32 bits
+    ivec r;
+    for (int l = 0; l < W; ++l) r.v[l] = static_cast<int32_t>((bits >> (l * d.b)) & d.bm);
+    return r;
   }
-  static ivec iadd(ivec a, ivec b) { return a + b; }
-  static ivec imul(ivec a, int32_t k) { return a * k; }
+  static ivec nm_cols(const int32_t* gbase, uint64_t bits, const Dec& d) {
+    return iadd(idx(gbase), nm_pos(bits, d));
+  }
   static constexpr bool kPerm2 = false;
   static reg perm2n(reg, reg, ivec, int) { return zero(); }
 };
 
 struct Tune {
-  static constexpr int csr_nv = 4;
-  static constexpr int bsr_rb = 4;
-  static constexpr int bsr_nv = 2;
+  static constexpr int csr_nv = 2;
+  static constexpr int bsr_rb = 1;
+  static constexpr int bsr_nv = 4;
   static constexpr int bsr_mv_rb = 4;
   static constexpr int sd_ra = 2;
   static constexpr int sd_cb = 2;
-  static constexpr int nm_nv = 4;
+  static constexpr int nm_nv = 2;
   static constexpr int nm_unroll = 2;
 };
 #endif
