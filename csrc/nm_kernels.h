@@ -80,33 +80,41 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   constexpr int W = VT::W;
   const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride, K = a.K;
   const int64_t span = (W / a.n) * a.m;  // columns covered by W slots
+  const int64_t bpb = W * b / 8;         // metadata bytes per block of W slots (W*b % 8 == 0)
   const auto dec = VT::dec(static_cast<int>(b));
   alignas(64) int32_t go[W];
   for (int l = 0; l < W; ++l) go[l] = static_cast<int32_t>((l / a.n) * a.m);
   const auto goff = VT::idx(go);
   const T* __restrict__ x = a.x;
   auto clampw = [](int64_t v) { return static_cast<int>(v < 0 ? 0 : (v > W ? W : v)); };
+  // Blocks k < nfast read 8 metadata bytes and 2W x values with no bounds checks.
+  int64_t nfast = Gn / W;
+  if (stride >= 8) nfast = std::min(nfast, (stride - 8) / bpb + 1); else nfast = 0;
+  if (K >= 2 * W) nfast = std::min(nfast, (K - 2 * W) / span + 1); else nfast = 0;
   for (int64_t i = r0; i < r1; ++i) {
     const T* __restrict__ vrow = a.val + i * Gn;
-    const uint8_t* mrow = a.meta + i * stride;
+    const uint8_t* __restrict__ mrow = a.meta + i * stride;
     reg s0 = VT::zero(), s1 = VT::zero();
-    // x at the columns of slots [t, t + n); base = first column of slot t's group
-    auto xvals = [&](int64_t t, int64_t base, int n) {
-      const int64_t by = (t * b) >> 3;
-      const auto idx = VT::iadd(goff, VT::nm_pos(load_bytes(mrow + by, stride - by), dec));
-      if (base + 2 * W <= K) return VT::perm2n(VT::load(x + base), VT::load(x + base + W), idx, n);
-      return VT::perm2n(VT::loadn(x + base, clampw(K - base)),
-                        VT::loadn(x + base + W, clampw(K - base - W)), idx, n);
+    auto fast = [&](int64_t k) {
+      uint64_t bits;
+      std::memcpy(&bits, mrow + k * bpb, 8);
+      const auto idx = VT::iadd(goff, VT::nm_pos(bits, dec));
+      const T* xw = x + k * span;
+      return VT::perm2n(VT::load(xw), VT::load(xw + W), idx, W);
     };
-    int64_t t = 0, base = 0;
-    for (; t + 2 * W <= Gn; t += 2 * W, base += 2 * span) {
-      s0 = VT::fma(VT::load(vrow + t), xvals(t, base, W), s0);
-      s1 = VT::fma(VT::load(vrow + t + W), xvals(t + W, base + span, W), s1);
+    int64_t k = 0;
+    for (; k + 2 <= nfast; k += 2) {
+      s0 = VT::fma(VT::load(vrow + k * W), fast(k), s0);
+      s1 = VT::fma(VT::load(vrow + (k + 1) * W), fast(k + 1), s1);
     }
-    for (; t + W <= Gn; t += W, base += span) s0 = VT::fma(VT::load(vrow + t), xvals(t, base, W), s0);
-    if (t < Gn) {
-      const int n = static_cast<int>(Gn - t);
-      s1 = VT::fma(VT::loadn(vrow + t, n), xvals(t, base, n), s1);
+    for (; k < nfast; ++k) s0 = VT::fma(VT::load(vrow + k * W), fast(k), s0);
+    for (int64_t t = k * W; t < Gn; t += W, ++k) {  // the last blocks, checked
+      const int n = static_cast<int>(Gn - t < W ? Gn - t : W);
+      const int64_t by = k * bpb, base = k * span;
+      const auto idx = VT::iadd(goff, VT::nm_pos(load_bytes(mrow + by, stride - by), dec));
+      const reg xv = VT::perm2n(VT::loadn(x + base, clampw(K - base)),
+                                VT::loadn(x + base + W, clampw(K - base - W)), idx, n);
+      s1 = VT::fma(VT::loadn(vrow + t, n), xv, s1);
     }
     a.out[i] = VT::hsum(VT::add(s0, s1));
   }
