@@ -32,13 +32,18 @@ void throw_value(const std::string& msg) { throw py::value_error(msg); }
 namespace {
 
 DT classify(const py::array& a) {
+  // From the descriptor's kind, size and byte order (no Python calls): native order only.
   const py::dtype d = a.dtype();
-  if (d.equal(py::dtype::of<float>())) return DT::f32;
-  if (d.equal(py::dtype::of<double>())) return DT::f64;
-  if (d.equal(py::dtype::of<int16_t>())) return DT::i16;
-  if (d.equal(py::dtype::of<int32_t>())) return DT::i32;
-  if (d.equal(py::dtype::of<int64_t>())) return DT::i64;
-  if (d.equal(py::dtype::of<uint8_t>())) return DT::u8;
+  const char order = d.byteorder();
+  const bool native = order == '=' || order == '|' ||
+                      (order == '<') == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
+  if (!native) return DT::other;
+  const char kind = d.kind();
+  const py::ssize_t size = d.itemsize();
+  if (kind == 'f') return size == 4 ? DT::f32 : (size == 8 ? DT::f64 : DT::other);
+  if (kind == 'i')
+    return size == 2 ? DT::i16 : (size == 4 ? DT::i32 : (size == 8 ? DT::i64 : DT::other));
+  if (kind == 'u') return size == 1 ? DT::u8 : DT::other;
   return DT::other;
 }
 

@@ -498,6 +498,8 @@ def test_csr_bad_inputs():
     _raises(ValueError, "values", C.csr_spmm, crow, col, val[:4], x, out, 2)
     _raises(TypeError, "values", C.csr_spmm, crow, col, val.astype(np.int32), x, out, 2)
     _raises(TypeError, "x", C.csr_spmm, crow, col, val, x.astype(np.float64), out, 2)
+    _raises(TypeError, "x", C.csr_spmm, crow, col, val, x.astype(">f4"), out, 2)  # byte order
+    _raises(TypeError, "col_indices", C.csr_spmm, crow, col.astype(">i2"), val, x, out, 2)
     _raises(ValueError, "x", C.csr_spmm, crow, col, val, x[0], out, 2)
     _raises(ValueError, "x", C.csr_spmm, crow, col, val, np.ones((6, 4), np.float32).T, out, 2)
     _raises(ValueError, "out", C.csr_spmm, crow, col, val, x, out[:, :5], 2)
