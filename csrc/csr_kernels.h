@@ -83,13 +83,15 @@ bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
 }
 
 // ---------------------------------------------------------------- SpMM row tile
-// Rows [r0, r1), output columns [n0, n0 + (NV-1)*W + rem): two accumulator sets (even / odd
-// nonzeros) of NV vectors each, value broadcast, FMA with the gathered x row segment.
+// Rows [r0, r1), output columns [n0, n0 + (NV-1)*W + rem): U accumulator sets of NV vectors
+// (U consecutive nonzeros in flight, U * NV >= 8 chains to cover the FMA latency), value
+// broadcast, FMA with the gathered x row segment.
 template <class T, class I, int NV, bool MASK>
 bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int rem) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
+  constexpr int U = NV >= 4 ? 2 : 8 / NV;
   const int32_t* __restrict__ crow = a.crow;
   const I* __restrict__ col = a.col;
   const T* __restrict__ val = a.val;
@@ -103,41 +105,48 @@ bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   for (int64_t i = r0; i < r1; ++i) {
     int64_t p = crow[i];
     const int64_t e = crow[i + 1];
-    reg acc[NV], bcc[NV];
+    reg acc[U][NV];
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) acc[v] = bcc[v] = VT::zero();
-    for (; p + 2 <= e; p += 2) {
+    for (int u = 0; u < U; ++u)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[u][v] = VT::zero();
+    for (; p + U <= e; p += U) {
+      uint32_t c[U];
+      bool bad = false;
+#pragma GCC unroll 16
+      for (int u = 0; u < U; ++u) {
+        c[u] = static_cast<uint32_t>(static_cast<int32_t>(col[p + u]));
+        bad |= c[u] >= uK;
+      }
+      if (__builtin_expect(bad, 0)) {
+        ok = false;
+        continue;
+      }
+#pragma GCC unroll 16
+      for (int u = 0; u < U; ++u) {
+        const T* xu = xb + static_cast<int64_t>(c[u]) * ldx;
+        const reg vu = VT::set1(val[p + u]);
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[u][v] = VT::fma(vu, ld(xu + v * W, v), acc[u][v]);
+      }
+    }
+    for (; p < e; ++p) {
       const uint32_t c0 = static_cast<uint32_t>(static_cast<int32_t>(col[p]));
-      const uint32_t c1 = static_cast<uint32_t>(static_cast<int32_t>(col[p + 1]));
-      if (__builtin_expect((c0 >= uK) | (c1 >= uK), 0)) {
+      if (c0 >= uK) {
         ok = false;
         continue;
       }
       const T* x0 = xb + static_cast<int64_t>(c0) * ldx;
-      const T* x1 = xb + static_cast<int64_t>(c1) * ldx;
       const reg v0 = VT::set1(val[p]);
-      const reg v1 = VT::set1(val[p + 1]);
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) {
-        acc[v] = VT::fma(v0, ld(x0 + v * W, v), acc[v]);
-        bcc[v] = VT::fma(v1, ld(x1 + v * W, v), bcc[v]);
-      }
-    }
-    if (p < e) {
-      const uint32_t c0 = static_cast<uint32_t>(static_cast<int32_t>(col[p]));
-      if (c0 < uK) {
-        const T* x0 = xb + static_cast<int64_t>(c0) * ldx;
-        const reg v0 = VT::set1(val[p]);
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) acc[v] = VT::fma(v0, ld(x0 + v * W, v), acc[v]);
-      } else {
-        ok = false;
-      }
+      for (int v = 0; v < NV; ++v) acc[0][v] = VT::fma(v0, ld(x0 + v * W, v), acc[0][v]);
     }
     T* y = a.out + i * N + n0;
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      const reg s = VT::add(acc[v], bcc[v]);
+      reg s = acc[0][v];
+#pragma GCC unroll 16
+      for (int u = 1; u < U; ++u) s = VT::add(s, acc[u][v]);
       if (MASK && v == NV - 1)
         VT::storen(y + v * W, s, rem);
       else
