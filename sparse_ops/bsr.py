@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from ._checks import check_blocksize, check_float, check_index, check_tensor
-from .format import SparseMatrix
+from ._checks import check_blocksize, check_float, check_tensor
+from .compressed import CompressedRows, check_compressed
 
 
-class BSRMatrix(SparseMatrix):
+class BSRMatrix(CompressedRows):
     """An ``(M, K)`` matrix of ``R x C`` blocks.
 
     ``crow_indices``: int32 ``(M/R + 1,)``; ``col_indices``: int32 ``(nnzb,)`` block columns
@@ -18,25 +16,10 @@ class BSRMatrix(SparseMatrix):
     """
 
     layout = "bsr"
-    _tensor_names = ("crow_indices", "col_indices", "values")
-    _structure_names = ("crow_indices", "col_indices")
 
-    def __init__(
-        self,
-        crow_indices: torch.Tensor,
-        col_indices: torch.Tensor,
-        values: torch.Tensor,
-        shape: tuple[int, int],
-        validate: bool = True,
-    ) -> None:
-        super().__init__(shape)
-        if validate:
-            crow_indices, col_indices, values = validate_bsr(
-                crow_indices, col_indices, values, self._shape
-            )
-        self.crow_indices = crow_indices
-        self.col_indices = col_indices
-        self.values = values
+    @staticmethod
+    def validate(crow, col, values, shape):
+        return validate_bsr(crow, col, values, shape)
 
     @property
     def blocksize(self) -> tuple[int, int]:
@@ -44,12 +27,6 @@ class BSRMatrix(SparseMatrix):
 
     def params(self) -> tuple[int, ...]:
         return self.blocksize
-
-    def _rebuild(self, tensors: dict[str, Any]) -> BSRMatrix:
-        return BSRMatrix(
-            tensors["crow_indices"], tensors["col_indices"], tensors["values"], self.shape,
-            validate=False,
-        )
 
     @classmethod
     def from_dense(cls, dense: torch.Tensor, blocksize: tuple[int, int]) -> BSRMatrix:
@@ -85,11 +62,7 @@ class BSRMatrix(SparseMatrix):
 
     def block_row_indices(self) -> torch.Tensor:
         """int64 ``(nnzb,)``: the block row of each stored block."""
-        counts = self.crow_indices.diff().long()
-        mb = self.crow_indices.numel() - 1
-        return torch.repeat_interleave(
-            torch.arange(mb, device=self.device), counts, output_size=self.values.shape[0]
-        )
+        return self._row_of_each()
 
     def to_dense(self) -> torch.Tensor:
         m, k = self.shape
@@ -108,42 +81,7 @@ def validate_bsr(
     m, k = shape
     if m < 0 or k < 0:
         raise ValueError(f"shape: dimensions must be >= 0, got {shape}")
-    check_tensor("crow_indices", crow, 1)
-    check_tensor("col_indices", col, 1)
     check_tensor("values", values, 3)
-    check_index("crow_indices", crow)
-    check_index("col_indices", col)
-    check_float("values", values)
-    if not (crow.device == col.device == values.device):
-        raise ValueError(
-            f"crow_indices, col_indices, values: must share one device, got "
-            f"{crow.device}, {col.device}, {values.device}"
-        )
     r, c = check_blocksize((int(values.shape[1]), int(values.shape[2])), (m, k))
-    mb, kb = m // r, k // c
-    if crow.numel() != mb + 1:
-        raise ValueError(
-            f"crow_indices: expected length M/R + 1 = {mb + 1}, got {crow.numel()}"
-        )
-    nnzb = values.shape[0]
-    if col.numel() != nnzb:
-        raise ValueError(
-            f"col_indices, values: {col.numel()} block columns for {nnzb} blocks"
-        )
-    cr = crow.long()
-    if int(cr[0]) != 0:
-        raise ValueError(f"crow_indices: must start at 0, got {int(cr[0])}")
-    steps = cr.diff()
-    if steps.numel() and bool((steps < 0).any()):
-        raise ValueError(
-            f"crow_indices: not non-decreasing at block row {int((steps < 0).nonzero()[0])}"
-        )
-    if int(cr[-1]) != nnzb:
-        raise ValueError(f"crow_indices: last entry must equal nnzb = {nnzb}, got {int(cr[-1])}")
-    if nnzb:
-        lo, hi = int(col.min()), int(col.max())
-        if lo < 0 or hi >= kb:
-            raise ValueError(
-                f"col_indices: block column {lo if lo < 0 else hi} out of range [0, {kb})"
-            )
+    check_compressed(crow, col, values, shape, 3, m // r, k // c, "nnzb")
     return crow.to(torch.int32).contiguous(), col.to(torch.int32).contiguous(), values.contiguous()

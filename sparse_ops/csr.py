@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from ._checks import check_float, check_index, check_tensor, index_dtype_for
-from .format import SparseMatrix
+from ._checks import check_float, check_tensor, index_dtype_for
+from .compressed import CompressedRows, check_compressed
 
 
-class CSRMatrix(SparseMatrix):
+class CSRMatrix(CompressedRows):
     """An ``(M, K)`` matrix in CSR.
 
     ``crow_indices``: int32 ``(M + 1,)``, non-decreasing from 0 to nnz.
@@ -19,31 +17,10 @@ class CSRMatrix(SparseMatrix):
     """
 
     layout = "csr"
-    _tensor_names = ("crow_indices", "col_indices", "values")
-    _structure_names = ("crow_indices", "col_indices")
 
-    def __init__(
-        self,
-        crow_indices: torch.Tensor,
-        col_indices: torch.Tensor,
-        values: torch.Tensor,
-        shape: tuple[int, int],
-        validate: bool = True,
-    ) -> None:
-        super().__init__(shape)
-        if validate:
-            crow_indices, col_indices, values = validate_csr(
-                crow_indices, col_indices, values, self._shape
-            )
-        self.crow_indices = crow_indices
-        self.col_indices = col_indices
-        self.values = values
-
-    def _rebuild(self, tensors: dict[str, Any]) -> CSRMatrix:
-        return CSRMatrix(
-            tensors["crow_indices"], tensors["col_indices"], tensors["values"], self.shape,
-            validate=False,
-        )
+    @staticmethod
+    def validate(crow, col, values, shape):
+        return validate_csr(crow, col, values, shape)
 
     @classmethod
     def from_dense(cls, dense: torch.Tensor) -> CSRMatrix:
@@ -81,10 +58,7 @@ class CSRMatrix(SparseMatrix):
 
     def row_indices(self) -> torch.Tensor:
         """int64 ``(nnz,)``: the row of each stored value."""
-        counts = self.crow_indices.diff().long()
-        return torch.repeat_interleave(
-            torch.arange(self.shape[0], device=self.device), counts, output_size=self.nnz
-        )
+        return self._row_of_each()
 
     def to_dense(self) -> torch.Tensor:
         out = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
@@ -101,47 +75,9 @@ def validate_csr(
 
     Raises ValueError/TypeError naming the argument at fault.
     """
-    m, k = shape
-    if m < 0 or k < 0:
-        raise ValueError(f"shape: dimensions must be >= 0, got {shape}")
-    check_tensor("crow_indices", crow, 1)
-    check_tensor("col_indices", col, 1)
-    check_tensor("values", values, 1)
-    check_index("crow_indices", crow)
-    check_index("col_indices", col)
-    check_float("values", values)
-    if not (crow.device == col.device == values.device):
-        raise ValueError(
-            f"crow_indices, col_indices, values: must share one device, got "
-            f"{crow.device}, {col.device}, {values.device}"
-        )
-    if crow.numel() != m + 1:
-        raise ValueError(f"crow_indices: expected length M + 1 = {m + 1}, got {crow.numel()}")
-    if col.numel() != values.numel():
-        raise ValueError(
-            f"col_indices, values: lengths differ ({col.numel()} vs {values.numel()})"
-        )
-    nnz = col.numel()
-    if nnz >= 2**31:
-        raise ValueError(f"values: {nnz} nonzeros exceed 32-bit row pointers")
-    c = crow.long()
-    if int(c[0]) != 0:
-        raise ValueError(f"crow_indices: must start at 0, got {int(c[0])}")
-    steps = c.diff()
-    if steps.numel() and bool((steps < 0).any()):
-        row = int((steps < 0).nonzero()[0])
-        raise ValueError(f"crow_indices: not non-decreasing at row {row}")
-    if int(c[-1]) != nnz:
-        raise ValueError(
-            f"crow_indices: last entry must equal nnz = {nnz}, got {int(c[-1])}"
-        )
-    if nnz:
-        lo, hi = int(col.min()), int(col.max())
-        if lo < 0 or hi >= k:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"col_indices: value {bad} out of range [0, {k})")
+    check_compressed(crow, col, values, shape, 1, shape[0], shape[1], "nnz")
     return (
         crow.to(torch.int32).contiguous(),
-        col.to(index_dtype_for(k)).contiguous(),
+        col.to(index_dtype_for(shape[1])).contiguous(),
         values.contiguous(),
     )
