@@ -54,12 +54,12 @@ def analyse_claim4(lab: Lab) -> ClaimResult:
     sim_rho = spearman(simu, pred)
     sim_eff = median([s / p for s, p in zip(simu, pred, strict=True)])
     fastest = min(cells, key=lambda c: c.sparse_s)
-    densest = max(cells, key=lambda c: byte_ratio(c, elem))
-    capped = densest.speedup < 0.5 * byte_ratio(densest, elem)
+    sparsest = max(cells, key=lambda c: byte_ratio(c, elem))
+    capped = sparsest.speedup < 0.5 * byte_ratio(sparsest, elem)
     measured = "median measured / byte-ratio speedup: " + ", ".join(
         f"{f} {median(e):.2f}" for f, e in per_fmt.items()) + f"; {v.rule.split(';')[0]}; " \
-        f"at the largest byte ratio (x{byte_ratio(densest, elem):.0f}, {densest.fmt} " \
-        f"d={densest.density:.2g}) x{densest.speedup:.1f}; fastest call " \
+        f"at the largest byte ratio (x{byte_ratio(sparsest, elem):.0f}, {sparsest.fmt} " \
+        f"d={sparsest.density:.2g}) x{sparsest.speedup:.1f}; fastest call " \
         f"{fastest.sparse_s * 1e6:.0f} us" + (
             " (a per-call cost that bytes do not explain caps the largest gains)"
             if capped else "")
