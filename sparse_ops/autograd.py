@@ -78,3 +78,14 @@ def register_product_autograd(ops: ProductOps) -> None:
     torch.library.register_autograd(ops.spmm, spmm_backward, setup_context=spmm_setup)
     torch.library.register_autograd(ops.spmm_t, spmm_t_backward, setup_context=spmm_t_setup)
     torch.library.register_autograd(ops.sddmm, sddmm_backward, setup_context=sddmm_setup)
+
+
+def register_backend(ops: dict[str, ProductOps]) -> None:
+    """Give a backend's custom ops (``{layout: ProductOps}``) the shared fakes and autograd."""
+    from .fake import FAKES
+
+    for layout, products in ops.items():
+        for op, fake_fn in zip((products.spmm, products.spmm_t, products.sddmm), FAKES[layout],
+                               strict=True):
+            op.register_fake(fake_fn)
+        register_product_autograd(products)

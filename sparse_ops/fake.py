@@ -44,6 +44,14 @@ def nm_sddmm(metadata, a, b, n, m):
     return a.new_empty(a.shape[0], (b.shape[0] + m - 1) // m * n)
 
 
+# Per layout: the fake kernels of (spmm, spmm_t, sddmm).
+FAKES = {
+    "csr": (csr_spmm, csr_spmm_t, csr_sddmm),
+    "bsr": (bsr_spmm, bsr_spmm_t, bsr_sddmm),
+    "nm": (nm_spmm, nm_spmm_t, nm_sddmm),
+}
+
+
 def check_operands(op: str, values: torch.Tensor, *dense: torch.Tensor) -> None:
     """Dtype/device agreement between values and the dense operands of a product."""
     for i, t in enumerate(dense):

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from . import _C, fake
-from .autograd import ProductOps, register_product_autograd
+from .autograd import ProductOps, register_backend
 
 _NATIVE = (torch.float32, torch.float64)
 
@@ -139,11 +139,4 @@ OPS = {
     "nm": ProductOps(nm_spmm, nm_spmm_t, nm_sddmm, n_struct=1),
 }
 
-for _op, _fake in (
-    (csr_spmm, fake.csr_spmm), (csr_spmm_t, fake.csr_spmm_t), (csr_sddmm, fake.csr_sddmm),
-    (bsr_spmm, fake.bsr_spmm), (bsr_spmm_t, fake.bsr_spmm_t), (bsr_sddmm, fake.bsr_sddmm),
-    (nm_spmm, fake.nm_spmm), (nm_spmm_t, fake.nm_spmm_t), (nm_sddmm, fake.nm_sddmm),
-):
-    _op.register_fake(_fake)
-for _ops in OPS.values():
-    register_product_autograd(_ops)
+register_backend(OPS)

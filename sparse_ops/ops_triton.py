@@ -34,8 +34,7 @@ from kernels.nm import nm_sddmm as _nm_sddmm
 from kernels.nm import nm_spmm as _nm_spmm
 from kernels.nm import nm_spmm_t as _nm_spmm_t
 
-from . import fake
-from .autograd import ProductOps, register_product_autograd
+from .autograd import ProductOps, register_backend
 
 
 def _define(name: str):
@@ -123,13 +122,4 @@ OPS = {
 # triton_op registers the launcher itself as the fake kernel; the shared shape functions are
 # what the C++ ops use, and cheaper (no argsort, no launch bookkeeping on fake tensors). When
 # torch.compile decomposes a triton_op it still traces the launcher, kernels included.
-for _op, _fake in (
-    (csr_spmm, fake.csr_spmm), (csr_spmm_t, fake.csr_spmm_t), (csr_sddmm, fake.csr_sddmm),
-    (bsr_spmm, fake.bsr_spmm), (bsr_spmm_t, fake.bsr_spmm_t), (bsr_sddmm, fake.bsr_sddmm),
-    (nm_spmm, fake.nm_spmm), (nm_spmm_t, fake.nm_spmm_t), (nm_sddmm, fake.nm_sddmm),
-):
-    _op.register_fake(_fake)
-for _ops in OPS.values():
-    register_product_autograd(_ops)
-
-del _op, _fake, _ops
+register_backend(OPS)
