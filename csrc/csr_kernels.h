@@ -84,14 +84,14 @@ bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
 
 // ---------------------------------------------------------------- SpMM row tile
 // Rows [r0, r1), output columns [n0, n0 + (NV-1)*W + rem): U accumulator sets of NV vectors
-// (U consecutive nonzeros in flight, U * NV >= 8 chains to cover the FMA latency), value
+// (U consecutive nonzeros in flight, at least 8 independent chains where NV >= 2), value
 // broadcast, FMA with the gathered x row segment.
 template <class T, class I, int NV, bool MASK>
 bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int rem) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
-  constexpr int U = NV >= 4 ? 2 : 8 / NV;
+  constexpr int U = NV >= 4 ? 2 : 4;
   const int32_t* __restrict__ crow = a.crow;
   const I* __restrict__ col = a.col;
   const T* __restrict__ val = a.val;

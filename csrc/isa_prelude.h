@@ -19,3 +19,4 @@
 #include <type_traits>
 
 #include "kernels.h"
+#include "scratch.h"

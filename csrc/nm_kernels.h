@@ -19,17 +19,12 @@ constexpr int64_t kNmMaxSlots = 512;
 constexpr int64_t kNmAhead = 8;  // rows prefetched ahead in the group-chunked loops
 constexpr int64_t kNmRowBlock = 512;  // rows sharing one pass over the group chunks
 
-// A 64-byte aligned scratch buffer.
+// A 64-byte aligned buffer of n elements from the calling thread's scratch slot.
 template <class T>
 struct Scratch {
   T* p;
-  explicit Scratch(int64_t n)
-      : p(static_cast<T*>(std::aligned_alloc(64, (static_cast<size_t>(n) * sizeof(T) + 63) / 64 * 64))) {
-    if (!p) throw std::bad_alloc();
-  }
-  ~Scratch() { std::free(p); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
+  Scratch(ScratchSlot slot, int64_t n)
+      : p(static_cast<T*>(scratch_buffer(slot, static_cast<size_t>(n) * sizeof(T)))) {}
 };
 
 inline int64_t gcd64(int64_t a, int64_t b) {
@@ -168,7 +163,8 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
-  constexpr int U = Tune::nm_unroll;  // independent accumulator sets (slots in flight)
+  // independent accumulator sets (slots in flight): >= 8 chains to cover the FMA latency
+  constexpr int U = NV >= 4 ? Tune::nm_unroll : 8 / NV;
   const int64_t N = a.N, n = a.n, m = a.m, b = a.bits, G = a.G, Gn = G * n;
   const int64_t stride = a.meta_stride, ldx = a.ldx;
   const T* __restrict__ xb = a.x + (n0 - a.xc0);
@@ -208,7 +204,7 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
   // Partial sums of a block of rows live in a contiguous buffer (L2) between group chunks;
   // the last chunk writes out. (Out rows at the caller's stride would conflict in the caches.)
   const int64_t RB = r1 - r0 < kNmRowBlock ? r1 - r0 : kNmRowBlock;
-  Scratch<T> part_buf(RB * NV * W);
+  Scratch<T> part_buf(kScratchPart, RB * NV * W);
   T* __restrict__ part = part_buf.p;
   for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
     const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1, nb = rb1 - rb0;
@@ -288,6 +284,88 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
   }
 }
 
+// ---------------------------------------------------------------- SpMM, narrow N
+// For 2 <= N <= 8 on the permute path (see nm_spmv_perm): the task transposes x into NC
+// contiguous columns (padded with 2W zeros, so window loads need no checks) and runs NC
+// SpMVs sharing each block's values and decoded indices: per W slots one values load, one
+// index decode, and per column two loads, a permute and an FMA.
+template <class T>
+inline bool nm_perm_ok(const NmArgs<T>& a) {
+  constexpr int W = V<T>::W;
+  return V<T>::kPerm2 && W % a.n == 0 && (W / a.n) * a.m <= 2 * W;
+}
+
+template <class T, int NC>
+void nm_spmm_narrow(const NmArgs<T>& a, int64_t r0, int64_t r1) {
+  using VT = V<T>;
+  using reg = typename VT::reg;
+  constexpr int W = VT::W;
+  const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride, K = a.K, N = a.N;
+  const int64_t span = (W / a.n) * a.m, bpb = W * b / 8, ldt = K + 2 * W;
+  const int64_t nblocks = (Gn + W - 1) / W;
+  Scratch<T> xt_buf(kScratchColumns, NC * ldt);
+  T* __restrict__ xt = xt_buf.p;
+  for (int64_t k = 0; k < K; ++k)
+    for (int j = 0; j < NC; ++j) xt[j * ldt + k] = a.x[k * a.ldx + j];
+  for (int j = 0; j < NC; ++j)
+    for (int64_t k = K; k < ldt; ++k) xt[j * ldt + k] = T(0);
+  const auto dec = VT::dec(static_cast<int>(b));
+  alignas(64) int32_t go[W];
+  for (int l = 0; l < W; ++l) go[l] = static_cast<int32_t>((l / a.n) * a.m);
+  const auto goff = VT::idx(go);
+  const int64_t nfast = stride >= 8 ? std::min(Gn / W, (stride - 8) / bpb + 1) : 0;
+  // Blocks per chunk: the chunk's window of the NC transposed columns stays in L1 while a
+  // block of rows goes through it; per-row partial sums (NC vectors) wait in `part`.
+  const int64_t KB = std::max<int64_t>(1, kNmL1Bytes * 3 / 4 / (NC * span * sizeof(T)));
+  constexpr int64_t RB = 64;
+  Scratch<T> part_buf(kScratchPart, RB * NC * W);
+  T* __restrict__ part = part_buf.p;
+  for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
+    const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
+    for (int64_t k0 = 0; k0 < nblocks; k0 += KB) {
+      const int64_t k1 = k0 + KB < nblocks ? k0 + KB : nblocks;
+      for (int64_t i = rb0; i < rb1; ++i) {
+        const T* __restrict__ vrow = a.val + i * Gn;
+        const uint8_t* __restrict__ mrow = a.meta + i * stride;
+        T* pr = part + (i - rb0) * NC * W;
+        reg acc[NC];
+#pragma GCC unroll 8
+        for (int j = 0; j < NC; ++j) acc[j] = k0 == 0 ? VT::zero() : VT::load(pr + j * W);
+        for (int64_t k = k0; k < k1; ++k) {
+          uint64_t bits;
+          int n = W;
+          if (k < nfast) {
+            std::memcpy(&bits, mrow + k * bpb, 8);
+          } else {
+            bits = load_bytes(mrow + k * bpb, stride - k * bpb);
+            n = static_cast<int>(Gn - k * W < W ? Gn - k * W : W);
+          }
+          const auto idx = VT::iadd(goff, VT::nm_pos(bits, dec));
+          const reg v = n == W ? VT::load(vrow + k * W) : VT::loadn(vrow + k * W, n);
+          const T* xw = xt + k * span;
+#pragma GCC unroll 8
+          for (int j = 0; j < NC; ++j)
+            acc[j] = VT::fma(
+                v, VT::perm2n(VT::load(xw + j * ldt), VT::load(xw + j * ldt + W), idx, n), acc[j]);
+        }
+        if (k1 < nblocks) {
+#pragma GCC unroll 8
+          for (int j = 0; j < NC; ++j) VT::store(pr + j * W, acc[j]);
+          continue;
+        }
+        T sums[8];
+        if constexpr (NC >= 4) VT::hsum4(acc[0], acc[1], acc[2], acc[3], sums);
+        if constexpr (NC >= 8) VT::hsum4(acc[4], acc[5], acc[6], acc[7], sums + 4);
+#pragma GCC unroll 8
+        for (int j = NC >= 8 ? 8 : (NC >= 4 ? 4 : 0); j < NC; ++j) sums[j] = VT::hsum(acc[j]);
+        T* y = a.out + i * N;
+#pragma GCC unroll 8
+        for (int j = 0; j < NC; ++j) y[j] = sums[j];
+      }
+    }
+  }
+}
+
 // Slots per metadata byte when a byte holds whole groups (the table path), else 0.
 inline int nm_lut_spb(int64_t n, int64_t b) {
   const int64_t spb = 8 / b;
@@ -301,6 +379,17 @@ void nm_spmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_
   if (a.N == 1) {
     if (n0 < n1) nm_spmv_rows(a, r0, r1);
     return;
+  }
+  if (a.N <= 8 && n0 == 0 && n1 == a.N && a.G > 0 && nm_perm_ok(a)) {
+    switch (a.N) {
+      case 2: return nm_spmm_narrow<T, 2>(a, r0, r1);
+      case 3: return nm_spmm_narrow<T, 3>(a, r0, r1);
+      case 4: return nm_spmm_narrow<T, 4>(a, r0, r1);
+      case 5: return nm_spmm_narrow<T, 5>(a, r0, r1);
+      case 6: return nm_spmm_narrow<T, 6>(a, r0, r1);
+      case 7: return nm_spmm_narrow<T, 7>(a, r0, r1);
+      default: return nm_spmm_narrow<T, 8>(a, r0, r1);
+    }
   }
   for (int64_t c = n0; c < n1; c += NVMAX * W) {
     const int64_t w = n1 - c < NVMAX * W ? n1 - c : NVMAX * W;

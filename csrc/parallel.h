@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "scratch.h"
+
 namespace sparse_ops {
 
 // Threads worth using for `work` multiply-adds (tiny problems run on one thread).
@@ -65,15 +67,11 @@ template <class T>
 class TilePack {
  public:
   TilePack(const T* src, int64_t rows, int64_t ld, int64_t max_width)
-      : src_(src), rows_(rows), ld_(ld) {
-    size_t bytes = static_cast<size_t>(rows * max_width) * sizeof(T);
-    bytes = (bytes + 63) / 64 * 64;
-    buf_ = static_cast<T*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64));
-    if (!buf_) throw std::bad_alloc();
-  }
-  ~TilePack() { std::free(buf_); }
-  TilePack(const TilePack&) = delete;
-  TilePack& operator=(const TilePack&) = delete;
+      : src_(src),
+        rows_(rows),
+        ld_(ld),
+        buf_(static_cast<T*>(
+            scratch_buffer(kScratchPack, static_cast<size_t>(rows * max_width) * sizeof(T)))) {}
   // Copies rows [rows*part/parts, rows*(part+1)/parts) of columns [c0, c1).
   void pack(int64_t c0, int64_t c1, int64_t part, int64_t parts) const {
     const int64_t w = c1 - c0;
@@ -86,7 +84,7 @@ class TilePack {
  private:
   const T* src_;
   int64_t rows_, ld_;
-  T* buf_;
+  T* buf_;  // the calling thread's kScratchPack buffer
 };
 
 // The dense operand (rows x ld, row-major) as seen by tile t of `tiles`: the caller's array

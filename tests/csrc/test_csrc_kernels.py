@@ -328,6 +328,21 @@ def test_nm_products(level, dtype, nm, n):
     assert rel_err(sd, nm_sddmm_ref(a, x, pos, nn, m)) < TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nm", [(2, 4), (1, 2), (4, 8), (4, 7)], ids=lambda t: f"{t[0]}of{t[1]}")
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 7, 8])
+def test_nm_spmm_narrow(level, dtype, nm, n):
+    """2 <= N <= 8: the transposed-x path (AVX-512 permutes) and the row-tile path."""
+    nn, m = nm
+    rng = np.random.default_rng(n + m)
+    rows, k = 45, 203
+    val, meta, pos = random_nm(rng, rows, k, nn, m, dtype)
+    x = rng.standard_normal((k, n)).astype(dtype)
+    out = poisoned((rows, n), dtype)
+    C.nm_spmm(val, meta, x, out, nn, m, 2)
+    assert rel_err(out, nm_dense(val, pos, k, nn, m) @ x) < TOL[dtype]
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 8, 150, 300])
 def test_nm_large(level, threads, n):
