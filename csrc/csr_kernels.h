@@ -52,6 +52,33 @@ bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
     const int64_t e = crow[i + 1];
     reg s0 = VT::zero(), s1 = VT::zero(), s2 = VT::zero(), s3 = VT::zero();
     auto mall = VT::mtrue();
+    if constexpr (W >= 8) {  // wide vectors: eight gathers in flight
+      reg t0 = VT::zero(), t1 = VT::zero(), t2 = VT::zero(), t3 = VT::zero();
+      for (; p + 8 * W <= e; p += 8 * W) {
+        const auto i0 = VT::idx(col + p), i1 = VT::idx(col + p + W);
+        const auto i2 = VT::idx(col + p + 2 * W), i3 = VT::idx(col + p + 3 * W);
+        const auto i4 = VT::idx(col + p + 4 * W), i5 = VT::idx(col + p + 5 * W);
+        const auto i6 = VT::idx(col + p + 6 * W), i7 = VT::idx(col + p + 7 * W);
+        const auto m0 = VT::valid(i0, kv), m1 = VT::valid(i1, kv);
+        const auto m2 = VT::valid(i2, kv), m3 = VT::valid(i3, kv);
+        const auto m4 = VT::valid(i4, kv), m5 = VT::valid(i5, kv);
+        const auto m6 = VT::valid(i6, kv), m7 = VT::valid(i7, kv);
+        mall = VT::mand(mall, VT::mand(VT::mand(VT::mand(m0, m1), VT::mand(m2, m3)),
+                                       VT::mand(VT::mand(m4, m5), VT::mand(m6, m7))));
+        s0 = VT::fma(VT::load(val + p), VT::gatherm(x, i0, m0), s0);
+        s1 = VT::fma(VT::load(val + p + W), VT::gatherm(x, i1, m1), s1);
+        s2 = VT::fma(VT::load(val + p + 2 * W), VT::gatherm(x, i2, m2), s2);
+        s3 = VT::fma(VT::load(val + p + 3 * W), VT::gatherm(x, i3, m3), s3);
+        t0 = VT::fma(VT::load(val + p + 4 * W), VT::gatherm(x, i4, m4), t0);
+        t1 = VT::fma(VT::load(val + p + 5 * W), VT::gatherm(x, i5, m5), t1);
+        t2 = VT::fma(VT::load(val + p + 6 * W), VT::gatherm(x, i6, m6), t2);
+        t3 = VT::fma(VT::load(val + p + 7 * W), VT::gatherm(x, i7, m7), t3);
+      }
+      s0 = VT::add(s0, t0);
+      s1 = VT::add(s1, t1);
+      s2 = VT::add(s2, t2);
+      s3 = VT::add(s3, t3);
+    }
     for (; p + 4 * W <= e; p += 4 * W) {
       const auto i0 = VT::idx(col + p), i1 = VT::idx(col + p + W);
       const auto i2 = VT::idx(col + p + 2 * W), i3 = VT::idx(col + p + 3 * W);
