@@ -118,7 +118,8 @@ inline void bsr_spmv_group(const BsrSpmmArgs<T>& a, int64_t s, int64_t e, int64_
   }
   if constexpr (RB % 4 == 0) {
 #pragma GCC unroll 8
-    for (int q = 0; q < RB; q += 4) VT::hsum4(acc[q], acc[q + 1], acc[q + 2], acc[q + 3], y + r + q);
+    for (int q = 0; q < RB; q += 4)
+      VT::hsum4(acc[q], acc[q + 1], acc[q + 2], acc[q + 3], y + r + q);
   } else {
 #pragma GCC unroll 32
     for (int q = 0; q < RB; ++q) y[r + q] = VT::hsum(acc[q]);

@@ -1,4 +1,4 @@
-// The kernels compiled for AVX-512 (F, BW, VL, DQ) + FMA; its table is sparse_ops::avx512::table().
+// The kernels compiled for AVX-512 (F, BW, VL, DQ) + FMA; table: sparse_ops::avx512::table().
 #include "isa_prelude.h"
 
 #pragma GCC push_options

@@ -1,4 +1,5 @@
-// The kernels compiled for the default target (scalar code, whatever the compiler auto-vectorises for x86-64 SSE2); its table is sparse_ops::scalar::table().
+// The kernels compiled for the default target: portable C++ "vectors" of W lanes, which the
+// compiler may vectorise for x86-64 SSE2. Its table is sparse_ops::scalar::table().
 #include "isa_prelude.h"
 
 #pragma GCC push_options

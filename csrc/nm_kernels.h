@@ -193,7 +193,8 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
     GC = GC / gpb * gpb > 0 ? GC / gpb * gpb : gpb;
     for (int v = 0; v < 256; ++v)
       for (int q = 0; q < SPB; ++q)
-        lut[v * SPB + q] = static_cast<int32_t>(((q / n) * m + ((v >> (q * b)) & ((1 << b) - 1))) * ldx);
+        lut[v * SPB + q] =
+            static_cast<int32_t>(((q / n) * m + ((v >> (q * b)) & ((1 << b) - 1))) * ldx);
   }
   // SPB == 0: decoded columns of row i and of row i + 1
   constexpr int CB = SPB > 0 ? 1 : kNmMaxSlots;
@@ -265,7 +266,8 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
           int64_t t = 0;
           for (; t + U <= ns; t += U) {
 #pragma GCC unroll 16
-            for (int u = 0; u < U; ++u) slot(u, xb + static_cast<int64_t>(cols[t + u]) * mul, vrow[t + u]);
+            for (int u = 0; u < U; ++u)
+              slot(u, xb + static_cast<int64_t>(cols[t + u]) * mul, vrow[t + u]);
           }
           for (; t < ns; ++t) slot(0, xb + static_cast<int64_t>(cols[t]) * mul, vrow[t]);
         }

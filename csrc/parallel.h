@@ -55,7 +55,9 @@ struct FirstBad {
     while (p < cur && !v.compare_exchange_weak(cur, p, std::memory_order_relaxed)) {
     }
   }
-  bool any() const { return v.load(std::memory_order_relaxed) != std::numeric_limits<int64_t>::max(); }
+  bool any() const {
+    return v.load(std::memory_order_relaxed) != std::numeric_limits<int64_t>::max();
+  }
   int64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 

@@ -13,7 +13,8 @@
 //   reg gather(base, ivec), gathern(base, ivec, n)        base[idx[l]] (lanes >= n give 0)
 //   store_idx(int32_t*, ivec), ivec iset1(int32_t), iadd(ivec, ivec), imul(ivec, int32_t)
 //   vmask valid(idx, kv), validn(idx, kv, n): lanes (< n) with 0 <= idx < kv (kv = iset1(K))
-//   vmask mand(a, b), mtrue(); bool all(m), alln(m, n); reg gatherm(base, idx, m) (lanes off give 0)
+//   vmask mand(a, b), mtrue(); bool all(m), alln(m, n)
+//   reg gatherm(base, idx, m)                            base[idx[l]] where m (else 0)
 //   Dec dec(b); ivec nm_cols(gbase, bits, Dec)           N:M columns of W consecutive slots:
 //       gbase[l] + ((bits >> (l * b)) & (2^b - 1)); nm_pos(bits, Dec) without gbase
 //   kPerm2, perm2n(lo, hi, idx, n): lanes l < n of the 2W-lane table (lo, hi) at idx[l]
@@ -32,7 +33,6 @@ inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), 
 
 #if SPARSE_OPS_ISA == 3
 // ----------------------------------------------------------------------------- AVX-512
-constexpr int kVecRegs = 32;
 
 inline __mmask16 mask16(int n) { return static_cast<__mmask16>(0xFFFFu >> (16 - n)); }
 inline __mmask8 mask8(int n) { return static_cast<__mmask8>(0xFFu >> (8 - n)); }
@@ -57,8 +57,8 @@ struct V<float> {
     const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(s0, s1), _mm512_unpackhi_ps(s0, s1));
     const __m512 b = _mm512_add_ps(_mm512_unpacklo_ps(s2, s3), _mm512_unpackhi_ps(s2, s3));
     const __m512 c = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE));
-    const __m256 d = _mm256_add_ps(_mm512_castps512_ps256(c),
-                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1));
+    const __m256 d = _mm256_add_ps(_mm512_castps512_ps256(c), hi);
     return _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
   }
   static void hsum4(reg s0, reg s1, reg s2, reg s3, T* out) {
@@ -135,7 +135,8 @@ struct V<double> {
     const __m512d a = _mm512_add_pd(_mm512_unpacklo_pd(s0, s1), _mm512_unpackhi_pd(s0, s1));
     const __m512d b = _mm512_add_pd(_mm512_unpacklo_pd(s2, s3), _mm512_unpackhi_pd(s2, s3));
     // a: per 128-bit lane [s0 part, s1 part]; b likewise for s2, s3
-    const __m512d c = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0x88), _mm512_shuffle_f64x2(a, b, 0xDD));
+    const __m512d c =
+        _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0x88), _mm512_shuffle_f64x2(a, b, 0xDD));
     // c lanes: [a0+a1, a2+a3, b0+b1, b2+b3] (128-bit lanes)
     const __m512d d = _mm512_add_pd(c, _mm512_shuffle_f64x2(c, c, 0xB1));
     // d lanes: [a, a, b, b] full sums per pair
@@ -206,7 +207,6 @@ struct Tune {
 
 #elif SPARSE_OPS_ISA == 2
 // ----------------------------------------------------------------------------- AVX2 + FMA
-constexpr int kVecRegs = 16;
 
 inline __m256i lanes_lt(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -255,7 +255,9 @@ struct V<float> {
     return _mm256_and_si256(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(-1)),
                             _mm256_cmpgt_epi32(kv, i));
   }
-  static vmask validn(ivec i, ivec kv, int n) { return _mm256_and_si256(valid(i, kv), lanes_lt(n)); }
+  static vmask validn(ivec i, ivec kv, int n) {
+    return _mm256_and_si256(valid(i, kv), lanes_lt(n));
+  }
   static vmask mand(vmask a, vmask b) { return _mm256_and_si256(a, b); }
   static vmask mtrue() { return _mm256_set1_epi32(-1); }
   static bool all(vmask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
@@ -338,7 +340,9 @@ struct V<double> {
   static vmask valid(ivec i, ivec kv) {
     return _mm_and_si128(_mm_cmpgt_epi32(i, _mm_set1_epi32(-1)), _mm_cmpgt_epi32(kv, i));
   }
-  static vmask validn(ivec i, ivec kv, int n) { return _mm_and_si128(valid(i, kv), lanes_lt32x4(n)); }
+  static vmask validn(ivec i, ivec kv, int n) {
+    return _mm_and_si128(valid(i, kv), lanes_lt32x4(n));
+  }
   static vmask mand(vmask a, vmask b) { return _mm_and_si128(a, b); }
   static vmask mtrue() { return _mm_set1_epi32(-1); }
   static bool all(vmask m) { return _mm_movemask_ps(_mm_castsi128_ps(m)) == 0xF; }
@@ -404,7 +408,6 @@ struct Tune {
 // ----------------------------------------------------------------------------- portable
 // No SIMD intrinsics: a "vector" is a small array of W lanes, with plain loops the compiler
 // can vectorise for the baseline target (SSE2 on x86-64) or keep scalar.
-constexpr int kVecRegs = 16;
 
 template <class TT>
 struct V {
