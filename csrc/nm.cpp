@@ -65,6 +65,17 @@ struct MetaCheck {
 
   bool needed() const { return g.Gn > 0 && (!pow2 || last_lim < g.m); }
 
+  // Some field of the 8 bytes holds a position >= m (SWAR, b = 2 or 4; m < 2^b).
+  bool word_bad(uint64_t w) const {
+    constexpr uint64_t ones = 0x0101010101010101ull;
+    if (g.b == 2)  // m = 3: a field equal to 3
+      return (w & (w >> 1) & 0x5555555555555555ull) != 0;
+    // b = 4: split the nibbles into bytes; byte + (0x80 - m) reaches 0x80 iff byte >= m
+    const uint64_t lo = w & 0x0F0F0F0F0F0F0F0Full, hi = (w >> 4) & 0x0F0F0F0F0F0F0F0Full;
+    const uint64_t add = static_cast<uint64_t>(0x80 - g.m) * ones;
+    return (((lo + add) | (hi + add)) & (0x80 * ones)) != 0;
+  }
+
   int64_t first_bad(int64_t r0, int64_t r1) const {
     const int64_t Gn = g.Gn, b = g.b;
     const int64_t full = (Gn * b) / 8;  // bytes holding only real slots
@@ -72,8 +83,13 @@ struct MetaCheck {
       const uint8_t* mrow = meta + i * g.mbytes;
       int64_t t_bad = Gn;
       if (!pow2) {
-        int64_t t0 = Gn;
-        for (int64_t k = 0; k < full; ++k)
+        int64_t t0 = Gn, k = 0;
+        for (; k + 8 <= full; k += 8) {  // eight bytes at a time, then the byte table
+          uint64_t w;
+          std::memcpy(&w, mrow + k, 8);
+          if (word_bad(w)) break;
+        }
+        for (; k < full; ++k)
           if (bad_byte[mrow[k]]) {
             t0 = k * 8 / b;
             break;

@@ -65,10 +65,10 @@ inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<
 }
 
 // ---------------------------------------------------------------- SpMV (N == 1)
-// When W slots span at most 2W columns (n divides W and m <= 2n, e.g. 2:4, 1:2, 4:8), the x
-// values of a block of W slots come from two contiguous vector loads and one two-table
-// permute instead of a gather.
-template <class T>
+// When W slots span at most TBL*W columns (n divides W and m <= TBL*n: 2:4, 1:2, 4:8 with two
+// tables; 1:4, 2:8, 4:16 with four), the x values of a block of W slots come from TBL
+// contiguous vector loads and permutes instead of a gather.
+template <class T, int TBL>
 void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
@@ -82,10 +82,17 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   const auto goff = VT::idx(go);
   const T* __restrict__ x = a.x;
   auto clampw = [](int64_t v) { return static_cast<int>(v < 0 ? 0 : (v > W ? W : v)); };
-  // Blocks k < nfast read 8 metadata bytes and 2W x values with no bounds checks.
+  // x values of a block whose window starts at column base (load(q): the window's q-th vector)
+  auto window = [](auto load, const auto& idx, int n) {
+    if constexpr (TBL == 2)
+      return VT::perm2n(load(0), load(1), idx, n);
+    else
+      return VT::perm4n(load(0), load(1), load(2), load(3), idx, n);
+  };
+  // Blocks k < nfast read 8 metadata bytes and TBL*W x values with no bounds checks.
   int64_t nfast = Gn / W;
   if (stride >= 8) nfast = std::min(nfast, (stride - 8) / bpb + 1); else nfast = 0;
-  if (K >= 2 * W) nfast = std::min(nfast, (K - 2 * W) / span + 1); else nfast = 0;
+  if (K >= TBL * W) nfast = std::min(nfast, (K - TBL * W) / span + 1); else nfast = 0;
   for (int64_t i = r0; i < r1; ++i) {
     const T* __restrict__ vrow = a.val + i * Gn;
     const uint8_t* __restrict__ mrow = a.meta + i * stride;
@@ -95,7 +102,7 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
       std::memcpy(&bits, mrow + k * bpb, 8);
       const auto idx = VT::iadd(goff, VT::nm_pos(bits, dec));
       const T* xw = x + k * span;
-      return VT::perm2n(VT::load(xw), VT::load(xw + W), idx, W);
+      return window([xw](int q) { return VT::load(xw + q * VT::W); }, idx, W);
     };
     int64_t k = 0;
     for (; k + 2 <= nfast; k += 2) {
@@ -107,8 +114,8 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
       const int n = static_cast<int>(Gn - t < W ? Gn - t : W);
       const int64_t by = k * bpb, base = k * span;
       const auto idx = VT::iadd(goff, VT::nm_pos(load_bytes(mrow + by, stride - by), dec));
-      const reg xv = VT::perm2n(VT::loadn(x + base, clampw(K - base)),
-                                VT::loadn(x + base + W, clampw(K - base - W)), idx, n);
+      const reg xv = window(
+          [&](int q) { return VT::loadn(x + base + q * W, clampw(K - base - q * W)); }, idx, n);
       s1 = VT::fma(VT::loadn(vrow + t, n), xv, s1);
     }
     a.out[i] = VT::hsum(VT::add(s0, s1));
@@ -121,7 +128,8 @@ void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   if constexpr (VT::kPerm2) {
-    if (W % a.n == 0 && (W / a.n) * a.m <= 2 * W) return nm_spmv_perm(a, r0, r1);
+    if (W % a.n == 0 && (W / a.n) * a.m <= 2 * W) return nm_spmv_perm<T, 2>(a, r0, r1);
+    if (W % a.n == 0 && (W / a.n) * a.m <= 4 * W) return nm_spmv_perm<T, 4>(a, r0, r1);
   }
   const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride;
   const auto dec = VT::dec(static_cast<int>(b));
@@ -287,8 +295,8 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
 }
 
 // ---------------------------------------------------------------- SpMM, narrow N
-// For 2 <= N <= 8 on the permute path (see nm_spmv_perm): the task transposes x into NC
-// contiguous columns (padded with 2W zeros, so window loads need no checks) and runs NC
+// For 2 <= N <= 8 on the two-table permute path (see nm_spmv_perm): the task transposes x
+// into NC contiguous columns (padded with 2W zeros, so window loads need no checks) and runs NC
 // SpMVs sharing each block's values and decoded indices: per W slots one values load, one
 // index decode, and per column two loads, a permute and an FMA.
 template <class T>

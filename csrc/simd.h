@@ -17,7 +17,8 @@
 //   reg gatherm(base, idx, m)                            base[idx[l]] where m (else 0)
 //   Dec dec(b); ivec nm_cols(gbase, bits, Dec)           N:M columns of W consecutive slots:
 //       gbase[l] + ((bits >> (l * b)) & (2^b - 1)); nm_pos(bits, Dec) without gbase
-//   kPerm2, perm2n(lo, hi, idx, n): lanes l < n of the 2W-lane table (lo, hi) at idx[l]
+//   kPerm2, perm2n(lo, hi, idx, n): lanes l < n of the 2W-lane table (lo, hi) at idx[l];
+//       perm4n(t0, t1, t2, t3, idx, n) likewise from a 4W-lane table
 #include <immintrin.h>
 
 #include <cstdint>
@@ -113,6 +114,13 @@ struct V<float> {
   static reg perm2n(reg lo, reg hi, ivec idx, int n) {
     return _mm512_maskz_permutex2var_ps(mask16(n), lo, idx, hi);
   }
+  // Lanes l < n of the 4W-lane table (t0, t1, t2, t3) at idx[l]; other lanes 0.
+  static reg perm4n(reg t0, reg t1, reg t2, reg t3, ivec idx, int n) {
+    const __mmask16 upper = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+    const reg lo = _mm512_permutex2var_ps(t0, idx, t1);
+    const reg hi = _mm512_permutex2var_ps(t2, idx, t3);
+    return _mm512_maskz_mov_ps(mask16(n), _mm512_mask_blend_ps(upper, lo, hi));
+  }
 };
 
 template <>
@@ -191,6 +199,13 @@ struct V<double> {
   static constexpr bool kPerm2 = true;
   static reg perm2n(reg lo, reg hi, ivec idx, int n) {
     return _mm512_maskz_permutex2var_pd(mask8(n), lo, _mm512_cvtepi32_epi64(idx), hi);
+  }
+  static reg perm4n(reg t0, reg t1, reg t2, reg t3, ivec idx, int n) {
+    const __m512i i64 = _mm512_cvtepi32_epi64(idx);
+    const __mmask8 upper = _mm512_test_epi64_mask(i64, _mm512_set1_epi64(16));
+    const reg lo = _mm512_permutex2var_pd(t0, i64, t1);
+    const reg hi = _mm512_permutex2var_pd(t2, i64, t3);
+    return _mm512_maskz_mov_pd(mask8(n), _mm512_mask_blend_pd(upper, lo, hi));
   }
 };
 
@@ -305,6 +320,7 @@ struct V<float> {
   static ivec imul(ivec a, int32_t k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
   static constexpr bool kPerm2 = false;
   static reg perm2n(reg, reg, ivec, int) { return zero(); }
+  static reg perm4n(reg, reg, reg, reg, ivec, int) { return zero(); }
 };
 
 template <>
@@ -391,6 +407,7 @@ struct V<double> {
   static ivec imul(ivec a, int32_t k) { return _mm_mullo_epi32(a, _mm_set1_epi32(k)); }
   static constexpr bool kPerm2 = false;
   static reg perm2n(reg, reg, ivec, int) { return zero(); }
+  static reg perm4n(reg, reg, reg, reg, ivec, int) { return zero(); }
 };
 
 struct Tune {
@@ -536,6 +553,7 @@ struct V {
   }
   static constexpr bool kPerm2 = false;
   static reg perm2n(reg, reg, ivec, int) { return zero(); }
+  static reg perm4n(reg, reg, reg, reg, ivec, int) { return zero(); }
 };
 
 struct Tune {

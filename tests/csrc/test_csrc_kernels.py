@@ -329,6 +329,22 @@ def test_nm_products(level, dtype, nm, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nm", [(2, 4), (1, 2), (1, 4), (2, 8), (4, 16), (1, 3), (3, 8), (1, 16)],
+                         ids=lambda t: f"{t[0]}of{t[1]}")
+@pytest.mark.parametrize("k", [203, 1000])
+def test_nm_spmv_long_rows(level, dtype, nm, k):
+    """N = 1 with rows long enough for the unchecked blocks of the permute paths."""
+    nn, m = nm
+    rng = np.random.default_rng(k + m)
+    rows = 13
+    val, meta, pos = random_nm(rng, rows, k, nn, m, dtype)
+    x = rng.standard_normal((k, 1)).astype(dtype)
+    out = poisoned((rows, 1), dtype)
+    C.nm_spmm(val, meta, x, out, nn, m, 2)
+    assert rel_err(out, nm_dense(val, pos, k, nn, m) @ x) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nm", [(2, 4), (1, 2), (4, 8), (4, 7)], ids=lambda t: f"{t[0]}of{t[1]}")
 @pytest.mark.parametrize("n", [2, 3, 4, 6, 7, 8])
 def test_nm_spmm_narrow(level, dtype, nm, n):
