@@ -20,12 +20,17 @@ import torch
 
 @dataclass(frozen=True)
 class ProductOps:
-    """One format's three products on one backend, with ``n_struct`` leading index tensors."""
+    """One format's three products on one backend, with ``n_struct`` leading index tensors.
+
+    ``eager_spmm``, where a backend has one, is ``spmm``'s plain implementation: callable
+    without the dispatcher when neither autograd nor ``torch.compile`` is involved.
+    """
 
     spmm: Callable
     spmm_t: Callable
     sddmm: Callable
     n_struct: int
+    eager_spmm: Callable | None = None
 
 
 def register_product_autograd(ops: ProductOps) -> None:

@@ -7,6 +7,8 @@ and the result rounded back. Each kernel validates its indices before touching m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -45,13 +47,29 @@ def _run(kernel, out_shape, values: Tensor, index: tuple, floats: tuple, ints: t
     return out if cd == values.dtype else out.to(values.dtype)
 
 
+_EAGER: dict[str, Callable[..., Tensor]] = {}
+
+
+def _define(name: str):
+    """Register ``fn`` as the CPU custom op ``sparse_ops::<name>`` and keep the plain function
+    for the eager fast path (no dispatcher hop when autograd and compile are not involved)."""
+
+    def wrap(fn: Callable[..., Tensor]):
+        _EAGER[name] = fn
+        return torch.library.custom_op(f"sparse_ops::{name}", mutates_args=(), device_types="cpu")(
+            fn
+        )
+
+    return wrap
+
+
 def _transpose(crow: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, Tensor, Tensor]:
     crow_t, col_t, perm = _C.csr_transpose(_np(crow), _np(col), num_cols)
     return torch.from_numpy(crow_t), torch.from_numpy(col_t), torch.from_numpy(perm)
 
 
 # --- CSR ------------------------------------------------------------------------------------
-@torch.library.custom_op("sparse_ops::csr_spmm", mutates_args=(), device_types="cpu")
+@_define("csr_spmm")
 def csr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor) -> Tensor:
     """``S @ x`` for CSR ``S (M, K)``, ``x (K, N)`` → ``(M, N)``."""
     fake.check_operands("csr_spmm", values, x)
@@ -59,7 +77,7 @@ def csr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor) -> Tensor:
     return _run(_C.csr_spmm, (m, x.shape[1]), values, (crow, col), (values, x), ())
 
 
-@torch.library.custom_op("sparse_ops::csr_spmm_t", mutates_args=(), device_types="cpu")
+@_define("csr_spmm_t")
 def csr_spmm_t(crow: Tensor, col: Tensor, values: Tensor, d: Tensor, num_cols: int) -> Tensor:
     """``S^T @ d`` for CSR ``S (M, K)``, ``d (M, N)`` → ``(K, N)``: transposes the structure."""
     fake.check_operands("csr_spmm_t", values, d)
@@ -68,7 +86,7 @@ def csr_spmm_t(crow: Tensor, col: Tensor, values: Tensor, d: Tensor, num_cols: i
     return _run(_C.csr_spmm, (num_cols, d.shape[1]), values, (crow_t, col_t), (vals_t, d), ())
 
 
-@torch.library.custom_op("sparse_ops::csr_sddmm", mutates_args=(), device_types="cpu")
+@_define("csr_sddmm")
 def csr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """``<a[i], b[j]>`` at each stored ``(i, j)``: ``a (M, N)``, ``b (K, N)`` → ``(nnz,)``."""
     fake.check_operands("csr_sddmm", a, b)
@@ -76,7 +94,7 @@ def csr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 
 # --- BSR ------------------------------------------------------------------------------------
-@torch.library.custom_op("sparse_ops::bsr_spmm", mutates_args=(), device_types="cpu")
+@_define("bsr_spmm")
 def bsr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, r: int, c: int) -> Tensor:
     """``S @ x`` for BSR ``S (M, K)`` of ``r x c`` blocks → ``(M, N)``."""
     fake.check_operands("bsr_spmm", values, x)
@@ -84,7 +102,7 @@ def bsr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, r: int, c: in
     return _run(_C.bsr_spmm, (m, x.shape[1]), values, (crow, col), (values, x), ())
 
 
-@torch.library.custom_op("sparse_ops::bsr_spmm_t", mutates_args=(), device_types="cpu")
+@_define("bsr_spmm_t")
 def bsr_spmm_t(
     crow: Tensor, col: Tensor, values: Tensor, d: Tensor, num_cols: int, r: int, c: int
 ) -> Tensor:
@@ -95,7 +113,7 @@ def bsr_spmm_t(
     return _run(_C.bsr_spmm, (num_cols, d.shape[1]), values, (crow_t, col_t), (vals_t, d), ())
 
 
-@torch.library.custom_op("sparse_ops::bsr_sddmm", mutates_args=(), device_types="cpu")
+@_define("bsr_sddmm")
 def bsr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, r: int, c: int) -> Tensor:
     """Block-sampled ``a @ b^T`` → ``(nnzb, r, c)``."""
     fake.check_operands("bsr_sddmm", a, b)
@@ -103,7 +121,7 @@ def bsr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, r: int, c: int) -
 
 
 # --- N:M ------------------------------------------------------------------------------------
-@torch.library.custom_op("sparse_ops::nm_spmm", mutates_args=(), device_types="cpu")
+@_define("nm_spmm")
 def nm_spmm(metadata: Tensor, values: Tensor, x: Tensor, n: int, m: int) -> Tensor:
     """``S @ x`` for N:M ``S (M, K)`` → ``(M, N)``."""
     fake.check_operands("nm_spmm", values, x)
@@ -113,7 +131,7 @@ def nm_spmm(metadata: Tensor, values: Tensor, x: Tensor, n: int, m: int) -> Tens
     )
 
 
-@torch.library.custom_op("sparse_ops::nm_spmm_t", mutates_args=(), device_types="cpu")
+@_define("nm_spmm_t")
 def nm_spmm_t(
     metadata: Tensor, values: Tensor, d: Tensor, num_cols: int, n: int, m: int
 ) -> Tensor:
@@ -125,7 +143,7 @@ def nm_spmm_t(
     )
 
 
-@torch.library.custom_op("sparse_ops::nm_sddmm", mutates_args=(), device_types="cpu")
+@_define("nm_sddmm")
 def nm_sddmm(metadata: Tensor, a: Tensor, b: Tensor, n: int, m: int) -> Tensor:
     """``<a[i], b[col]>`` at each N:M slot → ``(M, ceil(K/m) * n)``."""
     fake.check_operands("nm_sddmm", a, b)
@@ -134,9 +152,9 @@ def nm_sddmm(metadata: Tensor, a: Tensor, b: Tensor, n: int, m: int) -> Tensor:
 
 
 OPS = {
-    "csr": ProductOps(csr_spmm, csr_spmm_t, csr_sddmm, n_struct=2),
-    "bsr": ProductOps(bsr_spmm, bsr_spmm_t, bsr_sddmm, n_struct=2),
-    "nm": ProductOps(nm_spmm, nm_spmm_t, nm_sddmm, n_struct=1),
+    "csr": ProductOps(csr_spmm, csr_spmm_t, csr_sddmm, 2, _EAGER["csr_spmm"]),
+    "bsr": ProductOps(bsr_spmm, bsr_spmm_t, bsr_sddmm, 2, _EAGER["bsr_spmm"]),
+    "nm": ProductOps(nm_spmm, nm_spmm_t, nm_sddmm, 1, _EAGER["nm_spmm"]),
 }
 
 register_backend(OPS)
