@@ -36,9 +36,9 @@ def analyse(lab: Lab) -> ClaimResult:
     measured = "2:4 vs dense: " + ", ".join(
         f"B={b} {c.speedup:.2f}x" for b, c in cells.items()) + \
         f" (bytes {cells[mem_b].sparse_bytes / cells[mem_b].dense_bytes:.3f} of dense)"
-    simulated = f"2:4 array vs dense array: compute-bound (B={comp_b}, {bound[comp_b]}-bound " \
-                f"dense) {sim_comp:.2f}x, memory-bound (B={mem_b}, {bound[mem_b]}-bound dense) " \
-                f"{sim_mem:.2f}x; all: " + ", ".join(
+    simulated = f"2:4 array vs dense array: B={comp_b} ({bound[comp_b]}-bound dense) " \
+                f"{sim_comp:.2f}x, B={mem_b} ({bound[mem_b]}-bound dense) {sim_mem:.2f}x; all: " + \
+                ", ".join(
                     f"B={b} {c.sim_speedup:.2f}x" for b, c in cells.items())
     return ClaimResult(
         number=3,
