@@ -60,7 +60,7 @@ FULL = Sizes(
 )
 
 QUICK = Sizes(
-    name="quick", rows=512, cols=512, batches=(1, 8, 128, 512),
+    name="quick", rows=1024, cols=1024, batches=(1, 8, 128, 512),
     densities=(0.02, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9),
     blocks=(1, 2, 4, 8, 16, 32), block_batch=128, bytes_blocks=(4, 16),
     nm_patterns=((2, 4), (1, 4), (1, 8)),
