@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py
 
-.PHONY: demo test lint build bench bench-gpu claims clean
+.PHONY: demo test build kernels bench clean
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -17,7 +17,11 @@ $(STAMP): requirements.txt
 
 build: .venv/.built
 
+# The main job: the claims report (real kernels + simulator) on CPU defaults.
 demo: build
+	$(PY) -m bench.claims
+
+kernels: build
 	$(PY) -m bench.kernels
 
 test: build
