@@ -4,8 +4,9 @@ Runs the experiments that check the hardware claims of the sparsity literature o
 kernels and on the simulator (a preset modelling this machine), and writes
 ``<out>/claims.md`` (the table: claim, source, measured, simulated, verdict), ``claims.json``,
 ``claims_cells.csv`` and PNG plots in ``claims_plots/`` (``claims_cuda*`` with
-``--device cuda``). The full run takes about 5 minutes on 2 CPU cores, ``--quick`` about a
-minute, ``--tiny`` (tests) seconds.
+``--device cuda``). On 2 idle CPU cores the full run takes 1-1.5 minutes (up to about 3 when
+other work competes and cells are re-timed), ``--quick`` about 20 s, ``--tiny`` (tests)
+seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.claims",
                                  description=__doc__.split("\n\n")[1])
     size = ap.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a smaller run for CI (~1 min)")
+    size.add_argument("--quick", action="store_true", help="a smaller run for CI (~20 s)")
     size.add_argument("--tiny", action="store_true", help="the smallest run, for tests")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="where the kernels run (cuda: the Triton kernels on a GPU)")
