@@ -29,7 +29,9 @@ ext = Pybind11Extension(
 )
 
 setup(
-    packages=find_packages(include=["sparse_ops", "sparse_ops.*"]),
+    # sparse_ops imports kernels (Triton); the simulator ships its energy table and topologies.
+    packages=find_packages(include=["sparse_ops*", "kernels*", "simulator*"]),
+    package_data={"simulator": ["*.yaml", "topologies/*.csv"]},
     ext_modules=[ext],
     cmdclass={"build_ext": build_ext},
     zip_safe=False,
