@@ -24,6 +24,7 @@ from kernels.autotune import (
     dot_precision,
     next_pow2,
 )
+from kernels.csr import csr_transpose
 from kernels.validation import (
     INDEX_DTYPES,
     check_device,
@@ -342,20 +343,9 @@ def bsr_transpose(
     Blocks are ordered by a stable sort of their block column; the returned values are a
     transposed view (``values[perm].transpose(1, 2)``), not a contiguous copy.
     """
-    nnzb = col.shape[0]
-    device = crow.device
-    row_of = (
-        torch.searchsorted(
-            crow, torch.arange(nnzb, dtype=torch.int32, device=device), right=True, out_int32=True
-        )
-        - 1
-    )
-    col32 = col.to(torch.int32)
-    perm = torch.argsort(col32, stable=True)
-    counts = torch.zeros(num_block_cols + 1, dtype=torch.int32, device=device)
-    counts.index_add_(0, col32.to(torch.int64) + 1, torch.ones_like(col32))
-    crow_t = torch.cumsum(counts, dim=0, dtype=torch.int32)
-    return crow_t, row_of[perm], values[perm].transpose(1, 2)
+    # The block structure transposes like a CSR structure; then each block transposes too.
+    crow_t, col_t, values_t = csr_transpose(crow, col, values, num_block_cols)
+    return crow_t, col_t, values_t.transpose(1, 2)
 
 
 def bsr_spmm_t(
