@@ -288,21 +288,17 @@ def _nm_spmm_t_kernel(
     tl.store(z, acc.to(z_ptr.dtype.element_ty), mask=(real & (col < K))[:, None] & n_ok[None, :])
 
 
-def _sddmm_config(bm, bn, bk, warps, stages):
-    return _config(bm, bn, bk, warps, stages)
-
-
 # V = (A B^T) at the pattern: a program owns BLOCK_M rows x BLOCK_K dense columns of A B^T,
 # reduces over N in BLOCK_N steps, then picks each slot's column out of the dense tile.
 _SDDMM_CONFIGS = configs(
     [
-        _sddmm_config(64, 32, 64, 4, 3),
-        _sddmm_config(64, 64, 64, 4, 3),
-        _sddmm_config(128, 32, 64, 8, 3),
-        _sddmm_config(64, 64, 128, 8, 3),
-        _sddmm_config(128, 64, 128, 8, 4),
+        _config(64, 32, 64, 4, 3),
+        _config(64, 64, 64, 4, 3),
+        _config(128, 32, 64, 8, 3),
+        _config(64, 64, 128, 8, 3),
+        _config(128, 64, 128, 8, 4),
     ],
-    _sddmm_config(16, 16, 32, 1, 1),
+    _config(16, 16, 32, 1, 1),
 )
 
 
