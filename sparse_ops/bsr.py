@@ -23,7 +23,18 @@ class BSRMatrix(CompressedRows):
 
     @property
     def blocksize(self) -> tuple[int, int]:
-        return (int(self.values.shape[1]), int(self.values.shape[2]))
+        """``(R, C)``, read from ``values (nnzb, R, C)``.
+
+        Raises ValueError when ``values`` was replaced by a tensor that is not 3-D (e.g.
+        reshaped to ``(nnzb, R * C)``): the block shape can no longer be read from it.
+        """
+        v = self.values
+        if v.dim() != 3:
+            raise ValueError(
+                f"values: a BSR matrix stores its blocks as a 3-D (nnzb, R, C) tensor, got shape "
+                f"{tuple(v.shape)}; keep (or reshape) values to (nnzb, R, C)"
+            )
+        return (int(v.shape[1]), int(v.shape[2]))
 
     def params(self) -> tuple[int, ...]:
         return self.blocksize

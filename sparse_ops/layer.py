@@ -28,6 +28,18 @@ class SparseLinear(nn.Module):
         self, weight: SparseMatrix, bias: torch.Tensor | None = None, backend: str | None = None
     ) -> None:
         super().__init__()
+        if isinstance(weight, nn.Linear):
+            raise TypeError(
+                "weight: got an nn.Linear module; SparseLinear takes a sparse_ops matrix. To "
+                "convert a dense layer use SparseLinear.from_dense(linear, layout, ...), e.g. "
+                "SparseLinear.from_dense(linear, 'csr', density=0.1)"
+            )
+        if isinstance(weight, torch.Tensor):
+            raise TypeError(
+                f"weight: got a torch.Tensor of shape {tuple(weight.shape)}; SparseLinear takes "
+                "a sparse_ops matrix: convert it with so.to_sparse(so.prune(w, layout, ...), "
+                "layout, ...) or build the layer with SparseLinear.from_dense(nn.Linear)"
+            )
         if not isinstance(weight, SparseMatrix):
             raise TypeError(
                 f"weight: expected a sparse_ops matrix, got {type(weight).__name__}"

@@ -92,3 +92,30 @@ def test_sparse_linear_errors():
         so.SparseLinear(torch.randn(3, 3))
     with pytest.raises(TypeError, match="model"):
         so.sparsify("not a model", "csr", density=0.5)
+
+
+def test_sparse_linear_of_a_dense_layer_points_to_from_dense():
+    lin = nn.Linear(8, 4)
+    with pytest.raises(TypeError, match=r"nn\.Linear.*SparseLinear\.from_dense"):
+        so.SparseLinear(lin)
+    with pytest.raises(TypeError, match=r"weight: got a torch\.Tensor.*so\.to_sparse"):
+        so.SparseLinear(lin.weight.detach())
+    # The route the message names works on the same layer.
+    layer = so.SparseLinear.from_dense(lin, "csr", density=0.5)
+    assert isinstance(layer, so.SparseLinear) and layer.weight.shape == (4, 8)
+
+
+def test_bsr_values_reshaped_to_2d_is_a_value_error():
+    w = so.prune(torch.randn(16, 24), "bsr", density=0.5, blocksize=(4, 8))
+    b = so.to_sparse(w, "bsr", blocksize=(4, 8))
+    nnzb = b.values.shape[0]
+    b.values = b.values.reshape(nnzb, -1)
+    msg = rf"values: .*\(nnzb, R, C\).*\({nnzb}, 32\)"
+    with pytest.raises(ValueError, match=msg):
+        _ = b.blocksize
+    with pytest.raises(ValueError, match=msg):
+        so.matmul(b, torch.randn(24, 3))
+    with pytest.raises(ValueError, match=msg):
+        b.to_dense()
+    b.values = b.values.reshape(nnzb, 4, 8)  # the shape the message asks for
+    assert b.blocksize == (4, 8) and torch.equal(b.to_dense(), w)
