@@ -10,6 +10,41 @@ from .nm import num_groups
 PATTERNS = ("csr", "bsr", "nm")
 
 
+def takes_density(pattern: str) -> bool:
+    """Whether ``pattern`` is pruned to a ``density=`` (csr, bsr) rather than its own n:m."""
+    check_pattern(pattern)
+    return pattern != "nm"
+
+
+def check_args(
+    pattern: str,
+    density: float | None,
+    blocksize: tuple[int, int] | None,
+    n: int | None,
+    m: int | None,
+) -> None:
+    """The argument checks of ``prune`` that do not need the weight (for ``sparsify``)."""
+    check_pattern(pattern)
+    if pattern == "nm":
+        if n is None or m is None:
+            raise ValueError("n, m: pattern 'nm' needs both n= and m=")
+        if density is not None:
+            raise ValueError("density: pattern 'nm' takes n= and m=, not density=")
+        check_nm(n, m)
+        return
+    if density is None:
+        raise ValueError(f"density: pattern {pattern!r} needs density= in (0, 1]")
+    check_density(density)
+    if pattern == "bsr" and blocksize is None:
+        raise ValueError("blocksize: pattern 'bsr' needs blocksize=(R, C)")
+
+
+def check_pattern(pattern: object) -> str:
+    if not isinstance(pattern, str) or pattern not in PATTERNS:
+        raise ValueError(f"pattern: expected one of {PATTERNS}, got {pattern!r}")
+    return pattern
+
+
 def prune(
     weight: torch.Tensor,
     pattern: str,
@@ -30,8 +65,7 @@ def prune(
     """
     check_tensor("weight", weight, 2)
     check_float("weight", weight)
-    if not isinstance(pattern, str) or pattern not in PATTERNS:
-        raise ValueError(f"pattern: expected one of {PATTERNS}, got {pattern!r}")
+    check_pattern(pattern)
     w = weight.detach()
     if pattern == "nm":
         if n is None or m is None:

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from torch import nn
 
+from ._checks import check_blocksize
+from .convert import to_sparse
+from .density import check_distribution, layer_densities
 from .layer import SparseLinear
+from .prune import check_args, prune, takes_density
 
 log = logging.getLogger(__name__)
+
+# Module names (fnmatch patterns) kept dense when ``keep_dense`` is not given: a language
+# model's output projection. The model's ``get_output_embeddings()`` is kept dense as well.
+DEFAULT_KEEP_DENSE = ("lm_head", "*.lm_head")
+
+
+@dataclass
+class _Candidate:
+    name: str
+    parent: nn.Module
+    attr: str
+    module: nn.Linear
 
 
 def _unsafe_reason(name: str, module: nn.Linear, parents: list[nn.Module]) -> str | None:
@@ -24,6 +42,44 @@ def _unsafe_reason(name: str, module: nn.Linear, parents: list[nn.Module]) -> st
     return None
 
 
+def _check_keep_dense(keep_dense: object) -> tuple[str, ...] | None:
+    if keep_dense is None:
+        return None
+    if isinstance(keep_dense, str):
+        return (keep_dense,)
+    if not isinstance(keep_dense, Iterable):
+        raise TypeError(
+            f"keep_dense: expected module names or fnmatch patterns, got "
+            f"{type(keep_dense).__name__}"
+        )
+    out = tuple(keep_dense)
+    for p in out:
+        if not isinstance(p, str):
+            raise TypeError(f"keep_dense: expected strings, got {type(p).__name__} ({p!r})")
+    return out
+
+
+def _parameter_owners(model: nn.Module) -> dict[int, list[str]]:
+    """``id(parameter)`` -> every ``module_path.param_name`` that holds it (ties included)."""
+    owners: dict[int, list[str]] = {}
+    for mod_name, mod in model.named_modules(remove_duplicate=False):
+        for p_name, p in mod._parameters.items():
+            if p is not None:
+                owners.setdefault(id(p), []).append(f"{mod_name}.{p_name}" if mod_name else p_name)
+    return owners
+
+
+def _output_embeddings(model: nn.Module) -> nn.Module | None:
+    get = getattr(model, "get_output_embeddings", None)
+    if not callable(get):
+        return None
+    try:
+        out = get()
+    except (NotImplementedError, AttributeError):
+        return None
+    return out if isinstance(out, nn.Module) else None
+
+
 def sparsify(
     model: nn.Module,
     layout: str,
@@ -32,21 +88,84 @@ def sparsify(
     blocksize: tuple[int, int] | None = None,
     n: int | None = None,
     m: int | None = None,
+    distribution: str = "uniform",
+    keep_dense: Iterable[str] | str | None = None,
     filter: Callable[[str, nn.Linear], bool] | None = None,
     backend: str | None = None,
 ) -> nn.Module:
     """Replace, in place, each plain ``nn.Linear`` of ``model`` by a pruned ``SparseLinear``.
 
-    ``filter(name, module) -> bool`` picks which layers to consider (default: all). Layers
-    whose owner reads ``.weight`` directly (inside ``nn.MultiheadAttention``, or Linear
-    subclasses) and layers whose shape does not fit the pattern (a BSR block that does not
-    divide the weight) are left dense. Returns ``model``; ``model.sparsified`` lists the
-    swapped layers' names, ``model.sparsify_skipped`` maps each skipped name to the reason.
+    Weights ``(out_features, in_features)`` are pruned by magnitude (``so.prune``) to
+    ``layout`` (``"csr"``/``"bsr"`` take ``density=``, ``"bsr"`` also ``blocksize=``, ``"nm"``
+    takes ``n=``, ``m=``) and stored sparse.
+
+    - ``distribution``: how ``density`` is spread over the swapped layers. ``"uniform"``: each
+      gets ``density``. ``"erk"`` (Erdős–Rényi-kernel, RigL): a layer's density is
+      proportional to ``(n_in + n_out) / (n_in * n_out)``, scaled so the swapped layers hold
+      ``density`` times their parameters in total, capped at 1 (see ``sparse_ops.density``).
+      Only for layouts pruned by ``density=``.
+    - ``keep_dense``: module names or ``fnmatch`` patterns (``"*.lm_head"``,
+      ``"encoder.layer.0.*"``) left as ``nn.Linear``. By default (``None``) a language model's
+      output projection and embeddings stay dense: modules named ``lm_head`` and the model's
+      ``get_output_embeddings()`` (``nn.Embedding`` is never swapped). An explicit value
+      replaces that default (``keep_dense=()`` sparsifies ``lm_head`` too, unless tied).
+    - ``filter(name, module) -> bool`` picks which layers to consider at all (default: all).
+
+    Left dense and listed with the reason in ``model.sparsify_skipped``: layers matched by
+    ``keep_dense``; tied layers, whose weight ``Parameter`` is shared with another module
+    (a Hugging Face ``lm_head`` tied to the input embeddings, BERT's MLM decoder), so that
+    ``model.tie_weights()`` keeps working; layers whose owner reads ``.weight`` directly
+    (inside ``nn.MultiheadAttention``, Linear subclasses); and layers whose shape does not fit
+    the pattern (a BSR block that does not divide the weight).
+
+    Returns ``model``; ``model.sparsified`` lists the swapped layers' names,
+    ``model.sparsify_skipped`` maps each skipped name to the reason, and
+    ``model.sparsify_densities`` maps each swapped name to the density it was pruned to
+    (``None`` for N:M).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
-    swapped: list[str] = []
+    check_args(layout, density, blocksize, n, m)  # before any layer is swapped
+    distribution = check_distribution(distribution)
+    keep = _check_keep_dense(keep_dense)
+    by_density = takes_density(layout)
+    if distribution != "uniform" and not by_density:
+        raise ValueError(
+            f"distribution: {distribution!r} spreads density= over layers; layout {layout!r} "
+            f"is pruned by its own parameters, use distribution='uniform'"
+        )
+    patterns = DEFAULT_KEEP_DENSE if keep is None else keep
+    out_emb = _output_embeddings(model) if keep is None else None
+    owners = _parameter_owners(model)
+
+    candidates: list[_Candidate] = []
     skipped: dict[str, str] = {}
+    seen: dict[int, str] = {}
+
+    def skip_reason(name: str, child: nn.Linear, parents: list[nn.Module]) -> str | None:
+        if id(child) in seen:
+            return f"the same module as {seen[id(child)]} (shared): left dense"
+        seen[id(child)] = name
+        for pat in patterns:
+            if fnmatch.fnmatchcase(name, pat):
+                return f"kept dense: matches keep_dense pattern {pat!r}"
+        if out_emb is not None and child is out_emb:
+            return "kept dense: the model's output embeddings (get_output_embeddings())"
+        reason = _unsafe_reason(name, child, parents)
+        if reason is not None:
+            return reason
+        others = [o for o in owners.get(id(child.weight), []) if o != f"{name}.weight"]
+        if others:
+            return (
+                f"tied: its weight Parameter is shared with {', '.join(others)}; left dense "
+                f"so that tie_weights() keeps working"
+            )
+        if layout == "bsr" and blocksize is not None:
+            try:
+                check_blocksize(blocksize, tuple(child.weight.shape))
+            except ValueError as e:
+                return str(e)
+        return None
 
     def visit(module: nn.Module, prefix: str, parents: list[nn.Module]) -> None:
         for child_name, child in list(module.named_children()):
@@ -54,28 +173,39 @@ def sparsify(
             if isinstance(child, nn.Linear):
                 if filter is not None and not filter(name, child):
                     continue
-                reason = _unsafe_reason(name, child, parents + [module])
+                reason = skip_reason(name, child, parents + [module])
                 if reason is None:
-                    try:
-                        new = SparseLinear.from_dense(
-                            child, layout, density=density, blocksize=blocksize, n=n, m=m,
-                            backend=backend,
-                        )
-                    except ValueError as e:
-                        if "blocksize" not in str(e):
-                            raise
-                        reason = str(e)
-                    else:
-                        setattr(module, child_name, new)
-                        swapped.append(name)
-                        continue
-                skipped[name] = reason
+                    candidates.append(_Candidate(name, module, child_name, child))
+                else:
+                    skipped[name] = reason
             else:
                 visit(child, f"{name}.", parents + [module])
 
     visit(model, "", [])
+    if keep:
+        for pat in keep:
+            if not any(fnmatch.fnmatchcase(name, pat) for name in skipped):
+                log.warning("sparsify: keep_dense pattern %r matched no nn.Linear", pat)
+
+    if by_density and candidates:
+        shapes = [tuple(c.module.weight.shape) for c in candidates]
+        dens: list[float | None] = list(layer_densities(shapes, density, distribution))
+    else:
+        dens = [density] * len(candidates)
+
+    swapped: list[str] = []
+    densities: dict[str, float | None] = {}
+    for cand, d in zip(candidates, dens, strict=True):
+        w = cand.module.weight.detach()
+        pruned = prune(w, layout, d, blocksize=blocksize, n=n, m=m)
+        s = to_sparse(pruned, layout, blocksize=blocksize, n=n, m=m)
+        setattr(cand.parent, cand.attr, SparseLinear(s, cand.module.bias, backend=backend))
+        swapped.append(cand.name)
+        densities[cand.name] = d if by_density else None
+
     model.sparsified = swapped
     model.sparsify_skipped = skipped
+    model.sparsify_densities = densities
     log.info("sparsify: swapped %d Linear layers %s; left dense %s", len(swapped), swapped,
              skipped)
     return model
