@@ -1,4 +1,10 @@
-"""Test helpers: random sparse matrices of odd shapes in each format, float64 references."""
+"""Test helpers: random sparse matrices of odd shapes in each format, float64 references.
+
+Every random matrix comes from a seed drawn with :func:`draw_seed` (``os.urandom`` unless
+replaying). The seeds a test drew are kept; ``tests/conftest.py`` prints them, with the command
+that replays the test, when the test fails. To replay, set ``SPARSE_OPS_SEED`` to the printed
+seeds (comma-separated, used in order of drawing; a single seed serves every draw).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,41 @@ import os
 import torch
 
 import sparse_ops as so
+
+SEED_ENV = "SPARSE_OPS_SEED"
+
+_drawn: list[int] = []  # the seeds drawn since the last reset_seeds(), in order
+
+
+def _replay_seeds() -> list[int]:
+    text = os.environ.get(SEED_ENV, "").strip()
+    if not text:
+        return []
+    try:
+        return [int(part, 0) for part in text.replace(" ", "").split(",") if part]
+    except ValueError as e:
+        raise ValueError(f"{SEED_ENV}: expected comma-separated integers, got {text!r}") from e
+
+
+def draw_seed() -> int:
+    """A fresh 32-bit seed from ``os.urandom``, or the next ``SPARSE_OPS_SEED`` seed; recorded."""
+    replay = _replay_seeds()
+    if replay:
+        seed = replay[min(len(_drawn), len(replay) - 1)]
+    else:
+        seed = int.from_bytes(os.urandom(4), "little")
+    _drawn.append(seed)
+    return seed
+
+
+def seeds_drawn() -> list[int]:
+    """The seeds drawn since the last :func:`reset_seeds` (the current test's), in order."""
+    return list(_drawn)
+
+
+def reset_seeds() -> None:
+    """Forget the recorded seeds (conftest calls this as each test starts)."""
+    _drawn.clear()
 
 # (layout, shape, to_sparse kwargs): odd shapes, not multiples of blocks or groups.
 CASES = [
@@ -25,9 +66,11 @@ CASE_IDS = [f"{lay}-{s[0]}x{s[1]}-" + "-".join(f"{k}{v}" for k, v in kw.items())
 
 def random_sparse(layout: str, shape, kw: dict, dtype=torch.float32, density: float = 0.3,
                   seed: int | None = None) -> tuple[so.SparseMatrix, torch.Tensor]:
-    """A pruned random matrix in ``layout`` and its float64 dense twin."""
-    g = torch.Generator().manual_seed(seed if seed is not None else int.from_bytes(
-        os.urandom(4), "little"))
+    """A pruned random matrix in ``layout`` and its float64 dense twin.
+
+    Without ``seed``, the generator's seed comes from :func:`draw_seed` (recorded for replay).
+    """
+    g = torch.Generator().manual_seed(seed if seed is not None else draw_seed())
     w = torch.randn(shape, generator=g, dtype=torch.float64)
     if layout == "nm":
         p = so.prune(w, "nm", n=kw["n"], m=kw["m"])
@@ -44,3 +87,19 @@ def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
     return (got - want).norm().item() / (denom if denom > 0 else 1.0)
 
 
+def dense_at_slots(s: so.SparseMatrix, dense: torch.Tensor) -> torch.Tensor:
+    """``dense (M, K)`` read at each stored slot of ``s``: a tensor shaped like ``s.values``.
+
+    Built from the index tensors alone (no sparse_ops product), so a gradient of the values can
+    be checked against the dense weight gradient computed by plain torch.
+    """
+    if s.layout == "csr":
+        return dense[s.row_indices(), s.col_indices.long()]
+    if s.layout == "bsr":
+        r, c = s.blocksize
+        rows = s.block_row_indices()[:, None, None] * r + torch.arange(r)[None, :, None]
+        cols = s.col_indices.long()[:, None, None] * c + torch.arange(c)[None, None, :]
+        return dense[rows, cols]
+    if s.layout == "nm":
+        return dense.gather(1, s.columns())
+    raise ValueError(f"s: unknown layout {s.layout!r}")
