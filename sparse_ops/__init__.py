@@ -1,5 +1,6 @@
 """sparse-ops: fast sparse x dense matmul (CSR, BSR, N:M) for PyTorch."""
 
+from . import dst
 from .bsr import BSRMatrix
 from .convert import to_sparse
 from .csr import CSRMatrix
@@ -16,6 +17,7 @@ __all__ = [
     "NMMatrix",
     "SparseLinear",
     "SparseMatrix",
+    "dst",
     "linear",
     "matmul",
     "prune",

@@ -1,0 +1,124 @@
+"""Pruning criteria of dynamic sparse training (Nowak et al. 2023, "Fantastic Weights").
+
+Every criterion scores the *active* units of a layer (a stored value for CSR and N:M, a whole
+block for BSR) from their weights ``θ`` and gradients ``∇θ``; the ``k`` lowest scores are
+pruned:
+
+- ``"magnitude"``: ``|θ|``
+- ``"set"``: half of ``k`` from the smallest non-negative weights, half from the negative
+  weights closest to zero (Mocanu et al.'s SET); the other side takes up a shortfall
+- ``"mest"``: ``|θ| + γ|∇θ|`` (γ = 1 by default)
+- ``"snip"``: ``|θ · ∇θ|``
+- ``"sensitivity"``: ``|∇θ| / |θ|``
+- ``"reciprocal_sensitivity"``: ``|θ| / |∇θ|``
+- ``"random"``: uniformly random
+
+For blocks the elementwise score is pooled by its mean over the block (SET: the block's mean
+weight). Ties go to the lower unit index (a stable sort), so the choice is deterministic.
+Everything here is ``O(nnz)``: no dense tensor of the layer's shape.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PRUNE_CRITERIA = (
+    "magnitude", "set", "mest", "snip", "sensitivity", "reciprocal_sensitivity", "random",
+)
+NEEDS_GRAD = ("mest", "snip", "sensitivity", "reciprocal_sensitivity")
+EPS = 1e-12
+
+
+def check_criterion(prune: object) -> str:
+    """``prune`` as a known criterion name, else TypeError / ValueError naming ``prune``."""
+    if not isinstance(prune, str):
+        raise TypeError(f"prune: expected one of {PRUNE_CRITERIA}, got {type(prune).__name__}")
+    if prune not in PRUNE_CRITERIA:
+        raise ValueError(f"prune: unknown criterion {prune!r}; expected one of {PRUNE_CRITERIA}")
+    return prune
+
+
+def _pool(t: torch.Tensor, units: int) -> torch.Tensor:
+    """Mean over each unit's trailing entries: ``(units, ...)`` → ``(units,)`` float64."""
+    return t.reshape(units, -1).double().mean(1)
+
+
+def prune_scores(
+    criterion: str,
+    values: torch.Tensor,
+    grad: torch.Tensor | None,
+    units: int,
+    gamma: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """float64 ``(units,)`` scores, lowest pruned first (not for ``"set"``).
+
+    ``values``, ``grad``: the layer's stored values and their gradient, any shape whose
+    leading elements group into ``units`` equal units (``(nnz,)``, ``(nnzb, R, C)``,
+    ``(M, S)`` for N:M slots).
+    """
+    criterion = check_criterion(criterion)
+    if criterion == "random":
+        return torch.rand(units, generator=generator, dtype=torch.float64).to(values.device)
+    if criterion == "set":
+        raise ValueError("prune: 'set' selects by sign, not by one score (use select_prune)")
+    if criterion in NEEDS_GRAD and grad is None:
+        raise ValueError(
+            f"prune: criterion {criterion!r} needs the values' gradient; call backward() "
+            f"before dst.step()"
+        )
+    w = values.detach().reshape(units, -1).double().abs()
+    if criterion == "magnitude":
+        return w.mean(1)
+    g = grad.detach().reshape(units, -1).double().abs()  # type: ignore[union-attr]
+    if criterion == "mest":
+        s = w + gamma * g
+    elif criterion == "snip":
+        s = w * g
+    elif criterion == "sensitivity":
+        s = g / (w + EPS)
+    else:  # reciprocal_sensitivity
+        s = w / (g + EPS)
+    return s.mean(1)
+
+
+def _lowest(score: torch.Tensor, k: int, eligible: torch.Tensor | None) -> torch.Tensor:
+    """Indices of the ``k`` lowest scores among ``eligible`` (stable: lower index on ties)."""
+    if eligible is not None:
+        idx = eligible.nonzero().squeeze(1)
+        order = torch.sort(score[idx], stable=True).indices[:k]
+        return idx[order]
+    return torch.sort(score, stable=True).indices[:k]
+
+
+def select_prune(
+    criterion: str,
+    values: torch.Tensor,
+    grad: torch.Tensor | None,
+    units: int,
+    k: int,
+    *,
+    eligible: torch.Tensor | None = None,
+    gamma: float = 1.0,
+    generator: torch.Generator | None = None,
+    score: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """int64 indices (sorted) of the ``k`` units to prune among ``eligible`` (bool ``(units,)``,
+    default all); ``score``: precomputed ``prune_scores``. ``k`` must not exceed the number of
+    eligible units."""
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.long, device=values.device)
+    if criterion == "set":
+        mean = _pool(values.detach(), units)
+        elig = eligible if eligible is not None else torch.ones(units, dtype=torch.bool,
+                                                                device=values.device)
+        pos, neg = elig & (mean >= 0), elig & (mean < 0)
+        n_pos, n_neg = int(pos.sum()), int(neg.sum())
+        k_neg = min(k // 2, n_neg)
+        k_pos = min(k - k_neg, n_pos)
+        k_neg = min(k - k_pos, n_neg)
+        chosen = torch.cat([_lowest(mean, k_pos, pos), _lowest(-mean, k_neg, neg)])
+        return torch.sort(chosen).values
+    if score is None:
+        score = prune_scores(criterion, values, grad, units, gamma, generator)
+    return torch.sort(_lowest(score, k, eligible)).values
