@@ -18,8 +18,9 @@ from .arch import Arch
 from .energy import EnergyTable, estimate_energy
 from .folding import build_fold_table, build_sddmm_table
 from .memory import schedule, traffic
+from .pattern import WeightPattern
 from .result import Result, summarize
-from .sparsity import check_nm, synthetic_weight, to_numpy, weight_mask
+from .sparsity import check_nm, synthetic_mask, to_numpy, weight_mask
 from .workload import ConvShape, Layer, check_dim
 
 ENGINES = ("fast", "reference")
@@ -50,7 +51,7 @@ def prepare_mask(arch: Arch, K: int, N: int, weight: Any = None, density: float 
     if arch.sparsity == "nm":
         return None
     kind = "block" if arch.sparsity == "block" else "uniform"
-    return synthetic_weight(K, N, float(density), kind, seed=seed, block=arch.block) != 0
+    return synthetic_mask(K, N, float(density), kind, seed=seed, block=arch.block)
 
 
 def _check_arch(arch: Any) -> Arch:
@@ -62,7 +63,7 @@ def _check_arch(arch: Any) -> Arch:
 def simulate_gemm(arch: Arch, M: int, K: int, N: int, weight: Any = None, *,
                   density: float | None = None, seed: int = 0, engine: str = "fast",
                   trace: bool = False, energy_table: EnergyTable | str | Path | None = None,
-                  name: str = "gemm") -> Result:
+                  name: str = "gemm", pattern: WeightPattern | None = None) -> Result:
     """Simulate ``X (M x K) @ W (K x N)`` on ``arch``.
 
     Args:
@@ -76,15 +77,26 @@ def simulate_gemm(arch: Arch, M: int, K: int, N: int, weight: Any = None, *,
         trace: return a per-cycle trace in ``Result.trace`` (runs the reference engine).
         energy_table: a table, a YAML path or ``None`` for the 45 nm default.
         name: label of the result.
+        pattern: the weight pattern already prepared (``pattern.WeightPattern``, e.g. by
+            ``PreparedWorkload``), replacing ``weight``/``density``; reused across calls.
     """
     arch = _check_arch(arch)
     M, K, N = check_dim("M", M), check_dim("K", K), check_dim("N", N)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    mask = prepare_mask(arch, K, N, weight, density, seed)
+    if pattern is not None:
+        if weight is not None or density is not None:
+            raise ValueError("give either pattern or weight/density, not both")
+        if not isinstance(pattern, WeightPattern):
+            raise TypeError(f"pattern must be a WeightPattern, got {type(pattern).__name__}")
+        mask: np.ndarray | WeightPattern | None = pattern
+    else:
+        mask = prepare_mask(arch, K, N, weight, density, seed)
     if trace or engine == "reference":
         from .reference import run_reference
 
+        if isinstance(mask, WeightPattern):
+            mask = mask.mask
         return run_reference(arch, M, K, N, mask, trace=trace, energy_table=energy_table,
                              name=name)
     table = build_fold_table(arch, M, K, N, mask)
@@ -181,23 +193,16 @@ def simulate_layers(arch: Arch, layers: list[Layer], *, weights: dict[str, Any] 
                     energy_table: EnergyTable | str | Path | None = None) -> list[Result]:
     """Simulate each layer (one after another on the same array); see ``summarize``.
 
-    ``weights`` maps layer names to weights; other layers use ``density`` (or run dense).
+    ``weights`` maps layer names to weights; other layers use ``density`` (or run dense),
+    layer ``i`` with seed ``seed + i``. To run many architectures on the same layers, build a
+    ``PreparedWorkload`` once and call its ``simulate``: the weight patterns are then
+    derived once, not per call.
     """
+    from .prepared import PreparedWorkload
+
     arch = _check_arch(arch)
-    weights = weights or {}
-    out = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layers[{i}] must be a simulator.Layer, got "
-                            f"{type(layer).__name__}")
-        w = weights.get(layer.name)
-        if w is not None and layer.conv is not None:
-            w = conv_weight_to_gemm(w, layer.conv)
-        out.append(simulate_gemm(layer_arch(arch, layer), layer.M, layer.K, layer.N, w,
-                                 density=None if w is not None else density,
-                                 seed=seed + i, engine=engine, energy_table=energy_table,
-                                 name=layer.name))
-    return out
+    work = PreparedWorkload(layers, weights=weights, density=density, seed=seed)
+    return work.simulate(arch, engine=engine, energy_table=energy_table)
 
 
 def simulate_topology(arch: Arch, layers: list[Layer], **kwargs: Any) -> Result:

@@ -13,6 +13,8 @@ dataflow array rows    array columns  streamed (T)     fold length (cycles)
 Folds run column-fold outer, row-fold inner (SCALE-Sim's order); a partly filled fold still
 takes the full length (the skew of the whole array). Sparsity changes what a fold holds and
 how long its stream is (see README.md, "Sparsity"); everything here is vectorised over folds.
+Facts of the weight pattern that no architecture changes (nonzero counts, lane orders,
+nonzero lists) come from a ``pattern.WeightPattern``, computed once and reused by a sweep.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arch import Arch
-from .sparsity import block_mask, nm_slots
+from .pattern import WeightPattern, lane_order, pattern_of
+from .sparsity import nm_slots
+
+__all__ = ["FoldTable", "build_fold_table", "build_sddmm_table", "index_bits", "lane_order",
+           "tile_extents"]
 
 I64 = np.int64
 
@@ -97,27 +103,21 @@ def index_bits(length: int) -> int:
     return max(1, math.ceil(math.log2(length))) if length > 1 else 1
 
 
-def lane_order(counts: np.ndarray, balance: bool) -> np.ndarray:
-    """The order lanes are folded in: as given, or busiest first when balancing.
-
-    Sorting lanes by nonzero count and cutting the sorted list into array-wide tiles minimises
-    the sum over tiles of the busiest lane (each tile costs its maximum), which is the
-    SparTen-style balancing of ``Arch(balance=True)``.
-    """
-    if not balance:
-        return np.arange(counts.size)
-    return np.argsort(-counts, kind="stable")
-
-
-def build_fold_table(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTable:
+def build_fold_table(arch: Arch, M: int, K: int, N: int,
+                     mask: np.ndarray | WeightPattern | None) -> FoldTable:
     """The fold table of ``X (M x K) @ W (K x N)`` on ``arch``.
 
-    ``mask`` is the ``K x N`` nonzero pattern of W, or ``None`` for a dense W (and, in
-    ``"nm"`` mode, for exactly n nonzeros in every group of m).
+    ``mask`` is the ``K x N`` nonzero pattern of W (a bool array, or a ``WeightPattern`` to
+    reuse what was derived from it before), or ``None`` for a dense W (and, in ``"nm"``
+    mode, for exactly n nonzeros in every group of m).
     """
     mode = arch.sparsity
     if mode in ("block", "unstructured") and mask is None:
         mask = np.ones((K, N), dtype=bool)
+    mask = pattern_of(mask)
+    if mask is not None and (mask.K, mask.N) != (K, N):
+        raise ValueError(f"weight pattern is {mask.K} x {mask.N}, the GEMM needs K x N = "
+                         f"{K} x {N}")
     if arch.dataflow == "os":
         return _os(arch, M, K, N, mask)
     if arch.dataflow == "ws":
@@ -130,14 +130,13 @@ def build_fold_table(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None
 # (OS and WS). Returned per column tile (in the lane order).
 
 
-def _col_tiles(arch: Arch, K: int, N: int, mask: np.ndarray | None):
-    """Column tiles of W: lane permutation, per-tile column extent and the permuted mask."""
-    C = arch.cols
+def _col_nnz(arch: Arch, pat: WeightPattern | None) -> np.ndarray | None:
+    """Nonzeros per column of W in the order the columns are folded (lane order)."""
+    if pat is None:
+        return None
     if arch.sparsity == "unstructured":
-        order = lane_order(mask.sum(axis=0), arch.balance)
-        mask = mask[:, order]
-    cu = tile_extents(N, C)
-    return cu, mask
+        return pat.col_nnz[pat.col_order(arch.balance)]
+    return pat.col_nnz
 
 
 def _nm_group_extent(start: np.ndarray, stop: np.ndarray, K: int, n: int, m: int) -> np.ndarray:
@@ -147,15 +146,15 @@ def _nm_group_extent(start: np.ndarray, stop: np.ndarray, K: int, n: int, m: int
     return np.minimum(K, (g1 + 1) * m) - g0 * m
 
 
-def _os(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTable:
+def _os(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTable:
     R, C, wb = arch.rows, arch.cols, arch.word_bits
     mode = arch.sparsity
-    cu, mask = _col_tiles(arch, K, N, mask)
+    cu = tile_extents(N, C)
     ru = tile_extents(M, R)
     n_c, n_r = cu.size, ru.size
     starts = np.arange(n_c, dtype=I64) * C
-    if mask is not None:
-        col_nnz = mask.sum(axis=0).astype(I64)
+    col_nnz = _col_nnz(arch, pat)
+    if col_nnz is not None:
         tile_nnz = np.add.reduceat(col_nnz, starts)
     else:
         tile_nnz = None
@@ -178,7 +177,7 @@ def _os(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
         nnz = tile_nnz if tile_nnz is not None else cu * kc
     elif mode == "block":
         bk, bn = arch.block
-        bmask = block_mask(mask, bk, bn)
+        bmask = pat.block(bk, bn)
         kext = tile_extents(K, bk)
         nb_of_col = np.arange(N) // bn
         # block rows used by any column of each tile, and stored words per tile
@@ -203,8 +202,7 @@ def _os(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
     else:  # unstructured: each PE column streams only its own nonzeros
         tile_max = np.maximum.reduceat(col_nnz, starts)
         T = tile_max.astype(I64)
-        any_k = np.logical_or.reduceat(mask, starts, axis=1) if N else mask
-        kread = any_k.sum(axis=0).astype(I64)
+        kread = pat.tile_rows_touched(C, arch.balance)
         fwords = tile_nnz
         mwords = _words(tile_nnz * index_bits(K), wb) + cu
         slots = tile_nnz
@@ -235,14 +233,14 @@ def _os(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
     )
 
 
-def _ws(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTable:
+def _ws(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTable:
     R, C, wb = arch.rows, arch.cols, arch.word_bits
     mode = arch.sparsity
-    cu, mask = _col_tiles(arch, K, N, mask)
+    cu = tile_extents(N, C)
     n_c = cu.size
     starts = np.arange(n_c, dtype=I64) * C
     fixed = 2 * R + C - 2 + M
-    useful = int(M * mask.sum()) if mask is not None else None
+    useful = int(M * pat.nnz) if pat is not None else None
 
     if mode in ("dense", "nm"):
         if mode == "dense":
@@ -274,7 +272,7 @@ def _ws(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
     else:
         if mode == "block":
             bk, bn = arch.block
-            bmask = block_mask(mask, bk, bn)
+            bmask = pat.block(bk, bn)
             kext = tile_extents(K, bk)
             nb_of_col = np.arange(N) // bn
             kb_n = kext.size
@@ -294,7 +292,7 @@ def _ws(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
             row_kb = np.repeat(kb_idx, rep)
             row_words = per_tile_cols[row_kb, row_tile]
         else:  # unstructured: each PE column packs its own nonzeros down the rows
-            col_nnz = mask.sum(axis=0).astype(I64)
+            col_nnz = _col_nnz(arch, pat)
             kx_c = np.maximum.reduceat(col_nnz, starts).astype(I64)
         n_r_c = np.maximum(1, -(-kx_c // R))  # an all-zero tile still writes its zeros
         F = int(n_r_c.sum())
@@ -323,14 +321,17 @@ def _ws(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
             mwords = blocks_touched + rows_touched + (rr > 0)
             performed = int(M * (rr * cc).sum())
         else:
-            nzc, nzk = np.nonzero(mask.T)  # column-major nonzeros, k ascending in a column
-            col_start = np.cumsum(col_nnz) - col_nnz
-            rank = np.arange(nzc.size) - col_start[nzc]
-            tile = nzc // C
-            fold_of = (np.cumsum(n_r_c) - n_r_c)[tile] + rank // R
-            fwords = np.bincount(fold_of, minlength=F).astype(I64)
-            key = np.unique(fold_of * K + nzk)
-            inputs = np.bincount(key // K, minlength=F).astype(I64)
+            # a lane of c nonzeros fills R rows of each of its first c // R row folds (a
+            # difference array over folds) and c % R rows of the next one
+            fold_base = np.cumsum(n_r_c) - n_r_c
+            lane_base = np.repeat(fold_base, cu)
+            full, rest = np.divmod(col_nnz, R)
+            diff = (np.bincount(lane_base, minlength=F + 1)
+                    - np.bincount(lane_base + full, minlength=F + 1)) * R
+            fwords = (np.cumsum(diff[:F])
+                      + np.bincount(lane_base + full, weights=rest, minlength=F + 1)[:F]
+                      ).astype(I64)
+            inputs = pat.ws_fold_inputs(R, C, arch.balance, fold_base, F)
             mwords = np.where(fwords > 0, _words(fwords * index_bits(K), wb) + cc, 0)
             performed = int(M * fwords.sum())
         ifmap_tile = gid.astype(I64)
@@ -356,16 +357,12 @@ def _ws(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
     )
 
 
-def _is(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTable:
+def _is(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTable:
     R, C, wb = arch.rows, arch.cols, arch.word_bits
     mode = arch.sparsity
     cm = tile_extents(M, C)  # array columns hold M
     n_c = cm.size
-    useful_per_m = int(mask.sum()) if mask is not None else None
-
-    if mode == "unstructured":  # lanes are PE rows: a row streams the nonzeros of W[k, :]
-        order = lane_order(mask.sum(axis=1), arch.balance)
-        mask = mask[order]
+    useful_per_m = pat.nnz if pat is not None else None
     if mode == "nm":
         n, m = arch.nm
         kx = nm_slots(K, n, m)
@@ -391,7 +388,7 @@ def _is(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
         ptouch = np.full(n_r, N, dtype=I64)
     elif mode == "block":
         bk, bn = arch.block
-        bmask = block_mask(mask, bk, bn)
+        bmask = pat.block(bk, bn)
         next_ = tile_extents(N, bn)
         kb_of_row = np.arange(K) // bk
         row_blocks = bmask[kb_of_row]  # (K, nb): blocks seen by each row of W
@@ -406,14 +403,14 @@ def _is(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> FoldTabl
         inputs = rk
         slots = rk * T
         ptouch = T
-    else:
-        row_nnz = mask.sum(axis=1).astype(I64)
+    else:  # unstructured: lanes are PE rows, a row streams the nonzeros of W[k, :]
+        row_nnz = pat.row_nnz[pat.row_order(arch.balance)]
         T = np.maximum.reduceat(row_nnz, starts).astype(I64)
         fwords = np.add.reduceat(row_nnz, starts)
         mwords = np.where(fwords > 0, _words(fwords * index_bits(N), wb) + rk, 0)
         inputs = rk
         slots = fwords
-        ptouch = np.logical_or.reduceat(mask, starts, axis=0).sum(axis=1).astype(I64)
+        ptouch = pat.tile_cols_touched(R, arch.balance)
 
     length_r = np.where(T > 0, 2 * R + C - 2 + T, 0).astype(I64)
     fc = np.repeat(np.arange(n_c), n_r)

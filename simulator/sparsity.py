@@ -107,6 +107,26 @@ def synthetic_weight(K: int, N: int, density: float | None = None, kind: str = "
     Returns:
         ``K x N`` array of ``dtype``; nonzeros are drawn from N(0, 1) away from zero.
     """
+    mask, rng = _synthetic_mask(K, N, density, kind, seed=seed, nm=nm, block=block, alpha=alpha,
+                                lanes=lanes)
+    values = rng.standard_normal(mask.shape).astype(dtype)
+    values[np.abs(values) < 1e-3] = 1.0
+    return np.where(mask, values, np.zeros((), dtype=dtype))
+
+
+def synthetic_mask(K: int, N: int, density: float | None = None, kind: str = "uniform", *,
+                   seed: int = 0, nm: tuple[int, int] = (2, 4),
+                   block: tuple[int, int] = (16, 16), alpha: float = 1.0,
+                   lanes: str = "cols") -> np.ndarray:
+    """The ``K x N`` nonzero pattern of ``synthetic_weight`` (same arguments, same pattern),
+    without drawing the values."""
+    return _synthetic_mask(K, N, density, kind, seed=seed, nm=nm, block=block, alpha=alpha,
+                           lanes=lanes)[0]
+
+
+def _synthetic_mask(K: int, N: int, density: float | None, kind: str, *, seed: int,
+                    nm: tuple[int, int], block: tuple[int, int], alpha: float, lanes: str
+                    ) -> tuple[np.ndarray, np.random.Generator]:
     K, N = _check_dims(K, N)
     if kind not in PATTERN_KINDS:
         raise ValueError(f"kind must be one of {PATTERN_KINDS}, got {kind!r}")
@@ -155,9 +175,7 @@ def synthetic_weight(K: int, N: int, density: float | None = None, kind: str = "
             last = mask[K - tail:]
             sub = rng.random(last.shape).argsort(axis=0).argsort(axis=0) < min(n, tail)
             mask[K - tail:] = sub
-    values = rng.standard_normal((K, N)).astype(dtype)
-    values[np.abs(values) < 1e-3] = 1.0
-    return np.where(mask, values, np.zeros((), dtype=dtype))
+    return mask, rng
 
 
 def _powerlaw_counts(n_lanes: int, length: int, total: int, alpha: float,
