@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
 from ._checks import check_blocksize
-from .convert import to_sparse
+from .convert import LAYOUTS, to_sparse
 from .density import check_distribution, layer_densities
 from .layer import SparseLinear
-from .prune import check_args, prune, takes_density
+from .prune import check_args, check_method, prune, takes_density
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +92,24 @@ def sparsify(
     m: int | None = None,
     distribution: str = "uniform",
     keep_dense: Iterable[str] | str | None = None,
+    method: str = "magnitude",
+    calibration: Any = None,
     filter: Callable[[str, nn.Linear], bool] | None = None,
     backend: str | None = None,
 ) -> nn.Module:
     """Replace, in place, each plain ``nn.Linear`` of ``model`` by a pruned ``SparseLinear``.
 
-    Weights ``(out_features, in_features)`` are pruned by magnitude (``so.prune``) to
-    ``layout`` (``"csr"``/``"bsr"`` take ``density=``, ``"bsr"`` also ``blocksize=``, ``"nm"``
-    takes ``n=``, ``m=``) and stored sparse.
+    Weights ``(out_features, in_features)`` are pruned (``so.prune``) to ``layout``
+    (``"csr"``/``"bsr"`` take ``density=``, ``"bsr"`` also ``blocksize=``, ``"nm"`` takes
+    ``n=``, ``m=``) and stored sparse.
+
+    - ``method``: ``"magnitude"`` (default) or ``"wanda"`` (``|W_ij| * ||x_j||_2``, Sun et al.
+      2023). Wanda needs ``calibration``: a batch the model is run on once, in eval mode and
+      without gradients, before any swap: a tensor (``model(batch)``), a dict of tensors
+      (``model(**batch)``, e.g. a tokenizer's ``input_ids`` / ``attention_mask``) or a tuple
+      (``model(*batch)``). Forward pre-hooks on the layers to swap sum the squares of each
+      input feature over every token they see (padding tokens included); they are removed
+      afterwards. Every layer pruned by wanda sees the dense model's activations.
 
     - ``distribution``: how ``density`` is spread over the swapped layers. ``"uniform"``: each
       gets ``density``. ``"erk"`` (Erdős–Rényi-kernel, RigL): a layer's density is
@@ -126,7 +138,14 @@ def sparsify(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     check_args(layout, density, blocksize, n, m)  # before any layer is swapped
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {LAYOUTS} (to_sparse), got {layout!r}")
     distribution = check_distribution(distribution)
+    method = check_method(method)
+    if method == "wanda" and calibration is None:
+        raise ValueError("calibration: method 'wanda' needs calibration= (a batch of inputs)")
+    if method != "wanda" and calibration is not None:
+        raise ValueError("calibration: only used by method='wanda'")
     keep = _check_keep_dense(keep_dense)
     by_density = takes_density(layout)
     if distribution != "uniform" and not by_density:
@@ -154,12 +173,14 @@ def sparsify(
         reason = _unsafe_reason(name, child, parents)
         if reason is not None:
             return reason
-        others = [o for o in owners.get(id(child.weight), []) if o != f"{name}.weight"]
-        if others:
-            return (
-                f"tied: its weight Parameter is shared with {', '.join(others)}; left dense "
-                f"so that tie_weights() keeps working"
-            )
+        for attr in ("weight", "bias"):
+            p = getattr(child, attr)
+            others = [o for o in owners.get(id(p), []) if o != f"{name}.{attr}"]
+            if p is not None and others:
+                return (
+                    f"tied: its {attr} Parameter is shared with {', '.join(others)}; left "
+                    f"dense so that tie_weights() keeps working"
+                )
         if layout == "bsr" and blocksize is not None:
             try:
                 check_blocksize(blocksize, tuple(child.weight.shape))
@@ -193,11 +214,17 @@ def sparsify(
     else:
         dens = [density] * len(candidates)
 
+    norms: list[torch.Tensor | None] = [None] * len(candidates)
+    if method == "wanda" and candidates:
+        norms = list(input_norms(model, [c.module for c in candidates], calibration,
+                                 [c.name for c in candidates]))
+
     swapped: list[str] = []
     densities: dict[str, float | None] = {}
-    for cand, d in zip(candidates, dens, strict=True):
+    for cand, d, v in zip(candidates, dens, norms, strict=True):
         w = cand.module.weight.detach()
-        pruned = prune(w, layout, d, blocksize=blocksize, n=n, m=m)
+        pruned = prune(w, layout, d, blocksize=blocksize, n=n, m=m, method=method,
+                       input_norms=v)
         s = to_sparse(pruned, layout, blocksize=blocksize, n=n, m=m)
         setattr(cand.parent, cand.attr, SparseLinear(s, cand.module.bias, backend=backend))
         swapped.append(cand.name)
@@ -209,3 +236,63 @@ def sparsify(
     log.info("sparsify: swapped %d Linear layers %s; left dense %s", len(swapped), swapped,
              skipped)
     return model
+
+
+def run_model(model: nn.Module, batch: Any) -> Any:
+    """``model(batch)``, ``model(**batch)`` for a mapping, ``model(*batch)`` for a tuple/list."""
+    if isinstance(batch, torch.Tensor):
+        return model(batch)
+    if isinstance(batch, Mapping):
+        return model(**batch)
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    raise TypeError(
+        f"calibration: expected a tensor, a dict of tensors or a tuple, got "
+        f"{type(batch).__name__}"
+    )
+
+
+def input_norms(
+    model: nn.Module,
+    layers: list[nn.Linear],
+    calibration: Any,
+    names: list[str] | None = None,
+) -> list[torch.Tensor]:
+    """L2 norm over all tokens of each input feature of each of ``layers``: ``(in_features,)``.
+
+    Runs ``model`` once on ``calibration`` (see ``run_model``) in eval mode under
+    ``torch.no_grad()``, with a forward pre-hook on each layer that adds up ``x**2`` over every
+    leading dim of its input ``(..., in_features)`` in float64; the hooks are removed and the
+    modules' training flags restored afterwards, also on error. Norms are float64 for float64
+    weights, float32 otherwise. Raises ValueError naming a layer the batch never reached.
+    """
+    names = names or [str(i) for i in range(len(layers))]
+    sums: list[torch.Tensor | None] = [None] * len(layers)
+
+    def make_hook(i: int, mod: nn.Linear) -> Callable[..., None]:
+        def hook(_mod: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0].detach().reshape(-1, mod.in_features)
+            sq = x.float().square().sum(0, dtype=torch.float64)
+            prev = sums[i]
+            sums[i] = sq if prev is None else prev + sq
+
+        return hook
+
+    handles = [mod.register_forward_pre_hook(make_hook(i, mod)) for i, mod in enumerate(layers)]
+    modes = [(mod, mod.training) for mod in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            run_model(model, calibration)
+    finally:
+        for h in handles:
+            h.remove()
+        for mod, mode in modes:
+            mod.training = mode
+    out = []
+    for name, mod, sq in zip(names, layers, sums, strict=True):
+        if sq is None:
+            raise ValueError(f"calibration: layer {name} saw no input in the calibration pass")
+        dt = torch.float64 if mod.weight.dtype == torch.float64 else torch.float32
+        out.append(sq.sqrt().to(dt))
+    return out
