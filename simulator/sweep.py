@@ -1,21 +1,33 @@
-"""Design-space sweeps: many architectures x one workload, in parallel across cores."""
+"""Design-space sweeps: many design points x one workload, on this machine or a Dask cluster.
+
+``sweep`` expands the points (a grid, or a list of architectures / ``DesignPoint``s), cuts
+them into chunks and runs the chunks on an executor: ``"local"`` (a process pool,
+``local_executor``) or ``"dask"`` (a ``dask.distributed`` cluster, ``dask_executor``). With
+``out=DIR`` every finished chunk is written to a Parquet dataset (``results_store``) and points
+already there are skipped, so an interrupted sweep resumes where it stopped. The rows are the
+same, in the same order, whatever the executor, the chunking or the resumption.
+"""
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing as mp
-import os
+import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from .arch import Arch
-from .engine import simulate_layers
-from .result import summarize
+from .area import AreaTable, resolve_area_table
+from .design_point import DesignPoint, design_points, to_point
+from .energy import EnergyTable, resolve_table
+from .evaluate import WorkloadSpec
+from .local_executor import LocalExecutor
+from .results_store import ResultsStore
 from .workload import Layer
 
-_WORK: dict[str, Any] = {}
+EXECUTORS = ("local", "dask")
+MAX_CHUNK = 500
 
 
 def grid_points(grid: dict[str, Iterable[Any]], base: Arch | None = None) -> list[Arch]:
@@ -24,87 +36,141 @@ def grid_points(grid: dict[str, Iterable[Any]], base: Arch | None = None) -> lis
     ``grid`` maps field names to lists of values; ``"sram_kb"`` sets all three buffers.
     Invalid combinations raise the ``Arch`` error for the first bad point.
     """
-    base = base or Arch()
-    fields = set(Arch.__dataclass_fields__) | {"sram_kb"}
-    for key in grid:
-        if key not in fields:
-            raise ValueError(f"unknown Arch field in sweep grid: {key!r}")
-    keys = list(grid)
-    values = [list(grid[k]) for k in keys]
-    for k, v in zip(keys, values, strict=True):
-        if not v:
-            raise ValueError(f"sweep grid field {k!r} has no values")
-    points = []
-    for combo in itertools.product(*values):
-        change = dict(zip(keys, combo, strict=True))
-        if "sram_kb" in change:
-            kb = change.pop("sram_kb")
-            change.update(ifmap_sram_kb=kb, filter_sram_kb=kb, ofmap_sram_kb=kb)
-        points.append(base.with_(**change))
-    return points
+    if "density" in grid:
+        raise ValueError("'density' is a workload axis: use design_points (or sweep) for it")
+    return [p.arch for p in design_points(grid, base)]
 
 
-def _init(layers: list[Layer], kwargs: dict[str, Any]) -> None:
-    _WORK["layers"] = layers
-    _WORK["kwargs"] = kwargs
+def expand_points(archs: Iterable[Any] | dict[str, Iterable[Any]], base: Arch | None = None,
+                  density: float | None = None) -> list[DesignPoint]:
+    """The design points of ``archs``: a grid (``design_points``, may sweep ``"density"``),
+    or architectures, ``DesignPoint``s or ``(Arch, density)`` pairs (``density`` for bare
+    architectures)."""
+    if isinstance(archs, dict):
+        return design_points(archs, base, density)
+    if isinstance(archs, (str, bytes)) or not isinstance(archs, Iterable):
+        raise TypeError(f"sweep points must be a grid dict or an iterable of Arch, got "
+                        f"{type(archs).__name__}")
+    return [to_point(a, i, density) for i, a in enumerate(archs)]
 
 
-def _run_point(item: tuple[int, Arch]) -> dict[str, Any]:
-    index, arch = item
-    results = simulate_layers(arch, _WORK["layers"], **_WORK["kwargs"])
-    row = summarize(results, name="total").to_row()
-    row["point"] = index
-    row["layers"] = len(results)
-    row["arch_name"] = arch.name
-    return row
-
-
-def sweep(archs: Iterable[Arch] | dict[str, Iterable[Any]], workload: Layer | list[Layer], *,
-          processes: int | None = None, progress: bool = True, density: float | None = None,
-          seed: int = 0, energy_table: Any = None, base: Arch | None = None
-          ) -> list[dict[str, Any]]:
-    """Simulate ``workload`` (a layer or a layer list) on every architecture.
-
-    Args:
-        archs: architectures, or a grid (see ``grid_points``) expanded around ``base``.
-        workload: what to run on each; the layers run one after another.
-        processes: worker processes (default: all cores; 1 runs in this process).
-        progress: show a tqdm progress bar.
-        density, seed, energy_table: passed to ``simulate_layers``.
-    Returns:
-        One flat row per point (``Result.to_row`` of the summed result, plus ``point``),
-        in the order of ``archs``.
-    """
-    points = grid_points(archs, base) if isinstance(archs, dict) else list(archs)
-    for i, a in enumerate(points):
-        if not isinstance(a, Arch):
-            raise TypeError(f"sweep point {i} is not a simulator.Arch: {type(a).__name__}")
+def workload_spec(workload: Layer | list[Layer], *, seed: int = 0,
+                  energy_table: EnergyTable | str | Path | None = None,
+                  area_table: AreaTable | str | Path | None = None) -> WorkloadSpec:
+    """The shared part of every point: layers, seed and the resolved cost tables."""
     layers = [workload] if isinstance(workload, Layer) else list(workload)
     if not layers:
         raise ValueError("sweep needs at least one layer")
-    kwargs = {"density": density, "seed": seed, "energy_table": energy_table}
-    n = len(points)
-    procs = processes if processes is not None else (os.cpu_count() or 1)
-    if procs < 1:
-        raise ValueError(f"processes must be >= 1, got {procs}")
-    procs = min(procs, max(n, 1))
-    items = list(enumerate(points))
-    rows: list[dict[str, Any]] = []
-    bar = tqdm(total=n, desc="sweep", unit="pt", disable=not progress)
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"workload[{i}] must be a simulator.Layer, got "
+                            f"{type(layer).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    return WorkloadSpec(tuple(layers), int(seed), resolve_table(energy_table),
+                        resolve_area_table(area_table))
+
+
+def make_executor(executor: Any = "local", *, processes: int | None = None,
+                  address: str | None = None, n_workers: int | None = None) -> Any:
+    """An executor object from a name (``"local"`` or ``"dask"``); objects pass through."""
+    if hasattr(executor, "map_chunks"):
+        return executor
+    if executor == "local":
+        if address is not None:
+            raise ValueError("address is for executor='dask'")
+        return LocalExecutor(processes)
+    if executor == "dask":
+        from .dask_executor import DaskExecutor
+
+        return DaskExecutor(address, n_workers=n_workers or processes)
+    raise ValueError(f"executor must be one of {EXECUTORS} or an executor object, "
+                     f"got {executor!r}")
+
+
+def default_chunk(points: int, workers: int) -> int:
+    """Points per chunk: about 8 chunks per worker, at most ``MAX_CHUNK``."""
+    return max(1, min(MAX_CHUNK, math.ceil(points / (max(1, workers) * 8))))
+
+
+def run_points(points: list[DesignPoint], spec: WorkloadSpec, executor: Any, *,
+               chunk: int | None = None, out: str | Path | ResultsStore | None = None,
+               progress: bool = True, desc: str = "sweep") -> list[dict[str, Any]]:
+    """Rows of ``points`` (``point`` = their index), run on ``executor`` in chunks.
+
+    With ``out``, rows already stored there are reused and every finished chunk is written
+    as soon as it arrives. Equal points are simulated once.
+    """
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)
+                              or chunk < 1):
+        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
+    store = out if isinstance(out, ResultsStore) or out is None else ResultsStore(out)
+    done = store.load() if store is not None else {}
+    ids = [spec.point_id(p) for p in points]
+    rows: list[dict[str, Any] | None] = [None] * len(points)
+    first: dict[str, int] = {}
+    todo: list[tuple[int, DesignPoint]] = []
+    for i, (pid, p) in enumerate(zip(ids, points, strict=True)):
+        if pid in done:
+            rows[i] = {**done[pid], "point": i}
+        elif pid not in first:
+            first[pid] = i
+            todo.append((i, p))
+    size = chunk or default_chunk(len(todo), executor.workers)
+    chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
+    computed = len(points) - len(todo)
+    bar = tqdm(total=len(points), initial=computed, desc=desc, unit="pt",
+               disable=not progress)
     try:
-        if procs == 1:
-            _init(layers, kwargs)
-            for item in items:
-                rows.append(_run_point(item))
-                bar.update(1)
-        else:
-            methods = mp.get_all_start_methods()
-            ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-            chunk = max(1, n // (procs * 16))
-            with ctx.Pool(procs, initializer=_init, initargs=(layers, kwargs)) as pool:
-                for row in pool.imap(_run_point, items, chunksize=chunk):
-                    rows.append(row)
-                    bar.update(1)
+        for got in executor.map_chunks(spec, chunks):
+            if store is not None:
+                store.write_chunk(got)
+            for row in got:
+                rows[row["point"]] = row
+            bar.update(len(got))
     finally:
         bar.close()
-    return rows
+    for i, pid in enumerate(ids):
+        if rows[i] is None:
+            rows[i] = {**rows[first[pid]], "point": i}
+    return rows  # type: ignore[return-value]
+
+
+def sweep(archs: Iterable[Any] | dict[str, Iterable[Any]], workload: Layer | list[Layer], *,
+          processes: int | None = None, progress: bool = True, density: float | None = None,
+          seed: int = 0, energy_table: EnergyTable | str | Path | None = None,
+          base: Arch | None = None, executor: Any = "local", address: str | None = None,
+          chunk: int | None = None, out: str | Path | None = None,
+          area_table: AreaTable | str | Path | None = None, n_workers: int | None = None
+          ) -> list[dict[str, Any]]:
+    """Simulate ``workload`` (a layer or a layer list) on every design point.
+
+    Args:
+        archs: a grid (see ``design_points``: ``Arch`` fields, ``"sram_kb"`` and the workload
+            axis ``"density"``) expanded around ``base``, or architectures, ``DesignPoint``s
+            or ``(Arch, density)`` pairs.
+        workload: what to run on each; the layers run one after another.
+        processes: local worker processes (default: all cores; 1 runs in this process).
+        progress: show a tqdm progress bar (points done / all points).
+        density: density of the synthetic weight patterns of points that give none.
+        seed: layer ``i`` draws its pattern with seed ``seed + i``.
+        energy_table, area_table: cost tables (objects, YAML paths, or ``None``: 45 nm).
+        executor: ``"local"``, ``"dask"``, or an executor object (kept open by the caller).
+        address: with ``"dask"``: a running scheduler (``"tcp://host:8786"``); ``None``
+            starts a LocalCluster of ``n_workers`` (default ``processes``, else all cores).
+        chunk: points per task (default: about 8 tasks per worker, at most 500).
+        out: a directory: finished chunks are written there as a Parquet dataset and points
+            already there are not simulated again.
+    Returns:
+        One flat row per point, in the order of the points: ``Result.to_row`` of the summed
+        result plus ``point`` (index), ``layers``, ``arch_name``, ``density``, ``seed``,
+        ``point_id`` and ``area_pe_mm2``, ``area_sram_mm2``, ``area_mm2`` (mm^2).
+    """
+    points = expand_points(archs, base, density)
+    spec = workload_spec(workload, seed=seed, energy_table=energy_table, area_table=area_table)
+    ex = make_executor(executor, processes=processes, address=address, n_workers=n_workers)
+    try:
+        return run_points(points, spec, ex, chunk=chunk, out=out, progress=progress)
+    finally:
+        if ex is not executor:
+            ex.close()
