@@ -8,14 +8,22 @@
 #include "entry_points.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "thread_pool.h"
 
 namespace py = pybind11;
 using namespace sparse_ops;
 
+namespace sparse_ops {
+size_t structure_cache_size();  // torch_ops.cpp
+void structure_cache_clear();
+}  // namespace sparse_ops
+
 PYBIND11_MODULE(_C, mod) {
   mod.doc() =
-      "C++ CPU kernels of sparse-ops (CSR, BSR, N:M). Arrays are numpy, C-contiguous; outputs "
-      "are preallocated and fully overwritten; value dtypes float32 / float64.";
+      "C++ CPU kernels of sparse-ops (CSR, BSR, N:M). Importing it registers the torch "
+      "operators torch.ops.sparse_ops.* (torch_ops.cpp). The functions below are the raw "
+      "entry points on numpy arrays (C-contiguous; outputs preallocated and fully "
+      "overwritten; float32 / float64), used by the kernel tests.";
 
   mod.def("csr_spmm", &csr_spmm, py::arg("crow_indices"), py::arg("col_indices"),
           py::arg("values"), py::arg("x"), py::arg("out"), py::arg("num_threads"),
@@ -55,6 +63,15 @@ PYBIND11_MODULE(_C, mod) {
       "_set_tile_bytes", [](int64_t bytes) { set_tile_budget(bytes); }, py::arg("bytes"),
       "Testing aid: the L2 budget for column tiles of the dense operand (0 = default), so that "
       "small inputs take the tiled, packed paths.");
+  mod.def(
+      "_pool_workers", [] { return pool_workers(); },
+      "Testing aid: worker threads alive in this process's kernel thread pool.");
+  mod.def(
+      "_structure_cache_size", [] { return structure_cache_size(); },
+      "Testing aid: structures whose validation (and transpose) the torch ops have cached.");
+  mod.def(
+      "_structure_cache_clear", [] { structure_cache_clear(); },
+      "Testing aid: forget every cached validation.");
   mod.def(
       "_supported_simd_levels",
       [] {

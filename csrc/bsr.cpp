@@ -64,20 +64,21 @@ struct BlockColCheck {
 }
 
 template <class T>
-void spmm_run(const BsrSpmmArgs<T>& args, int threads) {
+void spmm_run(const BsrSpmmArgs<T>& args, int threads, bool trusted) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).bsr_spmm;
   const int64_t Mb = args.Mb, R = args.R, C = args.C, N = args.N, K = args.Kb * C;
   const int64_t nnzb = args.crow[Mb];
   threads = threads_for(threads, static_cast<double>(nnzb * R * C + Mb * R) * N);
   const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
-  const TiledOperand<T> xt(args.x, K, N, tiles, threads);
+  const TiledOperand<T> xt(args.x, K, args.ldx, tiles, threads);
   const int64_t nchunks = chunk_count(threads, Mb, nnzb * R * C * static_cast<int64_t>(sizeof(T)));
   const auto bounds = split_by_prefix(args.crow, Mb, nchunks, R, R * C);
   FirstBad bad;
+  const BlockColCheck check{tab, args.crow, args.col, bounds, args.Kb, bad};
   run_chunks(
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-      BlockColCheck{tab, args.crow, args.col, bounds, args.Kb, bad},
+      [&](int64_t c) { return trusted || check(c); },
       [&](int64_t t, int64_t c) {
         BsrSpmmArgs<T> a = args;
         a.x = xt.data(t);
@@ -90,7 +91,7 @@ void spmm_run(const BsrSpmmArgs<T>& args, int threads) {
 }
 
 template <class T>
-void sddmm_run(const BsrSddmmArgs<T>& args, int threads) {
+void sddmm_run(const BsrSddmmArgs<T>& args, int threads, bool trusted) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).bsr_sddmm;
   const int64_t Mb = args.Mb, R = args.R, C = args.C, N = args.N;
@@ -101,8 +102,9 @@ void sddmm_run(const BsrSddmmArgs<T>& args, int threads) {
   const int64_t nchunks = chunk_count(threads, Mb, nnzb * R * C * static_cast<int64_t>(sizeof(T)));
   const auto bounds = split_by_prefix(args.crow, Mb, nchunks, R, R * C);
   FirstBad bad;
+  const BlockColCheck check{tab, args.crow, args.col, bounds, args.Kb, bad};
   run_chunks(threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-             BlockColCheck{tab, args.crow, args.col, bounds, args.Kb, bad},
+             [&](int64_t c) { return trusted || check(c); },
              [&](int64_t t, int64_t c) {
                fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
              });
@@ -111,14 +113,8 @@ void sddmm_run(const BsrSddmmArgs<T>& args, int threads) {
 
 }  // namespace
 
-void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h,
-              py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr val = as_array(val_h, "values");
-  const Arr x = as_array(x_h, "x");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
+void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out, int threads,
+    bool trusted) {
   check_bsr_indices(crow, col);
   const DT ft = float_dtype(val);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
@@ -129,24 +125,17 @@ void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle 
   check_block_multiple(x, K, C, "width C =");
   expect(out, ft, {Mb * R, N}, "the dtype of values");
   for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
-  py::gil_scoped_release nogil;
+  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), x.ptr<T>(),
-                              out.ptr<T>(), Mb, K / C, R, C, N, N, 0};
-    spmm_run<T>(args, threads);
+                              out.ptr<T>(), Mb, K / C, R, C, N, x.ld, 0};
+    spmm_run<T>(args, threads, trusted);
   });
 }
 
-void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
-               py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr a = as_array(a_h, "a");
-  const Arr b = as_array(b_h, "b");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
+void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out, int threads,
+    bool trusted) {
   check_bsr_indices(crow, col);
   const DT ft = float_dtype(a);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
@@ -160,14 +149,37 @@ void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b
   const int64_t K = b.dim(0);
   check_block_multiple(b, K, C, "width C =");
   for (const Arr* in : {&crow, &col, &a, &b}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
-  py::gil_scoped_release nogil;
+  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const BsrSddmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), a.ptr<T>(), b.ptr<T>(),
                                out.ptr<T>(), Mb, K / C, R, C, N};
-    sddmm_run<T>(args, threads);
+    sddmm_run<T>(args, threads, trusted);
   });
+}
+
+void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h, py::handle out_h,
+    int64_t num_threads) {
+  const Arr crow = as_array(crow_h, "crow_indices");
+  const Arr col = as_array(col_h, "col_indices");
+  const Arr val = as_array(val_h, "values");
+  const Arr x = as_array(x_h, "x");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  py::gil_scoped_release nogil;
+  bsr_spmm_arrs(crow, col, val, x, out, threads, false);
+}
+
+void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h, py::handle out_h,
+    int64_t num_threads) {
+  const Arr crow = as_array(crow_h, "crow_indices");
+  const Arr col = as_array(col_h, "col_indices");
+  const Arr a = as_array(a_h, "a");
+  const Arr b = as_array(b_h, "b");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  py::gil_scoped_release nogil;
+  bsr_sddmm_arrs(crow, col, a, b, out, threads, false);
 }
 
 }  // namespace sparse_ops

@@ -1,6 +1,4 @@
 // CSR entry points: csr_spmm, csr_sddmm, csr_transpose (validation, threading, dispatch).
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -45,15 +43,15 @@ template <class I>
 // The kernels validate the column indices as they run (fused); a chunk reporting a bad one
 // sets `bad`, and the first bad position is then located for the message.
 template <class T, class I>
-void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, T* out, int64_t M,
-              int64_t K, int64_t N, int threads) {
+void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, int64_t ldx, T* out,
+              int64_t M, int64_t K, int64_t N, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = csr_fns<T, I>(tab).spmm;
   const int64_t nnz = crow[M];
-  const CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, N, 0};
+  const CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, ldx, 0};
   threads = threads_for(threads, static_cast<double>(nnz + M) * static_cast<double>(N));
   const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
-  const TiledOperand<T> xt(x, K, N, tiles, threads);
+  const TiledOperand<T> xt(x, K, ldx, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
   const auto bounds = split_by_prefix(crow, M, nchunks, N == 1 ? 8 : 2, 1);
   FirstBad bad;
@@ -108,11 +106,10 @@ void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int3
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, nnz / 65536));
   const auto bounds = split_by_prefix(crow, M, parts, 1, 1);
   std::vector<int32_t> cnt(static_cast<size_t>(parts * K), 0);
-#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts)) if (parts > 1)
-  for (int64_t t = 0; t < parts; ++t) {
+  parallel_for(static_cast<int>(parts), parts, [&](int64_t t) {
     int32_t* c = cnt.data() + t * K;
     for (int64_t p = crow[bounds[t]]; p < crow[bounds[t + 1]]; ++p) ++c[col[p]];
-  }
+  });
   int64_t off = 0;
   for (int64_t k = 0; k < K; ++k) {
     crow_t[k] = static_cast<int32_t>(off);
@@ -123,8 +120,7 @@ void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int3
     }
   }
   crow_t[K] = static_cast<int32_t>(off);
-#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts)) if (parts > 1)
-  for (int64_t t = 0; t < parts; ++t) {
+  parallel_for(static_cast<int>(parts), parts, [&](int64_t t) {
     int32_t* c = cnt.data() + t * K;
     for (int64_t i = bounds[t]; i < bounds[t + 1]; ++i)
       for (int64_t p = crow[i]; p < crow[i + 1]; ++p) {
@@ -132,19 +128,13 @@ void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int3
         col_t[q] = static_cast<int32_t>(i);
         perm[q] = p;
       }
-  }
+  });
 }
 
 }  // namespace
 
-void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h,
-              py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr val = as_array(val_h, "values");
-  const Arr x = as_array(x_h, "x");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
+void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out, int threads,
+    bool trusted) {
   const DT it = check_csr_arrays(crow, col);
   const DT ft = float_dtype(val);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -153,26 +143,19 @@ void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle 
   const int64_t K = x.dim(0), N = x.dim(1);
   expect(out, ft, {M, N}, "the dtype of values");
   for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
-  py::gil_scoped_release nogil;
+  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     with_index(it, [&](auto ti) {
       using I = decltype(ti);
-      spmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), val.ptr<T>(), x.ptr<T>(), out.ptr<T>(),
-                     M, K, N, threads);
+      spmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), val.ptr<T>(), x.ptr<T>(), x.ld,
+                     out.ptr<T>(), M, K, N, threads);
     });
   });
 }
 
-void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
-               py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr a = as_array(a_h, "a");
-  const Arr b = as_array(b_h, "b");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
+void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out, int threads,
+    bool trusted) {
   const DT it = check_csr_arrays(crow, col);
   const DT ft = float_dtype(a);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -182,8 +165,7 @@ void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b
   const int64_t K = b.dim(0);
   expect(out, ft, {nnz}, "the dtype of a");
   for (const Arr* in : {&crow, &col, &a, &b}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
-  py::gil_scoped_release nogil;
+  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     with_index(it, [&](auto ti) {
@@ -194,14 +176,33 @@ void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b
   });
 }
 
+void csr_transpose_check(const Arr& crow, const Arr& col, int64_t num_cols) {
+  check_csr_arrays(crow, col);
+  if (num_cols < 0 || num_cols >= INT32_MAX)
+    throw_value("num_cols: need 0 <= num_cols < 2**31 - 1, got " + std::to_string(num_cols));
+  check_row_pointers(crow.ptr<int32_t>(), crow.dim(0) - 1, col.dim(0), "crow_indices",
+                     "col_indices");
+}
+
+void csr_transpose_arrs(const Arr& crow, const Arr& col, int64_t num_cols, int32_t* crow_t,
+                        int32_t* col_t, int64_t* perm, int threads) {
+  const DT it = check_csr_arrays(crow, col);
+  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0), K = num_cols;
+  const KernelTable& tab = active_table();
+  with_index(it, [&](auto ti) {
+    using I = decltype(ti);
+    const I* c = col.ptr<I>();
+    const int64_t p = first_bad(tab, c, nnz, K);
+    if (p >= 0) throw_bad_col(c, p, K);
+    transpose_run<I>(crow.ptr<int32_t>(), c, M, K, crow_t, col_t, perm, threads);
+  });
+}
+
 py::tuple csr_transpose(py::handle crow_h, py::handle col_h, int64_t num_cols) {
   const Arr crow = as_array(crow_h, "crow_indices");
   const Arr col = as_array(col_h, "col_indices");
-  const DT it = check_csr_arrays(crow, col);
-  if (num_cols < 0 || num_cols >= INT32_MAX)
-    throw_value("num_cols: need 0 <= num_cols < 2**31 - 1, got " + std::to_string(num_cols));
-  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0), K = num_cols;
-  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  csr_transpose_check(crow, col, num_cols);
+  const int64_t nnz = col.dim(0), K = num_cols;
   py::array_t<int32_t> crow_t(K + 1);
   py::array_t<int32_t> col_t(nnz);
   py::array_t<int64_t> perm(nnz);
@@ -210,17 +211,33 @@ py::tuple csr_transpose(py::handle crow_h, py::handle col_h, int64_t num_cols) {
   int64_t* perm_p = perm.mutable_data();
   {
     py::gil_scoped_release nogil;
-    const KernelTable& tab = active_table();
-    const int threads = std::max(1, omp_get_max_threads());
-    with_index(it, [&](auto ti) {
-      using I = decltype(ti);
-      const I* c = col.ptr<I>();
-      const int64_t p = first_bad(tab, c, nnz, K);
-      if (p >= 0) throw_bad_col(c, p, K);
-      transpose_run<I>(crow.ptr<int32_t>(), c, M, K, crow_tp, col_tp, perm_p, threads);
-    });
+    csr_transpose_arrs(crow, col, K, crow_tp, col_tp, perm_p, default_threads());
   }
   return py::make_tuple(crow_t, col_t, perm);
+}
+
+void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h, py::handle out_h,
+    int64_t num_threads) {
+  const Arr crow = as_array(crow_h, "crow_indices");
+  const Arr col = as_array(col_h, "col_indices");
+  const Arr val = as_array(val_h, "values");
+  const Arr x = as_array(x_h, "x");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  py::gil_scoped_release nogil;
+  csr_spmm_arrs(crow, col, val, x, out, threads, false);
+}
+
+void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h, py::handle out_h,
+    int64_t num_threads) {
+  const Arr crow = as_array(crow_h, "crow_indices");
+  const Arr col = as_array(col_h, "col_indices");
+  const Arr a = as_array(a_h, "a");
+  const Arr b = as_array(b_h, "b");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  py::gil_scoped_release nogil;
+  csr_sddmm_arrs(crow, col, a, b, out, threads, false);
 }
 
 }  // namespace sparse_ops

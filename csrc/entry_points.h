@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "validate.h"
+
 namespace sparse_ops {
 
 namespace py = pybind11;
@@ -32,5 +34,31 @@ void nm_spmm_t(py::handle values, py::handle metadata, py::handle d, py::handle 
                int64_t m, int64_t num_threads);
 void nm_sddmm(py::handle metadata, py::handle a, py::handle b, py::handle out, int64_t n,
               int64_t m, int64_t num_threads);
+
+// The same entry points on validated-view arguments (Arr: numpy arrays or torch tensors).
+// Every check runs here; none touches Python, so the torch ops call them without the GIL.
+// `trusted`: the structure (row pointers, block columns, N:M metadata) was validated before
+// for this same memory and is unchanged; its O(nnz) checks are skipped (the CSR kernels'
+// fused column-bound checks stay: they cost no extra memory traffic). Shapes and dtypes are
+// checked on every call.
+void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x,
+                   const Arr& out, int threads, bool trusted);
+void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
+                    const Arr& out, int threads, bool trusted);
+// Checks the CSR structure and num_cols (every error before any output is allocated).
+void csr_transpose_check(const Arr& crow, const Arr& col, int64_t num_cols);
+// crow_t (K+1), col_t (nnz), perm (nnz) of S^T; col_indices are range-checked here.
+void csr_transpose_arrs(const Arr& crow, const Arr& col, int64_t num_cols, int32_t* crow_t,
+                        int32_t* col_t, int64_t* perm, int threads);
+void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x,
+                   const Arr& out, int threads, bool trusted);
+void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
+                    const Arr& out, int threads, bool trusted);
+void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n,
+                  int64_t m, int threads, bool trusted);
+void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& out, int64_t n,
+                    int64_t m, int threads, bool trusted);
+void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, int64_t n,
+                   int64_t m, int threads, bool trusted);
 
 }  // namespace sparse_ops

@@ -140,18 +140,18 @@ void check_nm_arrays(const Arr* values, DT ft, const Arr& meta, int64_t M, const
 }
 
 template <class T>
-void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
+void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_spmm;
   const int64_t M = args.M, N = args.N;
   threads = threads_for(threads, static_cast<double>(M) * (g.Gn + 1) * N);
   // The kernel keeps chunks of x rows in L1 (the tile need not fit L2): 512-byte x rows.
   const auto tiles = col_tiles(N, 512 / static_cast<int64_t>(sizeof(T)), false);
-  const TiledOperand<T> xt(args.x, g.K, N, tiles, threads);
+  const TiledOperand<T> xt(args.x, g.K, args.ldx, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
-  const bool need = check.needed();
+  const bool need = !trusted && check.needed();
   FirstBad bad;
   run_chunks(
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
@@ -173,7 +173,7 @@ void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
 }
 
 template <class T>
-void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
+void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_sddmm;
   const int64_t M = args.M, N = args.N;
@@ -183,7 +183,7 @@ void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
-  const bool need = check.needed();
+  const bool need = !trusted && check.needed();
   FirstBad bad;
   run_chunks(
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
@@ -208,7 +208,7 @@ void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
 // each part of the rows accumulates into a private K x N buffer (part 0 into out) and the
 // buffers are summed at the end.
 template <class T>
-void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
+void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_spmm_t;
   const int64_t M = args.M, K = g.K, N = args.N;
@@ -219,7 +219,7 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
     const auto bounds = split_even(M, nchunks);
     const MetaCheck check(g, args.meta);
     FirstBad bad;
-    if (check.needed())
+    if (!trusted && check.needed())
       run_chunks(threads, nchunks, 0, bad, [&](int64_t c) {
         const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
         if (q >= 0) bad.record(q);
@@ -232,12 +232,11 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   if (threads > 1 && N >= col_tile * threads) {
     const auto tiles = col_tiles(N, col_tile, false);
     const int64_t nt = static_cast<int64_t>(tiles.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t t = 0; t < nt; ++t) {
+    parallel_for(threads, nt, [&](int64_t t) {
       const int64_t n0 = tiles[t].first, n1 = tiles[t].second;
       for (int64_t k = 0; k < K; ++k) std::fill(out + k * N + n0, out + k * N + n1, T(0));
       fn(args, out, 0, M, n0, n1);
-    }
+    });
     return;
   }
   int64_t parts = threads;
@@ -254,31 +253,24 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   std::unique_ptr<T[]> bufs(new T[static_cast<size_t>((parts - 1) * buf_elems)]);
   const auto rows = split_even(M, parts);
   const int nth = static_cast<int>(parts);
-#pragma omp parallel for schedule(static, 1) num_threads(nth)
-  for (int64_t t = 0; t < parts; ++t) {
+  parallel_for(nth, parts, [&](int64_t t) {
     T* o = t == 0 ? out : bufs.get() + (t - 1) * buf_elems;
     std::fill(o, o + buf_elems, T(0));
     fn(args, o, rows[t], rows[t + 1], 0, N);
-  }
+  });
   const auto red = split_even(buf_elems, 4 * parts);
-#pragma omp parallel for schedule(static) num_threads(nth)
-  for (int64_t c = 0; c < 4 * parts; ++c) {
+  parallel_for(nth, 4 * parts, [&](int64_t c) {
     for (int64_t t = 1; t < parts; ++t) {
       const T* src = bufs.get() + (t - 1) * buf_elems;
       for (int64_t e = red[c]; e < red[c + 1]; ++e) out[e] += src[e];
     }
-  }
+  });
 }
 
 }  // namespace
 
-void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out_h, int64_t n,
-             int64_t m, int64_t num_threads) {
-  const Arr val = as_array(val_h, "values");
-  const Arr meta = as_array(meta_h, "metadata");
-  const Arr x = as_array(x_h, "x");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
+void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n, int64_t m, int threads,
+    bool trusted) {
   const DT ft = float_dtype(val);
   expect(x, ft, {"K", "N"}, "the dtype of values");
   const int64_t K = x.dim(0), N = x.dim(1);
@@ -289,22 +281,16 @@ void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out
   expect(out, ft, {M, N}, "the dtype of values");
   for (const Arr* in : {&val, &meta, &x}) expect_disjoint(out, *in);
   const std::vector<int32_t> gb = group_base(g);
-  py::gil_scoped_release nogil;
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), x.ptr<T>(), nullptr,
-                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
-    spmm_run<T>(args, g, threads);
+                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
+    spmm_run<T>(args, g, threads, trusted);
   });
 }
 
-void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle out_h, int64_t n,
-               int64_t m, int64_t num_threads) {
-  const Arr val = as_array(val_h, "values");
-  const Arr meta = as_array(meta_h, "metadata");
-  const Arr d = as_array(d_h, "d");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
+void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& out, int64_t n, int64_t m, int threads,
+    bool trusted) {
   const DT ft = float_dtype(val);
   expect(out, ft, {"K", "N"}, "the dtype of values");
   const int64_t K = out.dim(0), N = out.dim(1);
@@ -315,22 +301,16 @@ void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle o
   expect(d, ft, {M, N}, "the dtype of values");
   for (const Arr* in : {&val, &meta, &d}) expect_disjoint(out, *in);
   const std::vector<int32_t> gb = group_base(g);
-  py::gil_scoped_release nogil;
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), d.ptr<T>(), nullptr,
                          out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
-    spmm_t_run<T>(args, g, threads);
+    spmm_t_run<T>(args, g, threads, trusted);
   });
 }
 
-void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_h, int64_t n,
-              int64_t m, int64_t num_threads) {
-  const Arr meta = as_array(meta_h, "metadata");
-  const Arr a = as_array(a_h, "a");
-  const Arr b = as_array(b_h, "b");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
+void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, int64_t n, int64_t m, int threads,
+    bool trusted) {
   const DT ft = float_dtype(a);
   expect(a, ft, {"M", "N"});
   const int64_t M = a.dim(0), N = a.dim(1);
@@ -341,13 +321,45 @@ void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_
   expect(out, ft, {M, g.Gn}, "the dtype of a");
   for (const Arr* in : {&meta, &a, &b}) expect_disjoint(out, *in);
   const std::vector<int32_t> gb = group_base(g);
-  py::gil_scoped_release nogil;
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const NmArgs<T> args{nullptr, meta.ptr<uint8_t>(), gb.data(), a.ptr<T>(), b.ptr<T>(),
                          out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
-    sddmm_run<T>(args, g, threads);
+    sddmm_run<T>(args, g, threads, trusted);
   });
+}
+
+void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out_h, int64_t n, int64_t m,
+    int64_t num_threads) {
+  const Arr val = as_array(val_h, "values");
+  const Arr meta = as_array(meta_h, "metadata");
+  const Arr x = as_array(x_h, "x");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  py::gil_scoped_release nogil;
+  nm_spmm_arrs(val, meta, x, out, n, m, threads, false);
+}
+
+void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle out_h, int64_t n, int64_t m,
+    int64_t num_threads) {
+  const Arr val = as_array(val_h, "values");
+  const Arr meta = as_array(meta_h, "metadata");
+  const Arr d = as_array(d_h, "d");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  py::gil_scoped_release nogil;
+  nm_spmm_t_arrs(val, meta, d, out, n, m, threads, false);
+}
+
+void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_h, int64_t n, int64_t m,
+    int64_t num_threads) {
+  const Arr meta = as_array(meta_h, "metadata");
+  const Arr a = as_array(a_h, "a");
+  const Arr b = as_array(b_h, "b");
+  const Arr out = as_array(out_h, "out", true);
+  const int threads = threads_arg(num_threads);
+  py::gil_scoped_release nogil;
+  nm_sddmm_arrs(meta, a, b, out, n, m, threads, false);
 }
 
 }  // namespace sparse_ops

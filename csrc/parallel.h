@@ -1,4 +1,4 @@
-// Work splitting and the OpenMP driver shared by the entry points.
+// Work splitting and the threaded driver shared by the entry points (thread_pool.h).
 //
 // Rows are cut into contiguous chunks of about equal cost (nonzeros, not row counts, via
 // binary search on the CSR prefix sums), a few per thread, handed out dynamically. Output
@@ -7,8 +7,6 @@
 // compute when there is a single column tile (the chunk is then hot in cache), otherwise in a
 // first parallel pass followed by a barrier.
 #pragma once
-
-#include <omp.h>
 
 #include <atomic>
 #include <cstdint>
@@ -22,6 +20,7 @@
 #include <vector>
 
 #include "scratch.h"
+#include "thread_pool.h"
 
 namespace sparse_ops {
 
@@ -132,39 +131,16 @@ void run_chunks(int threads, int64_t nchunks, int64_t ntiles, const FirstBad& ba
                 Validate&& validate, Compute&& compute, int64_t npack, Pack&& pack) {
   if (threads > nchunks) threads = static_cast<int>(nchunks > 0 ? nchunks : 1);
   if (ntiles <= 1) {
-    if (threads <= 1) {
-      for (int64_t c = 0; c < nchunks; ++c)
-        if (validate(c) && ntiles == 1) compute(0, c);
-      return;
-    }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t c = 0; c < nchunks; ++c)
+    parallel_for(threads, nchunks, [&](int64_t c) {
       if (validate(c) && ntiles == 1) compute(0, c);
+    });
     return;
   }
-  if (threads <= 1) {
-    for (int64_t c = 0; c < nchunks; ++c) validate(c);
-    if (bad.any()) return;
-    for (int64_t t = 0; t < ntiles; ++t) {
-      for (int64_t q = 0; q < npack; ++q) pack(t, q);
-      for (int64_t c = 0; c < nchunks; ++c) compute(t, c);
-    }
-    return;
-  }
-#pragma omp parallel num_threads(threads)
-  {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < nchunks; ++c) validate(c);
-    if (!bad.any()) {
-      for (int64_t t = 0; t < ntiles; ++t) {
-        if (npack > 0) {
-#pragma omp for schedule(static)
-          for (int64_t q = 0; q < npack; ++q) pack(t, q);
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < nchunks; ++c) compute(t, c);
-      }
-    }
+  parallel_for(threads, nchunks, [&](int64_t c) { validate(c); });
+  if (bad.any()) return;
+  for (int64_t t = 0; t < ntiles; ++t) {
+    if (npack > 0) parallel_for(threads, npack, [&](int64_t q) { pack(t, q); });
+    parallel_for(threads, nchunks, [&](int64_t c) { compute(t, c); });
   }
 }
 

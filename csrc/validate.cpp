@@ -1,8 +1,7 @@
 // Argument checking shared by the entry points (see validate.h).
 #include "validate.h"
 
-#include <omp.h>
-
+#include <thread>
 #include <sstream>
 #include <stdexcept>
 
@@ -58,7 +57,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 std::string dtype_str(const Arr& a) {
   if (a.dt != DT::other) return dt_name(a.dt);
-  return py::str(a.arr.dtype()).cast<std::string>();
+  return a.dtname;
 }
 
 }  // namespace
@@ -75,11 +74,14 @@ Arr as_array(py::handle h, const char* name, bool writeable) {
                          py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>());
   }
   Arr a;
-  a.arr = py::reinterpret_borrow<py::array>(h);
+  const auto arr = py::reinterpret_borrow<py::array>(h);
+  a.owner = arr;
   a.name = name;
-  a.dt = classify(a.arr);
-  for (py::ssize_t i = 0; i < a.arr.ndim(); ++i) a.shape.push_back(a.arr.shape(i));
-  const int flags = a.arr.flags();
+  a.dt = classify(arr);
+  if (a.dt == DT::other) a.dtname = py::str(arr.dtype()).cast<std::string>();
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i) a.shape.push_back(arr.shape(i));
+  a.ld = arr.ndim() >= 2 ? a.shape.back() : 1;
+  const int flags = arr.flags();
   if (!(flags & py::array::c_style))
     throw_value(std::string(name) + ": expected a C-contiguous array, got a non-contiguous " +
                 a.describe());
@@ -88,8 +90,8 @@ Arr as_array(py::handle h, const char* name, bool writeable) {
                 a.describe());
   if (writeable && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
     throw_value(std::string(name) + ": array is read-only");
-  a.data = const_cast<void*>(a.arr.data());
-  a.nbytes = static_cast<int64_t>(a.arr.nbytes());
+  a.data = const_cast<void*>(arr.data());
+  a.nbytes = static_cast<int64_t>(arr.nbytes());
   return a;
 }
 
@@ -169,10 +171,19 @@ void check_row_pointers(const int32_t* crow, int64_t rows, int64_t nnz, const ch
 int threads_arg(int64_t num_threads) {
   if (num_threads < 1)
     throw_value("num_threads: need num_threads >= 1, got " + std::to_string(num_threads));
-  int64_t cap = 4 * static_cast<int64_t>(omp_get_num_procs());
+  int64_t cap = 4 * static_cast<int64_t>(std::thread::hardware_concurrency());
   if (cap < 1) cap = 1;
   if (cap > 1024) cap = 1024;
   return static_cast<int>(num_threads < cap ? num_threads : cap);
+}
+
+}  // namespace sparse_ops
+
+namespace sparse_ops {
+
+int default_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
 }
 
 }  // namespace sparse_ops

@@ -20,14 +20,17 @@ enum class DT { f32, f64, i16, i32, i64, u8, other };
 
 const char* dt_name(DT dt);
 
-// A validated view of a numpy array argument.
+// A validated view of an array argument: a numpy array (as_array) or a torch tensor
+// (torch_ops.cpp). Built while the GIL is held; read without it.
 struct Arr {
-  py::array arr;
+  py::object owner;     // the numpy array, if any (keeps it alive)
+  std::string dtname;   // the dtype's name when dt is DT::other
   const char* name = "";
   DT dt = DT::other;
   std::vector<int64_t> shape;
   void* data = nullptr;
   int64_t nbytes = 0;
+  int64_t ld = 0;       // row stride in elements (2-D; the row length when contiguous)
 
   int64_t ndim() const { return static_cast<int64_t>(shape.size()); }
   int64_t dim(size_t i) const { return shape[i]; }
@@ -64,6 +67,9 @@ void expect_disjoint(const Arr& out, const Arr& in);
 // crow[rows] == nnz. ValueError naming `name` otherwise.
 void check_row_pointers(const int32_t* crow, int64_t rows, int64_t nnz, const char* name,
                         const char* col_name);
+
+// Threads for calls that take no thread count (the number of CPUs).
+int default_threads();
 
 // num_threads >= 1 (ValueError otherwise), clamped to a sane maximum.
 int threads_arg(int64_t num_threads);

@@ -6,6 +6,8 @@ backward is made of the other two (never a densified ``S``):
 - ``Y = spmm(S, X)``:    ``dvalues = sddmm(dY, X)``, ``dX = spmm_t(S, dY)``
 - ``Z = spmm_t(S, D)``:  ``dvalues = sddmm(D, dZ)``, ``dD = spmm(S, dZ)``
 - ``V = sddmm(A, B)``:   ``dA = spmm(S_dV, B)``,    ``dB = spmm_t(S_dV, A)``
+- ``Y = linear(S, X) = X @ S^T`` (``X (B, K)``, ``Y (B, M)``):
+  ``dvalues = sddmm(dY^T, X^T)``, ``dX = spmm_t(S, dY^T)^T``
 
 so double backward works too.
 """
@@ -20,17 +22,17 @@ import torch
 
 @dataclass(frozen=True)
 class ProductOps:
-    """One format's three products on one backend, with ``n_struct`` leading index tensors.
+    """One format's products on one backend, with ``n_struct`` leading index tensors.
 
-    ``eager_spmm``, where a backend has one, is ``spmm``'s plain implementation: callable
-    without the dispatcher when neither autograd nor ``torch.compile`` is involved.
+    ``linear``, where a backend has one, is the native ``x @ S^T`` (``x (B, K)`` row-major →
+    ``(B, M)``); without it ``so.linear`` computes ``(S @ x^T)^T``.
     """
 
     spmm: Callable
     spmm_t: Callable
     sddmm: Callable
     n_struct: int
-    eager_spmm: Callable | None = None
+    linear: Callable | None = None
 
 
 def register_product_autograd(ops: ProductOps) -> None:
@@ -80,17 +82,40 @@ def register_product_autograd(ops: ProductOps) -> None:
         )
         return (None,) * ns + (ga, gb) + (None,) * len(params)
 
+    def linear_setup(ctx, inputs, output):
+        save(ctx, inputs, ns + 2)
+
+    def linear_backward(ctx, gy):
+        *struct, values, x = ctx.saved_tensors
+        params = ctx.rest
+        gyt = gy.t()
+        gv = ops.sddmm(*struct, gyt, x.t(), *params) if ctx.needs_input_grad[ns] else None
+        gx = (
+            ops.spmm_t(*struct, values, gyt, x.shape[1], *params).t()
+            if ctx.needs_input_grad[ns + 1]
+            else None
+        )
+        return (None,) * ns + (gv, gx) + (None,) * len(params)
+
+    if ops.linear is not None:
+        torch.library.register_autograd(ops.linear, linear_backward, setup_context=linear_setup)
     torch.library.register_autograd(ops.spmm, spmm_backward, setup_context=spmm_setup)
     torch.library.register_autograd(ops.spmm_t, spmm_t_backward, setup_context=spmm_t_setup)
     torch.library.register_autograd(ops.sddmm, sddmm_backward, setup_context=sddmm_setup)
 
 
 def register_backend(ops: dict[str, ProductOps]) -> None:
-    """Give a backend's custom ops (``{layout: ProductOps}``) the shared fakes and autograd."""
-    from .fake import FAKES
+    """Give a backend's ops (``{layout: ProductOps}``) the shared fakes and autograd.
+
+    The ops may be ``torch.library.custom_op`` definitions (Triton) or C++ operators
+    (``torch.ops.sparse_ops.*``).
+    """
+    from .fake import FAKES, LINEAR_FAKES
 
     for layout, products in ops.items():
         for op, fake_fn in zip((products.spmm, products.spmm_t, products.sddmm), FAKES[layout],
                                strict=True):
-            op.register_fake(fake_fn)
+            torch.library.register_fake(op, fake_fn)
+        if products.linear is not None:
+            torch.library.register_fake(products.linear, LINEAR_FAKES[layout])
         register_product_autograd(products)

@@ -44,20 +44,23 @@ def nm_sddmm(metadata, a, b, n, m):
     return a.new_empty(a.shape[0], (b.shape[0] + m - 1) // m * n)
 
 
-# Per layout: the fake kernels of (spmm, spmm_t, sddmm).
+def csr_linear(crow, col, values, x):
+    return x.new_empty(x.shape[0], crow.shape[0] - 1)
+
+
+def bsr_linear(crow, col, values, x, r, c):
+    return x.new_empty(x.shape[0], (crow.shape[0] - 1) * r)
+
+
+def nm_linear(metadata, values, x, n, m):
+    return x.new_empty(x.shape[0], values.shape[0])
+
+
+# Per layout: the fake kernels of (spmm, spmm_t, sddmm), and of the native linear.
 FAKES = {
     "csr": (csr_spmm, csr_spmm_t, csr_sddmm),
     "bsr": (bsr_spmm, bsr_spmm_t, bsr_sddmm),
     "nm": (nm_spmm, nm_spmm_t, nm_sddmm),
 }
 
-
-def check_operands(op: str, values: torch.Tensor, *dense: torch.Tensor) -> None:
-    """Dtype/device agreement between values and the dense operands of a product."""
-    for i, t in enumerate(dense):
-        if t.dtype != values.dtype:
-            raise TypeError(f"{op}: dense operand {i} has dtype {t.dtype}, values {values.dtype}")
-        if t.device != values.device:
-            raise ValueError(
-                f"{op}: dense operand {i} is on {t.device}, values on {values.device}"
-            )
+LINEAR_FAKES = {"csr": csr_linear, "bsr": bsr_linear, "nm": nm_linear}

@@ -8,6 +8,7 @@ import torch
 
 from . import reference
 from .autograd import ProductOps
+from .consistency import check_consistent
 from .format import SparseMatrix
 
 BACKENDS = ("cpp", "triton", "reference")
@@ -39,16 +40,34 @@ def product_ops(layout: str, backend: str | None, device: torch.device) -> Produ
     if backend == "cpp":
         if device.type != "cpu":
             raise ValueError(f"backend: 'cpp' runs on CPU tensors, got {device}")
-        from .ops_cpp import OPS
-        return OPS[layout]
+        return _cpp_ops()[layout]
     interpreted = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
     if device.type != "cuda" and not interpreted:
         raise ValueError(
             f"backend: 'triton' needs CUDA tensors, or TRITON_INTERPRET=1 set before triton "
             f"is imported to run its interpreter on the CPU; got {device}"
         )
-    from .ops_triton import OPS as TRITON_OPS
+    try:
+        from .ops_triton import OPS as TRITON_OPS
+    except ModuleNotFoundError as e:
+        if e.name != "triton" and not str(e.name).startswith("triton."):
+            raise
+        raise ImportError(
+            "backend: 'triton' needs the triton package, which is not installed "
+            "(pip install 'sparse-ops[triton]', or triton matching your torch)"
+        ) from e
     return TRITON_OPS[layout]
+
+
+_CPP_OPS: dict[str, ProductOps] = {}
+
+
+def _cpp_ops() -> dict[str, ProductOps]:
+    if not _CPP_OPS:
+        from .ops_cpp import OPS
+
+        _CPP_OPS.update(OPS)
+    return _CPP_OPS
 
 
 def _check_sparse(name: str, s: object) -> SparseMatrix:
@@ -86,13 +105,9 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
         raise ValueError(
             f"x: has {x.shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
         )
+    check_consistent(s)
     ops = product_ops(s.layout, backend, x.device)
-    spmm = ops.spmm
-    if ops.eager_spmm is not None and not torch.compiler.is_compiling() and not (
-        torch.is_grad_enabled() and (s.values.requires_grad or x.requires_grad)
-    ):
-        spmm = ops.eager_spmm  # inference: skip the dispatcher's per-call cost (~10 us)
-    return spmm(*s.structure(), s.values, x, *s.params())
+    return ops.spmm(*s.structure(), s.values, x, *s.params())
 
 
 def linear(
@@ -114,9 +129,14 @@ def linear(
             raise ValueError(
                 f"bias: expected shape ({weight.shape[0]},), got {tuple(bias.shape)}"
             )
+    check_consistent(weight)
+    ops = product_ops(weight.layout, backend, x.device)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, weight.shape[1])
-    y = matmul(weight, x2.t(), backend=backend).t()
+    if ops.linear is not None:  # native x @ S^T: (B, K) row-major in, (B, M) out
+        y = ops.linear(*weight.structure(), weight.values, x2, *weight.params())
+    else:
+        y = ops.spmm(*weight.structure(), weight.values, x2.t(), *weight.params()).t()
     if bias is not None:
         y = y + bias
     return y.reshape(*lead, weight.shape[0])

@@ -1,0 +1,546 @@
+// The CPU kernels as torch operators: TORCH_LIBRARY(sparse_ops) schemas and their CPU
+// implementations on at::Tensor. The fakes and the autograd formulas are registered from
+// Python (sparse_ops/fake.py, sparse_ops/autograd.py); this file only validates, allocates
+// and calls the entry points of entry_points.h. It is the only source file that includes
+// torch headers: the per-ISA kernel files stay free of them.
+//
+// Work done once per weight: the structure checks (row pointers, block columns, N:M
+// metadata: O(nnz)) and the transposed structure for S^T @ d are cached per structure
+// tensor (StructureCache below), keyed by the tensors' identity, data pointer, size and
+// version counter, so an in-place change (which bumps the version) or a replaced tensor
+// is validated again before any kernel reads through it.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/TensorImpl.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "entry_points.h"
+#include "thread_pool.h"
+#include "validate.h"
+
+namespace sparse_ops {
+namespace {
+
+// ------------------------------------------------------------------ tensors as Arr views
+DT dt_of(at::ScalarType s) {
+  switch (s) {
+    case at::kFloat:
+      return DT::f32;
+    case at::kDouble:
+      return DT::f64;
+    case at::kShort:
+      return DT::i16;
+    case at::kInt:
+      return DT::i32;
+    case at::kLong:
+      return DT::i64;
+    case at::kByte:
+      return DT::u8;
+    default:
+      return DT::other;
+  }
+}
+
+[[noreturn]] void throw_value_error(const std::string& msg) { TORCH_CHECK_VALUE(false, msg); }
+[[noreturn]] void throw_type_error(const std::string& msg) { TORCH_CHECK_TYPE(false, msg); }
+
+// How an argument may be laid out in memory.
+enum class Layout {
+  kContiguous,  // any non-contiguous tensor is copied
+  kRows,        // 2-D with unit column stride and any row stride (no copy); else copied
+};
+
+// `t` as an Arr. Non-CPU tensors raise; negative/conjugate views are resolved (a copy);
+// a layout the kernels cannot read is copied into `t` (which then owns the copy).
+Arr view_of(at::Tensor& t, const char* name, Layout layout = Layout::kContiguous) {
+  if (!t.defined()) throw_type_error(std::string(name) + ": expected a tensor, got None");
+  if (t.device().type() != c10::DeviceType::CPU)
+    throw_value_error(std::string(name) + ": the cpp backend takes CPU tensors, got one on " +
+                      t.device().str());
+  if (t.layout() != c10::kStrided)
+    throw_type_error(std::string(name) + ": expected a dense (strided) tensor");
+  if (t.is_neg()) t = t.resolve_neg();
+  if (t.is_conj()) t = t.resolve_conj();
+  bool rows_ok = false;
+  if (layout == Layout::kRows && t.dim() == 2) {
+    const int64_t r = t.size(0), c = t.size(1);
+    rows_ok = (c <= 1 || t.stride(1) == 1) && (r <= 1 || t.stride(0) >= c) &&
+              (r <= 1 || t.stride(0) >= 1);
+  }
+  if (!rows_ok && !t.is_contiguous()) t = t.contiguous();
+  Arr a;
+  a.name = name;
+  a.dt = dt_of(t.scalar_type());
+  if (a.dt == DT::other) a.dtname = c10::toString(t.scalar_type());
+  a.shape.assign(t.sizes().begin(), t.sizes().end());
+  a.data = t.data_ptr();
+  const int64_t es = static_cast<int64_t>(t.element_size());
+  if (reinterpret_cast<uintptr_t>(a.data) % static_cast<uintptr_t>(es) != 0)
+    throw_value_error(std::string(name) + ": misaligned data");
+  if (t.dim() >= 2) {
+    const int64_t r = t.size(0), c = t.size(t.dim() - 1);
+    a.ld = (rows_ok && r > 1) ? t.stride(0) : (t.dim() == 2 ? c : t.numel() / (r ? r : 1));
+  } else {
+    a.ld = 1;
+  }
+  // Bytes spanned (for the overlap check): the last element's offset + 1.
+  int64_t span = t.numel() ? 1 : 0;
+  for (int64_t d = 0; d < t.dim() && t.numel(); ++d) span += (t.size(d) - 1) * t.stride(d);
+  a.nbytes = span * es;
+  return a;
+}
+
+// Runs an entry point, turning its exceptions into torch's ValueError / TypeError.
+template <class F>
+void guarded(F&& f) {
+  try {
+    f();
+  } catch (const py::type_error& e) {
+    throw_type_error(e.what());
+  } catch (const py::value_error& e) {
+    throw_value_error(e.what());
+  } catch (const std::invalid_argument& e) {
+    throw_value_error(e.what());
+  }
+}
+
+bool is_float(const at::Tensor& t) {
+  return t.defined() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+}
+bool is_half(const at::Tensor& t) {
+  return t.defined() && (t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf);
+}
+
+// bfloat16 / float16 operands are computed in float32 and the result rounded back.
+at::Tensor widened(const at::Tensor& t) { return is_half(t) ? t.to(at::kFloat) : t; }
+at::ScalarType compute_type(const at::Tensor& t) {
+  return is_float(t) ? t.scalar_type() : at::kFloat;
+}
+at::Tensor narrowed(const at::Tensor& out, const at::Tensor& like) {
+  return is_half(like) ? out.to(like.scalar_type()) : out;
+}
+
+// Dense operands take the dtype of the values (or of a); checked before any widening.
+void same_dtype(const at::Tensor& ref, const char* ref_name, const at::Tensor& t,
+                const char* name) {
+  if (ref.defined() && t.defined() && ref.scalar_type() != t.scalar_type())
+    throw_type_error(std::string(name) + ": dtype " + c10::toString(t.scalar_type()) +
+                     " differs from " + ref_name + "'s " + c10::toString(ref.scalar_type()));
+}
+
+int torch_threads() { return std::max(1, at::get_num_threads()); }
+
+// ------------------------------------------------------------------ the structure cache
+// One validated structure: weak references to its tensors (so the addresses cannot be
+// reused while an entry names them), their data pointers, sizes and versions, the integer
+// parameters the checks depended on, and the transposed structure once computed.
+struct Entry {
+  std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> refs;
+  std::vector<const void*> data;
+  std::vector<int64_t> numel, version;
+  std::vector<int64_t> params;
+  std::vector<at::Tensor> transposed;  // crow_t, col_t, perm (CSR/BSR)
+};
+
+class StructureCache {
+ public:
+  // The entry for exactly these tensors and params, or nullptr.
+  Entry* find(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+    std::lock_guard<std::mutex> lk(mu_);
+    return find_locked(ts, params);
+  }
+
+  Entry* insert(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+    std::lock_guard<std::mutex> lk(mu_);
+    return insert_locked(ts, params);
+  }
+
+ private:
+  Entry* insert_locked(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+    if (Entry* e = find_locked(ts, params)) return e;
+    for (const at::Tensor& t : ts)
+      if (!cacheable(t)) return nullptr;
+    if (entries_.size() >= kMax) prune_locked();
+    Entry e;
+    for (const at::Tensor& t : ts) {
+      e.refs.emplace_back(t.getIntrusivePtr());
+      e.data.push_back(t.data_ptr());
+      e.numel.push_back(t.numel());
+      e.version.push_back(static_cast<int64_t>(t._version()));
+    }
+    e.params = params;
+    entries_.push_front(std::move(e));
+    return &entries_.front();
+  }
+
+ public:
+  void clear() {
+    std::lock_guard<std::mutex> lk(mu_);
+    entries_.clear();
+  }
+
+  size_t size() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return entries_.size();
+  }
+
+  // The transposed structure recorded for these tensors, or an empty vector.
+  std::vector<at::Tensor> transposed(const std::vector<at::Tensor>& ts,
+                                     const std::vector<int64_t>& params) {
+    std::lock_guard<std::mutex> lk(mu_);
+    Entry* e = find_locked(ts, params);
+    return e ? e->transposed : std::vector<at::Tensor>{};
+  }
+
+  void set_transposed(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params,
+                      const std::vector<at::Tensor>& t) {
+    Entry* e = insert(ts, params);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (e && find_locked(ts, params) == e) e->transposed = t;
+  }
+
+ private:
+  static constexpr size_t kMax = 4096;
+
+  // Inference tensors carry no version counter: they are validated on every call.
+  static bool cacheable(const at::Tensor& t) { return t.defined() && !t.is_inference(); }
+
+  static bool matches(const Entry& e, const std::vector<at::Tensor>& ts,
+                      const std::vector<int64_t>& params) {
+    if (e.refs.size() != ts.size() || e.params != params) return false;
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const at::Tensor& t = ts[i];
+      if (!cacheable(t)) return false;
+      if (e.refs[i]._unsafe_get_target() != t.unsafeGetTensorImpl()) return false;
+      if (e.refs[i].expired()) return false;
+      if (e.data[i] != t.data_ptr() || e.numel[i] != t.numel() ||
+          e.version[i] != static_cast<int64_t>(t._version()))
+        return false;
+    }
+    return true;
+  }
+
+  Entry* find_locked(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (matches(*it, ts, params)) {
+        if (it != entries_.begin()) entries_.splice(entries_.begin(), entries_, it);
+        return &entries_.front();
+      }
+    }
+    return nullptr;
+  }
+
+  // Drops entries whose tensors are gone, then the least recently used half.
+  void prune_locked() {
+    entries_.remove_if([](const Entry& e) {
+      for (const auto& r : e.refs)
+        if (r.expired()) return true;
+      return false;
+    });
+    while (entries_.size() >= kMax / 2) entries_.pop_back();
+  }
+
+  std::mutex mu_;
+  std::list<Entry> entries_;  // most recently used first (lookups are O(entries))
+};
+
+StructureCache& cache() {
+  static StructureCache* c = new StructureCache();  // leaked: used until exit
+  return *c;
+}
+
+// Looks up / records a successful validation. A hit moves the entry to the front, so the
+// few weights of a model's hot loop are found after a handful of comparisons.
+bool validated(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+  return cache().find(ts, params) != nullptr;
+}
+void remember(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+  cache().insert(ts, params);
+}
+
+// ------------------------------------------------------------------ CSR
+int64_t rows_of(const at::Tensor& crow, int64_t per = 1) {
+  return crow.defined() && crow.dim() == 1 && crow.numel() >= 1 ? (crow.numel() - 1) * per : 0;
+}
+int64_t size_or0(const at::Tensor& t, int64_t d) {
+  return t.defined() && t.dim() > d ? t.size(d) : 0;
+}
+
+at::Tensor csr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
+                       const at::Tensor& values, const at::Tensor& x_in) {
+  same_dtype(values, "values", x_in, "x");
+  at::Tensor crow = crow_in, col = col_in, val = widened(values), x = widened(x_in);
+  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
+  const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
+  at::Tensor out = at::empty({rows_of(crow), size_or0(x, 1)}, val.options().dtype(compute_type(val)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{crow, col};
+  const std::vector<int64_t> params{size_or0(x, 0), 0};
+  const bool trusted = validated(key, params);
+  guarded([&] { csr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads(), trusted); });
+  if (!trusted) remember(key, params);
+  return narrowed(out, values);
+}
+
+at::Tensor csr_sddmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
+                        const at::Tensor& a_in, const at::Tensor& b_in) {
+  same_dtype(a_in, "a", b_in, "b");
+  at::Tensor crow = crow_in, col = col_in, a = widened(a_in), b = widened(b_in);
+  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
+  const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
+  at::Tensor out = at::empty({size_or0(col, 0)}, a.options().dtype(compute_type(a)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{crow, col};
+  const std::vector<int64_t> params{size_or0(b, 0), 0};
+  const bool trusted = validated(key, params);
+  guarded([&] { csr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads(), trusted); });
+  if (!trusted) remember(key, params);
+  return narrowed(out, a_in);
+}
+
+// The transposed structure of a CSR (or BSR block) structure with `num_cols` (block)
+// columns: (crow_t, col_t, perm), computed once per structure and cached beside its
+// validation.
+std::vector<at::Tensor> transposed_structure(const at::Tensor& crow_in, const at::Tensor& col_in,
+                                             int64_t num_cols, int64_t kind) {
+  at::Tensor crow = crow_in, col = col_in;
+  const std::vector<at::Tensor> key{crow_in, col_in};
+  const std::vector<int64_t> params{num_cols, kind};
+  {
+    auto hit = cache().transposed(key, params);
+    if (!hit.empty()) return hit;
+  }
+  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
+  guarded([&] { csr_transpose_check(a_crow, a_col, num_cols); });
+  const int64_t nnz = col.numel();
+  at::Tensor crow_t = at::empty({num_cols + 1}, crow.options().dtype(at::kInt));
+  at::Tensor col_t = at::empty({nnz}, crow.options().dtype(at::kInt));
+  at::Tensor perm = at::empty({nnz}, crow.options().dtype(at::kLong));
+  guarded([&] {
+    csr_transpose_arrs(a_crow, a_col, num_cols, crow_t.data_ptr<int32_t>(),
+                       col_t.data_ptr<int32_t>(), perm.data_ptr<int64_t>(), torch_threads());
+  });
+  std::vector<at::Tensor> t{crow_t, col_t, perm};
+  cache().set_transposed(key, params, t);
+  return t;
+}
+
+void expect_rows(const at::Tensor& d, int64_t rows, const char* name) {
+  if (!d.defined() || d.dim() != 2)
+    throw_value_error(std::string(name) + ": expected a 2-D tensor");
+  if (d.size(0) != rows)
+    throw_value_error(std::string(name) + ": expected " + std::to_string(rows) +
+                      " rows (the sparse matrix's), got " + std::to_string(d.size(0)));
+}
+
+at::Tensor csr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                         const at::Tensor& d_in, int64_t num_cols) {
+  if (!values.defined() || values.dim() != 1 || values.numel() != size_or0(col, 0))
+    throw_value_error("values: expected shape (nnz,) matching col_indices");
+  same_dtype(values, "values", d_in, "d");
+  expect_rows(d_in, rows_of(crow), "d");
+  const auto t = transposed_structure(crow, col, num_cols, 0);
+  at::Tensor val_t = widened(values).index_select(0, t[2]);
+  at::Tensor d = widened(d_in), crow_t = t[0], col_t = t[1];
+  const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
+  const Arr a_val = view_of(val_t, "values"), a_d = view_of(d, "d", Layout::kRows);
+  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
+  const Arr a_out = view_of(out, "out");
+  guarded([&] { csr_spmm_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads(), true); });
+  return narrowed(out, d_in);
+}
+
+// ------------------------------------------------------------------ BSR
+void expect_blocks(const at::Tensor& values, int64_t r, int64_t c, const char* name) {
+  if (!values.defined() || values.dim() != 3)
+    throw_value_error(std::string(name) + ": expected a 3-D (nnzb, R, C) tensor of blocks");
+  if (values.size(1) != r || values.size(2) != c)
+    throw_value_error(std::string(name) + ": blocks are (" + std::to_string(values.size(1)) +
+                      ", " + std::to_string(values.size(2)) + "), but r, c = (" +
+                      std::to_string(r) + ", " + std::to_string(c) + ") were passed");
+}
+
+at::Tensor bsr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
+                       const at::Tensor& values, const at::Tensor& x_in, int64_t r, int64_t c) {
+  expect_blocks(values, r, c, "values");
+  same_dtype(values, "values", x_in, "x");
+  at::Tensor crow = crow_in, col = col_in, val = widened(values), x = widened(x_in);
+  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
+  const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
+  at::Tensor out =
+      at::empty({rows_of(crow, r), size_or0(x, 1)}, val.options().dtype(compute_type(val)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{crow, col};
+  const std::vector<int64_t> params{size_or0(x, 0), c};
+  const bool trusted = validated(key, params);
+  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads(), trusted); });
+  if (!trusted) remember(key, params);
+  return narrowed(out, values);
+}
+
+at::Tensor bsr_sddmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
+                        const at::Tensor& a_in, const at::Tensor& b_in, int64_t r, int64_t c) {
+  if (r < 1 || c < 1) throw_value_error("r, c: block size must be at least 1 x 1");
+  same_dtype(a_in, "a", b_in, "b");
+  at::Tensor crow = crow_in, col = col_in, a = widened(a_in), b = widened(b_in);
+  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
+  const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
+  at::Tensor out = at::empty({size_or0(col, 0), r, c}, a.options().dtype(compute_type(a)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{crow, col};
+  const std::vector<int64_t> params{size_or0(b, 0), c};
+  const bool trusted = validated(key, params);
+  guarded([&] { bsr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads(), trusted); });
+  if (!trusted) remember(key, params);
+  return narrowed(out, a_in);
+}
+
+at::Tensor bsr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                         const at::Tensor& d_in, int64_t num_cols, int64_t r, int64_t c) {
+  expect_blocks(values, r, c, "values");
+  if (values.size(0) != size_or0(col, 0))
+    throw_value_error("values: expected one block per block column index");
+  if (num_cols < 0 || num_cols % c != 0)
+    throw_value_error("num_cols: " + std::to_string(num_cols) +
+                      " is not a non-negative multiple of the block width " + std::to_string(c));
+  same_dtype(values, "values", d_in, "d");
+  expect_rows(d_in, rows_of(crow, r), "d");
+  const auto t = transposed_structure(crow, col, num_cols / c, 1);
+  at::Tensor val_t = widened(values).index_select(0, t[2]).transpose(1, 2).contiguous();
+  at::Tensor d = widened(d_in), crow_t = t[0], col_t = t[1];
+  const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
+  const Arr a_val = view_of(val_t, "values"), a_d = view_of(d, "d", Layout::kRows);
+  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
+  const Arr a_out = view_of(out, "out");
+  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads(), true); });
+  return narrowed(out, d_in);
+}
+
+// ------------------------------------------------------------------ N:M
+at::Tensor nm_spmm_op(const at::Tensor& meta_in, const at::Tensor& values, const at::Tensor& x_in,
+                      int64_t n, int64_t m) {
+  same_dtype(values, "values", x_in, "x");
+  at::Tensor meta = meta_in, val = widened(values), x = widened(x_in);
+  const Arr a_meta = view_of(meta, "metadata"), a_val = view_of(val, "values");
+  const Arr a_x = view_of(x, "x", Layout::kRows);
+  at::Tensor out =
+      at::empty({size_or0(val, 0), size_or0(x, 1)}, val.options().dtype(compute_type(val)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{meta};
+  const std::vector<int64_t> params{size_or0(x, 0), n, m};
+  const bool trusted = validated(key, params);
+  guarded([&] { nm_spmm_arrs(a_val, a_meta, a_x, a_out, n, m, torch_threads(), trusted); });
+  if (!trusted) remember(key, params);
+  return narrowed(out, values);
+}
+
+at::Tensor nm_spmm_t_op(const at::Tensor& meta_in, const at::Tensor& values,
+                        const at::Tensor& d_in, int64_t num_cols, int64_t n, int64_t m) {
+  same_dtype(values, "values", d_in, "d");
+  at::Tensor meta = meta_in, val = widened(values), d = widened(d_in);
+  const Arr a_meta = view_of(meta, "metadata"), a_val = view_of(val, "values");
+  const Arr a_d = view_of(d, "d");
+  if (num_cols < 0) throw_value_error("num_cols: must be >= 0, got " + std::to_string(num_cols));
+  at::Tensor out = at::empty({num_cols, size_or0(d, 1)}, d.options().dtype(compute_type(d)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{meta};
+  const std::vector<int64_t> params{num_cols, n, m};
+  const bool trusted = validated(key, params);
+  guarded([&] { nm_spmm_t_arrs(a_val, a_meta, a_d, a_out, n, m, torch_threads(), trusted); });
+  if (!trusted) remember(key, params);
+  return narrowed(out, d_in);
+}
+
+at::Tensor nm_sddmm_op(const at::Tensor& meta_in, const at::Tensor& a_in, const at::Tensor& b_in,
+                       int64_t n, int64_t m) {
+  same_dtype(a_in, "a", b_in, "b");
+  at::Tensor meta = meta_in, a = widened(a_in), b = widened(b_in);
+  const Arr a_meta = view_of(meta, "metadata"), a_a = view_of(a, "a"), a_b = view_of(b, "b");
+  const int64_t K = size_or0(b, 0);
+  const int64_t slots = (m >= 1 && n >= 1) ? (K + m - 1) / m * n : 0;
+  at::Tensor out = at::empty({size_or0(a, 0), slots}, a.options().dtype(compute_type(a)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{meta};
+  const std::vector<int64_t> params{K, n, m};
+  const bool trusted = validated(key, params);
+  guarded([&] { nm_sddmm_arrs(a_meta, a_a, a_b, a_out, n, m, torch_threads(), trusted); });
+  if (!trusted) remember(key, params);
+  return narrowed(out, a_in);
+}
+
+// ------------------------------------------------------------------ linear: x @ S^T
+// x (B, K) row-major → (B, M). At B = 1 the row is the (K, 1) column the SpMV reads, and
+// the (M, 1) result is the (1, M) row: no copies. For B > 1 the activations are transposed
+// once into a (K, B) operand and the (M, B) result back.
+at::Tensor as_columns(const at::Tensor& x) {
+  if (!x.defined() || x.dim() != 2)
+    throw_value_error("x: expected a 2-D (B, in_features) tensor");
+  return x.size(0) == 1 ? x.view({x.size(1), 1}) : x.t();
+}
+at::Tensor as_rows(const at::Tensor& y) {
+  return y.size(1) == 1 ? y.view({1, y.size(0)}) : y.t().contiguous();
+}
+
+at::Tensor csr_linear_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                         const at::Tensor& x) {
+  return as_rows(csr_spmm_op(crow, col, values, as_columns(x)));
+}
+at::Tensor bsr_linear_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                         const at::Tensor& x, int64_t r, int64_t c) {
+  return as_rows(bsr_spmm_op(crow, col, values, as_columns(x), r, c));
+}
+at::Tensor nm_linear_op(const at::Tensor& meta, const at::Tensor& values, const at::Tensor& x,
+                        int64_t n, int64_t m) {
+  return as_rows(nm_spmm_op(meta, values, as_columns(x), n, m));
+}
+
+}  // namespace
+
+// Testing aids (bound in bindings.cpp).
+size_t structure_cache_size() { return cache().size(); }
+void structure_cache_clear() { cache().clear(); }
+
+}  // namespace sparse_ops
+
+TORCH_LIBRARY(sparse_ops, m) {
+  m.def("csr_spmm(Tensor crow, Tensor col, Tensor values, Tensor x) -> Tensor");
+  m.def("csr_spmm_t(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols) -> Tensor");
+  m.def("csr_sddmm(Tensor crow, Tensor col, Tensor a, Tensor b) -> Tensor");
+  m.def("csr_linear(Tensor crow, Tensor col, Tensor values, Tensor x) -> Tensor");
+  m.def("bsr_spmm(Tensor crow, Tensor col, Tensor values, Tensor x, int r, int c) -> Tensor");
+  m.def(
+      "bsr_spmm_t(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols, int r, int c) "
+      "-> Tensor");
+  m.def("bsr_sddmm(Tensor crow, Tensor col, Tensor a, Tensor b, int r, int c) -> Tensor");
+  m.def("bsr_linear(Tensor crow, Tensor col, Tensor values, Tensor x, int r, int c) -> Tensor");
+  m.def("nm_spmm(Tensor metadata, Tensor values, Tensor x, int n, int m) -> Tensor");
+  m.def(
+      "nm_spmm_t(Tensor metadata, Tensor values, Tensor d, int num_cols, int n, int m) -> Tensor");
+  m.def("nm_sddmm(Tensor metadata, Tensor a, Tensor b, int n, int m) -> Tensor");
+  m.def("nm_linear(Tensor metadata, Tensor values, Tensor x, int n, int m) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
+  using namespace sparse_ops;
+  m.impl("csr_spmm", &csr_spmm_op);
+  m.impl("csr_spmm_t", &csr_spmm_t_op);
+  m.impl("csr_sddmm", &csr_sddmm_op);
+  m.impl("csr_linear", &csr_linear_op);
+  m.impl("bsr_spmm", &bsr_spmm_op);
+  m.impl("bsr_spmm_t", &bsr_spmm_t_op);
+  m.impl("bsr_sddmm", &bsr_sddmm_op);
+  m.impl("bsr_linear", &bsr_linear_op);
+  m.impl("nm_spmm", &nm_spmm_op);
+  m.impl("nm_spmm_t", &nm_spmm_t_op);
+  m.impl("nm_sddmm", &nm_sddmm_op);
+  m.impl("nm_linear", &nm_linear_op);
+}

@@ -1,0 +1,85 @@
+"""O(1) checks, before every product, that a matrix's tensors still fit its ``shape``.
+
+A matrix's tensors are plain attributes: they can be replaced after construction
+(``B.values = ...``) or built with ``validate=False``. The kernels take the row count from
+the row pointers and the block shape from ``values``; these checks make sure those agree with
+``S.shape`` (and the layout's invariants) so a product never returns a silently wrong shape.
+The O(nnz) checks of the indices themselves run in C++, once per structure (cached on the
+tensors' version counters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .format import SparseMatrix
+
+
+def _fail(name: str, msg: str) -> None:
+    raise ValueError(f"{name}: {msg}")
+
+
+def _expect_1d(name: str, t: object) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 1:
+        _fail(name, f"expected a 1-D tensor, got shape {tuple(t.shape)}")
+    return t
+
+
+def _csr(s: SparseMatrix) -> None:
+    m, _ = s.shape
+    crow = _expect_1d("crow_indices", s.crow_indices)
+    col = _expect_1d("col_indices", s.col_indices)
+    values = _expect_1d("values", s.values)
+    if crow.numel() != m + 1:
+        _fail("crow_indices", f"has {crow.numel()} entries, shape {s.shape} needs M + 1 = {m + 1}")
+    if col.numel() != values.numel():
+        _fail("col_indices", f"{col.numel()} column indices for {values.numel()} values")
+
+
+def _bsr(s: SparseMatrix) -> None:
+    m, k = s.shape
+    crow = _expect_1d("crow_indices", s.crow_indices)
+    col = _expect_1d("col_indices", s.col_indices)
+    v = s.values
+    if not isinstance(v, torch.Tensor) or v.dim() != 3:
+        shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        _fail("values", f"expected a 3-D (nnzb, R, C) tensor of blocks, got {shape}")
+    r, c = int(v.shape[1]), int(v.shape[2])
+    if r < 1 or c < 1 or m % r or k % c:
+        _fail("values", f"blocks of {r} x {c} do not tile the shape {s.shape}")
+    if crow.numel() != m // r + 1:
+        _fail(
+            "crow_indices",
+            f"has {crow.numel()} entries, shape {s.shape} with {r} x {c} blocks needs "
+            f"M / R + 1 = {m // r + 1}",
+        )
+    if col.numel() != v.shape[0]:
+        _fail("col_indices", f"{col.numel()} block column indices for {v.shape[0]} blocks")
+
+
+def _nm(s: SparseMatrix) -> None:
+    from .nm import meta_bytes, num_groups
+
+    m_rows, k = s.shape
+    n, m = s.params()
+    slots = num_groups(k, m) * n
+    v, meta = s.values, s.metadata
+    if not isinstance(v, torch.Tensor) or tuple(v.shape) != (m_rows, slots):
+        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        _fail("values", f"expected shape {(m_rows, slots)} for {s.shape} at {n}:{m}, got {got}")
+    width = meta_bytes(slots, m)
+    if not isinstance(meta, torch.Tensor) or tuple(meta.shape) != (m_rows, width):
+        got = tuple(meta.shape) if isinstance(meta, torch.Tensor) else type(meta).__name__
+        _fail("metadata", f"expected shape {(m_rows, width)} for {s.shape} at {n}:{m}, got {got}")
+
+
+CHECKS: dict[str, Callable[[SparseMatrix], None]] = {"csr": _csr, "bsr": _bsr, "nm": _nm}
+
+
+def check_consistent(s: SparseMatrix) -> None:
+    """Raise ValueError naming the tensor if ``s``'s tensors do not fit ``s.shape``."""
+    CHECKS[s.layout](s)
