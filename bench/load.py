@@ -276,6 +276,7 @@ class LoadRow:
     ratio_drift: float  # ratio_loaded / ratio_quiet
     calls: int
     load_iters_per_s: float  # the busy process's a.exp() rate during the loaded timing
+    load_held: bool  # the busy process was still running at the end of the loaded timing
 
 
 @dataclass
@@ -350,7 +351,7 @@ def run_load(layers: list[Layer], counts: Counts, busy: BusyLoad) -> list[LoadRo
             rq, rl = sq / dq, sl / dl
             rows.append(LoadRow(
                 layer.name, fmt, round(sp.sparse_weight().density, 4), dq, sq, rq, dl, sl, rl,
-                sl / sq, rl / rq, len(quiet["sparse"]), rate,
+                sl / sq, rl / rq, len(quiet["sparse"]), rate, ok,
             ))
     return rows
 

@@ -43,6 +43,7 @@ def test_quick_run_has_every_row(quick_run: tuple[dict, str]) -> None:
     serving = {(r["layer"], r["module"]) for r in result["serving"]}
     assert serving == {(lay, m) for lay in layers for m in ["dense", *formats]}
     for r in result["load"]:
+        assert r["load_held"], r
         for key in ("dense_quiet_us", "sparse_quiet_us", "dense_loaded_us", "sparse_loaded_us"):
             assert r[key] > 0, (r, key)
     for r in result["serving"]:
@@ -72,7 +73,7 @@ def test_quick_run_reports_machine_and_targets(quick_run: tuple[dict, str]) -> N
 
 def _load_row(slowdown: float, drift: float) -> bl.LoadRow:
     return bl.LoadRow("8x8", "csr 0.1", 0.1, 10.0, 5.0, 0.5, 10.0, 5.0 * slowdown,
-                      0.5 * drift, slowdown, drift, 100, 1.0)
+                      0.5 * drift, slowdown, drift, 100, 1.0, True)
 
 
 def test_target_rules_flip_with_the_data() -> None:
