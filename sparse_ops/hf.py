@@ -1,0 +1,279 @@
+"""Saving, loading and densifying sparsified models (Hugging Face ``transformers`` or not).
+
+Why: ``save_pretrained`` writes a sparsified model's ``SparseLinear`` tensors under names
+(``values``, ``crow_indices``, ...) that the dense architecture does not have, so
+``from_pretrained`` reports them unexpected, reports the ``weight`` of every swapped layer
+missing, and silently re-initialises those layers at random. The round trip here keeps the
+sparse weights::
+
+    so.sparsify(model, "csr", density=0.5)
+    so.save_sparse(model, "ckpt/")                   # config.json (HF) + sparse_ops.json + .pt
+    model2 = so.load_sparse(LlamaForCausalLM, "ckpt/")   # a class: built from the saved config
+    model3 = so.load_sparse(LlamaForCausalLM(config), "ckpt/")  # or a dense instance, in place
+
+    so.densify(model)                                # SparseLinear -> nn.Linear, for export
+
+``save_sparse`` writes ``sparse_ops.json`` (which layers are sparse: layout, pattern
+parameters, backend; which Parameters were tied; the dtypes of non-persistent buffers) and
+``sparse_ops_state.pt`` (the whole ``state_dict``, tied tensors once), plus, for a Hugging Face
+model, ``config.json`` and ``generation_config.json``. ``load_sparse`` swaps the listed
+layers of the dense architecture for empty ``SparseLinear`` layers of the right layout, loads
+the state dict strictly (every key must match: nothing is left at its random init),
+re-validates the sparse indices, and ties the Parameters that were tied when saved. This
+module never imports ``transformers`` at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .bsr import BSRMatrix
+from .convert import to_sparse
+from .csr import CSRMatrix
+from .format import SparseMatrix
+from .layer import SparseLinear
+from .nm import NMMatrix
+
+MANIFEST = "sparse_ops.json"
+STATE = "sparse_ops_state.pt"
+FORMAT_VERSION = 1
+
+# layout -> the to_sparse keyword arguments from a SparseLinear's ``params_``.
+_PATTERN_KWARGS: dict[str, Any] = {
+    "csr": lambda p: {},
+    "bitmap": lambda p: {},
+    "bsr": lambda p: {"blocksize": (int(p[0]), int(p[1]))},
+    "nm": lambda p: {"n": int(p[0]), "m": int(p[1])},
+}
+
+# layout -> a full (validating) construction of the matrix from a SparseLinear's tensors.
+_VALIDATE: dict[str, Any] = {
+    "csr": lambda s: CSRMatrix(s.crow_indices, s.col_indices, s.values, s.shape),
+    "bsr": lambda s: BSRMatrix(s.crow_indices, s.col_indices, s.values, s.shape),
+    "nm": lambda s: NMMatrix(s.values, s.metadata, s.shape, s.n, s.m),
+}
+
+
+def _check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _tied_groups(model: nn.Module) -> list[list[str]]:
+    """Parameter names that share one Parameter object (ties), each group in module order."""
+    groups: dict[int, list[str]] = {}
+    for mod_name, mod in model.named_modules(remove_duplicate=False):
+        for p_name, p in mod._parameters.items():
+            if p is not None:
+                full = f"{mod_name}.{p_name}" if mod_name else p_name
+                if full not in groups.setdefault(id(p), []):
+                    groups[id(p)].append(full)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _nonpersistent_dtypes(model: nn.Module) -> dict[str, str]:
+    """Dtypes of the floating buffers that ``state_dict`` leaves out (RoPE's ``inv_freq``)."""
+    saved = set(model.state_dict().keys())
+    return {
+        name: str(buf.dtype).removeprefix("torch.")
+        for name, buf in model.named_buffers()
+        if name not in saved and buf.is_floating_point()
+    }
+
+
+def save_sparse(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
+    """Write ``model`` (sparsified or not) to ``directory`` so ``load_sparse`` restores it.
+
+    Files: ``sparse_ops.json`` (the sparse layers by name: layout, pattern parameters,
+    shape ``(out_features, in_features)``, backend; the tied Parameter groups; the model's
+    ``sparsify_skipped``), ``sparse_ops_state.pt`` (``model.state_dict()``), and when the model
+    has a Hugging Face ``config`` (``generation_config``), ``config.json``
+    (``generation_config.json``). Returns the directory as a ``Path``.
+    """
+    _check_model(model)
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory: expected a path, got {type(directory).__name__}")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    layers = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, SparseLinear):
+            if mod.layout not in _PATTERN_KWARGS:
+                raise ValueError(f"model: layer {name} has layout {mod.layout!r}, which "
+                                 f"save_sparse does not know (known: {tuple(_PATTERN_KWARGS)})")
+            layers[name] = {
+                "layout": mod.layout,
+                "params": [int(p) for p in mod.params_],
+                "shape": [mod.out_features, mod.in_features],
+                "bias": mod.bias is not None,
+                "backend": mod.backend,
+            }
+    manifest = {
+        "format": FORMAT_VERSION,
+        "model_class": type(model).__name__,
+        "layers": layers,
+        "tied": _tied_groups(model),
+        "sparsify_skipped": dict(getattr(model, "sparsify_skipped", {}) or {}),
+        "sparsify_densities": dict(getattr(model, "sparsify_densities", {}) or {}),
+        "nonpersistent_buffer_dtypes": _nonpersistent_dtypes(model),
+    }
+    config = getattr(model, "config", None)
+    if config is not None and callable(getattr(config, "save_pretrained", None)):
+        config.save_pretrained(out)
+    gen = getattr(model, "generation_config", None)
+    if gen is not None and callable(getattr(gen, "save_pretrained", None)):
+        gen.save_pretrained(out)
+    torch.save(model.state_dict(), out / STATE)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return out
+
+
+def _shell(spec: dict[str, Any], dtype: torch.dtype, device: torch.device) -> SparseLinear:
+    """An all-zero ``SparseLinear`` of ``spec``'s layout; ``load_state_dict`` resizes it."""
+    rows, cols = spec["shape"]
+    kw = _PATTERN_KWARGS[spec["layout"]](spec["params"])
+    s = to_sparse(torch.zeros(rows, cols, dtype=dtype, device=device), spec["layout"], **kw)
+    bias = torch.zeros(rows, dtype=dtype, device=device) if spec["bias"] else None
+    return SparseLinear(s, bias, backend=spec["backend"])
+
+
+def load_sparse(
+    model: nn.Module | type,
+    directory: str | os.PathLike[str],
+    *,
+    map_location: str | torch.device | None = None,
+) -> nn.Module:
+    """Restore a model written by ``save_sparse``: sparse layers, weights, ties.
+
+    ``model``: a dense (or differently sparsified) instance of the saved architecture, changed
+    in place; or a class with ``config_class`` (a Hugging Face ``PreTrainedModel`` subclass),
+    built from the saved ``config.json`` (and ``generation_config.json``). The saved tensors
+    are assigned as they are (their dtype), on ``map_location`` (default: the device of
+    ``model``'s first parameter, CPU for a class). Raises ValueError when a saved layer is
+    missing from ``model`` or has another shape, and when the state dict does not match
+    exactly. Returns the model in eval mode when built from a class; ``model.sparsified``,
+    ``model.sparsify_skipped`` and ``model.sparsify_densities`` are restored.
+    """
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory: expected a path, got {type(directory).__name__}")
+    src = Path(directory)
+    if not (src / MANIFEST).is_file() or not (src / STATE).is_file():
+        raise ValueError(f"directory: {src} holds no {MANIFEST} / {STATE} (see save_sparse)")
+    manifest = json.loads((src / MANIFEST).read_text())
+    if manifest.get("format") != FORMAT_VERSION:
+        raise ValueError(f"directory: {src / MANIFEST} has format {manifest.get('format')!r}, "
+                         f"expected {FORMAT_VERSION}")
+    if isinstance(model, type):
+        config_class = getattr(model, "config_class", None)
+        if config_class is None or not issubclass(model, nn.Module):
+            raise TypeError(f"model: a class must be a Hugging Face PreTrainedModel subclass "
+                            f"(with config_class), got {model.__name__}")
+        config = config_class.from_pretrained(src)
+        built = model(config)
+        if (src / "generation_config.json").is_file():
+            from transformers import GenerationConfig
+
+            built.generation_config = GenerationConfig.from_pretrained(src)
+        built.eval()
+        model = built
+    _check_model(model)
+    first = next(iter(model.parameters()), None)
+    if map_location is None:
+        map_location = first.device if first is not None else torch.device("cpu")
+    state = torch.load(src / STATE, map_location=map_location, weights_only=True)
+
+    layers: dict[str, dict[str, Any]] = manifest["layers"]
+    for name, spec in layers.items():
+        try:
+            old = model.get_submodule(name)
+        except AttributeError as e:
+            raise ValueError(f"model: has no layer {name} that {src} stores sparse") from e
+        shape = [getattr(old, "out_features", None), getattr(old, "in_features", None)]
+        if not isinstance(old, (nn.Linear, SparseLinear)) or shape != spec["shape"]:
+            raise ValueError(f"model: layer {name} is a {type(old).__name__} of shape "
+                             f"{shape}; {src} stores a {spec['shape']} {spec['layout']} layer")
+        values = state.get(f"{name}.values")
+        if values is None:
+            raise ValueError(f"directory: {src / STATE} lacks {name}.values")
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, _shell(spec, values.dtype, values.device))
+    result = model.load_state_dict(state, strict=False, assign=True)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"directory: {src / STATE} does not match the model: missing "
+                         f"{result.missing_keys}, unexpected {result.unexpected_keys}")
+    for name in layers:
+        layer = model.get_submodule(name)
+        check = _VALIDATE.get(layer.layout)
+        if check is not None:
+            check(layer.sparse_weight())
+    _tie(model, manifest.get("tied", []))
+    # A model cast with .to(dtype) also cast its non-persistent buffers: cast them alike.
+    for name, dt in manifest.get("nonpersistent_buffer_dtypes", {}).items():
+        mod_name, _, attr = name.rpartition(".")
+        owner = model.get_submodule(mod_name) if mod_name else model
+        buf = getattr(owner, attr, None)
+        if isinstance(buf, torch.Tensor) and buf.is_floating_point():
+            setattr(owner, attr, buf.to(getattr(torch, dt)))
+    model.sparsified = list(layers)
+    model.sparsify_skipped = dict(manifest.get("sparsify_skipped", {}))
+    model.sparsify_densities = dict(manifest.get("sparsify_densities", {}))
+    return model
+
+
+def _tie(model: nn.Module, groups: list[list[str]]) -> None:
+    """Make each group of Parameter names share its first member's Parameter."""
+    for group in groups:
+        first_mod, _, first_attr = group[0].rpartition(".")
+        shared = getattr(model.get_submodule(first_mod) if first_mod else model, first_attr)
+        for other in group[1:]:
+            mod_name, _, attr = other.rpartition(".")
+            setattr(model.get_submodule(mod_name) if mod_name else model, attr, shared)
+
+
+def densify(model: nn.Module) -> nn.Module:
+    """Replace, in place, every ``SparseLinear`` of ``model`` by an ``nn.Linear``.
+
+    The new layer holds the pruned weight densified ``(out_features, in_features)`` (zeros
+    where pruned) and the bias, in the same dtype and device, with the same ``requires_grad``:
+    for export (ONNX, ``save_pretrained``, other runtimes). ``model.densified`` lists the
+    layers turned back; ``model.sparsified`` becomes empty. Returns ``model``.
+    """
+    _check_model(model)
+    names: list[str] = []
+    for name, mod in list(model.named_modules()):
+        if not isinstance(mod, SparseLinear):
+            continue
+        w = mod.weight.detach()
+        lin = torch.nn.utils.skip_init(
+            nn.Linear, mod.in_features, mod.out_features, bias=mod.bias is not None,
+            device=w.device, dtype=w.dtype,
+        )
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            if mod.bias is not None:
+                lin.bias.copy_(mod.bias.detach())
+        lin.weight.requires_grad_(mod.values.requires_grad)
+        if mod.bias is not None:
+            lin.bias.requires_grad_(mod.bias.requires_grad)
+        lin.train(mod.training)
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, lin)
+        names.append(name)
+    model.densified = names
+    if hasattr(model, "sparsified"):
+        model.sparsified = []
+    return model
+
+
+def sparse_weights(model: nn.Module) -> dict[str, SparseMatrix]:
+    """Each ``SparseLinear`` of ``model`` by name, as its sparse matrix (no copy)."""
+    _check_model(model)
+    return {n: m.sparse_weight() for n, m in model.named_modules() if isinstance(m, SparseLinear)}
