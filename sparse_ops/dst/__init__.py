@@ -6,7 +6,7 @@ growth rules, schedule, optimizer-state carry-over and distributed agreement liv
 """
 
 from .criteria import PRUNE_CRITERIA, prune_scores, select_prune
-from .distributed import structure_digest
+from .distributed import prepare_ddp, structure_digest
 from .dynamic_sparsity import DynamicSparsity
 from .growth import GROWTH
 from .schedule import SCHEDULES, DropSchedule
@@ -17,6 +17,7 @@ __all__ = [
     "SCHEDULES",
     "DropSchedule",
     "DynamicSparsity",
+    "prepare_ddp",
     "prune_scores",
     "select_prune",
     "structure_digest",

@@ -49,3 +49,28 @@ def check_same_structure(tensors: list[torch.Tensor], group: object | None) -> b
     dist.all_reduce(lo, op=dist.ReduceOp.MIN, group=group)
     dist.all_reduce(hi, op=dist.ReduceOp.MAX, group=group)
     return bool(torch.equal(lo, hi))
+
+
+def prepare_ddp(model: torch.nn.Module, group: object | None = None) -> list[str]:
+    """Ready a model of ``SparseLinear`` layers for ``DistributedDataParallel``; call it before
+    wrapping. Broadcasts each layer's structure buffers from rank 0 (as int64: gloo has no
+    int16) and tells DDP to leave them alone (``broadcast_buffers`` cannot send int16 either;
+    the structures stay equal because every update agrees). Returns the ignored names."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from ..layer import SparseLinear
+
+    names = []
+    grp = active_group(group)
+    for prefix, mod in model.named_modules():
+        if not isinstance(mod, SparseLinear):
+            continue
+        for b in mod._structure_names:
+            buf = getattr(mod, b)
+            if grp is not None:
+                wide = buf.to(torch.int64)
+                dist.broadcast(wide, src=0, group=grp)
+                buf.copy_(wide)
+            names.append(f"{prefix}.{b}" if prefix else b)
+    DDP._set_params_and_buffers_to_ignore_for_model(model, names)
+    return names

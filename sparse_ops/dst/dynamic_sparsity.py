@@ -100,17 +100,6 @@ class DynamicSparsity:
                 f"optimizer: expected a torch.optim.Optimizer or None, got "
                 f"{type(optimizer).__name__}"
             )
-        self.prune = check_criterion(prune)
-        self.grow = check_growth(grow)
-        self.schedule = DropSchedule(drop_fraction, update_every, schedule, stop_at, total_steps)
-        if isinstance(tile_elems, bool) or not isinstance(tile_elems, int) or tile_elems < 1:
-            raise ValueError(f"tile_elems: expected a positive int, got {tile_elems!r}")
-        if isinstance(momentum_window, bool) or not isinstance(momentum_window, int) or (
-            momentum_window < 1
-        ):
-            raise ValueError(f"momentum_window: expected a positive int, got {momentum_window!r}")
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ValueError(f"gamma: expected a number >= 0, got {gamma!r}")
         excluded = set(exclude) if not isinstance(exclude, str) else {exclude}
         inner = _unwrap(model)
         names = {n for n, mod in inner.named_modules() if isinstance(mod, SparseLinear)}
@@ -126,6 +115,17 @@ class DynamicSparsity:
                 "model: holds no SparseLinear layers to update (sparsify it first with "
                 "so.sparsify(model, layout, density=...))"
             )
+        self.prune = check_criterion(prune)
+        self.grow = check_growth(grow)
+        self.schedule = DropSchedule(drop_fraction, update_every, schedule, stop_at, total_steps)
+        if isinstance(tile_elems, bool) or not isinstance(tile_elems, int) or tile_elems < 1:
+            raise ValueError(f"tile_elems: expected a positive int, got {tile_elems!r}")
+        if isinstance(momentum_window, bool) or not isinstance(momentum_window, int) or (
+            momentum_window < 1
+        ):
+            raise ValueError(f"momentum_window: expected a positive int, got {momentum_window!r}")
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
+            raise ValueError(f"gamma: expected a number >= 0, got {gamma!r}")
         self.optimizer = optimizer
         self.gamma = float(gamma)
         self.momentum = float(momentum) if momentum is not None else self._optimizer_beta()

@@ -68,8 +68,20 @@ def topk_inactive_grid(
     """int64 ids (``row_u · cols_u + col_u``, sorted) of the ``k`` inactive units of largest
     pooled ``|tile|``; ``active_sorted``: the active ids, ascending. Memory O(k + tile)."""
     r, c = blocksize
-    best_v: torch.Tensor | None = None
-    best_i: torch.Tensor | None = None
+    vals: list[torch.Tensor] = []
+    idxs: list[torch.Tensor] = []
+    held = 0
+    thr = -float("inf")  # the k-th best score so far: a unit below it can never enter
+
+    def shrink() -> None:
+        nonlocal vals, idxs, held, thr
+        v, i = torch.cat(vals), torch.cat(idxs)
+        if v.numel() > k:
+            v, j = torch.topk(v, k, sorted=False)
+            i = i[j]
+            thr = float(v.min())
+        vals, idxs, held = [v], [i], v.numel()
+
     for r0, r1, tile in tiles:
         s = _pool_blocks(tile.abs(), r, c).reshape(-1)
         base = (r0 // r) * cols_u
@@ -77,20 +89,20 @@ def topk_inactive_grid(
         lo = int(torch.searchsorted(active_sorted, base))
         hi = int(torch.searchsorted(active_sorted, end))
         s[active_sorted[lo:hi] - base] = -float("inf")
-        kk = min(k, s.numel())
-        v, i = torch.topk(s, kk, sorted=False)
-        i = i + base
-        if best_v is None:
-            best_v, best_i = v, i
-        else:
-            best_v, best_i = torch.cat([best_v, v]), torch.cat([best_i, i])  # type: ignore[list-item]
-            if best_v.numel() > k:
-                v, j = torch.topk(best_v, k, sorted=False)
-                best_v, best_i = v, best_i[j]
-    if best_v is None:
+        keep = (s > thr).nonzero().squeeze(1)
+        if keep.numel() > k:
+            v, j = torch.topk(s[keep], k, sorted=False)
+            keep = keep[j]
+        vals.append(s[keep])
+        idxs.append(keep + base)
+        held += keep.numel()
+        if held > 2 * k:
+            shrink()
+    if not vals:
         return torch.zeros(0, dtype=torch.long)
-    best_i = best_i[torch.isfinite(best_v)]  # type: ignore[index]
-    return torch.sort(best_i).values
+    shrink()
+    v, i = vals[0], idxs[0]
+    return torch.sort(i[torch.isfinite(v)]).values
 
 
 def random_inactive_grid(
