@@ -3,8 +3,12 @@
 See ``simulator/README.md`` for the model. This module only re-exports the public names.
 """
 
+from typing import Any
+
 from .arch import DATAFLOWS, SPARSITY_MODES, Arch
+from .area import AreaTable, default_area_table, estimate_area
 from .config import ConfigError, load_scalesim_config
+from .design_point import SIMULATOR_VERSION, DesignPoint, design_points
 from .energy import EnergyTable, default_table, estimate_energy
 from .engine import (
     prepare_mask,
@@ -14,16 +18,34 @@ from .engine import (
     simulate_sddmm,
     simulate_topology,
 )
+from .pareto import pareto
+from .pattern import WeightPattern
+from .prepared import PreparedWorkload
 from .result import Result, summarize
-from .sparsity import synthetic_weight
+from .results_store import ResultsStore
+from .space import Space, SpaceError, load_space
+from .sparsity import synthetic_mask, synthetic_weight
 from .sweep import grid_points, sweep
 from .topology import bundled_topology, load_topology
 from .workload import ConvShape, Layer
 
+__version__ = SIMULATOR_VERSION
+
+
+def search(space: Any, workload: Any, **kwargs: Any) -> Any:
+    """``simulator.search.search``: NSGA-II search of a space (imports optuna on first use)."""
+    from .search import search as _search
+
+    return _search(space, workload, **kwargs)
+
+
 __all__ = [
-    "DATAFLOWS", "SPARSITY_MODES", "Arch", "ConfigError", "ConvShape", "EnergyTable", "Layer",
-    "Result", "bundled_topology", "default_table", "estimate_energy", "grid_points",
-    "load_scalesim_config", "load_topology", "prepare_mask", "simulate_conv", "simulate_gemm",
-    "simulate_layers", "simulate_sddmm", "simulate_topology", "summarize", "sweep",
+    "DATAFLOWS", "SIMULATOR_VERSION", "SPARSITY_MODES", "Arch", "AreaTable", "ConfigError",
+    "ConvShape", "DesignPoint", "EnergyTable", "Layer", "PreparedWorkload", "Result",
+    "ResultsStore", "Space", "SpaceError", "WeightPattern", "bundled_topology",
+    "default_area_table", "default_table", "design_points", "estimate_area", "estimate_energy",
+    "grid_points", "load_scalesim_config", "load_space", "load_topology", "pareto",
+    "prepare_mask", "search", "simulate_conv", "simulate_gemm", "simulate_layers",
+    "simulate_sddmm", "simulate_topology", "summarize", "sweep", "synthetic_mask",
     "synthetic_weight",
 ]

@@ -2,8 +2,11 @@
 
 ``run`` simulates one GEMM (``--gemm M,K,N``) or a topology CSV (``--topology``) on one
 architecture (``--config x.cfg`` and/or flags); ``sweep`` simulates a workload on every
-combination of comma-separated flag values (or a YAML ``--grid``). Both print a summary table
-and write ``--csv`` / ``--json`` files.
+combination of comma-separated flag values (or a YAML ``--grid``, or a ``--space`` file, see
+``space.py``), locally or on Dask (``--executor dask [--address tcp://host:8786]``), storing
+results in a resumable Parquet dataset (``--out DIR``), or searches a space with NSGA-II
+(``--search TRIALS``). Both print a summary table and write ``--csv`` / ``--json`` files.
+``pareto DIR`` prints (and ``--plot``s) the Pareto front of stored results.
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ import yaml
 from .arch import Arch
 from .config import load_scalesim_config
 from .engine import simulate_gemm, simulate_layers
+from .pareto import DEFAULT_OBJECTIVES, pareto
 from .result import format_table, summarize, write_csv, write_json
-from .sweep import sweep
+from .space import load_space
+from .sweep import EXECUTORS, sweep
 from .topology import bundled_topology, load_topology
 from .workload import Layer
 
 SUMMARY = ["name", "M", "K", "N", "compute_cycles", "stall_cycles", "total_cycles",
            "utilization", "mapping_efficiency", "dram_words", "energy_uj"]
-SWEEP_SUMMARY = ["point", "rows", "cols", "dataflow", "sparsity", "ifmap_sram_kb",
+SWEEP_SUMMARY = ["point", "rows", "cols", "dataflow", "sparsity", "density", "ifmap_sram_kb",
                  "dram_words_per_cycle", "total_cycles", "stall_cycles", "utilization",
-                 "energy_uj"]
+                 "energy_uj", "area_mm2"]
 
 # CLI flag -> Arch field
 ARCH_FLAGS = {"rows": "rows", "cols": "cols", "dataflow": "dataflow",
@@ -88,7 +93,8 @@ def _add_workload_flags(p: argparse.ArgumentParser) -> None:
                                       "(resnet50, bert_base)")
     p.add_argument("--topology-kind", default="auto", choices=("auto", "conv", "gemm"))
     p.add_argument("--density", type=float, help="synthetic weight density (sparse modes)")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic patterns")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of synthetic patterns (default 0, or the --space file's)")
     p.add_argument("--energy", help="YAML energy table replacing the 45 nm default")
     p.add_argument("--csv", help="write results as CSV here")
     p.add_argument("--json", help="write results as JSON here")
@@ -108,11 +114,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_arch_flags(sw, multi=True)
     _add_workload_flags(sw)
     sw.add_argument("--grid", help="YAML file mapping Arch fields to lists of values")
-    sw.add_argument("--processes", type=int, help="worker processes (default: all cores)")
+    sw.add_argument("--space", help="YAML space file: Arch fields (lists, or ranges for "
+                                    "--search) and sparsity modes/densities")
+    sw.add_argument("--search", type=int, metavar="TRIALS",
+                    help="NSGA-II search of --space with this many trials instead of a grid")
+    sw.add_argument("--executor", default="local", choices=EXECUTORS,
+                    help="local process pool, or a Dask cluster (default local)")
+    sw.add_argument("--address", help="Dask scheduler address, e.g. tcp://host:8786 "
+                                      "(default: start a LocalCluster)")
+    sw.add_argument("--chunk", type=int, help="points per task (default: ~8 tasks per worker)")
+    sw.add_argument("--out", help="results directory (Parquet dataset); points already "
+                                  "there are skipped, so a sweep resumes")
+    sw.add_argument("--area", help="YAML area table replacing the 45 nm default")
+    sw.add_argument("--processes", type=int,
+                    help="worker processes (local) or LocalCluster workers (dask); "
+                         "default: all cores")
     sw.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sw.add_argument("--top", type=int, default=10, help="rows of the summary table")
     sw.add_argument("--sort", default="total_cycles",
                     help="column the summary table is sorted by (default total_cycles)")
+    pa = sub.add_parser("pareto", help="Pareto front of a results directory")
+    pa.add_argument("results", help="directory written by sweep --out")
+    pa.add_argument("--objectives", default=",".join(DEFAULT_OBJECTIVES),
+                    help="comma-separated columns to minimise (default %(default)s)")
+    pa.add_argument("--maximize", default="", help="comma-separated objectives to maximise")
+    pa.add_argument("--plot", help="write the points and the front as a PNG here")
+    pa.add_argument("--csv", help="write the front as CSV here")
+    pa.add_argument("--json", help="write the front as JSON here")
+    pa.add_argument("--top", type=int, default=20, help="front rows printed (default 20)")
     return parser
 
 
@@ -170,11 +199,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if len(layers) != 1:
             raise ValueError("--trace needs a single GEMM (--gemm)")
         L = layers[0]
-        results = [simulate_gemm(arch, L.M, L.K, L.N, density=args.density, seed=args.seed,
+        results = [simulate_gemm(arch, L.M, L.K, L.N, density=args.density, seed=args.seed or 0,
                                  trace=True, energy_table=args.energy, name=L.name)]
         results[0].write_trace_csv(args.trace)
     else:
-        results = simulate_layers(arch, layers, density=args.density, seed=args.seed,
+        results = simulate_layers(arch, layers, density=args.density, seed=args.seed or 0,
                                   engine=engine, energy_table=args.energy)
     total = summarize(results, name="TOTAL")
     rows = [r.to_row() for r in results] + [total.to_row()]
@@ -192,6 +221,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     base = _base_arch(args)
+    layers = _workload(args)
+    if args.search is not None and not args.space:
+        raise ValueError("--search needs a --space file")
+    if args.address and args.executor != "dask":
+        raise ValueError("--address needs --executor dask")
+    run_kw = {"executor": args.executor, "address": args.address, "out": args.out,
+              "processes": args.processes, "energy_table": args.energy,
+              "area_table": args.area}
+    if args.space:
+        if args.grid or _arch_changes(args, multi=True) or args.config:
+            raise ValueError("--space replaces --grid, --config and the Arch flags")
+        space = load_space(args.space)
+        seed = space.seed if args.seed is None else args.seed
+        if args.search is not None:
+            from .search import search
+
+            res = search(space, layers, trials=args.search, chunk=args.chunk, seed=seed,
+                         progress=not args.no_progress, **run_kw)
+            rows = res.rows
+        else:
+            rows = sweep(space.grid(), layers, chunk=args.chunk, seed=seed,
+                         progress=not args.no_progress, density=args.density, **run_kw)
+        return _report(args, rows, layers)
     grid: dict[str, list[Any]] = {}
     if args.grid:
         data = yaml.safe_load(Path(args.grid).read_text())
@@ -201,10 +253,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             grid[k] = list(v) if isinstance(v, (list, tuple)) else [v]
     grid.update(_arch_changes(args, multi=True))
     if not grid:
-        raise ValueError("sweep needs at least one swept field (flags or --grid)")
-    layers = _workload(args)
-    rows = sweep(grid, layers, processes=args.processes, progress=not args.no_progress,
-                 density=args.density, seed=args.seed, energy_table=args.energy, base=base)
+        raise ValueError("sweep needs at least one swept field (flags, --grid or --space)")
+    rows = sweep(grid, layers, progress=not args.no_progress, density=args.density,
+                 seed=args.seed or 0, base=base, chunk=args.chunk, **run_kw)
+    return _report(args, rows, layers)
+
+
+def _report(args: argparse.Namespace, rows: list[dict[str, Any]], layers: list[Layer]) -> int:
     key = args.sort
     if rows and key not in rows[0]:
         raise ValueError(f"--sort: unknown column {key!r}")
@@ -218,12 +273,43 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pareto(args: argparse.Namespace) -> int:
+    objectives = [x.strip() for x in args.objectives.split(",") if x.strip()]
+    maximize = [x.strip() for x in args.maximize.split(",") if x.strip()]
+    path = Path(args.results)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such results directory")
+    from .results_store import ResultsStore
+
+    rows = ResultsStore(path).rows()
+    if not rows:
+        raise ValueError(f"{path}: holds no results")
+    front = pareto(rows, objectives, maximize=maximize)
+    front.sort(key=lambda r: r[objectives[0]])
+    print(f"{len(front)} of {len(rows)} points on the front of {', '.join(objectives)}:")
+    cols = ["point", "rows", "cols", "dataflow", "sparsity", "density", "ifmap_sram_kb"]
+    cols += [o for o in objectives if o not in cols]
+    print(format_table(front[:args.top], cols))
+    if args.csv:
+        write_csv(front, args.csv)
+    if args.json:
+        write_json(front, args.json)
+    if args.plot:
+        from .front_plot import plot_front
+
+        plot_front(rows, front, objectives, args.plot, title=f"{path.name}: {len(rows)} points")
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "pareto":
+            return cmd_pareto(args)
         return cmd_sweep(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

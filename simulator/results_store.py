@@ -16,9 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 PART_GLOB = "part-*.parquet"
 # Columns that may be None (nullable floats) whatever the first chunk holds.
 FLOAT_COLUMNS = frozenset({"dram_words_per_cycle", "density", "utilization",
@@ -26,7 +23,9 @@ FLOAT_COLUMNS = frozenset({"dram_words_per_cycle", "density", "utilization",
                            "ofmap_sram_kb"})
 
 
-def _column_type(key: str, values: list[Any]) -> pa.DataType:
+def _column_type(key: str, values: list[Any]) -> Any:
+    import pyarrow as pa
+
     if key in FLOAT_COLUMNS or key.endswith(("_pj", "_mm2")):
         return pa.float64()
     for v in values:
@@ -42,8 +41,10 @@ def _column_type(key: str, values: list[Any]) -> pa.DataType:
     return pa.string()
 
 
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+def rows_to_table(rows: list[dict[str, Any]]) -> Any:
     """A pyarrow table of dict rows (columns: the union of keys, in first-seen order)."""
+    import pyarrow as pa
+
     keys: list[str] = []
     seen: set[str] = set()
     for r in rows:
@@ -77,6 +78,9 @@ class ResultsStore:
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Every stored row by ``point_id`` (a point stored twice counts once: the first)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         out: dict[str, dict[str, Any]] = {}
         for f in self.files():
             try:
@@ -97,6 +101,8 @@ class ResultsStore:
 
     def write_chunk(self, rows: Iterable[dict[str, Any]]) -> Path | None:
         """Store ``rows`` as one new file, atomically; ``None`` if there are none."""
+        import pyarrow.parquet as pq
+
         rows = list(rows)
         if not rows:
             return None
