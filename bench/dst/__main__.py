@@ -1,0 +1,52 @@
+"""``python -m bench.dst``: the Fantastic Weights study (``--quick``: a reduced grid) and,
+with ``--speed``, the speed and memory benchmark. Writes ``bench/out/dst.md`` and PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .report import write
+from .study import StudyConfig, run_study
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(prog="python -m bench.dst", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="reduced grid, under two minutes")
+    p.add_argument("--speed", action="store_true",
+                   help="the speed/memory benchmark only (MLP 3072-1024-512-10)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per run")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..n-1)")
+    p.add_argument("--out", type=Path, default=Path("bench/out"))
+    a = p.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.speed:
+        from .report import speed_lines
+        from .speed import run_all
+
+        sp = run_all()
+        (a.out / "dst_speed.json").write_text(json.dumps(sp, indent=1))
+        path = a.out / "dst_speed.md"
+        path.write_text("\n".join(speed_lines(sp)))
+        print("\n".join(speed_lines(sp)))
+        return path
+    cfg = StudyConfig.quick() if a.quick else StudyConfig()
+    if a.steps:
+        cfg.steps = a.steps
+    if a.seeds:
+        cfg.seeds = tuple(range(a.seeds))
+    print(f"dst study: tasks {cfg.tasks}, densities {cfg.densities}, seeds {cfg.seeds}")
+    result = run_study(cfg)
+    (a.out / "dst_runs.json").write_text(json.dumps(result, indent=1))
+    speed = None
+    sp_path = a.out / "dst_speed.json"
+    if sp_path.exists():
+        speed = json.loads(sp_path.read_text())
+    path = write(result, a.out, speed)
+    print(path.read_text())
+    return path
+
+
+if __name__ == "__main__":
+    main()
