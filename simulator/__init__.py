@@ -3,8 +3,6 @@
 See ``simulator/README.md`` for the model. This module only re-exports the public names.
 """
 
-from typing import Any
-
 from .arch import DATAFLOWS, SPARSITY_MODES, Arch
 from .area import AreaTable, default_area_table, estimate_area
 from .config import ConfigError, load_scalesim_config
@@ -18,6 +16,7 @@ from .engine import (
     simulate_sddmm,
     simulate_topology,
 )
+from .nsga_search import SearchResult, search
 from .pareto import pareto
 from .pattern import WeightPattern
 from .prepared import PreparedWorkload
@@ -32,17 +31,10 @@ from .workload import ConvShape, Layer
 __version__ = SIMULATOR_VERSION
 
 
-def search(space: Any, workload: Any, **kwargs: Any) -> Any:
-    """``simulator.search.search``: NSGA-II search of a space (imports optuna on first use)."""
-    from .search import search as _search
-
-    return _search(space, workload, **kwargs)
-
-
 __all__ = [
     "DATAFLOWS", "SIMULATOR_VERSION", "SPARSITY_MODES", "Arch", "AreaTable", "ConfigError",
     "ConvShape", "DesignPoint", "EnergyTable", "Layer", "PreparedWorkload", "Result",
-    "ResultsStore", "Space", "SpaceError", "WeightPattern", "bundled_topology",
+    "ResultsStore", "SearchResult", "Space", "SpaceError", "WeightPattern", "bundled_topology",
     "default_area_table", "default_table", "design_points", "estimate_area", "estimate_energy",
     "grid_points", "load_scalesim_config", "load_space", "load_topology", "pareto",
     "prepare_mask", "search", "simulate_conv", "simulate_gemm", "simulate_layers",

@@ -235,7 +235,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         space = load_space(args.space)
         seed = space.seed if args.seed is None else args.seed
         if args.search is not None:
-            from .search import search
+            from .nsga_search import search
 
             res = search(space, layers, trials=args.search, chunk=args.chunk, seed=seed,
                          progress=not args.no_progress, **run_kw)

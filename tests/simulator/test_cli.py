@@ -82,3 +82,36 @@ def test_module_entry_point(tmp_path):
                            "--csv", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and "TOTAL" in proc.stdout
+
+
+def test_sweep_space_out_then_pareto_plot(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("arch:\n  rows: [4, 8]\n  dataflow: [os, ws]\nsparsity:\n"
+                     "  - mode: dense\n  - mode: unstructured\n    density: [0.3]\n")
+    out = tmp_path / "results"
+    args = ["sweep", "--space", str(space), "--gemm", "32,64,32", "--processes", "1",
+            "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    assert "8 design points" in capsys.readouterr().out
+    assert main(args) == 0  # resumed: every point read back from the results
+    assert "8 design points" in capsys.readouterr().out
+    png = tmp_path / "front.png"
+    assert main(["pareto", str(out), "--plot", str(png), "--csv", str(tmp_path / "f.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "of 8 points on the front" in text
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["sweep", "--space", str(space), "--search", "6", "--chunk", "3",
+                 "--gemm", "32,64,32", "--processes", "1", "--no-progress"]) == 0
+    assert "6 design points" in capsys.readouterr().out
+
+
+def test_sweep_space_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("arch:\n  rows: [4, -1]\n")
+    assert main(["sweep", "--space", str(bad), "--gemm", "8,8,8", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: field 'arch.rows'" in err
+    assert main(["sweep", "--rows", "4", "--gemm", "8,8,8", "--address", "tcp://x:1"]) == 2
+    assert "--executor dask" in capsys.readouterr().err
+    assert main(["pareto", str(tmp_path / "none")]) == 2
+    assert "no such results directory" in capsys.readouterr().err
