@@ -1,0 +1,430 @@
+"""Whole-model benchmark: sparsified Hugging Face models from configs, random weights.
+
+    python -m bench.models                 # TinyLlama shapes (8 layers) + BERT-base (4 layers)
+    python -m bench.models --quick         # tiny shapes (CI smoke run, with --no-compile)
+    python -m bench.models --no-compile    # skip the torch.compile rows
+
+Models (built from configs, seed 0, no download): ``LlamaForCausalLM`` with hidden 2048,
+intermediate 5632, 32 heads, 4 key/value heads, 8 layers, vocab 32000 (TinyLlama's shapes with
+fewer layers), and ``BertModel`` (BERT-base: hidden 768, 12 heads, intermediate 3072, 4 layers).
+Each is run dense and sparsified (``so.sparsify``, magnitude pruning: CSR at density 0.5 and
+0.3, 2:4, BSR 32x32 at 0.3, and bitmap at 0.5 and 0.3 when the ``"bitmap"`` layout exists),
+in fp32 and bf16, eager and under ``torch.compile``:
+
+- decoder: the prompt (prefill) latency, ``generate(max_new_tokens=1)`` on a 128-token prompt,
+  and batch-1 greedy ``generate(max_new_tokens=64, do_sample=False)``: ``gen tok/s`` = 64 /
+  its time, ``decode tok/s`` = 63 / (its time - the prefill time). Compiled rows compile
+  ``model.forward`` and generate with a static cache.
+- encoder: forward latency at batch 1, sequence 128.
+- correctness: the logits (last hidden state for BERT) on the prompt against the same model
+  densified (``so.densify``: a dense ``nn.Linear`` holding the same pruned weights; must be
+  < 1e-4 relative in fp32) and against the unpruned model (reported: what pruning costs).
+  Compiled rows report the share of generated tokens equal to the eager run's (decoder) or the
+  relative error against eager (encoder).
+- bytes per token: the weight bytes a forward reads, dense (every Linear, ``lm_head``
+  included) over sparse (``S.nbytes`` for each sparse layer, the dense layers as they are):
+  the bound on the speed-up of a memory-bound decode step.
+
+Times are medians over ``--repeat`` runs after a warm-up. Writes ``bench/out/models.json`` and
+``.md`` (``--out`` elsewhere), with the CPU model and torch's thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import sparse_ops as so
+
+OUT = Path(__file__).resolve().parent / "out"
+SEED = 0
+TOL = {"float32": 1e-4, "bfloat16": 3e-2}  # sparse vs densified-same-weights logits
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    layout: str | None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+VARIANTS = [
+    Variant("dense", None),
+    Variant("csr 0.5", "csr", {"density": 0.5}),
+    Variant("csr 0.3", "csr", {"density": 0.3}),
+    Variant("2:4", "nm", {"n": 2, "m": 4}),
+    Variant("bsr 32x32 0.3", "bsr", {"density": 0.3, "blocksize": (32, 32)}),
+    Variant("bitmap 0.5", "bitmap", {"density": 0.5}),
+    Variant("bitmap 0.3", "bitmap", {"density": 0.3}),
+]
+
+
+@dataclass
+class Shapes:
+    llama: dict[str, int]
+    bert: dict[str, int]
+    prompt: int
+    new_tokens: int
+    seq: int
+
+
+FULL = Shapes(
+    llama={"hidden_size": 2048, "intermediate_size": 5632, "num_attention_heads": 32,
+           "num_key_value_heads": 4, "num_hidden_layers": 8, "vocab_size": 32000},
+    bert={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+          "num_hidden_layers": 4, "vocab_size": 30522},
+    prompt=128, new_tokens=64, seq=128,
+)
+QUICK = Shapes(
+    llama={"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 256},
+    bert={"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+          "num_hidden_layers": 2, "vocab_size": 256},
+    prompt=16, new_tokens=8, seq=16,
+)
+
+
+@dataclass
+class Row:
+    """One line of the table. Times in ms; errors are norm-wise relative errors."""
+
+    model: str
+    dtype: str
+    variant: str
+    compiled: bool
+    prefill_ms: float | None = None
+    gen_tok_s: float | None = None
+    decode_tok_s: float | None = None
+    forward_ms: float | None = None
+    compile_s: float | None = None
+    dense_weight_mb: float = 0.0
+    sparse_weight_mb: float = 0.0
+    bytes_ratio: float = 1.0
+    err_vs_pruned_dense: float | None = None
+    err_vs_unpruned: float | None = None
+    ok: bool | None = None
+    vs_eager: float | None = None
+    note: str = ""
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    got, want = got.double(), want.double()
+    denom = want.norm().item()
+    return (got - want).norm().item() / (denom if denom > 0 else 1.0)
+
+
+def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def weight_bytes(model: nn.Module) -> tuple[int, int]:
+    """(dense bytes, stored bytes) of the weights of every Linear / SparseLinear."""
+    dense = stored = 0
+    for mod in model.modules():
+        if isinstance(mod, so.SparseLinear):
+            s = mod.sparse_weight()
+            dense += mod.out_features * mod.in_features * s.values.element_size()
+            stored += s.nbytes
+        elif isinstance(mod, nn.Linear):
+            b = mod.weight.numel() * mod.weight.element_size()
+            dense += b
+            stored += b
+    return dense, stored
+
+
+def known_layouts() -> tuple[str, ...]:
+    from sparse_ops.convert import LAYOUTS
+
+    return tuple(LAYOUTS)
+
+
+def build(kind: str, shapes: Shapes) -> nn.Module:
+    from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(SEED)
+    if kind == "llama":
+        cfg = LlamaConfig(**shapes.llama, tie_word_embeddings=False,
+                          max_position_embeddings=max(256, 2 * (shapes.prompt
+                                                                + shapes.new_tokens)))
+        model = LlamaForCausalLM(cfg)
+        model.generation_config.pad_token_id = 0
+    else:
+        cfg = BertConfig(**shapes.bert, max_position_embeddings=max(512, shapes.seq))
+        model = BertModel(cfg, add_pooling_layer=False)
+    return model.eval()
+
+
+def outputs(model: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        if kind == "llama":
+            return model(x, use_cache=False).logits.float()
+        return model(x).last_hidden_state.float()
+
+
+def run_variant(kind: str, base: nn.Module, ref_out: torch.Tensor, v: Variant, dtype: str,
+                shapes: Shapes, x: torch.Tensor, repeat: int, compile_too: bool,
+                skipped_log: dict[str, dict[str, str]]) -> list[Row]:
+    label = "Llama" if kind == "llama" else "BERT"
+    row = Row(label, dtype, v.name, False)
+    model = copy.deepcopy(base)
+    t0 = time.perf_counter()
+    if v.layout is not None:
+        so.sparsify(model, v.layout, **v.kwargs)
+        skipped_log.setdefault(label, dict(model.sparsify_skipped))
+        row.note = f"sparsify {time.perf_counter() - t0:.1f}s, {len(model.sparsified)} layers"
+    dense_b, stored_b = weight_bytes(model)
+    row.dense_weight_mb, row.sparse_weight_mb = dense_b / 2**20, stored_b / 2**20
+    row.bytes_ratio = dense_b / stored_b
+    out = outputs(model, kind, x)
+    row.err_vs_unpruned = rel_err(out, ref_out)
+    if v.layout is not None:
+        densified = so.densify(copy.deepcopy(model))
+        row.err_vs_pruned_dense = rel_err(out, outputs(densified, kind, x))
+        row.ok = row.err_vs_pruned_dense < TOL[dtype]
+        del densified
+    rows = [row]
+    eager_tokens = measure(kind, model, row, shapes, x, repeat, compiled=False)
+    if compile_too:
+        crow = Row(label, dtype, v.name, True, dense_weight_mb=row.dense_weight_mb,
+                   sparse_weight_mb=row.sparse_weight_mb, bytes_ratio=row.bytes_ratio)
+        torch._dynamo.reset()
+        try:
+            tokens = measure(kind, model, crow, shapes, x, repeat, compiled=True,
+                             eager_out=out)
+            if kind == "llama":
+                crow.vs_eager = float((tokens == eager_tokens).float().mean())
+        except Exception as e:  # report, do not hide: the row says why
+            crow.note = f"torch.compile failed: {type(e).__name__}: {str(e)[:200]}"
+        rows.append(crow)
+        torch._dynamo.reset()
+    del model
+    gc.collect()
+    return rows
+
+
+def measure(kind: str, model: nn.Module, row: Row, shapes: Shapes, x: torch.Tensor,
+            repeat: int, compiled: bool, eager_out: torch.Tensor | None = None) -> Any:
+    if kind == "bert":
+        fn: Callable[[nn.Module], Any] = model
+        if compiled:
+            fn = torch.compile(model)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                got = fn(x).last_hidden_state.float()
+            row.compile_s = time.perf_counter() - t0
+            row.vs_eager = rel_err(got, eager_out) if eager_out is not None else None
+        with torch.no_grad():
+            row.forward_ms = 1e3 * median_time(lambda: fn(x), repeat)
+        return None
+
+    gen_kw: dict[str, Any] = {"do_sample": False}
+    forward = model.forward
+    if compiled:
+        gen_kw["cache_implementation"] = "static"
+        model.forward = torch.compile(forward)
+    try:
+        with torch.no_grad():
+            def gen(k: int) -> torch.Tensor:
+                return model.generate(x, max_new_tokens=k, min_new_tokens=k, **gen_kw)
+
+            if compiled:
+                t0 = time.perf_counter()
+                gen(2)  # compiles the prefill and the decode-step graphs
+                row.compile_s = time.perf_counter() - t0
+            prefill = median_time(lambda: gen(1), repeat)
+            full = median_time(lambda: gen(shapes.new_tokens), repeat)
+            tokens = gen(shapes.new_tokens)[:, x.shape[1]:]
+    finally:
+        model.forward = forward
+    row.prefill_ms = 1e3 * prefill
+    row.gen_tok_s = shapes.new_tokens / full
+    row.decode_tok_s = (shapes.new_tokens - 1) / max(full - prefill, 1e-9)
+    return tokens
+
+
+def fmt(v: Any, spec: str = ".3g") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "**NO**"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def markdown(meta: dict[str, Any], rows: list[Row], skipped: dict[str, dict[str, str]],
+             notes: list[str]) -> str:
+    lines = [
+        "# Sparsified Hugging Face models (random weights from configs)",
+        "",
+        f"CPU: {meta['cpu']}; torch {meta['torch']} with {meta['threads']} threads; "
+        f"transformers {meta['transformers']}; sparse_ops SIMD: {meta['simd']}; "
+        f"{'quick shapes' if meta['quick'] else 'full shapes'}; medians of {meta['repeat']} "
+        f"runs; wall {meta['wall_s']:.0f} s.",
+        "",
+        f"Decoder: LlamaForCausalLM {meta['shapes']['llama']}, prompt {meta['shapes']['prompt']}"
+        f" tokens, {meta['shapes']['new_tokens']} new tokens, batch 1, greedy. Encoder: "
+        f"BertModel {meta['shapes']['bert']}, batch 1, sequence {meta['shapes']['seq']}.",
+        "",
+        "- `prefill ms`: `generate(max_new_tokens=1)`; `gen tok/s`: new tokens / generate "
+        "time; `decode tok/s`: (new tokens - 1) / (generate time - prefill time).",
+        "- `bytes ratio`: dense weight bytes read per token / sparse (`S.nbytes`; lm_head and "
+        "other dense layers counted dense): the bound on a memory-bound decode speed-up.",
+        f"- `err vs pruned-dense`: logits against the same pruned weights in dense `nn.Linear` "
+        f"(`so.densify`), must be < {TOL['float32']:g} in fp32 (< {TOL['bfloat16']:g} in "
+        "bf16); `err vs unpruned`: against the model before pruning (what pruning costs, "
+        "random weights).",
+        "- `vs eager`: compiled rows: share of generated tokens equal to eager (decoder), "
+        "relative error of the output against eager (encoder).",
+        "",
+    ]
+    lines += [f"> {n}" for n in notes] + ([""] if notes else [])
+    head = ["model", "dtype", "variant", "compile", "prefill ms", "gen tok/s", "decode tok/s",
+            "fwd ms", "compile s", "weights MB (dense→stored)", "bytes ratio",
+            "err vs pruned-dense", "ok", "err vs unpruned", "vs eager", "note"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            r.model, r.dtype, r.variant, "yes" if r.compiled else "no", fmt(r.prefill_ms, ".1f"),
+            fmt(r.gen_tok_s, ".2f"), fmt(r.decode_tok_s, ".2f"), fmt(r.forward_ms, ".1f"),
+            fmt(r.compile_s, ".0f"), f"{r.dense_weight_mb:.1f} → {r.sparse_weight_mb:.1f}",
+            f"{r.bytes_ratio:.2f}", fmt(r.err_vs_pruned_dense, ".2e"), fmt(r.ok),
+            fmt(r.err_vs_unpruned, ".2e"), fmt(r.vs_eager, ".3g"), r.note,
+        ]) + " |")
+    lines += ["", "## Left dense by sparsify", ""]
+    for model_name, sk in skipped.items():
+        if sk:
+            lines += [f"- {model_name}:"] + [f"  - `{n}`: {why}" for n, why in sk.items()]
+        else:
+            lines.append(f"- {model_name}: nothing (every nn.Linear swapped)")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.models", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny shapes (CI smoke run)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="runs per median (default 3, quick 2)")
+    ap.add_argument("--models", default="llama,bert", help="comma list of llama, bert")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads (default: torch's own)")
+    ap.add_argument("--out", type=Path, default=OUT, help="output folder (default bench/out)")
+    args = ap.parse_args(argv)
+    shapes = QUICK if args.quick else FULL
+    repeat = args.repeat or (2 if args.quick else 3)
+    kinds = [k for k in args.models.split(",") if k]
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    for k in kinds:
+        if k not in ("llama", "bert"):
+            ap.error(f"--models: unknown model {k!r}")
+    for d in dtypes:
+        if d not in TOL:
+            ap.error(f"--dtypes: unknown dtype {d!r} (float32, bfloat16)")
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error("--threads: must be >= 1")
+        torch.set_num_threads(args.threads)
+    import transformers
+
+    start = time.perf_counter()
+    layouts = known_layouts()
+    notes = []
+    variants = [v for v in VARIANTS if v.layout is None or v.layout in layouts]
+    missing = [v.name for v in VARIANTS if v.layout is not None and v.layout not in layouts]
+    if missing:
+        notes.append(f"skipped {', '.join(missing)}: layout not known to this build "
+                     f"(so.to_sparse knows {layouts})")
+    print(f"bench.models: seed {SEED}, CPU {cpu_name()}, {torch.get_num_threads()} threads, "
+          f"variants {[v.name for v in variants]}", flush=True)
+    rows: list[Row] = []
+    skipped: dict[str, dict[str, str]] = {}
+    for kind in kinds:
+        master = build(kind, shapes)
+        g = torch.Generator().manual_seed(SEED)
+        vocab = (shapes.llama if kind == "llama" else shapes.bert)["vocab_size"]
+        x = torch.randint(0, vocab, (1, shapes.prompt if kind == "llama" else shapes.seq),
+                          generator=g)
+        for dtype in dtypes:
+            base = master if dtype == "float32" else copy.deepcopy(master).to(getattr(torch,
+                                                                                       dtype))
+            ref_out = outputs(base, kind, x)
+            for v in variants:
+                t0 = time.perf_counter()
+                new = run_variant(kind, base, ref_out, v, dtype, shapes, x, repeat,
+                                  not args.no_compile, skipped)
+                rows += new
+                for r in new:
+                    print(f"  {kind} {dtype} {v.name} compiled={r.compiled}: prefill "
+                          f"{fmt(r.prefill_ms, '.1f')} ms, gen {fmt(r.gen_tok_s, '.2f')} tok/s, "
+                          f"fwd {fmt(r.forward_ms, '.1f')} ms, bytes x{r.bytes_ratio:.2f}, "
+                          f"err {fmt(r.err_vs_pruned_dense, '.1e')} {r.note} "
+                          f"[{time.perf_counter() - t0:.0f}s]", flush=True)
+            if base is not master:
+                del base
+            gc.collect()
+        del master
+        gc.collect()
+    simd = "?"
+    try:
+        from sparse_ops import _C  # type: ignore[attr-defined]
+
+        simd = str(getattr(_C, "simd", lambda: "?")() if callable(getattr(_C, "simd", None))
+                   else getattr(_C, "SIMD", "?"))
+    except Exception:  # the extension's introspection is optional here
+        pass
+    meta = {
+        "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "python": sys.version.split()[0],
+        "simd": simd, "quick": args.quick, "repeat": repeat, "seed": SEED,
+        "compile": not args.no_compile, "shapes": asdict(shapes),
+        "wall_s": time.perf_counter() - start, "pid": os.getpid(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "models.json").write_text(json.dumps(
+        {"meta": meta, "notes": notes, "skipped": skipped, "rows": [asdict(r) for r in rows]},
+        indent=1) + "\n")
+    md = markdown(meta, rows, skipped, notes)
+    (args.out / "models.md").write_text(md)
+    print(md)
+    bad = [r for r in rows if r.ok is False]
+    if bad:
+        print(f"bench.models: {len(bad)} rows over the error tolerance", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
