@@ -26,7 +26,7 @@ import numpy as np
 from .sparsity import block_mask
 
 I64 = np.int64
-# Group offsets of at most this many row folds are counted with one 64-bit word per group.
+# Widest spread of row folds within a row (or a run) counted with the (run, offset) table.
 _BITS = 64
 
 
@@ -182,8 +182,9 @@ class WeightPattern:
         so the nonzero of rank ``r`` in its column lies in fold ``fold_base[t] + r // R``.
         The inputs a fold needs are the distinct k of its nonzeros. Row-major, the nonzeros of
         one row and one tile are contiguous; their row folds differ by little, so each run
-        marks its folds as bits of one 64-bit word, relative to the row's lowest row fold, or
-        else to the run's (an exact fallback handles runs spread wider still).
+        marks its folds in a small table of (run, row fold offset) cells, offsets taken from
+        the row's lowest row fold, or else from the run's (an exact fallback handles runs
+        spread wider still).
         """
         pos, rank, first, row_min = self.row_major(balance)
         inputs = np.zeros(folds, dtype=I64)
@@ -209,12 +210,17 @@ class WeightPattern:
             fold = fold_base[tile] + j
             key = np.unique(fold.astype(I64) * self.K + k)
             return np.bincount(key // self.K, minlength=folds).astype(I64)
-        bits = np.left_shift(np.uint64(1), offset.astype(np.uint64))
-        words = np.bitwise_or.reduceat(bits, starts)
-        for b in range(span + 1):
-            has = (words >> np.uint64(b)) & np.uint64(1) != 0
-            inputs += np.bincount(gfold[has] + b, minlength=folds)
-        return inputs
+        # mark each (run, offset) cell a nonzero falls in; each marked cell is one input
+        width = span + 1
+        cell = np.cumsum(new, dtype=np.int64)
+        cell -= 1
+        cell *= width
+        cell += offset
+        marks = np.zeros(starts.size * width, dtype=bool)
+        marks[cell] = True
+        hit = np.flatnonzero(marks)
+        run, off = np.divmod(hit, width)
+        return np.bincount(gfold[run] + off, minlength=folds).astype(I64)
 
 
 def pattern_of(mask: np.ndarray | WeightPattern | None) -> WeightPattern | None:

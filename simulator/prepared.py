@@ -9,6 +9,7 @@ call; sweeps keep one per worker process (``workload_cache``).
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,17 @@ class PreparedWorkload:
         d = self.density if density is _DEFAULT else check_density(density)
         table = resolve_table(energy_table)
         out = []
+        same: dict[tuple, Result] = {}  # closed-form (pattern-free) GEMMs of equal shape
         for i, layer in enumerate(self.layers):
             la = layer_arch(arch, layer)
-            out.append(simulate_gemm(la, layer.M, layer.K, layer.N, engine=engine,
-                                     energy_table=table, name=layer.name,
-                                     pattern=self.pattern(i, la, d)))
+            pat = self.pattern(i, la, d)
+            key = (la, layer.M, layer.K, layer.N)
+            if pat is None and key in same:
+                out.append(dataclasses.replace(same[key], name=layer.name))
+                continue
+            r = simulate_gemm(la, layer.M, layer.K, layer.N, engine=engine,
+                              energy_table=table, name=layer.name, pattern=pat)
+            if pat is None:
+                same[key] = r
+            out.append(r)
         return out

@@ -83,3 +83,13 @@ def test_pattern_checks_and_caches():
         WeightPattern(np.ones(3, dtype=bool))
     with pytest.raises(ValueError, match="K x N"):
         build_fold_table(sim.Arch(sparsity="unstructured"), 4, 3, 5, pat)
+
+
+def test_repeated_shapes_reuse_results_exactly():
+    layers = sim.load_topology(sim.bundled_topology("bert_base"))[:30]  # heads repeat shapes
+    for mode in ("dense", "nm"):
+        arch = sim.Arch(rows=16, cols=8, dataflow="ws", sparsity=mode, dram_words_per_cycle=4)
+        together = sim.simulate_layers(arch, layers)
+        for layer, r in zip(layers, together, strict=True):
+            one = sim.simulate_gemm(arch, layer.M, layer.K, layer.N, name=layer.name)
+            assert r.to_row() == one.to_row()
