@@ -12,8 +12,9 @@ Measures, on this machine:
    threaded workers on the same cores; worker caches are emptied before each sweep so both
    start cold. Cluster start-up is reported apart.
 3. A mixed ResNet-50 sweep (array shape x dataflow x buffer size x sparsity; 1,152 points by
-   default, 36 with ``--quick``) on both executors: the Dask overhead, rows equal between them, stored in a
-   Parquet results directory, and its Pareto front (cycles, energy, area) drawn as a PNG.
+   default, 36 with ``--quick``) on both executors: the Dask overhead, rows equal between
+   them, stored in a Parquet results directory, and its Pareto front (cycles, energy, area)
+   drawn as a PNG.
 
 Results go to ``--out-dir`` (default ``bench/out/dse``): ``dse.json``, ``front.png`` and
 ``results/``. ``--quick`` runs small versions of everything in well under a minute.
