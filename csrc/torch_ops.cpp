@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/TensorImpl.h>
 #include <c10/util/Exception.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <cstring>
@@ -20,6 +21,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -73,8 +75,9 @@ Arr view_of(at::Tensor& t, const char* name, Layout layout = Layout::kContiguous
   bool rows_ok = false;
   if (layout == Layout::kRows && t.dim() == 2) {
     const int64_t r = t.size(0), c = t.size(1);
+    // A single column must be unit-stride: the SpMV paths read x[k] directly.
     rows_ok = (c <= 1 || t.stride(1) == 1) && (r <= 1 || t.stride(0) >= c) &&
-              (r <= 1 || t.stride(0) >= 1);
+              (r <= 1 || t.stride(0) >= 1) && (c != 1 || r <= 1 || t.stride(0) == 1);
   }
   if (!rows_ok && !t.is_contiguous()) t = t.contiguous();
   Arr a;
@@ -82,7 +85,10 @@ Arr view_of(at::Tensor& t, const char* name, Layout layout = Layout::kContiguous
   a.dt = dt_of(t.scalar_type());
   if (a.dt == DT::other) a.dtname = c10::toString(t.scalar_type());
   a.shape.assign(t.sizes().begin(), t.sizes().end());
-  a.data = t.data_ptr();
+  // Empty tensors may have no storage; the kernels compare row pointers derived from the
+  // data pointer against null (a skipped bad index), so give them a real, unread address.
+  alignas(64) static double empty_storage[8] = {};
+  a.data = t.data_ptr() ? t.data_ptr() : static_cast<void*>(empty_storage);
   const int64_t es = static_cast<int64_t>(t.element_size());
   if (reinterpret_cast<uintptr_t>(a.data) % static_cast<uintptr_t>(es) != 0)
     throw_value_error(std::string(name) + ": misaligned data");
@@ -486,21 +492,71 @@ at::Tensor as_columns(const at::Tensor& x) {
     throw_value_error("x: expected a 2-D (B, in_features) tensor");
   return x.size(0) == 1 ? x.view({x.size(1), 1}) : x.t();
 }
-at::Tensor as_rows(const at::Tensor& y) {
-  return y.size(1) == 1 ? y.view({1, y.size(0)}) : y.t().contiguous();
+at::Tensor as_rows(const at::Tensor& y, const c10::optional<at::Tensor>& bias) {
+  at::Tensor r = y.size(1) == 1 ? y.view({1, y.size(0)}) : y.t().contiguous();
+  if (bias.has_value() && bias->defined()) {
+    const at::Tensor& b = *bias;
+    if (b.dim() != 1 || b.size(0) != r.size(1))
+      throw_value_error("bias: expected shape (" + std::to_string(r.size(1)) + ",), got a " +
+                        std::to_string(b.dim()) + "-D tensor");
+    same_dtype(r, "the output", b, "bias");
+    r.add_(b);
+  }
+  return r;
 }
 
 at::Tensor csr_linear_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                         const at::Tensor& x) {
-  return as_rows(csr_spmm_op(crow, col, values, as_columns(x)));
+                         const at::Tensor& x, const c10::optional<at::Tensor>& bias) {
+  return as_rows(csr_spmm_op(crow, col, values, as_columns(x)), bias);
 }
 at::Tensor bsr_linear_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                         const at::Tensor& x, int64_t r, int64_t c) {
-  return as_rows(bsr_spmm_op(crow, col, values, as_columns(x), r, c));
+                         const at::Tensor& x, const c10::optional<at::Tensor>& bias, int64_t r,
+                         int64_t c) {
+  return as_rows(bsr_spmm_op(crow, col, values, as_columns(x), r, c), bias);
 }
 at::Tensor nm_linear_op(const at::Tensor& meta, const at::Tensor& values, const at::Tensor& x,
-                        int64_t n, int64_t m) {
-  return as_rows(nm_spmm_op(meta, values, as_columns(x), n, m));
+                        const c10::optional<at::Tensor>& bias, int64_t n, int64_t m) {
+  return as_rows(nm_spmm_op(meta, values, as_columns(x), n, m), bias);
+}
+
+// ------------------------------------------------------------------ the *_call entry ops
+// Every product P also has an op P_call (CompositeImplicitAutograd) that Python's matmul /
+// linear use: when no input needs a gradient it runs P below the autograd layer, skipping
+// the Python autograd kernel that torch.library.register_autograd installs on P (about
+// 3-4 us a call); otherwise it calls P with its autograd. Under torch.compile the call
+// decomposes into P, whose fake kernel and autograd formula the compiler uses.
+bool any_requires_grad(const torch::jit::Stack& stack, size_t first, size_t count) {
+  for (size_t i = first; i < first + count; ++i) {
+    const c10::IValue& v = stack[i];
+    if (v.isTensor() && v.toTensor().requires_grad()) return true;
+  }
+  return false;
+}
+
+void call_product(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  std::string target = op.schema().name();  // "sparse_ops::csr_spmm_call"
+  target.resize(target.size() - 5);
+  static std::mutex mu;
+  static std::unordered_map<std::string, c10::OperatorHandle>* handles =
+      new std::unordered_map<std::string, c10::OperatorHandle>();
+  c10::OperatorHandle* h = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    auto it = handles->find(target);
+    if (it == handles->end())
+      it = handles->emplace(target, c10::Dispatcher::singleton().findSchemaOrThrow(
+                                        target.c_str(), "")).first;
+    h = &it->second;
+  }
+  const size_t nargs = op.schema().arguments().size();
+  const bool need = at::GradMode::is_enabled() &&
+                    any_requires_grad(*stack, stack->size() - nargs, nargs);
+  if (need) {
+    h->callBoxed(stack);
+  } else {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    h->callBoxed(stack);
+  }
 }
 
 }  // namespace
@@ -511,22 +567,43 @@ void structure_cache_clear() { cache().clear(); }
 
 }  // namespace sparse_ops
 
+namespace {
+
+// Each product's name and the rest of its schema; every product P is also defined as P_call.
+const char* const kSchemas[][2] = {
+    {"csr_spmm", "(Tensor crow, Tensor col, Tensor values, Tensor x) -> Tensor"},
+    {"csr_spmm_t", "(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols) -> Tensor"},
+    {"csr_sddmm", "(Tensor crow, Tensor col, Tensor a, Tensor b) -> Tensor"},
+    {"csr_linear", "(Tensor crow, Tensor col, Tensor values, Tensor x, Tensor? bias) -> Tensor"},
+    {"bsr_spmm", "(Tensor crow, Tensor col, Tensor values, Tensor x, int r, int c) -> Tensor"},
+    {"bsr_spmm_t",
+     "(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols, int r, int c) -> Tensor"},
+    {"bsr_sddmm", "(Tensor crow, Tensor col, Tensor a, Tensor b, int r, int c) -> Tensor"},
+    {"bsr_linear",
+     "(Tensor crow, Tensor col, Tensor values, Tensor x, Tensor? bias, int r, int c) -> Tensor"},
+    {"nm_spmm", "(Tensor metadata, Tensor values, Tensor x, int n, int m) -> Tensor"},
+    {"nm_spmm_t",
+     "(Tensor metadata, Tensor values, Tensor d, int num_cols, int n, int m) -> Tensor"},
+    {"nm_sddmm", "(Tensor metadata, Tensor a, Tensor b, int n, int m) -> Tensor"},
+    {"nm_linear",
+     "(Tensor metadata, Tensor values, Tensor x, Tensor? bias, int n, int m) -> Tensor"},
+};
+
+}  // namespace
+
 TORCH_LIBRARY(sparse_ops, m) {
-  m.def("csr_spmm(Tensor crow, Tensor col, Tensor values, Tensor x) -> Tensor");
-  m.def("csr_spmm_t(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols) -> Tensor");
-  m.def("csr_sddmm(Tensor crow, Tensor col, Tensor a, Tensor b) -> Tensor");
-  m.def("csr_linear(Tensor crow, Tensor col, Tensor values, Tensor x) -> Tensor");
-  m.def("bsr_spmm(Tensor crow, Tensor col, Tensor values, Tensor x, int r, int c) -> Tensor");
-  m.def(
-      "bsr_spmm_t(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols, int r, int c) "
-      "-> Tensor");
-  m.def("bsr_sddmm(Tensor crow, Tensor col, Tensor a, Tensor b, int r, int c) -> Tensor");
-  m.def("bsr_linear(Tensor crow, Tensor col, Tensor values, Tensor x, int r, int c) -> Tensor");
-  m.def("nm_spmm(Tensor metadata, Tensor values, Tensor x, int n, int m) -> Tensor");
-  m.def(
-      "nm_spmm_t(Tensor metadata, Tensor values, Tensor d, int num_cols, int n, int m) -> Tensor");
-  m.def("nm_sddmm(Tensor metadata, Tensor a, Tensor b, int n, int m) -> Tensor");
-  m.def("nm_linear(Tensor metadata, Tensor values, Tensor x, int n, int m) -> Tensor");
+  for (const auto& s : kSchemas) {
+    m.def(torch::schema((std::string(s[0]) + s[1]).c_str(), c10::AliasAnalysisKind::FROM_SCHEMA));
+    m.def(torch::schema((std::string(s[0]) + "_call" + s[1]).c_str(),
+                        c10::AliasAnalysisKind::FROM_SCHEMA));
+  }
+}
+
+TORCH_LIBRARY_IMPL(sparse_ops, CompositeImplicitAutograd, m) {
+  for (const auto& s : kSchemas) {
+    const std::string name = std::string(s[0]) + "_call";
+    m.impl(name.c_str(), torch::CppFunction::makeFromBoxedFunction<&sparse_ops::call_product>());
+  }
 }
 
 TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {

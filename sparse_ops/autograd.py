@@ -24,8 +24,11 @@ import torch
 class ProductOps:
     """One format's products on one backend, with ``n_struct`` leading index tensors.
 
-    ``linear``, where a backend has one, is the native ``x @ S^T`` (``x (B, K)`` row-major →
-    ``(B, M)``); without it ``so.linear`` computes ``(S @ x^T)^T``.
+    ``linear``, where a backend has one, is the native ``x @ S^T + bias`` (``x (B, K)``
+    row-major → ``(B, M)``, ``bias`` optional); without it ``so.linear`` computes
+    ``(S @ x^T)^T + bias``. ``call`` maps a product's name to the op that ``matmul`` and
+    ``linear`` invoke (a C++ backend's ``*_call`` twins, which skip the Python autograd
+    layer when no gradient is needed); by default the products themselves.
     """
 
     spmm: Callable
@@ -33,6 +36,13 @@ class ProductOps:
     sddmm: Callable
     n_struct: int
     linear: Callable | None = None
+    call: dict[str, Callable] | None = None
+
+    def entry(self, product: str) -> Callable:
+        """The op that user-facing code calls for ``product`` ("spmm", "linear", ...)."""
+        if self.call is not None:
+            return self.call[product]
+        return getattr(self, product)
 
 
 def register_product_autograd(ops: ProductOps) -> None:
@@ -83,11 +93,11 @@ def register_product_autograd(ops: ProductOps) -> None:
         return (None,) * ns + (ga, gb) + (None,) * len(params)
 
     def linear_setup(ctx, inputs, output):
-        save(ctx, inputs, ns + 2)
+        save(ctx, inputs, ns + 2)  # rest: (bias, *params)
 
     def linear_backward(ctx, gy):
         *struct, values, x = ctx.saved_tensors
-        params = ctx.rest
+        params = ctx.rest[1:]
         gyt = gy.t()
         gv = ops.sddmm(*struct, gyt, x.t(), *params) if ctx.needs_input_grad[ns] else None
         gx = (
@@ -95,7 +105,8 @@ def register_product_autograd(ops: ProductOps) -> None:
             if ctx.needs_input_grad[ns + 1]
             else None
         )
-        return (None,) * ns + (gv, gx) + (None,) * len(params)
+        gb = gy.sum(0) if ctx.needs_input_grad[ns + 2] else None
+        return (None,) * ns + (gv, gx, gb) + (None,) * len(params)
 
     if ops.linear is not None:
         torch.library.register_autograd(ops.linear, linear_backward, setup_context=linear_setup)

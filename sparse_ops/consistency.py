@@ -30,6 +30,20 @@ def _expect_1d(name: str, t: object) -> torch.Tensor:
 
 
 def _csr(s: SparseMatrix) -> None:
+    m = s._shape[0]
+    crow, col, values = s.crow_indices, s.col_indices, s.values
+    if (
+        type(crow) is torch.Tensor
+        and type(values) is torch.Tensor
+        and crow.shape == (m + 1,)
+        and values.dim() == 1
+        and col.shape == values.shape
+    ):
+        return
+    _csr_explain(s)
+
+
+def _csr_explain(s: SparseMatrix) -> None:
     m, _ = s.shape
     crow = _expect_1d("crow_indices", s.crow_indices)
     col = _expect_1d("col_indices", s.col_indices)

@@ -44,15 +44,15 @@ def nm_sddmm(metadata, a, b, n, m):
     return a.new_empty(a.shape[0], (b.shape[0] + m - 1) // m * n)
 
 
-def csr_linear(crow, col, values, x):
+def csr_linear(crow, col, values, x, bias):
     return x.new_empty(x.shape[0], crow.shape[0] - 1)
 
 
-def bsr_linear(crow, col, values, x, r, c):
+def bsr_linear(crow, col, values, x, bias, r, c):
     return x.new_empty(x.shape[0], (crow.shape[0] - 1) * r)
 
 
-def nm_linear(metadata, values, x, n, m):
+def nm_linear(metadata, values, x, bias, n, m):
     return x.new_empty(x.shape[0], values.shape[0])
 
 

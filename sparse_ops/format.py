@@ -57,7 +57,10 @@ class SparseMatrix:
 
     def structure(self) -> tuple[torch.Tensor, ...]:
         """The index tensors, in the order the ops take them."""
-        return tuple(getattr(self, n) for n in self._structure_names)
+        names = self._structure_names
+        if len(names) == 2:
+            return (getattr(self, names[0]), getattr(self, names[1]))
+        return tuple(getattr(self, n) for n in names)
 
     def params(self) -> tuple[int, ...]:
         """The integer parameters the ops take after the dense operands."""

@@ -70,6 +70,13 @@ def _cpp_ops() -> dict[str, ProductOps]:
     return _CPP_OPS
 
 
+def _ops_for(layout: str, backend: str | None, x: torch.Tensor) -> ProductOps:
+    # The common case (CPU tensors, default backend) without the general lookup.
+    if backend is None and _CPP_OPS and not x.is_cuda and x.device.type == "cpu":
+        return _CPP_OPS[layout]
+    return product_ops(layout, backend, x.device)
+
+
 def _check_sparse(name: str, s: object) -> SparseMatrix:
     if not isinstance(s, SparseMatrix):
         raise TypeError(
@@ -79,6 +86,13 @@ def _check_sparse(name: str, s: object) -> SparseMatrix:
 
 
 def _check_dense_operand(name: str, s: SparseMatrix, x: object, dim_name: str) -> torch.Tensor:
+    if (
+        type(x) is torch.Tensor
+        and x.dtype is s.values.dtype
+        and x.layout is torch.strided
+        and x.device == s.values.device
+    ):
+        return x
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if x.layout != torch.strided:
@@ -101,13 +115,13 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
     x = _check_dense_operand("x", s, x, "K")
     if x.dim() != 2:
         raise ValueError(f"x: expected a 2-D (K, N) tensor, got shape {tuple(x.shape)}")
-    if x.shape[0] != s.shape[1]:
+    if x.shape[0] != s._shape[1]:
         raise ValueError(
             f"x: has {x.shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
         )
     check_consistent(s)
-    ops = product_ops(s.layout, backend, x.device)
-    return ops.spmm(*s.structure(), s.values, x, *s.params())
+    ops = _ops_for(s.layout, backend, x)
+    return ops.entry("spmm")(*s.structure(), s.values, x, *s.params())
 
 
 def linear(
@@ -130,13 +144,13 @@ def linear(
                 f"bias: expected shape ({weight.shape[0]},), got {tuple(bias.shape)}"
             )
     check_consistent(weight)
-    ops = product_ops(weight.layout, backend, x.device)
+    ops = _ops_for(weight.layout, backend, x)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, weight.shape[1])
-    if ops.linear is not None:  # native x @ S^T: (B, K) row-major in, (B, M) out
-        y = ops.linear(*weight.structure(), weight.values, x2, *weight.params())
+    if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
+        y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params())
     else:
-        y = ops.spmm(*weight.structure(), weight.values, x2.t(), *weight.params()).t()
-    if bias is not None:
-        y = y + bias
+        y = ops.entry("spmm")(*weight.structure(), weight.values, x2.t(), *weight.params()).t()
+        if bias is not None:
+            y = y + bias
     return y.reshape(*lead, weight.shape[0])

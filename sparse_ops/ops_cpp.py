@@ -2,8 +2,11 @@
 
 The operators are defined and implemented in C++ (``csrc/torch_ops.cpp``, ``TORCH_LIBRARY``
 on ``at::Tensor``): they validate their arguments, allocate their outputs and release the
-GIL there, so a call costs one dispatcher hop. Importing ``sparse_ops._C`` registers them;
-this module gives them the shared fake kernels (``fake.py``) and autograd (``autograd.py``).
+GIL there. Importing ``sparse_ops._C`` registers them; this module gives them the shared
+fake kernels (``fake.py``) and autograd (``autograd.py``). Each product ``P`` has a twin
+``P_call`` that ``so.matmul`` / ``so.linear`` invoke: it runs ``P`` below the autograd layer
+when no input needs a gradient (one dispatcher hop, no Python on the way), and ``P`` with
+its autograd otherwise; under ``torch.compile`` it decomposes into ``P``.
 
 Arguments are the formats' plain tensors (docs/formats.md) in the order of ``reference.py``.
 The dense operand of ``spmm`` / ``linear`` may be row-strided (no copy); values and dense
@@ -22,14 +25,13 @@ from .autograd import ProductOps, register_backend
 _ops = torch.ops.sparse_ops
 
 
+_PRODUCTS = ("spmm", "spmm_t", "sddmm", "linear")
+
+
 def _products(layout: str, n_struct: int) -> ProductOps:
-    return ProductOps(
-        spmm=getattr(_ops, f"{layout}_spmm").default,
-        spmm_t=getattr(_ops, f"{layout}_spmm_t").default,
-        sddmm=getattr(_ops, f"{layout}_sddmm").default,
-        n_struct=n_struct,
-        linear=getattr(_ops, f"{layout}_linear").default,
-    )
+    ops = {p: getattr(_ops, f"{layout}_{p}").default for p in _PRODUCTS}
+    calls = {p: getattr(_ops, f"{layout}_{p}_call").default for p in _PRODUCTS}
+    return ProductOps(n_struct=n_struct, call=calls, **ops)
 
 
 OPS = {"csr": _products("csr", 2), "bsr": _products("bsr", 2), "nm": _products("nm", 1)}

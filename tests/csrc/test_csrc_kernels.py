@@ -19,7 +19,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _load_ext():
-    """``sparse_ops._C`` loaded from its file, without importing the Python package."""
+    """``sparse_ops._C`` loaded from its file, without importing the Python package (torch
+    first: the extension links against libtorch)."""
+    import torch  # noqa: F401
+
     if "sparse_ops._C" in sys.modules:
         return sys.modules["sparse_ops._C"]
     paths = sorted(glob.glob(os.path.join(ROOT, "sparse_ops", "_C*.so")))
@@ -477,7 +480,7 @@ def test_simd_level_reported():
 
 
 def test_simd_env_var_forces_lower_level():
-    code = ("import importlib.util, glob, sys; p = glob.glob(sys.argv[1])[0]; "
+    code = ("import torch, importlib.util, glob, sys; p = glob.glob(sys.argv[1])[0]; "
             "s = importlib.util.spec_from_file_location('sparse_ops._C', p); "
             "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); "
             "print(m.simd_level())")

@@ -17,10 +17,14 @@ def _samples(layout, shape, kw, dtype):
     x = torch.randn(k, 5, dtype=dtype)
     d = torch.randn(m, 5, dtype=dtype)
     st, p = s.structure(), s.params()
+    xb = torch.randn(3, k, dtype=dtype)
+    bias = torch.randn(m, dtype=dtype)
     return [
         (ops.spmm, (*st, s.values, x, *p)),
         (ops.spmm_t, (*st, s.values, d, k, *p)),
         (ops.sddmm, (*st, d, x, *p)),
+        (ops.linear, (*st, s.values, xb, bias, *p)),
+        (ops.linear, (*st, s.values, xb[:1], None, *p)),
     ]
 
 
@@ -41,8 +45,15 @@ def test_ops_match_reference(idx):
     from sparse_ops.matmul import REFERENCE_OPS
     layout, shape, kw = CASES[idx]
     ref = REFERENCE_OPS[layout]
+    def ref_linear(*args):
+        *struct, values, xb, bias, = args[: ref.n_struct + 3]
+        params = args[ref.n_struct + 3:]
+        y = ref.spmm(*struct, values, xb.t(), *params).t()
+        return y if bias is None else y + bias
+
     for (op, args), ref_op in zip(_samples(layout, shape, kw, torch.float32),
-                                  (ref.spmm, ref.spmm_t, ref.sddmm), strict=True):
+                                  (ref.spmm, ref.spmm_t, ref.sddmm, ref_linear, ref_linear),
+                                  strict=True):
         dargs = tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
                       for a in args)
         assert rel_err(op(*args), ref_op(*dargs)) < 1e-5

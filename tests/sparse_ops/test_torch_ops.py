@@ -1,0 +1,305 @@
+"""The C++ torch operators (``torch.ops.sparse_ops.*``): fuzzed with malformed structures,
+row-strided operands, the per-structure validation cache, shape consistency and threads.
+
+Every comparison is against a float64 reference on fresh random inputs of odd sizes, with
+the output of the op never pre-zeroed (the op allocates it; NaN in it would show).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sparse_ops as so
+from sparse_ops import _C
+from tests.csrc.test_csrc_fuzz import (
+    SETTINGS,
+    bsr_case,
+    csr_case,
+    csr_valid,
+    nm_case,
+    nm_valid,
+)
+from tests.csrc.test_csrc_kernels import bsr_dense, csr_dense, nm_dense, unpack_positions
+from tests.helpers import draw_seed, rel_err
+
+ops = torch.ops.sparse_ops
+ERRORS = (ValueError, TypeError)
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+# ----------------------------------------------------------------------------- fuzz
+@SETTINGS
+@given(csr_case(), st.booleans())
+def test_fuzz_csr_ops(case, via_call):
+    crow, col, vals, m, k, n, dtype = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((k, n)).astype(dtype)
+    m_out = max(crow.shape[0] - 1, 0)
+    ok = csr_valid(crow, col, vals, m_out, k) and crow.shape[0] >= 1
+    spmm = ops.csr_spmm_call if via_call else ops.csr_spmm
+    try:
+        y = spmm(_t(crow), _t(col), _t(vals), _t(x))
+    except ERRORS:
+        assert not ok
+    else:
+        assert ok
+        assert rel_err(y, torch.from_numpy(csr_dense(crow, col, vals, m_out, k) @ x)) < 1e-5
+    d = rng.standard_normal((m_out, n)).astype(dtype)
+    ok_t = ok
+    try:
+        z = ops.csr_spmm_t(_t(crow), _t(col), _t(vals), _t(d), k)
+    except ERRORS:
+        assert not ok_t
+    else:
+        assert ok_t
+        assert rel_err(z, torch.from_numpy(csr_dense(crow, col, vals, m_out, k).T @ d)) < 1e-5
+    ok_s = csr_valid(crow, col, None, m_out, k) and crow.shape[0] >= 1
+    try:
+        v = ops.csr_sddmm(_t(crow), _t(col), _t(d), _t(x))
+    except ERRORS:
+        assert not ok_s
+    else:
+        assert ok_s
+        rows = np.repeat(np.arange(m_out), np.diff(crow))
+        want = np.einsum("pn,pn->p", d[rows].astype(float), x[col.astype(int)].astype(float))
+        assert rel_err(v, torch.from_numpy(want)) < 1e-5
+
+
+@SETTINGS
+@given(bsr_case())
+def test_fuzz_bsr_ops(case):
+    crow, col, nblocks, r, c, k_rows, n = case
+    rng = np.random.default_rng(1)
+    vals = rng.standard_normal((nblocks, r, c))
+    x = rng.standard_normal((k_rows, n))
+    mb = max(crow.shape[0] - 1, 0)
+    kb = k_rows // c
+    ok = (crow.shape[0] >= 1 and k_rows % c == 0 and nblocks == col.shape[0]
+          and csr_valid(crow, col, None, mb, kb))
+    try:
+        y = ops.bsr_spmm(_t(crow), _t(col), _t(vals), _t(x), r, c)
+    except ERRORS:
+        assert not ok
+    else:
+        assert ok
+        assert rel_err(y, torch.from_numpy(bsr_dense(crow, col, vals, mb, kb) @ x)) < 1e-12
+    d = rng.standard_normal((mb * r, n))
+    try:
+        z = ops.bsr_spmm_t(_t(crow), _t(col), _t(vals), _t(d), k_rows, r, c)
+    except ERRORS:
+        assert not ok
+    else:
+        assert ok
+        assert rel_err(z, torch.from_numpy(bsr_dense(crow, col, vals, mb, kb).T @ d)) < 1e-12
+
+
+@SETTINGS
+@given(nm_case())
+def test_fuzz_nm_ops(case):
+    nn, m, rows, k, n, meta, vslots = case
+    rng = np.random.default_rng(2)
+    vals = rng.standard_normal((rows, vslots))
+    x = rng.standard_normal((k, n))
+    ok = nm_valid(nn, m, rows, k, meta, vslots)
+    dense = None
+    if ok:
+        pos = unpack_positions(meta, vslots, m) if vslots else np.zeros((rows, 0), np.int64)
+        dense = nm_dense(vals, pos, k, nn, m)
+    try:
+        y = ops.nm_spmm(_t(meta), _t(vals), _t(x), nn, m)
+    except ERRORS:
+        assert not ok
+    else:
+        assert ok
+        assert rel_err(y, torch.from_numpy(dense @ x)) < 1e-12
+    xb = rng.standard_normal((3, k))
+    try:
+        yl = ops.nm_linear(_t(meta), _t(vals), _t(xb), None, nn, m)
+    except ERRORS:
+        assert not ok
+    else:
+        assert ok
+        assert rel_err(yl, torch.from_numpy(xb @ dense.T)) < 1e-12
+
+
+# ----------------------------------------------------------------------------- strides
+CASES = [
+    ("csr", (37, 53), {"density": 0.3}),
+    ("bsr", (36, 55), {"density": 0.4, "blocksize": (3, 5)}),
+    ("nm", (37, 53), {"n": 2, "m": 4}),
+    ("nm", (19, 61), {"n": 1, "m": 4}),
+]
+
+
+def _random(layout, shape, kw, dtype=torch.float32):
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(shape, generator=g, dtype=dtype)
+    p = so.prune(w, layout, kw.get("density"), blocksize=kw.get("blocksize"),
+                 n=kw.get("n"), m=kw.get("m"))
+    return so.to_sparse(p, layout, **{k: v for k, v in kw.items() if k != "density"}), p, g
+
+
+@pytest.mark.parametrize("layout,shape,kw", CASES)
+@pytest.mark.parametrize("n", [1, 5, 67])
+def test_row_strided_operands(layout, shape, kw, n):
+    """A row-strided x (a column slice of a wider tensor) gives the same answer."""
+    s, p, g = _random(layout, shape, kw)
+    wide = torch.randn(shape[1], 2 * n + 3, generator=g)
+    x = wide[:, 1:n + 1]
+    assert not x.is_contiguous()
+    want = p.double() @ x.double()
+    assert rel_err(so.matmul(s, x), want) < 1e-5
+    xt = torch.randn(2 * n + 3, shape[1], generator=g)[1:n + 1]  # rows of a wider batch
+    bias = torch.randn(shape[0], generator=g)
+    assert rel_err(so.linear(xt, s, bias), xt.double() @ p.double().T + bias.double()) < 1e-5
+
+
+@pytest.mark.parametrize("layout,shape,kw", CASES)
+def test_negative_and_conjugate_views(layout, shape, kw):
+    s, p, g = _random(layout, shape, kw)
+    x = torch.randn(shape[1], 4, generator=g)
+    neg = torch._neg_view(x)
+    assert rel_err(so.matmul(s, neg), -(p.double() @ x.double())) < 1e-5
+
+
+@pytest.mark.parametrize("layout,shape,kw", CASES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision(layout, shape, kw, dtype):
+    s, p, g = _random(layout, shape, kw, dtype=dtype)
+    x = torch.randn(shape[1], 7, generator=g).to(dtype)
+    y = so.matmul(s, x)
+    assert y.dtype == dtype
+    assert rel_err(y, p.double() @ x.double()) < 1e-2
+
+
+# ----------------------------------------------------------------------------- the cache
+def test_cache_revalidates_after_in_place_change():
+    s, p, g = _random("csr", (37, 53), {"density": 0.3})
+    x = torch.randn(53, 3, generator=g)
+    so.matmul(s, x)
+    assert _C._structure_cache_size() >= 1
+    s.col_indices[5] = 53  # in place: bumps the version counter
+    with pytest.raises(ValueError, match="col_indices"):
+        so.matmul(s, x)
+    s.col_indices[5] = 0
+    s.crow_indices[3] = 10_000  # row pointers beyond nnz: must not be read as valid
+    with pytest.raises(ValueError, match="crow_indices"):
+        so.matmul(s, x)
+
+
+def test_cache_revalidates_transposed_structure():
+    s, p, g = _random("bsr", (36, 55), {"density": 0.4, "blocksize": (3, 5)})
+    d = torch.randn(36, 4, generator=g)
+    z = ops.bsr_spmm_t(*s.structure(), s.values, d, 55, 3, 5)
+    assert rel_err(z, p.double().T @ d.double()) < 1e-5
+    s.col_indices[0] = 11  # block columns are [0, 11)
+    with pytest.raises(ValueError, match="col_indices"):
+        ops.bsr_spmm_t(*s.structure(), s.values, d, 55, 3, 5)
+
+
+def test_cache_revalidates_nm_metadata():
+    s, p, g = _random("nm", (19, 61), {"n": 1, "m": 4})
+    x = torch.randn(61, 2, generator=g)
+    so.matmul(s, x)
+    s.metadata[-1, -1] = 255  # last group of 61 columns has one position: 3 is out of range
+    with pytest.raises(ValueError, match="metadata"):
+        so.matmul(s, x)
+
+
+def test_replaced_structure_tensor_is_validated():
+    s, p, g = _random("csr", (37, 53), {"density": 0.3})
+    x = torch.randn(53, 3, generator=g)
+    so.matmul(s, x)
+    bad = s.col_indices.clone()
+    bad[0] = -1
+    s.col_indices = bad
+    with pytest.raises(ValueError, match="col_indices"):
+        so.matmul(s, x)
+
+
+def test_cached_call_matches_first_call():
+    s, p, g = _random("csr", (37, 53), {"density": 0.3})
+    x = torch.randn(53, 9, generator=g)
+    first = so.matmul(s, x)
+    for _ in range(3):
+        assert torch.equal(so.matmul(s, x), first)
+    s.values.mul_(2)  # values are read on every call, never cached
+    assert rel_err(so.matmul(s, x), 2 * (p.double() @ x.double())) < 1e-5
+
+
+# ----------------------------------------------------------------------------- consistency
+def test_replaced_bsr_values_raise():
+    w = torch.randn(32, 64)
+    b = so.to_sparse(so.prune(w, "bsr", density=0.5, blocksize=(8, 8)), "bsr", blocksize=(8, 8))
+    b.values = torch.randn(b.values.shape[0], 4, 8)
+    with pytest.raises(ValueError, match="crow_indices|values"):
+        so.matmul(b, torch.randn(64, 5))
+    b.values = torch.randn(b.values.shape[0], 64)
+    with pytest.raises(ValueError, match="values"):
+        so.matmul(b, torch.randn(64, 5))
+
+
+def test_unvalidated_csr_with_wrong_row_count_raises():
+    crow = torch.tensor([0, 1, 2], dtype=torch.int32)
+    col = torch.tensor([0, 3], dtype=torch.int16)
+    s = so.CSRMatrix(crow, col, torch.ones(2), (5, 8), validate=False)
+    with pytest.raises(ValueError, match="crow_indices"):
+        so.matmul(s, torch.randn(8, 2))
+    with pytest.raises(ValueError, match="crow_indices"):
+        so.linear(torch.randn(3, 8), s)
+
+
+def test_nm_values_of_the_wrong_shape_raise():
+    s, _, _ = _random("nm", (37, 53), {"n": 2, "m": 4})
+    s.values = s.values[:, :-1]
+    with pytest.raises(ValueError, match="values"):
+        so.matmul(s, torch.randn(53, 2))
+
+
+def test_dtype_mismatch_is_a_type_error():
+    s, _, _ = _random("csr", (37, 53), {"density": 0.3})
+    with pytest.raises(TypeError, match="x"):
+        ops.csr_spmm(*s.structure(), s.values, torch.randn(53, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x"):
+        ops.csr_spmm(*s.structure(), s.values, torch.randn(53, 2).bfloat16())
+
+
+# ----------------------------------------------------------------------------- threads
+def test_concurrent_callers_get_correct_results():
+    """Four Python threads share one weight; the pool serves one, the others run inline."""
+    torch.set_num_threads(2)
+    s, p, g = _random("csr", (301, 997), {"density": 0.2})
+    xs = [torch.randn(997, 33, generator=g) for _ in range(4)]
+    want = [p.double() @ x.double() for x in xs]
+    errors: list[str] = []
+
+    def work(i):
+        for _ in range(25):
+            if rel_err(so.matmul(s, xs[i]), want[i]) >= 1e-5:
+                errors.append(f"thread {i}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors
+
+
+def test_pool_workers_match_threads():
+    torch.set_num_threads(2)
+    s, p, g = _random("csr", (512, 2048), {"density": 0.3})
+    x = torch.randn(2048, 64, generator=g)
+    assert rel_err(so.matmul(s, x), p.double() @ x.double()) < 1e-5
+    assert _C._pool_workers() >= 1
