@@ -52,9 +52,16 @@ class DaskExecutor:
                 raise ValueError(f"address={address!r}: no Dask scheduler reachable there "
                                  f"({exc})") from exc
         else:
+            import dask
+
             n = n_workers or os.cpu_count() or 1
-            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=None)
+            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's
+            # adaptive mmap threshold: every large numpy temporary is then mapped and faulted
+            # in afresh, which slows the sparse folds down markedly. Leave glibc's default.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ."
+                                  "MALLOC_TRIM_THRESHOLD_": None}):
+                self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
+                                             processes=True, dashboard_address=None)
             self.client = Client(self._cluster)
 
     @property
