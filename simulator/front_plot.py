@@ -17,6 +17,7 @@ def plot_front(rows: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]],
     """Scatter every row on the first two objectives (log axes), coloured by the third when
     there is one, with the front's points circled; writes ``path`` (PNG) and returns it."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -41,6 +42,7 @@ def plot_front(rows: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]],
     if (xs > 0).all() and (ys > 0).all():
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
     ax.set_title(title or f"{len(rows)} design points")
