@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> Path:
                    help="the speed/memory benchmark only (MLP 3072-1024-512-10)")
     p.add_argument("--steps", type=int, default=None, help="training steps per run")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..n-1)")
+    p.add_argument("--speed-steps", type=int, default=300, help="timed steps per speed mode")
+    p.add_argument("--threads", type=int, default=2, help="threads of the speed benchmark")
     p.add_argument("--out", type=Path, default=Path("bench/out"))
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> Path:
         from .report import speed_lines
         from .speed import run_all
 
-        sp = run_all()
+        sp = run_all(a.speed_steps, a.threads)
         (a.out / "dst_speed.json").write_text(json.dumps(sp, indent=1))
         path = a.out / "dst_speed.md"
         path.write_text("\n".join(speed_lines(sp)))

@@ -111,7 +111,10 @@ def _verdict_lines(v: dict) -> list[str]:
 
 
 def speed_lines(sp: dict) -> list[str]:
-    lines = ["## Speed and memory", "", sp["note"], "",
+    load = sp.get("load_average")
+    lines = ["## Speed and memory", "", sp["note"] + (
+        f" Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)."
+        if load else ""), "",
              "| mode | step (ms) | vs dense | vs masked dense | DST update share | "
              "training memory (MB) | vs dense |", "|---|---|---|---|---|---|---|"]
     dense, masked = sp["modes"]["dense"], sp["modes"].get("masked_0.05")

@@ -81,27 +81,37 @@ class MaskedDST:
             lay.keep_grad, lay.w_eff = False, None
 
 
-def _mlp() -> nn.Sequential:
+def _mlp(sizes: tuple[int, ...] = SIZES) -> nn.Sequential:
     mods: list[nn.Module] = []
-    for a, b in zip(SIZES[:-1], SIZES[1:], strict=True):
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
         mods += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*mods[:-1])
 
 
-def run_mode(mode: str, density: float, steps: int, warmup: int = 10) -> dict:
-    """One mode in this process: ``dense``, ``masked`` or ``sparse`` (CSR + so.dst)."""
+def run_mode(mode: str, density: float, steps: int, warmup: int = 10, threads: int = 2,
+             sizes: tuple[int, ...] = SIZES, batch: int = BATCH, every: int = 100) -> dict:
+    """One mode in this process: ``dense``, ``masked`` or ``sparse`` (CSR + so.dst).
+
+    A first call at 1/8 size (same code paths) warms the libraries so that the RSS growth
+    measured here is the training's tensors, not code pages and thread pools."""
+    import gc
+
     import psutil
 
     import sparse_ops as so
 
-    torch.set_num_threads(2)
+    if sizes == SIZES:
+        small = tuple(max(10, s // 8) for s in SIZES[:-1]) + (SIZES[-1],)
+        run_mode(mode, density, 6, 2, threads, small, batch, every=3)
+        gc.collect()
+    torch.set_num_threads(threads)
     proc = psutil.Process()
     g = torch.Generator().manual_seed(0)
-    xs = [torch.randn(BATCH, SIZES[0], generator=g) for _ in range(4)]
-    ys = [torch.randint(0, SIZES[-1], (BATCH,), generator=g) for _ in range(4)]
+    xs = [torch.randn(batch, sizes[0], generator=g) for _ in range(4)]
+    ys = [torch.randint(0, sizes[-1], (batch,), generator=g) for _ in range(4)]
     rss0 = proc.memory_info().rss
     torch.manual_seed(0)
-    model = _mlp()
+    model = _mlp(sizes)
     dst = masked = None
     if mode == "sparse":
         model = so.sparsify(model, "csr", density=density)
@@ -114,9 +124,9 @@ def run_mode(mode: str, density: float, steps: int, warmup: int = 10) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     if mode == "sparse":
         dst = so.dst.DynamicSparsity(model, opt, prune="magnitude", grow="gradient",
-                                     update_every=100, drop_fraction=0.3, schedule="constant")
+                                     update_every=every, drop_fraction=0.3, schedule="constant")
     elif mode == "masked":
-        masked = MaskedDST(layers, opt)
+        masked = MaskedDST(layers, opt, update_every=every)
     peak, times, update = rss0, [], 0.0
     for i in range(warmup + steps):
         t0 = time.perf_counter()
@@ -136,7 +146,7 @@ def run_mode(mode: str, density: float, steps: int, warmup: int = 10) -> dict:
         peak = max(peak, proc.memory_info().rss)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-            if (i + 1) % 100 == 0:
+            if (i + 1) % every == 0:
                 update += u1 - u0
     total = sum(times)
     return {"mode": mode, "density": density, "steps": steps,
@@ -186,12 +196,13 @@ def big_update() -> dict:
             "rss_mb": (rss1 - rss0) / 2**20}
 
 
-def run_all(steps: int = 300, log=print) -> dict:
+def run_all(steps: int = 300, threads: int = 2, log=print) -> dict:
     modes = {}
     for name, mode, d in (("dense", "dense", 1.0), ("masked_0.05", "masked", 0.05),
                           ("masked_0.1", "masked", 0.1), ("sparse_0.05", "sparse", 0.05),
                           ("sparse_0.1", "sparse", 0.1)):
-        out = subprocess.run([sys.executable, "-m", "bench.dst.speed", mode, str(d), str(steps)],
+        out = subprocess.run([sys.executable, "-m", "bench.dst.speed", mode, str(d), str(steps),
+                              str(threads)],
                              capture_output=True, text=True, check=True,
                              cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
         modes[name] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -213,14 +224,17 @@ def run_all(steps: int = 300, log=print) -> dict:
         "memory d=0.05 ≤ 0.3× dense": sp5["train_mb"] <= 0.3 * dense["train_mb"],
         "8192² update allocates < 1/16 of dense": big["largest"] < big["dense"] // 16,
     }
-    note = (f"{steps} timed steps per mode after 10 warm-up, 2 threads, each mode in its own "
+    note = (f"{steps} timed steps per mode after 10 warm-up, {threads} threads, each mode in "
+            f"its own "
             f"process, run one after another on a machine shared with other jobs (the "
             f"timings carry that noise). Update share: DST update time / total step time.")
-    return {"modes": modes, "big": big, "targets": targets, "note": note}
+    return {"modes": modes, "big": big, "targets": targets, "note": note, "threads": threads,
+            "load_average": os.getloadavg()}
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "big":
         print(json.dumps(big_update()))
     else:
-        print(json.dumps(run_mode(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]))))
+        print(json.dumps(run_mode(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]),
+                                  threads=int(sys.argv[4]))))

@@ -83,12 +83,22 @@ def prune_scores(
 
 
 def _lowest(score: torch.Tensor, k: int, eligible: torch.Tensor | None) -> torch.Tensor:
-    """Indices of the ``k`` lowest scores among ``eligible`` (stable: lower index on ties)."""
+    """Indices of the ``k`` lowest scores among ``eligible``; on ties the lower index wins.
+
+    O(n): a k-th value threshold, then the tied entries at it in index order (no sort).
+    """
     if eligible is not None:
         idx = eligible.nonzero().squeeze(1)
-        order = torch.sort(score[idx], stable=True).indices[:k]
-        return idx[order]
-    return torch.sort(score, stable=True).indices[:k]
+        return idx[_lowest(score[idx], k, None)]
+    n = score.numel()
+    if k >= n:
+        return torch.arange(n, device=score.device)
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.long, device=score.device)
+    thr = torch.kthvalue(score, k).values
+    below = (score < thr).nonzero().squeeze(1)
+    ties = (score == thr).nonzero().squeeze(1)[: k - below.numel()]
+    return torch.cat([below, ties])
 
 
 def select_prune(
@@ -118,7 +128,14 @@ def select_prune(
         k_pos = min(k - k_neg, n_pos)
         k_neg = min(k - k_pos, n_neg)
         chosen = torch.cat([_lowest(mean, k_pos, pos), _lowest(-mean, k_neg, neg)])
-        return torch.sort(chosen).values
+        return _ascending(chosen, units)
     if score is None:
         score = prune_scores(criterion, values, grad, units, gamma, generator)
-    return torch.sort(_lowest(score, k, eligible)).values
+    return _ascending(_lowest(score, k, eligible), units)
+
+
+def _ascending(idx: torch.Tensor, units: int) -> torch.Tensor:
+    """Distinct indices in ascending order, in O(units) (a mask, not a sort)."""
+    mask = torch.zeros(units, dtype=torch.bool, device=idx.device)
+    mask[idx] = True
+    return mask.nonzero().squeeze(1)

@@ -70,6 +70,9 @@ class DynamicSparsity:
             0.9); ``momentum_window``: steps it sums over.
         seed: seeds every random choice, as a function of ``(seed, step, layer)``.
         tile_elems: elements per dense-gradient tile (memory of gradient growth).
+        update_threads: torch threads during an update (restored after). 1 by default: the
+            update's sorts, top-k and scatters are O(nnz) and lose to OpenMP overhead on more
+            threads, badly so on a loaded machine. None: leave the thread count alone.
         process_group: the ``torch.distributed`` group (None: the default one if initialised).
     """
 
@@ -91,6 +94,7 @@ class DynamicSparsity:
         momentum_window: int = 8,
         seed: int = 0,
         tile_elems: int = 1 << 20,
+        update_threads: int | None = 1,
         process_group: object | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -124,6 +128,12 @@ class DynamicSparsity:
             momentum_window < 1
         ):
             raise ValueError(f"momentum_window: expected a positive int, got {momentum_window!r}")
+        if update_threads is not None and (
+            isinstance(update_threads, bool) or not isinstance(update_threads, int)
+            or update_threads < 1
+        ):
+            raise ValueError(f"update_threads: expected a positive int or None, got "
+                             f"{update_threads!r}")
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
             raise ValueError(f"gamma: expected a number >= 0, got {gamma!r}")
         self.optimizer = optimizer
@@ -131,6 +141,7 @@ class DynamicSparsity:
         self.momentum = float(momentum) if momentum is not None else self._optimizer_beta()
         self.seed = int(seed)
         self.tile_elems = tile_elems
+        self.update_threads = update_threads
         self.process_group = process_group
         self.window = {"random": 0, "gradient": 1, "momentum": momentum_window}[self.grow]
         self._step = 0
@@ -195,8 +206,14 @@ class DynamicSparsity:
             self._drop_stale(t)
             return False
         group = active_group(self.process_group)
-        for i in range(len(self.layers)):
-            self._update_layer(i, t, group)
+        threads = torch.get_num_threads()
+        if self.update_threads is not None:
+            torch.set_num_threads(self.update_threads)
+        try:
+            for i in range(len(self.layers)):
+                self._update_layer(i, t, group)
+        finally:
+            torch.set_num_threads(threads)
         for c in self._captures:
             c.clear()
         if group is not None:
@@ -263,7 +280,9 @@ class DynamicSparsity:
             ids = view.active_ids()
             pruned = select_prune(self.prune, values, grad, view.units, k, gamma=self.gamma,
                                   generator=gen_p)
-            active_sorted = torch.sort(ids).values
+            active_sorted = ids
+            if ids.numel() > 1 and not bool((ids.diff() > 0).all()):
+                active_sorted = torch.sort(ids).values
             if self.grow == "random":
                 grown = random_inactive_grid(active_sorted.cpu(), view.total, k, gen_g)
             else:

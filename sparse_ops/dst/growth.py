@@ -89,11 +89,17 @@ def topk_inactive_grid(
         lo = int(torch.searchsorted(active_sorted, base))
         hi = int(torch.searchsorted(active_sorted, end))
         s[active_sorted[lo:hi] - base] = -float("inf")
-        keep = (s > thr).nonzero().squeeze(1)
-        if keep.numel() > k:
-            v, j = torch.topk(s[keep], k, sorted=False)
-            keep = keep[j]
-        vals.append(s[keep])
+        if held == 0:  # nothing held yet: the tile's own top k
+            v, keep = torch.topk(s, min(k, s.numel()), sorted=False)
+        else:
+            keep = (s > thr).nonzero().squeeze(1)
+            v = s[keep]
+            if keep.numel() > k:
+                v, j = torch.topk(v, k, sorted=False)
+                keep = keep[j]
+        if held == 0 and v.numel() == k:
+            thr = float(v.min())
+        vals.append(v)
         idxs.append(keep + base)
         held += keep.numel()
         if held > 2 * k:

@@ -56,11 +56,21 @@ class GridLayer:
         keep = torch.ones(self.units, dtype=torch.bool, device=ids.device)
         keep[pruned] = False
         kept = keep.nonzero().squeeze(1)
-        new_ids = torch.cat([ids[kept], grown.to(ids.device)])
-        src = torch.cat([kept, torch.full((grown.numel(),), -1, dtype=torch.long,
-                                          device=ids.device)])
-        new_ids, order = torch.sort(new_ids, stable=True)
-        src = src[order]
+        kept_ids, grown = ids[kept], grown.to(ids.device)
+        if kept_ids.numel() > 1 and not bool((kept_ids.diff() > 0).all()):
+            kept_ids, order = torch.sort(kept_ids)  # storage not in row-major order
+            kept = kept[order]
+        # Merge two ascending id lists (grown ones are inactive, so never equal to a kept one).
+        total = kept_ids.numel() + grown.numel()
+        at_grown = torch.searchsorted(kept_ids, grown) + torch.arange(grown.numel(),
+                                                                      device=ids.device)
+        is_grown = torch.zeros(total, dtype=torch.bool, device=ids.device)
+        is_grown[at_grown] = True
+        new_ids = torch.empty(total, dtype=torch.long, device=ids.device)
+        src = torch.full((total,), -1, dtype=torch.long, device=ids.device)
+        new_ids[at_grown] = grown
+        new_ids[~is_grown] = kept_ids
+        src[~is_grown] = kept
         mod = self.module
         counts = torch.bincount(new_ids // self.cols_u, minlength=self.rows_u)
         crow = torch.zeros_like(mod.crow_indices)

@@ -199,6 +199,8 @@ def test_bad_input_raises_value_error():
         so.dst.DynamicSparsity(model, opt, schedule="cosine")  # no T_end
     with pytest.raises(ValueError, match="update_every"):
         so.dst.DynamicSparsity(model, opt, schedule="constant", update_every=0)
+    with pytest.raises(ValueError, match="update_threads"):
+        so.dst.DynamicSparsity(model, opt, schedule="constant", update_threads=0)
     with pytest.raises(ValueError, match="exclude"):
         so.dst.DynamicSparsity(model, opt, schedule="constant", exclude=["nope"])
     # Gradient growth before any backward.
