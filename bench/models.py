@@ -137,15 +137,17 @@ def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
     return (got - want).norm().item() / (denom if denom > 0 else 1.0)
 
 
-def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+def median_time(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, Any]:
+    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs, and its result."""
+    out = None
     for _ in range(warmup):
-        fn()
+        out = fn()
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        fn()
+        out = fn()
         samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+    return statistics.median(samples), out
 
 
 def weight_bytes(model: nn.Module) -> tuple[int, int]:
@@ -243,33 +245,42 @@ def measure(kind: str, model: nn.Module, row: Row, shapes: Shapes, x: torch.Tens
             with torch.no_grad():
                 got = fn(x).last_hidden_state.float()
             row.compile_s = time.perf_counter() - t0
+            row.note = f"{torch._dynamo.utils.counters['stats']['unique_graphs']} graphs compiled"
             row.vs_eager = rel_err(got, eager_out) if eager_out is not None else None
         with torch.no_grad():
-            row.forward_ms = 1e3 * median_time(lambda: fn(x), repeat)
+            row.forward_ms = 1e3 * median_time(lambda: fn(x), repeat)[0]
         return None
 
-    gen_kw: dict[str, Any] = {"do_sample": False}
     forward = model.forward
     if compiled:
-        gen_kw["cache_implementation"] = "static"
         model.forward = torch.compile(forward)
+    cache_len = x.shape[1] + shapes.new_tokens
     try:
         with torch.no_grad():
             def gen(k: int) -> torch.Tensor:
-                return model.generate(x, max_new_tokens=k, min_new_tokens=k, **gen_kw)
+                kw: dict[str, Any] = {}
+                if compiled:  # one cache size for every k: the same two graphs throughout
+                    from transformers import StaticCache
 
+                    kw["past_key_values"] = StaticCache(model.config, max_cache_len=cache_len)
+                return model.generate(x, max_new_tokens=k, min_new_tokens=k, do_sample=False,
+                                      **kw)
+
+            t0 = time.perf_counter()
+            gen(2)  # warm-up; compiled: compiles the prefill and the decode-step graphs
             if compiled:
-                t0 = time.perf_counter()
-                gen(2)  # compiles the prefill and the decode-step graphs
                 row.compile_s = time.perf_counter() - t0
-            prefill = median_time(lambda: gen(1), repeat)
-            full = median_time(lambda: gen(shapes.new_tokens), repeat)
-            tokens = gen(shapes.new_tokens)[:, x.shape[1]:]
+            prefill, _ = median_time(lambda: gen(1), repeat, warmup=0)
+            full, tokens = median_time(lambda: gen(shapes.new_tokens), repeat, warmup=0)
+            tokens = tokens[:, x.shape[1]:]
     finally:
         model.forward = forward
     row.prefill_ms = 1e3 * prefill
     row.gen_tok_s = shapes.new_tokens / full
     row.decode_tok_s = (shapes.new_tokens - 1) / max(full - prefill, 1e-9)
+    if compiled:
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        row.note = (row.note + f" {graphs} graphs compiled").strip()
     return tokens
 
 
@@ -338,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs per median (default 3, quick 2)")
     ap.add_argument("--models", default="llama,bert", help="comma list of llama, bert")
+    ap.add_argument("--variants", default=None,
+                    help="comma list of variant names (default: all), e.g. 'dense,csr 0.5'")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's own)")
@@ -363,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     layouts = known_layouts()
     notes = []
     variants = [v for v in VARIANTS if v.layout is None or v.layout in layouts]
+    if args.variants is not None:
+        wanted = [w.strip() for w in args.variants.split(",") if w.strip()]
+        names = [v.name for v in VARIANTS]
+        for w in wanted:
+            if w not in names:
+                ap.error(f"--variants: unknown variant {w!r} (known: {names})")
+        variants = [v for v in variants if v.name in wanted]
     missing = [v.name for v in VARIANTS if v.layout is not None and v.layout not in layouts]
     if missing:
         notes.append(f"skipped {', '.join(missing)}: layout not known to this build "
