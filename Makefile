@@ -1,18 +1,20 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py
+SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 
-.PHONY: demo test build kernels bench clean
+.PHONY: demo test build kernels bench models dst dse load wheel-check clean
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade -r requirements.txt
 	touch $(STAMP)
 
-# The C++ extension sparse_ops/_C*.so, rebuilt when a source changes.
+# The C++ extension sparse_ops/_C*.so, rebuilt when a source changes, and the package itself
+# installed into the venv (editable: the repo's sources, importable from any directory).
 .venv/.built: $(STAMP) $(SOURCES)
 	$(PY) setup.py -q build_ext --inplace
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch .venv/.built
 
 build: .venv/.built
@@ -31,5 +33,25 @@ test: build
 bench: build
 	$(PY) -m pytest -q bench --benchmark-only
 
+# Real models end to end (Hugging Face Llama-style decoder and BERT encoder).
+models: build
+	$(PY) -m bench.models
+
+# The dynamic-sparse-training study (Fantastic Weights criteria) and its speed benchmark.
+dst: build
+	$(PY) -m bench.dst
+
+# Design-space exploration: points/s local vs Dask, sparse-point speedup, Pareto front.
+dse: build
+	$(PY) -m bench.dse
+
+# Latency under a competing process, interleaved with torch ops, and serving threads.
+load: build
+	$(PY) -m bench.load
+
+# The built wheel installed into a fresh venv, and the README example run from elsewhere.
+wheel-check: build
+	bash .ci/wheel_check.sh
+
 clean:
-	rm -rf build .venv sparse_ops/_C*.so
+	rm -rf build dist .venv sparse_ops/_C*.so

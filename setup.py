@@ -26,7 +26,9 @@ ext = CppExtension(
     "sparse_ops._C",
     SOURCES,
     include_dirs=[os.path.join(HERE, "csrc")],
-    extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-fvisibility=hidden"],
+    extra_compile_args=[
+        "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-fvisibility=hidden",
+    ],
     depends=sorted(glob(os.path.join("csrc", "*.h"))),
 )
 

@@ -5,8 +5,6 @@ Signatures match ``reference.py``; outputs take the dtype and device of the dens
 
 from __future__ import annotations
 
-import torch
-
 
 def csr_spmm(crow, col, values, x):
     return x.new_empty(crow.shape[0] - 1, x.shape[1])
