@@ -116,7 +116,8 @@ def speed_lines(sp: dict) -> list[str]:
         f" Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)."
         if load else ""), "",
              "| mode | step (ms) | vs dense | vs masked dense | DST update share | "
-             "training memory (MB) | vs dense |", "|---|---|---|---|---|---|---|"]
+             "training memory (MB) | vs dense | before the first update (MB) | vs dense |",
+             "|---|---|---|---|---|---|---|---|---|"]
     dense, masked = sp["modes"]["dense"], sp["modes"].get("masked_0.05")
     for name, r in sp["modes"].items():
         ref_m = sp["modes"].get("masked_" + name.split("_")[-1], masked)
@@ -124,7 +125,8 @@ def speed_lines(sp: dict) -> list[str]:
             f"| {name} | {r['step_ms']:.2f} | {dense['step_ms'] / r['step_ms']:.2f}× | "
             f"{ref_m['step_ms'] / r['step_ms']:.2f}× | "
             f"{100 * r['update_share']:.1f} % | {r['train_mb']:.1f} | "
-            f"{r['train_mb'] / dense['train_mb']:.2f}× |"
+            f"{r['train_mb'] / dense['train_mb']:.2f}× | {r.get('steps_only_mb', 0):.1f} | "
+            f"{r.get('steps_only_mb', 0) / max(dense.get('steps_only_mb', 1), 1e-9):.2f}× |"
         )
     big = sp.get("big")
     if big:

@@ -38,9 +38,15 @@ def check_criterion(prune: object) -> str:
     return prune
 
 
+def _score_dtype(t: torch.Tensor) -> torch.dtype:
+    """float64 for float64 weights, else float32 (half-precision weights are widened)."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
 def _pool(t: torch.Tensor, units: int) -> torch.Tensor:
-    """Mean over each unit's trailing entries: ``(units, ...)`` → ``(units,)`` float64."""
-    return t.reshape(units, -1).double().mean(1)
+    """Mean over each unit's trailing entries: ``(units, ...)`` → ``(units,)``."""
+    t = t.reshape(units, -1).to(_score_dtype(t))
+    return t[:, 0] if t.shape[1] == 1 else t.mean(1)
 
 
 def prune_scores(
@@ -51,7 +57,8 @@ def prune_scores(
     gamma: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """float64 ``(units,)`` scores, lowest pruned first (not for ``"set"``).
+    """``(units,)`` scores (float32, float64 for float64 weights), lowest pruned first (not
+    for ``"set"``).
 
     ``values``, ``grad``: the layer's stored values and their gradient, any shape whose
     leading elements group into ``units`` equal units (``(nnz,)``, ``(nnzb, R, C)``,
@@ -59,7 +66,8 @@ def prune_scores(
     """
     criterion = check_criterion(criterion)
     if criterion == "random":
-        return torch.rand(units, generator=generator, dtype=torch.float64).to(values.device)
+        return torch.rand(units, generator=generator, dtype=torch.float64).to(values.device,
+                                                                               _score_dtype(values))
     if criterion == "set":
         raise ValueError("prune: 'set' selects by sign, not by one score (use select_prune)")
     if criterion in NEEDS_GRAD and grad is None:
@@ -67,10 +75,11 @@ def prune_scores(
             f"prune: criterion {criterion!r} needs the values' gradient; call backward() "
             f"before dst.step()"
         )
-    w = values.detach().reshape(units, -1).double().abs()
+    dt = _score_dtype(values)
+    w = values.detach().reshape(units, -1).to(dt).abs()
     if criterion == "magnitude":
-        return w.mean(1)
-    g = grad.detach().reshape(units, -1).double().abs()  # type: ignore[union-attr]
+        return _pool(w, units)
+    g = grad.detach().reshape(units, -1).to(dt).abs()  # type: ignore[union-attr]
     if criterion == "mest":
         s = w + gamma * g
     elif criterion == "snip":
@@ -79,7 +88,7 @@ def prune_scores(
         s = g / (w + EPS)
     else:  # reciprocal_sensitivity
         s = w / (g + EPS)
-    return s.mean(1)
+    return _pool(s, units)
 
 
 def _lowest(score: torch.Tensor, k: int, eligible: torch.Tensor | None) -> torch.Tensor:

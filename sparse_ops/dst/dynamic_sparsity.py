@@ -93,7 +93,7 @@ class DynamicSparsity:
         momentum: float | None = None,
         momentum_window: int = 8,
         seed: int = 0,
-        tile_elems: int = 1 << 20,
+        tile_elems: int = 1 << 18,
         update_threads: int | None = 1,
         process_group: object | None = None,
     ) -> None:
