@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..n-1)")
     p.add_argument("--speed-steps", type=int, default=300, help="timed steps per speed mode")
     p.add_argument("--threads", type=int, default=2, help="threads of the speed benchmark")
+    p.add_argument("--report", action="store_true",
+                   help="rewrite dst.md from the saved runs and speed results (no training)")
     p.add_argument("--out", type=Path, default=Path("bench/out"))
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> Path:
         path.write_text("\n".join(speed_lines(sp)))
         print("\n".join(speed_lines(sp)))
         return path
+    if a.report:
+        path = write(json.loads((a.out / "dst_runs.json").read_text()), a.out, _speeds(a.out))
+        print(path.read_text())
+        return path
     cfg = StudyConfig.quick() if a.quick else StudyConfig()
     if a.steps:
         cfg.steps = a.steps
@@ -41,13 +47,14 @@ def main(argv: list[str] | None = None) -> Path:
     print(f"dst study: tasks {cfg.tasks}, densities {cfg.densities}, seeds {cfg.seeds}")
     result = run_study(cfg)
     (a.out / "dst_runs.json").write_text(json.dumps(result, indent=1))
-    speed = None
-    sp_path = a.out / "dst_speed.json"
-    if sp_path.exists():
-        speed = json.loads(sp_path.read_text())
-    path = write(result, a.out, speed)
+    path = write(result, a.out, _speeds(a.out))
     print(path.read_text())
     return path
+
+
+def _speeds(out: Path) -> list[dict]:
+    """Every saved speed result under ``out`` (``--speed`` runs, any thread count)."""
+    return [json.loads(p.read_text()) for p in sorted(out.glob("**/dst_speed*.json"))]
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def plot(result: dict, task: str, path: Path) -> None:
     plt.close(fig)
 
 
-def write(result: dict, out_dir: Path, speed: dict | None = None) -> Path:
+def write(result: dict, out_dir: Path, speeds: list[dict] | None = None) -> Path:
     cfg, agg = result["config"], aggregate(result["runs"])
     ds = sorted(cfg["densities"], reverse=True)
     lines = [
@@ -91,8 +91,8 @@ def write(result: dict, out_dir: Path, speed: dict | None = None) -> Path:
                      f"low density: {v['magnitude_at_low']})")
     n_sup = sum(v["supported"] for v in verdicts.values())
     lines += ["", f"Overall: supported in {n_sup} of {len(verdicts)} task × growth settings.", ""]
-    if speed:
-        lines += speed_lines(speed)
+    for sp in sorted(speeds or [], key=lambda sp: sp.get("threads", 2), reverse=True):
+        lines += speed_lines(sp)
     path = out_dir / "dst.md"
     path.write_text("\n".join(lines))
     return path
@@ -112,7 +112,7 @@ def _verdict_lines(v: dict) -> list[str]:
 
 def speed_lines(sp: dict) -> list[str]:
     load = sp.get("load_average")
-    lines = ["## Speed and memory", "", sp["note"] + (
+    lines = [f"## Speed and memory ({sp.get('threads', 2)} threads)", "", sp["note"] + (
         f" Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)."
         if load else ""), "",
              "| mode | step (ms) | vs dense | vs masked dense | DST update share | "
