@@ -10,11 +10,12 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --upgrade -r requirements.txt
 	touch $(STAMP)
 
-# The C++ extension sparse_ops/_C*.so, rebuilt when a source changes, and the package itself
-# installed into the venv (editable: the repo's sources, importable from any directory).
+# The C++ extension sparse_ops/_C*.so, rebuilt when a source changes, and the repo put on the
+# venv's path (an editable install as a .pth file: `pip install -e .` would compile the
+# extension a second time), so sparse_ops, kernels and simulator import from any directory.
 .venv/.built: $(STAMP) $(SOURCES)
 	$(PY) setup.py -q build_ext --inplace
-	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/sparse_ops_repo.pth', 'w').write(sys.argv[1])" "$(CURDIR)"
 	touch .venv/.built
 
 build: .venv/.built

@@ -64,7 +64,7 @@ struct BlockColCheck {
 }
 
 template <class T>
-void spmm_run(const BsrSpmmArgs<T>& args, int threads, bool trusted) {
+void spmm_run(const BsrSpmmArgs<T>& args, const HalfValues& hv, int threads, bool trusted) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).bsr_spmm;
   const int64_t Mb = args.Mb, R = args.R, C = args.C, N = args.N, K = args.Kb * C;
@@ -81,6 +81,8 @@ void spmm_run(const BsrSpmmArgs<T>& args, int threads, bool trusted) {
       [&](int64_t c) { return trusted || check(c); },
       [&](int64_t t, int64_t c) {
         BsrSpmmArgs<T> a = args;
+        set_chunk_values(a, args.val, hv, nnzb * R * C, args.crow[bounds[c]] * R * C,
+                             args.crow[bounds[c + 1]] * R * C);
         a.x = xt.data(t);
         a.ldx = xt.ld(t);
         a.xc0 = xt.col0(t);
@@ -116,11 +118,11 @@ void sddmm_run(const BsrSddmmArgs<T>& args, int threads, bool trusted) {
 void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out, int threads,
     bool trusted) {
   check_bsr_indices(crow, col);
-  const DT ft = float_dtype(val);
+  const DT vt = value_dtype(val), ft = compute_dtype(vt);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
   int64_t R = 0, C = 0;
-  block_dims(val, ft, nnzb, &R, &C);
-  expect(x, ft, {"K", "N"}, "the dtype of values");
+  block_dims(val, vt, nnzb, &R, &C);
+  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
   const int64_t K = x.dim(0), N = x.dim(1);
   check_block_multiple(x, K, C, "width C =");
   expect(out, ft, {Mb * R, N}, "the dtype of values");
@@ -128,9 +130,11 @@ void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
   if (!trusted) check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
-    const BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), x.ptr<T>(),
+    const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
+    const BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(),
+                              hv.bits ? nullptr : val.ptr<T>(), x.ptr<T>(),
                               out.ptr<T>(), Mb, K / C, R, C, N, x.ld, 0};
-    spmm_run<T>(args, threads, trusted);
+    spmm_run<T>(args, hv, threads, trusted);
   });
 }
 

@@ -90,7 +90,7 @@ void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
 
 // ---------------------------------------------------------------- SpMV (N == 1)
 // y[r] = sum over blocks of A[r, :] . x[j*C : j*C + C] for RB rows; vectors along C.
-template <class T, int RB>
+template <class T, int RB, class TV = T>
 inline void bsr_spmv_group(const BsrSpmmArgs<T>& a, int64_t s, int64_t e, int64_t r,
                            T* __restrict__ y) {
   using VT = V<T>;
@@ -101,7 +101,7 @@ inline void bsr_spmv_group(const BsrSpmmArgs<T>& a, int64_t s, int64_t e, int64_
 #pragma GCC unroll 32
   for (int q = 0; q < RB; ++q) acc[q] = VT::zero();
   for (int64_t p = s; p < e; ++p) {
-    const T* A = a.val + p * R * C + r * C;
+    const TV* A = values_of<TV>(a) + p * R * C + r * C;
     const T* xs = a.x + static_cast<int64_t>(a.col[p]) * C;
     int64_t c = 0;
     for (; c + W <= C; c += W) {
@@ -126,7 +126,7 @@ inline void bsr_spmv_group(const BsrSpmmArgs<T>& a, int64_t s, int64_t e, int64_
   }
 }
 
-template <class T>
+template <class T, class TV = T>
 void bsr_spmv_rows(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1) {
   constexpr int RB = Tune::bsr_mv_rb;
   const int64_t R = a.R;
@@ -134,9 +134,9 @@ void bsr_spmv_rows(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1) {
     T* y = a.out + i * R;
     const int64_t s = a.crow[i], e = a.crow[i + 1];
     int64_t r = 0;
-    for (; r + RB <= R; r += RB) bsr_spmv_group<T, RB>(a, s, e, r, y);
-    for (; r + 4 <= R; r += 4) bsr_spmv_group<T, 4>(a, s, e, r, y);
-    for (; r < R; ++r) bsr_spmv_group<T, 1>(a, s, e, r, y);
+    for (; r + RB <= R; r += RB) bsr_spmv_group<T, RB, TV>(a, s, e, r, y);
+    for (; r + 4 <= R; r += 4) bsr_spmv_group<T, 4, TV>(a, s, e, r, y);
+    for (; r < R; ++r) bsr_spmv_group<T, 1, TV>(a, s, e, r, y);
   }
 }
 
@@ -145,7 +145,12 @@ void bsr_spmm_rows(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
   constexpr int W = V<T>::W;
   constexpr int NVMAX = Tune::bsr_nv;
   if (a.N == 1) {
-    if (n0 < n1) bsr_spmv_rows(a, br0, br1);
+    if (n0 >= n1) return;
+    if constexpr (std::is_same_v<T, float>) {
+      if (a.hkind == kBf16) return bsr_spmv_rows<T, Bf16>(a, br0, br1);
+      if (a.hkind == kF16) return bsr_spmv_rows<T, F16>(a, br0, br1);
+    }
+    bsr_spmv_rows(a, br0, br1);
     return;
   }
   for (int64_t c = n0; c < n1; c += NVMAX * W) {

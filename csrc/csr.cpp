@@ -43,8 +43,8 @@ template <class I>
 // The kernels validate the column indices as they run (fused); a chunk reporting a bad one
 // sets `bad`, and the first bad position is then located for the message.
 template <class T, class I>
-void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, int64_t ldx, T* out,
-              int64_t M, int64_t K, int64_t N, int threads) {
+void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues& hv,
+              const T* x, int64_t ldx, T* out, int64_t M, int64_t K, int64_t N, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = csr_fns<T, I>(tab).spmm;
   const int64_t nnz = crow[M];
@@ -59,6 +59,7 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const T* x, int64
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
       [&](int64_t t, int64_t c) {
         CsrSpmmArgs<T, I> a = args;
+        set_chunk_values(a, val, hv, nnz, crow[bounds[c]], crow[bounds[c + 1]]);
         a.x = xt.data(t);
         a.ldx = xt.ld(t);
         a.xc0 = xt.col0(t);
@@ -136,10 +137,10 @@ void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int3
 void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out, int threads,
     bool trusted) {
   const DT it = check_csr_arrays(crow, col);
-  const DT ft = float_dtype(val);
+  const DT vt = value_dtype(val), ft = compute_dtype(vt);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
-  expect(val, ft, {nnz});
-  expect(x, ft, {"K", "N"}, "the dtype of values");
+  expect(val, vt, {nnz});
+  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
   const int64_t K = x.dim(0), N = x.dim(1);
   expect(out, ft, {M, N}, "the dtype of values");
   for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
@@ -148,8 +149,9 @@ void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
     using T = decltype(tf);
     with_index(it, [&](auto ti) {
       using I = decltype(ti);
-      spmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), val.ptr<T>(), x.ptr<T>(), x.ld,
-                     out.ptr<T>(), M, K, N, threads);
+      const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
+      spmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), hv.bits ? nullptr : val.ptr<T>(), hv,
+                     x.ptr<T>(), x.ld, out.ptr<T>(), M, K, N, threads);
     });
   });
 }

@@ -35,14 +35,15 @@ inline int32_t k_limit(int64_t K) { return K < INT32_MAX ? static_cast<int32_t>(
 
 // ---------------------------------------------------------------- SpMV (N == 1)
 // Gathers x[col] W at a time, four accumulators.
-template <class T, class I>
+// TV: the values as stored (T, or Bf16 / F16 widened in registers).
+template <class T, class I, class TV = T>
 bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   const int32_t* __restrict__ crow = a.crow;
   const I* __restrict__ col = a.col;
-  const T* __restrict__ val = a.val;
+  const TV* __restrict__ val = values_of<TV>(a);
   const T* __restrict__ x = a.x;
   T* __restrict__ out = a.out;
   const auto kv = VT::iset1(k_limit(a.K));
@@ -187,7 +188,14 @@ template <class T, class I>
 bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
   constexpr int W = V<T>::W;
   constexpr int NVMAX = Tune::csr_nv;
-  if (a.N == 1) return n0 < n1 ? csr_spmv_rows(a, r0, r1) : true;
+  if (a.N == 1) {
+    if (n0 >= n1) return true;
+    if constexpr (std::is_same_v<T, float>) {
+      if (a.hkind == kBf16) return csr_spmv_rows<T, I, Bf16>(a, r0, r1);
+      if (a.hkind == kF16) return csr_spmv_rows<T, I, F16>(a, r0, r1);
+    }
+    return csr_spmv_rows(a, r0, r1);
+  }
   bool ok = true;
   for (int64_t c = n0; c < n1; c += NVMAX * W) {
     const int64_t w = n1 - c < NVMAX * W ? n1 - c : NVMAX * W;

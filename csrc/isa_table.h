@@ -20,7 +20,8 @@ TypedKernels<T> typed_kernels() {
 
 const KernelTable& table() {
   static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
-                             &first_bad_index<int16_t>, &first_bad_index<int32_t>};
+                             &first_bad_index<int16_t>, &first_bad_index<int32_t>,
+                             &widen_bf16, &widen_f16};
   return t;
 }
 

@@ -7,8 +7,20 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace sparse_ops {
+
+// Half-precision value storage (bit patterns): the kernels of the SpMV paths read these
+// directly and widen in registers (simd.h's V<float>::load overloads).
+struct Bf16 {
+  uint16_t bits;
+};
+struct F16 {
+  uint16_t bits;
+};
+// hkind of an SpMM's args: 0 = values in `val` (T), 1 = bfloat16 in `hval`, 2 = float16.
+enum HalfKind : int { kNoHalf = 0, kBf16 = 1, kF16 = 2 };
 
 // The dense operand x of an SpMM may be a packed copy of a column tile of the caller's x:
 // element (k, c) of the caller's x, for c in the tile being computed, is x[k * ldx + c - xc0].
@@ -22,6 +34,8 @@ struct CsrSpmmArgs {  // out (M, N) = S @ x, x (K, N)
   T* out;
   int64_t M, K, N;
   int64_t ldx, xc0;
+  const void* hval = nullptr;  // half-precision values (hkind != 0; N == 1 paths)
+  int hkind = kNoHalf;
 };
 
 template <class T, class I>
@@ -44,6 +58,8 @@ struct BsrSpmmArgs {  // out (Mb*R, N) = S @ x, x (Kb*C, N), val (nnzb, R, C)
   T* out;
   int64_t Mb, Kb, R, C, N;
   int64_t ldx, xc0;
+  const void* hval = nullptr;
+  int hkind = kNoHalf;
 };
 
 template <class T>
@@ -72,7 +88,18 @@ struct NmArgs {
   T* out;
   int64_t M, K, N, G, n, m, bits, meta_stride;
   int64_t ldx, xc0;  // nm_spmm's x, nm_sddmm's y (b) may be packed tiles
+  const void* hval = nullptr;
+  int hkind = kNoHalf;
 };
+
+// The values array of `a` as stored: T (hkind 0) or a half type.
+template <class TV, class A>
+inline const TV* values_of(const A& a) {
+  if constexpr (std::is_same_v<TV, std::remove_const_t<std::remove_pointer_t<decltype(a.val)>>>)
+    return a.val;
+  else
+    return static_cast<const TV*>(a.hval);
+}
 
 // The CSR kernels check every column index against K as they go (never dereferencing a bad
 // one) and return false if they met one.
@@ -123,6 +150,17 @@ struct KernelTable {
   // First position p in [0, n) with v[p] outside [0, hi), or -1.
   int64_t (*first_bad_i16)(const int16_t* v, int64_t n, int64_t hi);
   int64_t (*first_bad_i32)(const int32_t* v, int64_t n, int64_t hi);
+  // dst[i] = float(src[i]) for bfloat16 / float16 bit patterns (the half-precision values
+  // of a row chunk, widened into L2-resident scratch just before the chunk is computed).
+  void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
+  void (*widen_f16)(const uint16_t* src, float* dst, int64_t n);
+};
+
+// Half-precision values of an SpMM: the stored bits, widened per row chunk (parallel.h).
+struct HalfValues {
+  const uint16_t* bits = nullptr;
+  void (*widen)(const uint16_t*, float*, int64_t) = nullptr;
+  int kind = kNoHalf;
 };
 
 namespace scalar {

@@ -140,7 +140,8 @@ void check_nm_arrays(const Arr* values, DT ft, const Arr& meta, int64_t M, const
 }
 
 template <class T>
-void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted) {
+void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int threads,
+              bool trusted) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_spmm;
   const int64_t M = args.M, N = args.N;
@@ -163,6 +164,7 @@ void spmm_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted)
       },
       [&](int64_t t, int64_t c) {
         NmArgs<T> a = args;
+        set_chunk_values(a, args.val, hv, M * g.Gn, bounds[c] * g.Gn, bounds[c + 1] * g.Gn);
         a.x = xt.data(t);
         a.ldx = xt.ld(t);
         a.xc0 = xt.col0(t);
@@ -271,21 +273,23 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool truste
 
 void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n, int64_t m, int threads,
     bool trusted) {
-  const DT ft = float_dtype(val);
-  expect(x, ft, {"K", "N"}, "the dtype of values");
+  const DT vt = value_dtype(val), ft = compute_dtype(vt);
+  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
   const int64_t K = x.dim(0), N = x.dim(1);
   const NmGeom g = geometry(n, m, K);
-  if (val.ndim() != 2) expect(val, ft, {"M", g.Gn});
+  if (val.ndim() != 2) expect(val, vt, {"M", g.Gn});
   const int64_t M = val.dim(0);
-  check_nm_arrays(&val, ft, meta, M, g);
+  check_nm_arrays(&val, vt, meta, M, g);
   expect(out, ft, {M, N}, "the dtype of values");
   for (const Arr* in : {&val, &meta, &x}) expect_disjoint(out, *in);
   const std::vector<int32_t> gb = group_base(g);
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
-    const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), x.ptr<T>(), nullptr,
+    const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
+    const NmArgs<T> args{hv.bits ? nullptr : val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(),
+                         x.ptr<T>(), nullptr,
                          out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
-    spmm_run<T>(args, g, threads, trusted);
+    spmm_run<T>(args, hv, g, threads, trusted);
   });
 }
 

@@ -68,7 +68,7 @@ inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<
 // When W slots span at most TBL*W columns (n divides W and m <= TBL*n: 2:4, 1:2, 4:8 with two
 // tables; 1:4, 2:8, 4:16 with four), the x values of a block of W slots come from TBL
 // contiguous vector loads and permutes instead of a gather.
-template <class T, int TBL>
+template <class T, int TBL, class TV = T>
 void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
@@ -94,7 +94,7 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   if (stride >= 8) nfast = std::min(nfast, (stride - 8) / bpb + 1); else nfast = 0;
   if (K >= TBL * W) nfast = std::min(nfast, (K - TBL * W) / span + 1); else nfast = 0;
   for (int64_t i = r0; i < r1; ++i) {
-    const T* __restrict__ vrow = a.val + i * Gn;
+    const TV* __restrict__ vrow = values_of<TV>(a) + i * Gn;
     const uint8_t* __restrict__ mrow = a.meta + i * stride;
     reg s0 = VT::zero(), s1 = VT::zero();
     auto fast = [&](int64_t k) {
@@ -122,20 +122,20 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   }
 }
 
-template <class T>
+template <class T, class TV = T>
 void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   if constexpr (VT::kPerm2) {
-    if (W % a.n == 0 && (W / a.n) * a.m <= 2 * W) return nm_spmv_perm<T, 2>(a, r0, r1);
-    if (W % a.n == 0 && (W / a.n) * a.m <= 4 * W) return nm_spmv_perm<T, 4>(a, r0, r1);
+    if (W % a.n == 0 && (W / a.n) * a.m <= 2 * W) return nm_spmv_perm<T, 2, TV>(a, r0, r1);
+    if (W % a.n == 0 && (W / a.n) * a.m <= 4 * W) return nm_spmv_perm<T, 4, TV>(a, r0, r1);
   }
   const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride;
   const auto dec = VT::dec(static_cast<int>(b));
   const T* __restrict__ x = a.x;
   for (int64_t i = r0; i < r1; ++i) {
-    const T* __restrict__ vrow = a.val + i * Gn;
+    const TV* __restrict__ vrow = values_of<TV>(a) + i * Gn;
     const uint8_t* mrow = a.meta + i * stride;
     reg s0 = VT::zero(), s1 = VT::zero();
     int64_t t = 0;
@@ -387,7 +387,12 @@ void nm_spmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_
   constexpr int W = V<T>::W;
   constexpr int NVMAX = Tune::nm_nv;
   if (a.N == 1) {
-    if (n0 < n1) nm_spmv_rows(a, r0, r1);
+    if (n0 >= n1) return;
+    if constexpr (std::is_same_v<T, float>) {
+      if (a.hkind == kBf16) return nm_spmv_rows<T, Bf16>(a, r0, r1);
+      if (a.hkind == kF16) return nm_spmv_rows<T, F16>(a, r0, r1);
+    }
+    nm_spmv_rows(a, r0, r1);
     return;
   }
   if (a.N <= 8 && n0 == 0 && n1 == a.N && a.G > 0 && nm_perm_ok(a)) {

@@ -7,7 +7,13 @@
 
 namespace sparse_ops {
 
-enum ScratchSlot { kScratchPart = 0, kScratchColumns = 1, kScratchPack = 2, kScratchSlots = 3 };
+enum ScratchSlot {
+  kScratchPart = 0,
+  kScratchColumns = 1,
+  kScratchPack = 2,
+  kScratchValues = 3,  // a row chunk's bfloat16 / float16 values widened to float32
+  kScratchSlots = 4
+};
 
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid
 // until its next call with the same slot. Throws std::bad_alloc.

@@ -23,9 +23,39 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace sparse_ops {
 namespace ISA_NS {
+
+inline float bf16_bits_to_f32(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline float f16_bits_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
+  if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (man << 13);  // inf / nan
+  } else if (exp != 0) {
+    u = sign | ((exp + 112u) << 23) | (man << 13);
+  } else if (man == 0) {
+    u = sign;
+  } else {  // subnormal: normalise
+    int e = -1;
+    do {
+      man <<= 1;
+      ++e;
+    } while (!(man & 0x400u));
+    u = sign | ((112u - static_cast<uint32_t>(e)) << 23) | ((man & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 template <class T>
 struct V;
@@ -48,6 +78,17 @@ struct V<float> {
   static reg set1(T a) { return _mm512_set1_ps(a); }
   static reg load(const T* p) { return _mm512_loadu_ps(p); }
   static reg loadn(const T* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
+  static reg from_bf16(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static reg load(const Bf16* p) {
+    return from_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static reg loadn(const Bf16* p, int n) { return from_bf16(_mm256_maskz_loadu_epi16(mask16(n), p)); }
+  static reg load(const F16* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static reg loadn(const F16* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(n), p)); }
   static void store(T* p, reg a) { _mm512_storeu_ps(p, a); }
   static void storen(T* p, reg a, int n) { _mm512_mask_storeu_ps(p, mask16(n), a); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
@@ -243,6 +284,19 @@ struct V<float> {
   static reg set1(T a) { return _mm256_set1_ps(a); }
   static reg load(const T* p) { return _mm256_loadu_ps(p); }
   static reg loadn(const T* p, int n) { return _mm256_maskload_ps(p, lanes_lt(n)); }
+  static __m128i load8h(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+  static __m128i load8hn(const void* p, int n) {  // no 16-bit masked load in AVX2
+    alignas(16) uint16_t b[8] = {};
+    std::memcpy(b, p, static_cast<size_t>(n) * 2);
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(b));
+  }
+  static reg from_bf16(__m128i h) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static reg load(const Bf16* p) { return from_bf16(load8h(p)); }
+  static reg loadn(const Bf16* p, int n) { return from_bf16(load8hn(p, n)); }
+  static reg load(const F16* p) { return _mm256_cvtph_ps(load8h(p)); }
+  static reg loadn(const F16* p, int n) { return _mm256_cvtph_ps(load8hn(p, n)); }
   static void store(T* p, reg a) { _mm256_storeu_ps(p, a); }
   static void storen(T* p, reg a, int n) { _mm256_maskstore_ps(p, lanes_lt(n), a); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
@@ -455,6 +509,20 @@ struct V {
   static reg loadn(const T* p, int n) {
     reg r;
     for (int l = 0; l < W; ++l) r.v[l] = l < n ? p[l] : T(0);
+    return r;
+  }
+  static T half(Bf16 h) { return static_cast<T>(bf16_bits_to_f32(h.bits)); }
+  static T half(F16 h) { return static_cast<T>(f16_bits_to_f32(h.bits)); }
+  template <class H, class = std::enable_if_t<std::is_same_v<H, Bf16> || std::is_same_v<H, F16>>>
+  static reg load(const H* p) {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = half(p[l]);
+    return r;
+  }
+  template <class H, class = std::enable_if_t<std::is_same_v<H, Bf16> || std::is_same_v<H, F16>>>
+  static reg loadn(const H* p, int n) {
+    reg r;
+    for (int l = 0; l < W; ++l) r.v[l] = l < n ? half(p[l]) : T(0);
     return r;
   }
   static void store(T* p, reg a) {

@@ -47,6 +47,10 @@ DT dt_of(at::ScalarType s) {
       return DT::i64;
     case at::kByte:
       return DT::u8;
+    case at::kBFloat16:
+      return DT::bf16;
+    case at::kHalf:
+      return DT::f16;
     default:
       return DT::other;
   }
@@ -284,10 +288,11 @@ int64_t size_or0(const at::Tensor& t, int64_t d) {
 at::Tensor csr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
                        const at::Tensor& values, const at::Tensor& x_in) {
   same_dtype(values, "values", x_in, "x");
-  at::Tensor crow = crow_in, col = col_in, val = widened(values), x = widened(x_in);
+  // Half-precision values stay as stored (read at 2 bytes, widened per row chunk in C++).
+  at::Tensor crow = crow_in, col = col_in, val = values, x = widened(x_in);
   const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
   const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
-  at::Tensor out = at::empty({rows_of(crow), size_or0(x, 1)}, val.options().dtype(compute_type(val)));
+  at::Tensor out = at::empty({rows_of(crow), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
   const Arr a_out = view_of(out, "out");
   const std::vector<at::Tensor> key{crow, col};
   const std::vector<int64_t> params{size_or0(x, 0), 0};
@@ -379,11 +384,11 @@ at::Tensor bsr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
                        const at::Tensor& values, const at::Tensor& x_in, int64_t r, int64_t c) {
   expect_blocks(values, r, c, "values");
   same_dtype(values, "values", x_in, "x");
-  at::Tensor crow = crow_in, col = col_in, val = widened(values), x = widened(x_in);
+  at::Tensor crow = crow_in, col = col_in, val = values, x = widened(x_in);
   const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
   const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
   at::Tensor out =
-      at::empty({rows_of(crow, r), size_or0(x, 1)}, val.options().dtype(compute_type(val)));
+      at::empty({rows_of(crow, r), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
   const Arr a_out = view_of(out, "out");
   const std::vector<at::Tensor> key{crow, col};
   const std::vector<int64_t> params{size_or0(x, 0), c};
@@ -435,11 +440,11 @@ at::Tensor bsr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at
 at::Tensor nm_spmm_op(const at::Tensor& meta_in, const at::Tensor& values, const at::Tensor& x_in,
                       int64_t n, int64_t m) {
   same_dtype(values, "values", x_in, "x");
-  at::Tensor meta = meta_in, val = widened(values), x = widened(x_in);
+  at::Tensor meta = meta_in, val = values, x = widened(x_in);
   const Arr a_meta = view_of(meta, "metadata"), a_val = view_of(val, "values");
   const Arr a_x = view_of(x, "x", Layout::kRows);
   at::Tensor out =
-      at::empty({size_or0(val, 0), size_or0(x, 1)}, val.options().dtype(compute_type(val)));
+      at::empty({size_or0(val, 0), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
   const Arr a_out = view_of(out, "out");
   const std::vector<at::Tensor> key{meta};
   const std::vector<int64_t> params{size_or0(x, 0), n, m};

@@ -13,6 +13,10 @@ const char* dt_name(DT dt) {
       return "float32";
     case DT::f64:
       return "float64";
+    case DT::bf16:
+      return "bfloat16";
+    case DT::f16:
+      return "float16";
     case DT::i16:
       return "int16";
     case DT::i32:
@@ -125,6 +129,14 @@ void expect(const Arr& a, DT dt, std::initializer_list<Dim> dims, const char* wh
 DT float_dtype(const Arr& a) {
   if (a.dt != DT::f32 && a.dt != DT::f64)
     throw py::type_error(std::string(a.name) + ": expected a float32 or float64 array, got " +
+                         a.describe());
+  return a.dt;
+}
+
+DT value_dtype(const Arr& a) {
+  if (a.dt != DT::f32 && a.dt != DT::f64 && a.dt != DT::bf16 && a.dt != DT::f16)
+    throw py::type_error(std::string(a.name) +
+                         ": expected a float32, float64, bfloat16 or float16 array, got " +
                          a.describe());
   return a.dt;
 }

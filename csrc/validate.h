@@ -16,7 +16,7 @@ namespace sparse_ops {
 
 namespace py = pybind11;
 
-enum class DT { f32, f64, i16, i32, i64, u8, other };
+enum class DT { f32, f64, bf16, f16, i16, i32, i64, u8, other };
 
 const char* dt_name(DT dt);
 
@@ -58,6 +58,12 @@ struct Dim {
 void expect(const Arr& a, DT dt, std::initializer_list<Dim> dims, const char* why = nullptr);
 // The value dtype of a float operand: float32 or float64, else TypeError.
 DT float_dtype(const Arr& a);
+// The dtype of an SpMM's values: float32, float64, bfloat16 or float16, else TypeError.
+// Half-precision values are computed in float32 (compute_dtype).
+DT value_dtype(const Arr& a);
+inline DT compute_dtype(DT values) {
+  return values == DT::bf16 || values == DT::f16 ? DT::f32 : values;
+}
 // The dtype of an index array among `allowed`, else TypeError.
 DT index_dtype(const Arr& a, std::initializer_list<DT> allowed);
 // ValueError if the memory of `out` overlaps the memory of `in`.

@@ -303,3 +303,32 @@ def test_pool_workers_match_threads():
     x = torch.randn(2048, 64, generator=g)
     assert rel_err(so.matmul(s, x), p.double() @ x.double()) < 1e-5
     assert _C._pool_workers() >= 1
+
+
+@pytest.mark.parametrize("layout,kw", [
+    ("csr", {"density": 0.2}),
+    ("bsr", {"density": 0.3, "blocksize": (7, 3)}),
+    ("nm", {"n": 2, "m": 4}),
+    ("nm", {"n": 1, "m": 4}),
+])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("tile_bytes", [0, 4096])
+@pytest.mark.parametrize("level", _C._supported_simd_levels())
+def test_half_values_every_chunk_and_tile(layout, kw, dtype, tile_bytes, level):
+    """Half values: read natively by the SpMV kernels of every SIMD level (N = 1), widened
+    chunk by chunk otherwise; many row chunks, 2 threads, packed column tiles."""
+    torch.set_num_threads(2)
+    before = _C.simd_level()
+    _C._set_simd_level(level)
+    _C._set_tile_bytes(tile_bytes)
+    try:
+        s, p, g = _random(layout, (301, 999), kw, dtype=dtype)
+        for n in (1, 3, 67):
+            x = torch.randn(999, n, generator=g).to(dtype)
+            want = p.double() @ x.double()
+            got = so.matmul(s, x)
+            assert got.dtype == dtype
+            assert rel_err(got, want) < 8e-3, (n, rel_err(got, want))
+    finally:
+        _C._set_tile_bytes(0)
+        _C._set_simd_level(before)
