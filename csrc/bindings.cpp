@@ -15,6 +15,7 @@ using namespace sparse_ops;
 
 namespace sparse_ops {
 size_t structure_cache_size();  // torch_ops.cpp
+const char* csr_spmv_choice();   // csr.cpp
 void structure_cache_clear();
 }  // namespace sparse_ops
 
@@ -63,6 +64,16 @@ PYBIND11_MODULE(_C, mod) {
       "_set_tile_bytes", [](int64_t bytes) { set_tile_budget(bytes); }, py::arg("bytes"),
       "Testing aid: the L2 budget for column tiles of the dense operand (0 = default), so that "
       "small inputs take the tiled, packed paths.");
+  mod.def(
+      "_csr_spmv_choice", [] { return std::string(csr_spmv_choice()); },
+      "How the AVX2 CSR SpMV reads x: 'gather', 'loads' (measured at the first AVX2 SpMV, or "
+      "SPARSE_OPS_CSR_SPMV) or 'undecided'.");
+  mod.def(
+      "_set_csr_spmv", [](const std::string& how) {
+        if (how != "gather" && how != "loads" && how != "auto")
+          throw py::value_error("how: expected 'gather', 'loads' or 'auto', got '" + how + "'");
+        g_csr_spmv_loads.store(how == "auto" ? -1 : (how == "loads" ? 1 : 0));
+      }, py::arg("how"), "Testing aid: force the AVX2 CSR SpMV variant ('auto' re-measures).");
   mod.def(
       "_pool_workers", [] { return pool_workers(); },
       "Testing aid: worker threads alive in this process's kernel thread pool.");

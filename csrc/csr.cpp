@@ -1,5 +1,8 @@
 // CSR entry points: csr_spmm, csr_sddmm, csr_transpose (validation, threading, dispatch).
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <memory>
 #include <sstream>
@@ -40,12 +43,62 @@ template <class I>
   throw_bad_col(col, p >= 0 ? p : 0, K);
 }
 
+// Decides g_csr_spmv_loads once: times the AVX2 SpMV with gathers and with scalar loads on a
+// synthetic 2048 x 4096 CSR (48 nonzeros a row, x in L1/L2: the gather cost, not DRAM, is
+// what differs between CPUs), best of 5 alternating runs each, about 2-4 ms in all.
+void calibrate_csr_spmv(const KernelTable& tab) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lk(mu);
+  if (g_csr_spmv_loads.load() >= 0) return;
+  if (const char* e = std::getenv("SPARSE_OPS_CSR_SPMV")) {
+    if (std::strcmp(e, "gather") == 0 || std::strcmp(e, "loads") == 0) {
+      g_csr_spmv_loads.store(std::strcmp(e, "loads") == 0 ? 1 : 0);
+      return;
+    }
+  }
+  constexpr int64_t M = 2048, K = 4096, per = 48;
+  std::vector<int32_t> crow(M + 1);
+  std::vector<int16_t> col(M * per);
+  std::vector<float> val(M * per, 0.5f), x(K, 1.0f), out(M);
+  uint32_t r = 12345;
+  for (int64_t i = 0; i <= M; ++i) crow[i] = static_cast<int32_t>(i * per);
+  for (auto& c : col) {
+    r = r * 1664525u + 1013904223u;
+    c = static_cast<int16_t>((r >> 8) % K);
+  }
+  const CsrSpmmArgs<float, int16_t> args{crow.data(), col.data(), val.data(), x.data(),
+                                         out.data(), M, K, 1, 1, 0};
+  const auto fn = csr_fns<float, int16_t>(tab).spmm;
+  double best[2] = {1e30, 1e30};
+  for (int rep = 0; rep < 5; ++rep)
+    for (int mode = 0; mode < 2; ++mode) {
+      g_csr_spmv_loads.store(mode);
+      const auto t0 = std::chrono::steady_clock::now();
+      fn(args, 0, M, 0, 1);
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best[mode] = std::min(best[mode], dt);
+    }
+  g_csr_spmv_loads.store(best[1] < 0.9 * best[0] ? 1 : 0);  // loads only if clearly faster
+}
+
+}  // namespace
+
+const char* csr_spmv_choice() {
+  const int v = g_csr_spmv_loads.load();
+  return v < 0 ? "undecided" : (v ? "loads" : "gather");
+}
+
+namespace {
+
 // The kernels validate the column indices as they run (fused); a chunk reporting a bad one
 // sets `bad`, and the first bad position is then located for the message.
 template <class T, class I>
 void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues& hv,
               const T* x, int64_t ldx, T* out, int64_t M, int64_t K, int64_t N, int threads) {
   const KernelTable& tab = active_table();
+  if (N == 1 && g_csr_spmv_loads.load(std::memory_order_relaxed) < 0 &&
+      std::strcmp(tab.name, "avx2") == 0)
+    calibrate_csr_spmv(tab);
   const auto fn = csr_fns<T, I>(tab).spmm;
   const int64_t nnz = crow[M];
   const CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, ldx, 0};

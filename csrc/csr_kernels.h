@@ -110,6 +110,47 @@ bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
   return ok;
 }
 
+// Gather-free SpMV: x[col] by scalar loads into 8 independent accumulators (3 loads and one
+// FMA a nonzero). Kept scalar on purpose (no auto-vectorisation into gathers).
+template <class T, class I, class TV = T>
+__attribute__((optimize("no-tree-vectorize"))) bool csr_spmv_rows_loads(
+    const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
+  const int32_t* __restrict__ crow = a.crow;
+  const I* __restrict__ col = a.col;
+  const TV* __restrict__ val = values_of<TV>(a);
+  const T* __restrict__ x = a.x;
+  const uint32_t uK = static_cast<uint32_t>(k_limit(a.K));
+  bool ok = true;
+  for (int64_t i = r0; i < r1; ++i) {
+    int64_t p = crow[i];
+    const int64_t e = crow[i + 1];
+    T s[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+    for (; p + 8 <= e; p += 8) {
+      uint32_t c[8];
+      bool bad = false;
+      for (int u = 0; u < 8; ++u) {
+        c[u] = static_cast<uint32_t>(static_cast<int32_t>(col[p + u]));
+        bad |= c[u] >= uK;
+      }
+      if (__builtin_expect(bad, 0)) {
+        ok = false;
+        continue;
+      }
+      for (int u = 0; u < 8; ++u) s[u] += static_cast<T>(scalar_of(val[p + u])) * x[c[u]];
+    }
+    for (; p < e; ++p) {
+      const uint32_t c = static_cast<uint32_t>(static_cast<int32_t>(col[p]));
+      if (c >= uK) {
+        ok = false;
+        continue;
+      }
+      s[p & 7] += static_cast<T>(scalar_of(val[p])) * x[c];
+    }
+    a.out[i] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  }
+  return ok;
+}
+
 // ---------------------------------------------------------------- SpMM row tile
 // Rows [r0, r1), output columns [n0, n0 + (NV-1)*W + rem): U accumulator sets of NV vectors
 // (U consecutive nonzeros in flight, at least 8 independent chains where NV >= 2), value
@@ -190,6 +231,15 @@ bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   constexpr int NVMAX = Tune::csr_nv;
   if (a.N == 1) {
     if (n0 >= n1) return true;
+#if SPARSE_OPS_ISA == 2
+    if (g_csr_spmv_loads.load(std::memory_order_relaxed) == 1) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (a.hkind == kBf16) return csr_spmv_rows_loads<T, I, Bf16>(a, r0, r1);
+        if (a.hkind == kF16) return csr_spmv_rows_loads<T, I, F16>(a, r0, r1);
+      }
+      return csr_spmv_rows_loads(a, r0, r1);
+    }
+#endif
     if constexpr (std::is_same_v<T, float>) {
       if (a.hkind == kBf16) return csr_spmv_rows<T, I, Bf16>(a, r0, r1);
       if (a.hkind == kF16) return csr_spmv_rows<T, I, F16>(a, r0, r1);

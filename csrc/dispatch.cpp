@@ -10,6 +10,9 @@
 #include "kernels.h"
 
 namespace sparse_ops {
+
+std::atomic<int> g_csr_spmv_loads{-1};
+
 namespace {
 
 const char* const kLevels[] = {"scalar", "avx2", "avx512"};

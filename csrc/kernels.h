@@ -6,6 +6,7 @@
 // points can split the work among threads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -172,6 +173,12 @@ const KernelTable& table();
 namespace avx512 {
 const KernelTable& table();
 }
+
+// How the AVX2 CSR SpMV reads x[col]: 0 = vector gathers, 1 = scalar loads (gathers are
+// microcoded and slow on some CPUs, e.g. AMD Zen 2/3), -1 = not decided yet. Decided once per
+// process by measuring both (csr.cpp, calibrate_csr_spmv); SPARSE_OPS_CSR_SPMV=gather|loads
+// forces it.
+extern std::atomic<int> g_csr_spmv_loads;
 
 // The table picked at first use (best supported level, capped by SPARSE_OPS_SIMD).
 const KernelTable& active_table();

@@ -35,6 +35,14 @@ inline float bf16_bits_to_f32(uint16_t h) {
   return f;
 }
 
+inline float f16_bits_to_f32(uint16_t h);
+
+// A stored value as the compute type.
+inline float scalar_of(float v) { return v; }
+inline double scalar_of(double v) { return v; }
+inline float scalar_of(Bf16 h) { return bf16_bits_to_f32(h.bits); }
+inline float scalar_of(F16 h) { return f16_bits_to_f32(h.bits); }
+
 inline float f16_bits_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
@@ -372,9 +380,24 @@ struct V<float> {
   }
   static ivec iadd(ivec a, ivec b) { return _mm256_add_epi32(a, b); }
   static ivec imul(ivec a, int32_t k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
-  static constexpr bool kPerm2 = false;
-  static reg perm2n(reg, reg, ivec, int) { return zero(); }
-  static reg perm4n(reg, reg, reg, reg, ivec, int) { return zero(); }
+  // Lanes l < n of the 2W-lane table (lo, hi) at idx[l]; other lanes 0. Two in-lane-crossing
+  // permutes and a blend: no gather (microcoded and slow on Zen 2/3).
+  static constexpr bool kPerm2 = true;
+  static reg perm2(reg lo, reg hi, ivec idx) {
+    const reg a = _mm256_permutevar8x32_ps(lo, idx);  // uses idx & 7
+    const reg b = _mm256_permutevar8x32_ps(hi, idx);
+    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));  // bit 3
+  }
+  static reg keep_n(reg r, int n) {
+    return n >= W ? r : _mm256_and_ps(r, _mm256_castsi256_ps(lanes_lt(n)));
+  }
+  static reg perm2n(reg lo, reg hi, ivec idx, int n) { return keep_n(perm2(lo, hi, idx), n); }
+  // Lanes l < n of the 4W-lane table (t0, t1, t2, t3) at idx[l]; other lanes 0.
+  static reg perm4n(reg t0, reg t1, reg t2, reg t3, ivec idx, int n) {
+    const reg lo = perm2(t0, t1, idx), hi = perm2(t2, t3, idx);
+    return keep_n(
+        _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 27))), n);  // bit 4
+  }
 };
 
 template <>

@@ -332,3 +332,27 @@ def test_half_values_every_chunk_and_tile(layout, kw, dtype, tile_bytes, level):
     finally:
         _C._set_tile_bytes(0)
         _C._set_simd_level(before)
+
+
+@pytest.mark.skipif("avx2" not in _C._supported_simd_levels(), reason="needs AVX2")
+@pytest.mark.parametrize("how", ["gather", "loads"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_avx2_csr_spmv_variants(how, dtype):
+    """Both AVX2 SpMV variants (the one measured faster is used): same answers, same checks."""
+    before = _C.simd_level()
+    _C._set_simd_level("avx2")
+    _C._set_csr_spmv(how)
+    try:
+        for shape in [(37, 53), (301, 4099)]:
+            s, p, g = _random("csr", shape, {"density": 0.3}, dtype=dtype)
+            x = torch.randn(shape[1], 1, generator=g).to(dtype)
+            tol = 1e-5 if dtype != torch.bfloat16 else 8e-3
+            assert rel_err(so.matmul(s, x), p.double() @ x.double()) < tol
+        bad = so.CSRMatrix(s.crow_indices, s.col_indices.clone(), s.values, s.shape,
+                           validate=False)
+        bad.col_indices[-1] = shape[1]
+        with pytest.raises(ValueError, match="col_indices"):
+            so.matmul(bad, x)
+    finally:
+        _C._set_csr_spmv("auto")
+        _C._set_simd_level(before)
