@@ -421,8 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from sparse_ops import _C  # type: ignore[attr-defined]
 
-        simd = str(getattr(_C, "simd", lambda: "?")() if callable(getattr(_C, "simd", None))
-                   else getattr(_C, "SIMD", "?"))
+        simd = str(_C.simd_level())
     except Exception:  # the extension's introspection is optional here
         pass
     meta = {
