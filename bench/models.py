@@ -221,11 +221,14 @@ def run_variant(kind: str, base: nn.Module, ref_out: torch.Tensor, v: Variant, d
         crow = Row(label, dtype, v.name, True, dense_weight_mb=row.dense_weight_mb,
                    sparse_weight_mb=row.sparse_weight_mb, bytes_ratio=row.bytes_ratio)
         torch._dynamo.reset()
+        graphs0 = torch._dynamo.utils.counters["stats"]["unique_graphs"]  # cumulative counter
         try:
             tokens = measure(kind, model, crow, shapes, x, repeat, compiled=True,
                              eager_out=out)
             if kind == "llama":
                 crow.vs_eager = float((tokens == eager_tokens).float().mean())
+            graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs0
+            crow.note = f"{graphs} graph(s) compiled"
         except Exception as e:  # report, do not hide: the row says why
             crow.note = f"torch.compile failed: {type(e).__name__}: {str(e)[:200]}"
         rows.append(crow)
@@ -245,7 +248,6 @@ def measure(kind: str, model: nn.Module, row: Row, shapes: Shapes, x: torch.Tens
             with torch.no_grad():
                 got = fn(x).last_hidden_state.float()
             row.compile_s = time.perf_counter() - t0
-            row.note = f"{torch._dynamo.utils.counters['stats']['unique_graphs']} graphs compiled"
             row.vs_eager = rel_err(got, eager_out) if eager_out is not None else None
         with torch.no_grad():
             row.forward_ms = 1e3 * median_time(lambda: fn(x), repeat)[0]
@@ -278,9 +280,6 @@ def measure(kind: str, model: nn.Module, row: Row, shapes: Shapes, x: torch.Tens
     row.prefill_ms = 1e3 * prefill
     row.gen_tok_s = shapes.new_tokens / full
     row.decode_tok_s = (shapes.new_tokens - 1) / max(full - prefill, 1e-9)
-    if compiled:
-        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-        row.note = (row.note + f" {graphs} graphs compiled").strip()
     return tokens
 
 
