@@ -123,6 +123,30 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues&
     throw_first_bad_col(tab, col, nnz, K);
 }
 
+// out (K, N) = S^T @ d by scatter. With N wide enough, each task owns a slice of out's columns
+// (no write conflicts) and runs every row; otherwise one task does it all.
+template <class T, class I>
+void spmm_t_run(const int32_t* crow, const I* col, const T* val, const T* d, int64_t ldd, T* out,
+                int64_t M, int64_t K, int64_t N, int threads) {
+  const KernelTable& tab = active_table();
+  const auto fn = csr_fns<T, I>(tab).spmm_t;
+  const int64_t nnz = crow[M];
+  const CsrSpmmArgs<T, I> args{crow, col, val, d, out, M, K, N, ldd, 0};
+  threads = threads_for(threads, static_cast<double>(nnz) * static_cast<double>(N) + K * N);
+  constexpr int64_t kSlice = 64 / static_cast<int64_t>(sizeof(T));  // one cache line
+  int64_t slices = std::min<int64_t>(threads, N / kSlice);
+  if (slices < 1) slices = 1;
+  const auto cuts = split_even(N / kSlice, slices);
+  FirstBad bad;
+  parallel_for(static_cast<int>(slices), slices, [&](int64_t t) {
+    const int64_t n0 = cuts[t] * kSlice, n1 = t + 1 == slices ? N : cuts[t + 1] * kSlice;
+    for (int64_t k = 0; k < K; ++k) std::fill(out + k * N + n0, out + k * N + n1, T(0));
+    if (!fn(args, out, 0, M, n0, n1)) bad.record(t);
+  });
+  if (bad.any() || (N == 0 && first_bad(tab, col, nnz, K) >= 0))
+    throw_first_bad_col(tab, col, nnz, K);
+}
+
 template <class T, class I>
 void sddmm_run(const int32_t* crow, const I* col, const T* a, const T* b, T* out, int64_t M,
                int64_t K, int64_t N, int threads) {
@@ -227,6 +251,28 @@ void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
       using I = decltype(ti);
       sddmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), a.ptr<T>(), b.ptr<T>(), out.ptr<T>(), M,
                       K, N, threads);
+    });
+  });
+}
+
+void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& d,
+                     const Arr& out, int threads, bool trusted) {
+  const DT it = check_csr_arrays(crow, col);
+  const DT ft = float_dtype(val);
+  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
+  expect(val, ft, {nnz});
+  expect(d, ft, {M, "N"}, "the dtype of values");
+  const int64_t N = d.dim(1);
+  expect(out, ft, {"K", N}, "the dtype of values");
+  const int64_t K = out.dim(0);
+  for (const Arr* in : {&crow, &col, &val, &d}) expect_disjoint(out, *in);
+  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    with_index(it, [&](auto ti) {
+      using I = decltype(ti);
+      spmm_t_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), val.ptr<T>(), d.ptr<T>(), d.ld,
+                       out.ptr<T>(), M, K, N, threads);
     });
   });
 }

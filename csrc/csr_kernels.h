@@ -225,6 +225,49 @@ bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   return ok;
 }
 
+// ---------------------------------------------------------------- transposed SpMM (scatter)
+// out[col[p], n0:n1) += val[p] * d[i, n0:n1) for the nonzeros of rows [r0, r1): S^T @ d
+// without transposing S (no permutation of the values, which is a random gather of nnz
+// values per call). Here a.x = d (M x N, row stride ldx), a.K = rows of out (stride N);
+// the out columns [n0, n1) were zeroed by the caller. Column indices are checked as in SpMM.
+template <class T, class I>
+bool csr_spmm_t_rows(const CsrSpmmArgs<T, I>& a, T* out, int64_t r0, int64_t r1, int64_t n0,
+                     int64_t n1) {
+  using VT = V<T>;
+  using reg = typename VT::reg;
+  constexpr int W = VT::W;
+  const int32_t* __restrict__ crow = a.crow;
+  const I* __restrict__ col = a.col;
+  const T* __restrict__ val = a.val;
+  const int64_t N = a.N, ldd = a.ldx, w = n1 - n0;
+  const uint32_t uK = static_cast<uint32_t>(k_limit(a.K));
+  const int64_t full = w / W * W;
+  const int rem = static_cast<int>(w - full);
+  bool ok = true;
+  for (int64_t i = r0; i < r1; ++i) {
+    const T* __restrict__ di = a.x + i * ldd + n0;
+    for (int64_t p = crow[i]; p < crow[i + 1]; ++p) {
+      const uint32_t c = static_cast<uint32_t>(static_cast<int32_t>(col[p]));
+      if (__builtin_expect(c >= uK, 0)) {
+        ok = false;
+        continue;
+      }
+      const reg v = VT::set1(val[p]);
+      T* __restrict__ o = out + static_cast<int64_t>(c) * N + n0;
+      int64_t j = 0;
+      for (; j + 2 * W <= full; j += 2 * W) {
+        const reg o0 = VT::fma(v, VT::load(di + j), VT::load(o + j));
+        const reg o1 = VT::fma(v, VT::load(di + j + W), VT::load(o + j + W));
+        VT::store(o + j, o0);
+        VT::store(o + j + W, o1);
+      }
+      for (; j < full; j += W) VT::store(o + j, VT::fma(v, VT::load(di + j), VT::load(o + j)));
+      if (rem) VT::storen(o + j, VT::fma(v, VT::loadn(di + j, rem), VT::loadn(o + j, rem)), rem);
+    }
+  }
+  return ok;
+}
+
 template <class T, class I>
 bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
   constexpr int W = V<T>::W;

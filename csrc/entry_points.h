@@ -45,6 +45,9 @@ void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
                    const Arr& out, int threads, bool trusted);
 void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
                     const Arr& out, int threads, bool trusted);
+// out (K, N) = S^T @ d by scatter (no transposed structure, no permuted values).
+void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& d,
+                     const Arr& out, int threads, bool trusted);
 // Checks the CSR structure and num_cols (every error before any output is allocated).
 void csr_transpose_check(const Arr& crow, const Arr& col, int64_t num_cols);
 // crow_t (K+1), col_t (nnz), perm (nnz) of S^T; col_indices are range-checked here.

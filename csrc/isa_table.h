@@ -8,8 +8,10 @@ namespace ISA_NS {
 template <class T>
 TypedKernels<T> typed_kernels() {
   TypedKernels<T> k{};
-  k.csr16 = {&csr_spmm_rows<T, int16_t>, &csr_sddmm_rows<T, int16_t>};
-  k.csr32 = {&csr_spmm_rows<T, int32_t>, &csr_sddmm_rows<T, int32_t>};
+  k.csr16 = {&csr_spmm_rows<T, int16_t>, &csr_sddmm_rows<T, int16_t>,
+             &csr_spmm_t_rows<T, int16_t>};
+  k.csr32 = {&csr_spmm_rows<T, int32_t>, &csr_sddmm_rows<T, int32_t>,
+             &csr_spmm_t_rows<T, int32_t>};
   k.bsr_spmm = &bsr_spmm_rows<T>;
   k.bsr_sddmm = &bsr_sddmm_rows<T>;
   k.nm_spmm = &nm_spmm_rows<T>;

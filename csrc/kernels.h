@@ -127,10 +127,16 @@ template <class T>
 using NmSddmmFn = void (*)(const NmArgs<T>&, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
                            bool accumulate);
 
+// Adds S^T @ d (rows [r0, r1) of S, columns [n0, n1)) into out (K x N, row stride N).
+template <class T, class I>
+using CsrSpmmTFn = bool (*)(const CsrSpmmArgs<T, I>&, T* out, int64_t r0, int64_t r1,
+                            int64_t n0, int64_t n1);
+
 template <class T, class I>
 struct CsrFns {
   CsrSpmmFn<T, I> spmm;
   CsrSddmmFn<T, I> sddmm;
+  CsrSpmmTFn<T, I> spmm_t;
 };
 
 template <class T>

@@ -339,7 +339,7 @@ void nm_spmm_narrow(const NmArgs<T>& a, int64_t r0, int64_t r1) {
         const uint8_t* __restrict__ mrow = a.meta + i * stride;
         T* pr = part + (i - rb0) * NC * W;
         reg acc[NC];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int j = 0; j < NC; ++j) acc[j] = k0 == 0 ? VT::zero() : VT::load(pr + j * W);
         for (int64_t k = k0; k < k1; ++k) {
           uint64_t bits;
@@ -353,23 +353,25 @@ void nm_spmm_narrow(const NmArgs<T>& a, int64_t r0, int64_t r1) {
           const auto idx = VT::iadd(goff, VT::nm_pos(bits, dec));
           const reg v = n == W ? VT::load(vrow + k * W) : VT::loadn(vrow + k * W, n);
           const T* xw = xt + k * span;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
           for (int j = 0; j < NC; ++j)
             acc[j] = VT::fma(
                 v, VT::perm2n(VT::load(xw + j * ldt), VT::load(xw + j * ldt + W), idx, n), acc[j]);
         }
         if (k1 < nblocks) {
-#pragma GCC unroll 8
+#pragma GCC unroll 16
           for (int j = 0; j < NC; ++j) VT::store(pr + j * W, acc[j]);
           continue;
         }
-        T sums[8];
-        if constexpr (NC >= 4) VT::hsum4(acc[0], acc[1], acc[2], acc[3], sums);
-        if constexpr (NC >= 8) VT::hsum4(acc[4], acc[5], acc[6], acc[7], sums + 4);
-#pragma GCC unroll 8
-        for (int j = NC >= 8 ? 8 : (NC >= 4 ? 4 : 0); j < NC; ++j) sums[j] = VT::hsum(acc[j]);
+        T sums[NC];
+        constexpr int NC4 = NC / 4 * 4;
+#pragma GCC unroll 4
+        for (int j = 0; j < NC4; j += 4)
+          VT::hsum4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3], sums + j);
+#pragma GCC unroll 4
+        for (int j = NC4; j < NC; ++j) sums[j] = VT::hsum(acc[j]);
         T* y = a.out + i * N;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int j = 0; j < NC; ++j) y[j] = sums[j];
       }
     }
@@ -394,6 +396,11 @@ void nm_spmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_
     }
     nm_spmv_rows(a, r0, r1);
     return;
+  }
+  // 32 vector registers (AVX-512) hold 16 columns' accumulators: batch-16 products too.
+  constexpr int kNarrowMax = sizeof(typename V<T>::reg) == 64 ? 16 : 8;
+  if (a.N == 16 && kNarrowMax >= 16 && n0 == 0 && n1 == a.N && a.G > 0 && nm_perm_ok(a)) {
+    if constexpr (kNarrowMax >= 16) return nm_spmm_narrow<T, 16>(a, r0, r1);
   }
   if (a.N <= 8 && n0 == 0 && n1 == a.N && a.G > 0 && nm_perm_ok(a)) {
     switch (a.N) {

@@ -1,0 +1,203 @@
+"""Real layer sizes, per-call cost, bfloat16 and training products, beside torch, one run.
+
+    python -m bench.layers            # every section (a few minutes on 2 cores)
+    python -m bench.layers --quick    # fewer shapes and repeats (smoke run)
+    SPARSE_OPS_SIMD=avx2 python -m bench.layers   # the AVX2 kernels on an AVX-512 machine
+
+Sections (medians; each ratio is torch's time over ours in the same run, > 1: ours faster):
+
+- ``layers``: ``SparseLinear`` vs ``nn.Linear`` (eager, ``no_grad``) at BERT / Llama layer
+  sizes (out x in) 768x768, 3072x768, 768x3072, 5632x2048, 4096x4096, batch 1 and 16, for
+  2:4, 1:4 and csr at density 0.1 and 0.3.
+- ``percall``: ``so.matmul`` on a 64 x 64 CSR with 100 nonzeros at N = 1 against ``torch.mv`` on
+  the dense 64 x 64, and ``SparseLinear`` against ``nn.Linear`` on the same weight.
+- ``bf16``: W 4096^2, N = 1, bfloat16 values and activations against the float32 time of the
+  same layout, and against torch's bfloat16 ``mv``.
+- ``training``: ``spmm_t`` (the product of the backward, on the cached transposed structure)
+  against the forward ``spmm`` of the same layout, W 4096^2, N = 128, density 0.1 and 0.5.
+
+Writes ``bench/out/layers_<simd>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import sparse_ops as so
+from bench.timing import median_seconds
+from sparse_ops import _C
+
+OUT = Path(__file__).resolve().parent / "out"
+SHAPES = [(768, 768), (3072, 768), (768, 3072), (5632, 2048), (4096, 4096)]
+FORMATS = [("2:4", "nm", {"n": 2, "m": 4}), ("1:4", "nm", {"n": 1, "m": 4}),
+           ("csr 0.1", "csr", {"density": 0.1}), ("csr 0.3", "csr", {"density": 0.3})]
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (or platform's guess)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _sparse(w: torch.Tensor, layout: str, kw: dict) -> so.SparseMatrix:
+    pruned = so.prune(w, layout, kw.get("density"), blocksize=kw.get("blocksize"),
+                      n=kw.get("n"), m=kw.get("m"))
+    return so.to_sparse(pruned, layout, **{k: v for k, v in kw.items() if k != "density"})
+
+
+def _t(fn, repeat: int) -> float:
+    return median_seconds(fn, repeat=repeat, warmup=3, min_time=0.02) * 1e3
+
+
+def bench_layers(shapes, batches, repeat: int) -> list[dict]:
+    """SparseLinear vs nn.Linear at real layer sizes (ms, eager, no_grad)."""
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for out_f, in_f in shapes:
+            dense = nn.Linear(in_f, out_f)
+            dense.weight.copy_(torch.randn(out_f, in_f, generator=g))
+            for name, layout, kw in FORMATS:
+                sl = so.SparseLinear(_sparse(dense.weight, layout, kw), dense.bias)
+                for b in batches:
+                    x = torch.randn(b, in_f, generator=g)
+                    td = _t(lambda d=dense, x=x: d(x), repeat)
+                    ts = _t(lambda m=sl, x=x: m(x), repeat)
+                    td2 = _t(lambda d=dense, x=x: d(x), repeat)  # again, keep the min
+                    td = min(td, td2)
+                    rows.append({"shape": f"{out_f}x{in_f}", "format": name, "batch": b,
+                                 "dense_ms": td, "sparse_ms": ts, "speedup": td / ts})
+    return rows
+
+
+def bench_percall(repeat: int) -> dict:
+    """Per-call cost on a tiny CSR: so.matmul vs torch.mv, SparseLinear vs nn.Linear (us)."""
+    g = torch.Generator().manual_seed(1)
+    w = torch.zeros(64, 64)
+    idx = torch.randperm(64 * 64, generator=g)[:100]
+    w.view(-1)[idx] = torch.randn(100, generator=g)
+    s = so.to_sparse(w, "csr")
+    x = torch.randn(64, 1, generator=g)
+    xv = x[:, 0]
+    lin = nn.Linear(64, 64)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        sl = so.SparseLinear(s, lin.bias)
+        xb = torch.randn(1, 64, generator=g)
+        mv = _t(lambda: torch.mv(w, xv), repeat) * 1e3
+        ours = _t(lambda: so.matmul(s, x), repeat) * 1e3
+        raw = _t(lambda: torch.ops.sparse_ops.csr_spmm_call.default(
+            s.crow_indices, s.col_indices, s.values, x), repeat) * 1e3
+        dense_lin = _t(lambda: lin(xb), repeat) * 1e3
+        sparse_lin = _t(lambda: sl(xb), repeat) * 1e3
+    return {"torch_mv_us": mv, "so_matmul_us": ours, "op_call_us": raw,
+            "matmul_over_mv": ours / mv, "nn_linear_us": dense_lin,
+            "sparse_linear_us": sparse_lin, "linear_gap_us": sparse_lin - dense_lin}
+
+
+BF16_FORMATS = [("csr 0.1", "csr", {"density": 0.1}),
+                ("bsr 32x32 0.1", "bsr", {"density": 0.1, "blocksize": (32, 32)}),
+                ("2:4", "nm", {"n": 2, "m": 4}), ("1:4", "nm", {"n": 1, "m": 4})]
+
+
+def bench_bf16(repeat: int, side: int = 4096) -> list[dict]:
+    """bf16 values + activations vs fp32 of the same layout, and vs torch's bf16 mv (ms)."""
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(side, side, generator=g)
+    x = torch.randn(side, 1, generator=g)
+    wb, xb = w.bfloat16(), x.bfloat16()
+    rows = []
+    mv32 = _t(lambda: torch.mv(w, x[:, 0]), repeat)
+    mv16 = _t(lambda: torch.mv(wb, xb[:, 0]), repeat)
+    for name, layout, kw in BF16_FORMATS:
+        s = _sparse(w, layout, kw)
+        sb = s.to(dtype=torch.bfloat16)
+        t32 = _t(lambda s=s: so.matmul(s, x), repeat)
+        t16 = _t(lambda sb=sb: so.matmul(sb, xb), repeat)
+        rows.append({"format": name, "fp32_ms": t32, "bf16_ms": t16, "bf16_over_fp32": t16 / t32,
+                     "torch_mv_fp32_ms": mv32, "torch_mv_bf16_ms": mv16,
+                     "vs_torch_bf16_mv": mv16 / t16, "bf16_bytes_over_fp32": sb.nbytes / s.nbytes})
+    return rows
+
+
+def bench_training(repeat: int, side: int = 4096, n: int = 128) -> list[dict]:
+    """spmm_t (cached transpose) vs the forward spmm of the same layout (ms)."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(side, side, generator=g)
+    x = torch.randn(side, n, generator=g)
+    rows = []
+    for name, layout, kw in [("csr 0.1", "csr", {"density": 0.1}),
+                             ("csr 0.5", "csr", {"density": 0.5}),
+                             ("bsr 32x32 0.1", "bsr", {"density": 0.1, "blocksize": (32, 32)}),
+                             ("bsr 32x32 0.5", "bsr", {"density": 0.5, "blocksize": (32, 32)}),
+                             ("2:4", "nm", {"n": 2, "m": 4})]:
+        s = _sparse(w, layout, kw)
+        ops = getattr(torch.ops.sparse_ops, f"{layout}_spmm_t")
+        fwd = _t(lambda s=s: so.matmul(s, x), repeat)
+        bwd = _t(lambda s=s, op=ops: op(*s.structure(), s.values, x, side, *s.params()), repeat)
+        rows.append({"format": name, "spmm_ms": fwd, "spmm_t_ms": bwd,
+                     "spmm_t_over_spmm": bwd / fwd})
+    return rows
+
+
+def _md(title: str, rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    out = [f"### {title}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        out.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
+                                     for v in r.values()) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every section, print markdown tables, write bench/out/layers_<simd>.{json,md}."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="two shapes, few repeats")
+    ap.add_argument("--repeat", type=int, default=7, help="timed samples per cell (median)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sections", nargs="*", default=["layers", "percall", "bf16", "training"])
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    repeat = 3 if args.quick else args.repeat
+    shapes = SHAPES[:2] if args.quick else SHAPES
+    head = (f"Machine: {cpu_name()}, SIMD level {_C.simd_level()}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")
+    result: dict = {"machine": head}
+    if "layers" in args.sections:
+        result["layers"] = bench_layers(shapes, [1, 16], repeat)
+    if "percall" in args.sections:
+        result["percall"] = [bench_percall(repeat)]
+    if "bf16" in args.sections:
+        result["bf16"] = bench_bf16(repeat, 1024 if args.quick else 4096)
+    if "training" in args.sections:
+        result["training"] = bench_training(repeat, 1024 if args.quick else 4096)
+    result["csr_spmv_variant"] = _C._csr_spmv_choice()
+    md = [head, "", f"AVX2 CSR SpMV variant: {result['csr_spmv_variant']}", ""]
+    for key in ("layers", "percall", "bf16", "training"):
+        if key in result:
+            md.append(_md(key, result[key]))
+    text = "\n".join(md)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"layers_{_C.simd_level()}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{stem}.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
