@@ -176,11 +176,17 @@ def _keep_per_row(score: torch.Tensor, *, density: float, **_: object) -> torch.
         t = torch.topk(score, k - keep + 1, dim=1, largest=False, sorted=False).values
         t = t.amax(1, keepdim=True)
     tie = score == t
+    mask = score >= t
     if int(torch.count_nonzero(tie)) == rows:  # one entry at each row's threshold: exact
-        return score >= t
-    mask = score > t
-    need = keep - mask.sum(1, keepdim=True)  # >= 1: t itself is in each row
-    return mask | (tie & (tie.cumsum(1) <= need))  # the earliest ties of each row
+        return mask
+    # Rows with several entries at their threshold keep the earliest of them.
+    per_row = torch.bincount(tie.nonzero()[:, 0], minlength=rows)
+    bad = (per_row > 1).nonzero().flatten()
+    sub, t_sub = score[bad], t[bad]
+    above, at = sub > t_sub, sub == t_sub
+    need = keep - above.sum(1, keepdim=True)  # >= 1: t itself is in each row
+    mask[bad] = above | (at & (at.cumsum(1) <= need))
+    return mask
 
 
 def _keep_blocks(

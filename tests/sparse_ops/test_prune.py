@@ -160,10 +160,12 @@ def test_wanda_csr_per_row_matches_float64_reference(dtype, density):
 
 
 def test_wanda_row_ties_keep_the_earlier_column():
-    w = torch.tensor([[1.0, -1.0, 1.0, 2.0, 1.0, -1.0], [3.0, 3.0, 3.0, 3.0, 3.0, 3.0]])
+    w = torch.tensor([[1.0, -1.0, 1.0, 2.0, 1.0, -1.0], [0.5, 6.0, 0.1, 4.0, 0.2, 5.0],
+                      [3.0, 3.0, 3.0, 3.0, 3.0, 3.0]])
     v = torch.ones(6)
     p = so.prune(w, "csr", density=0.5, method="wanda", input_norms=v)
-    assert torch.equal(p != 0, torch.tensor([[1, 1, 0, 1, 0, 0], [1, 1, 1, 0, 0, 0]]).bool())
+    want = torch.tensor([[1, 1, 0, 1, 0, 0], [0, 1, 0, 1, 0, 1], [1, 1, 1, 0, 0, 0]]).bool()
+    assert torch.equal(p != 0, want)
 
 
 @pytest.mark.parametrize("n,m,k", [(2, 4, 53), (1, 4, 40), (3, 8, 41)])
