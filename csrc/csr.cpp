@@ -94,14 +94,16 @@ namespace {
 // sets `bad`, and the first bad position is then located for the message.
 template <class T, class I>
 void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues& hv,
-              const T* x, int64_t ldx, T* out, int64_t M, int64_t K, int64_t N, int threads) {
+              const T* x, int64_t ldx, T* out, int64_t M, int64_t K, int64_t N, int threads,
+              const int32_t* vperm = nullptr) {
   const KernelTable& tab = active_table();
   if (N == 1 && g_csr_spmv_loads.load(std::memory_order_relaxed) < 0 &&
       std::strcmp(tab.name, "avx2") == 0)
     calibrate_csr_spmv(tab);
   const auto fn = csr_fns<T, I>(tab).spmm;
   const int64_t nnz = crow[M];
-  const CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, ldx, 0};
+  CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, ldx, 0};
+  args.vperm = vperm;
   threads = threads_for(threads, static_cast<double>(nnz + M) * static_cast<double>(N));
   const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
   const TiledOperand<T> xt(x, K, ldx, tiles, threads);
@@ -274,6 +276,30 @@ void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr&
       spmm_t_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), val.ptr<T>(), d.ptr<T>(), d.ld,
                        out.ptr<T>(), M, K, N, threads);
     });
+  });
+}
+
+void csr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const Arr& val,
+                        const Arr& x, const Arr& out, int threads) {
+  check_csr_arrays(crow, col);
+  expect(col, DT::i32, {"nnz"});
+  const DT ft = float_dtype(val);
+  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
+  expect(perm, DT::i32, {nnz});
+  expect(val, ft, {nnz});
+  expect(x, ft, {"K", "N"}, "the dtype of values");
+  const int64_t K = x.dim(0), N = x.dim(1);
+  if (N <= 1) throw_value("x: the permuted-values product needs N > 1 columns");
+  expect(out, ft, {M, N}, "the dtype of values");
+  for (const Arr* in : {&crow, &col, &perm, &val, &x}) expect_disjoint(out, *in);
+  // perm is a permutation of [0, nnz) by construction (csr_transpose); check its range anyway.
+  const KernelTable& tab = active_table();
+  if (first_bad(tab, perm.ptr<int32_t>(), nnz, nnz) >= 0)
+    throw_value("perm: entries must lie in [0, nnz)");
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    spmm_run<T, int32_t>(crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), HalfValues{},
+                         x.ptr<T>(), x.ld, out.ptr<T>(), M, K, N, threads, perm.ptr<int32_t>());
   });
 }
 

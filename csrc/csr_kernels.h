@@ -155,7 +155,7 @@ __attribute__((optimize("no-tree-vectorize"))) bool csr_spmv_rows_loads(
 // Rows [r0, r1), output columns [n0, n0 + (NV-1)*W + rem): U accumulator sets of NV vectors
 // (U consecutive nonzeros in flight, at least 8 independent chains where NV >= 2), value
 // broadcast, FMA with the gathered x row segment.
-template <class T, class I, int NV, bool MASK>
+template <class T, class I, int NV, bool MASK, bool INDIRECT>
 bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n0, int rem) {
   using VT = V<T>;
   using reg = typename VT::reg;
@@ -164,6 +164,8 @@ bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   const int32_t* __restrict__ crow = a.crow;
   const I* __restrict__ col = a.col;
   const T* __restrict__ val = a.val;
+  const int32_t* __restrict__ vperm = a.vperm;
+  auto value = [&](int64_t p) { return INDIRECT ? val[vperm[p]] : val[p]; };
   const T* __restrict__ xb = a.x + (n0 - a.xc0);
   const int64_t N = a.N, ldx = a.ldx;
   const uint32_t uK = static_cast<uint32_t>(k_limit(a.K));
@@ -194,7 +196,7 @@ bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
 #pragma GCC unroll 16
       for (int u = 0; u < U; ++u) {
         const T* xu = xb + static_cast<int64_t>(c[u]) * ldx;
-        const reg vu = VT::set1(val[p + u]);
+        const reg vu = VT::set1(value(p + u));
 #pragma GCC unroll 16
         for (int v = 0; v < NV; ++v) acc[u][v] = VT::fma(vu, ld(xu + v * W, v), acc[u][v]);
       }
@@ -206,7 +208,7 @@ bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
         continue;
       }
       const T* x0 = xb + static_cast<int64_t>(c0) * ldx;
-      const reg v0 = VT::set1(val[p]);
+      const reg v0 = VT::set1(value(p));
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[0][v] = VT::fma(v0, ld(x0 + v * W, v), acc[0][v]);
     }
@@ -295,7 +297,10 @@ bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
     const int nv = static_cast<int>((w + W - 1) / W);
     const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
     with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-      ok = csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value>(a, r0, r1, c, rem) && ok;
+      constexpr int V_ = decltype(nvc)::value;
+      constexpr bool M_ = decltype(mc)::value;
+      ok = (a.vperm ? csr_spmm_tile<T, I, V_, M_, true>(a, r0, r1, c, rem)
+                    : csr_spmm_tile<T, I, V_, M_, false>(a, r0, r1, c, rem)) && ok;
     });
   }
   return ok;

@@ -48,6 +48,10 @@ void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
 // out (K, N) = S^T @ d by scatter (no transposed structure, no permuted values).
 void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& d,
                      const Arr& out, int threads, bool trusted);
+// out (M, N) = S @ x where nonzero p has value val[perm[p]] (N > 1): S^T @ d over the cached
+// transposed structure, reading S's values in place.
+void csr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const Arr& val,
+                        const Arr& x, const Arr& out, int threads);
 // Checks the CSR structure and num_cols (every error before any output is allocated).
 void csr_transpose_check(const Arr& crow, const Arr& col, int64_t num_cols);
 // crow_t (K+1), col_t (nnz), perm (nnz) of S^T; col_indices are range-checked here.

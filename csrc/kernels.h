@@ -37,6 +37,9 @@ struct CsrSpmmArgs {  // out (M, N) = S @ x, x (K, N)
   int64_t ldx, xc0;
   const void* hval = nullptr;  // half-precision values (hkind != 0; N == 1 paths)
   int hkind = kNoHalf;
+  // If set (N > 1 only): value of nonzero p is val[vperm[p]], e.g. S^T's structure over S's
+  // values in S's order, so a transposed product needs no permuted copy of the values.
+  const int32_t* vperm = nullptr;
 };
 
 template <class T, class I>

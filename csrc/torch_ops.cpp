@@ -340,7 +340,10 @@ std::vector<at::Tensor> transposed_structure(const at::Tensor& crow_in, const at
     csr_transpose_arrs(a_crow, a_col, num_cols, crow_t.data_ptr<int32_t>(),
                        col_t.data_ptr<int32_t>(), perm.data_ptr<int64_t>(), torch_threads());
   });
-  std::vector<at::Tensor> t{crow_t, col_t, perm};
+  // The permutation is kept as int32 only (nnz < 2**31): 4 bytes a nonzero in the cache, and
+  // half the index bytes a product reads. t[2] and t[3] are the same tensor.
+  const at::Tensor perm32 = perm.to(at::kInt);
+  std::vector<at::Tensor> t{crow_t, col_t, perm32, perm32};
   cache().set_transposed(key, params, t);
   return t;
 }
@@ -353,8 +356,9 @@ void expect_rows(const at::Tensor& d, int64_t rows, const char* name) {
                       " rows (the sparse matrix's), got " + std::to_string(d.size(0)));
 }
 
-// S^T @ d by scatter over column slices of the output: no transposed structure and no
-// permuted copy of the values (a random gather of nnz values, ~7 ns each, every call).
+// S^T @ d without a permuted copy of the values (a random gather of nnz values, ~7 ns each,
+// every call): for N > 1 the cached transposed structure read through its permutation; for
+// N <= 1 a scatter into the output (no cached transpose needed).
 at::Tensor csr_spmm_t_op(const at::Tensor& crow_in, const at::Tensor& col_in,
                          const at::Tensor& values, const at::Tensor& d_in, int64_t num_cols) {
   same_dtype(values, "values", d_in, "d");
@@ -363,9 +367,24 @@ at::Tensor csr_spmm_t_op(const at::Tensor& crow_in, const at::Tensor& col_in,
     throw_value_error("num_cols: need 0 <= num_cols < 2**31 - 1, got " +
                       std::to_string(num_cols));
   at::Tensor crow = crow_in, col = col_in, val = widened(values), d = widened(d_in);
+  if (!val.defined() || val.dim() != 1 || val.numel() != size_or0(col, 0))
+    throw_value_error("values: expected shape (nnz,) matching col_indices");
+  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
+  if (d.size(1) > 1) {
+    // The cached transposed structure, reading the values through its permutation: the
+    // forward kernel's speed, no permuted copy of the values.
+    const auto t = transposed_structure(crow_in, col_in, num_cols, 0);
+    at::Tensor crow_t = t[0], col_t = t[1], perm = t[3];
+    const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
+    const Arr a_perm = view_of(perm, "perm"), a_val = view_of(val, "values");
+    const Arr a_d = view_of(d, "d", Layout::kRows), a_out = view_of(out, "out");
+    guarded([&] {
+      csr_spmm_perm_arrs(a_crow, a_col, a_perm, a_val, a_d, a_out, torch_threads());
+    });
+    return narrowed(out, d_in);
+  }
   const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
   const Arr a_val = view_of(val, "values"), a_d = view_of(d, "d", Layout::kRows);
-  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
   const Arr a_out = view_of(out, "out");
   const std::vector<at::Tensor> key{crow, col};
   const std::vector<int64_t> params{num_cols, 0};
@@ -431,7 +450,8 @@ at::Tensor bsr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at
   same_dtype(values, "values", d_in, "d");
   expect_rows(d_in, rows_of(crow, r), "d");
   const auto t = transposed_structure(crow, col, num_cols / c, 1);
-  at::Tensor val_t = widened(values).index_select(0, t[2]).transpose(1, 2).contiguous();
+  at::Tensor val_t =
+      widened(values).index_select(0, t[2].to(at::kLong)).transpose(1, 2).contiguous();
   at::Tensor d = widened(d_in), crow_t = t[0], col_t = t[1];
   const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
   const Arr a_val = view_of(val_t, "values"), a_d = view_of(d, "d", Layout::kRows);
