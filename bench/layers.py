@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
 from torch import nn
 
 import sparse_ops as so
+from bench.host import cpu_model
 from bench.timing import median_seconds
 from sparse_ops import _C
 
@@ -37,17 +37,6 @@ OUT = Path(__file__).resolve().parent / "out"
 SHAPES = [(768, 768), (3072, 768), (768, 3072), (5632, 2048), (4096, 4096)]
 FORMATS = [("2:4", "nm", {"n": 2, "m": 4}), ("1:4", "nm", {"n": 1, "m": 4}),
            ("csr 0.1", "csr", {"density": 0.1}), ("csr 0.3", "csr", {"density": 0.3})]
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (or platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _sparse(w: torch.Tensor, layout: str, kw: dict) -> so.SparseMatrix:
@@ -174,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     repeat = 3 if args.quick else args.repeat
     shapes = SHAPES[:2] if args.quick else SHAPES
-    head = (f"Machine: {cpu_name()}, SIMD level {_C.simd_level()}, torch {torch.__version__}, "
+    head = (f"Machine: {cpu_model()}, SIMD level {_C.simd_level()}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads")
     result: dict = {"machine": head}
     if "layers" in args.sections:

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 import sparse_ops as so
+from bench.host import cpu_model
 
 OUT = Path(__file__).resolve().parent / "out"
 THREADS = 2
@@ -477,18 +478,6 @@ def targets(load: list[LoadRow], mixed: list[InterleavedRow], serving: list[Serv
                               r.tail, limit, r.tail <= limit))
         out.append(Target("serving", row, "mismatches", r.mismatches, 0, r.mismatches == 0))
     return out
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or what platform knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def simd_level() -> str:

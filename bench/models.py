@@ -36,7 +36,6 @@ import copy
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -49,6 +48,7 @@ import torch
 from torch import nn
 
 import sparse_ops as so
+from bench.host import cpu_model
 
 OUT = Path(__file__).resolve().parent / "out"
 SEED = 0
@@ -119,16 +119,6 @@ class Row:
     ok: bool | None = None
     vs_eager: float | None = None
     note: str = ""
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -386,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         notes.append(f"skipped {', '.join(missing)}: layout not known to this build "
                      f"(so.to_sparse knows {layouts})")
-    print(f"bench.models: seed {SEED}, CPU {cpu_name()}, {torch.get_num_threads()} threads, "
+    print(f"bench.models: seed {SEED}, CPU {cpu_model()}, {torch.get_num_threads()} threads, "
           f"variants {[v.name for v in variants]}", flush=True)
     rows: list[Row] = []
     skipped: dict[str, dict[str, str]] = {}
@@ -424,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # the extension's introspection is optional here
         pass
     meta = {
-        "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "transformers": transformers.__version__, "python": sys.version.split()[0],
         "simd": simd, "quick": args.quick, "repeat": repeat, "seed": SEED,
         "compile": not args.no_compile, "shapes": asdict(shapes),

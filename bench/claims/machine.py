@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from bench.host import cpu_model
 from bench.timing import median_seconds
 
 try:
@@ -75,17 +75,6 @@ class Machine:
     def to_dict(self) -> dict:
         """The fields as a JSON-ready dict."""
         return asdict(self)
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, else what ``platform`` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cache_bytes(level: int) -> int:
