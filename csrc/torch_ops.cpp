@@ -17,7 +17,6 @@
 #include <torch/library.h>
 
 #include <cstring>
-#include <list>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -163,36 +162,17 @@ struct Entry {
 
 class StructureCache {
  public:
-  // The entry for exactly these tensors and params, or nullptr.
-  Entry* find(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+  // True if these tensors and params were validated before (and are unchanged since).
+  bool contains(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
     std::lock_guard<std::mutex> lk(mu_);
-    return find_locked(ts, params);
+    return find_locked(ts, params) != nullptr;
   }
 
-  Entry* insert(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+  void insert(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
     std::lock_guard<std::mutex> lk(mu_);
-    return insert_locked(ts, params);
+    insert_locked(ts, params);
   }
 
- private:
-  Entry* insert_locked(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-    if (Entry* e = find_locked(ts, params)) return e;
-    for (const at::Tensor& t : ts)
-      if (!cacheable(t)) return nullptr;
-    if (entries_.size() >= kMax) prune_locked();
-    Entry e;
-    for (const at::Tensor& t : ts) {
-      e.refs.emplace_back(t.getIntrusivePtr());
-      e.data.push_back(t.data_ptr());
-      e.numel.push_back(t.numel());
-      e.version.push_back(static_cast<int64_t>(t._version()));
-    }
-    e.params = params;
-    entries_.push_front(std::move(e));
-    return &entries_.front();
-  }
-
- public:
   void clear() {
     std::lock_guard<std::mutex> lk(mu_);
     entries_.clear();
@@ -213,9 +193,8 @@ class StructureCache {
 
   void set_transposed(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params,
                       const std::vector<at::Tensor>& t) {
-    Entry* e = insert(ts, params);
     std::lock_guard<std::mutex> lk(mu_);
-    if (e && find_locked(ts, params) == e) e->transposed = t;
+    if (Entry* e = insert_locked(ts, params)) e->transposed = t;
   }
 
  private:
@@ -239,28 +218,57 @@ class StructureCache {
     return true;
   }
 
+  // Entries are found by the first tensor's TensorImpl (a hash lookup, whatever the number
+  // of weights), then compared in full.
   Entry* find_locked(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (matches(*it, ts, params)) {
-        if (it != entries_.begin()) entries_.splice(entries_.begin(), entries_, it);
-        return &entries_.front();
-      }
-    }
+    if (ts.empty() || !ts[0].defined()) return nullptr;
+    auto range = entries_.equal_range(ts[0].unsafeGetTensorImpl());
+    for (auto it = range.first; it != range.second; ++it)
+      if (matches(it->second, ts, params)) return &it->second;
     return nullptr;
   }
 
-  // Drops entries whose tensors are gone, then the least recently used half.
+  Entry* insert_locked(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
+    if (Entry* e = find_locked(ts, params)) return e;
+    if (ts.empty()) return nullptr;
+    for (const at::Tensor& t : ts)
+      if (!cacheable(t)) return nullptr;
+    if (entries_.size() >= kMax) prune_locked();
+    Entry e;
+    for (const at::Tensor& t : ts) {
+      e.refs.emplace_back(t.getIntrusivePtr());
+      e.data.push_back(t.data_ptr());
+      e.numel.push_back(t.numel());
+      e.version.push_back(static_cast<int64_t>(t._version()));
+    }
+    e.params = params;
+    return &entries_.emplace(ts[0].unsafeGetTensorImpl(), std::move(e))->second;
+  }
+
+  // Drops stale entries (a tensor gone, or modified since: it can never match again),
+  // then everything if that was not enough (a process holding over 4096 live structures).
   void prune_locked() {
-    entries_.remove_if([](const Entry& e) {
-      for (const auto& r : e.refs)
-        if (r.expired()) return true;
-      return false;
-    });
-    while (entries_.size() >= kMax / 2) entries_.pop_back();
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      bool stale = false;
+      for (size_t i = 0; i < it->second.refs.size() && !stale; ++i) {
+        const auto& r = it->second.refs[i];
+        if (r.expired()) {
+          stale = true;
+        } else {
+          const auto strong = r.lock();
+          stale = static_cast<int64_t>(strong->version_counter().current_version()) !=
+                  it->second.version[i];
+        }
+      }
+      it = stale ? entries_.erase(it) : std::next(it);
+    }
+    if (entries_.size() >= kMax) entries_.clear();
   }
 
   std::mutex mu_;
-  std::list<Entry> entries_;  // most recently used first (lookups are O(entries))
+  // Keyed by the first structure tensor's TensorImpl; nodes are stable, so Entry* stays valid
+  // until the entry is erased (under mu_).
+  std::unordered_multimap<const c10::TensorImpl*, Entry> entries_;
 };
 
 StructureCache& cache() {
@@ -268,10 +276,9 @@ StructureCache& cache() {
   return *c;
 }
 
-// Looks up / records a successful validation. A hit moves the entry to the front, so the
-// few weights of a model's hot loop are found after a handful of comparisons.
+// Looks up / records a successful validation.
 bool validated(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-  return cache().find(ts, params) != nullptr;
+  return cache().contains(ts, params);
 }
 void remember(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
   cache().insert(ts, params);
@@ -564,18 +571,20 @@ bool any_requires_grad(const torch::jit::Stack& stack, size_t first, size_t coun
 }
 
 void call_product(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
-  std::string target = op.schema().name();  // "sparse_ops::csr_spmm_call"
-  target.resize(target.size() - 5);
+  // The product P of this P_call, found by name once per op (keyed by the op's schema, which
+  // the dispatcher keeps at a fixed address): no string built on the hot path.
   static std::mutex mu;
-  static std::unordered_map<std::string, c10::OperatorHandle>* handles =
-      new std::unordered_map<std::string, c10::OperatorHandle>();
+  static auto* handles = new std::unordered_map<const c10::FunctionSchema*, c10::OperatorHandle>();
   c10::OperatorHandle* h = nullptr;
   {
     std::lock_guard<std::mutex> lk(mu);
-    auto it = handles->find(target);
-    if (it == handles->end())
-      it = handles->emplace(target, c10::Dispatcher::singleton().findSchemaOrThrow(
-                                        target.c_str(), "")).first;
+    auto it = handles->find(&op.schema());
+    if (it == handles->end()) {
+      std::string target = op.schema().name();  // "sparse_ops::csr_spmm_call"
+      target.resize(target.size() - 5);
+      it = handles->emplace(&op.schema(), c10::Dispatcher::singleton().findSchemaOrThrow(
+                                              target.c_str(), "")).first;
+    }
     h = &it->second;
   }
   const size_t nargs = op.schema().arguments().size();

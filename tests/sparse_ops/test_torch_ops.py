@@ -356,3 +356,22 @@ def test_avx2_csr_spmv_variants(how, dtype):
     finally:
         _C._set_csr_spmv("auto")
         _C._set_simd_level(before)
+
+
+def test_cache_stays_bounded_and_correct_past_its_capacity():
+    """More live structures than the cache holds (4096): stale entries are dropped, results
+    stay right, and a weight seen again is validated again rather than trusted blindly."""
+    g = torch.Generator().manual_seed(draw_seed())
+    mats = []
+    for _ in range(4200):
+        dense = torch.randn(3, 5, generator=g) * (torch.rand(3, 5, generator=g) < 0.5)
+        dense[0, 0] = 1.0  # at least one stored entry
+        mats.append((so.to_sparse(dense, "csr"), dense))
+    x = torch.randn(5, 2, generator=g)
+    for s, dense in mats:
+        assert rel_err(so.matmul(s, x), dense.double() @ x.double()) < 1e-5
+    assert _C._structure_cache_size() <= 4096
+    s, dense = mats[0]
+    s.col_indices[0] = 7  # out of range, after the entry may have been dropped
+    with pytest.raises(ValueError, match="col_indices"):
+        so.matmul(s, x)
