@@ -72,8 +72,8 @@ def _cpp_ops() -> dict[str, ProductOps]:
 
 def _ops_for(layout: str, backend: str | None, x: torch.Tensor) -> ProductOps:
     # The common case (CPU tensors, default backend) without the general lookup.
-    if backend is None and _CPP_OPS and not x.is_cuda and x.device.type == "cpu":
-        return _CPP_OPS[layout]
+    if backend is None and not x.is_cuda and x.device.type == "cpu":
+        return _cpp_ops()[layout]
     return product_ops(layout, backend, x.device)
 
 
