@@ -115,8 +115,8 @@ void sddmm_run(const BsrSddmmArgs<T>& args, int threads, bool trusted) {
 
 }  // namespace
 
-void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out, int threads,
-    bool trusted) {
+void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out,
+                   int threads, bool trusted) {
   check_bsr_indices(crow, col);
   const DT vt = value_dtype(val), ft = compute_dtype(vt);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
@@ -138,8 +138,8 @@ void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
   });
 }
 
-void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out, int threads,
-    bool trusted) {
+void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out,
+                    int threads, bool trusted) {
   check_bsr_indices(crow, col);
   const DT ft = float_dtype(a);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
@@ -162,8 +162,8 @@ void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
   });
 }
 
-void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h, py::handle out_h,
-    int64_t num_threads) {
+void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h,
+              py::handle out_h, int64_t num_threads) {
   const Arr crow = as_array(crow_h, "crow_indices");
   const Arr col = as_array(col_h, "col_indices");
   const Arr val = as_array(val_h, "values");
@@ -174,8 +174,8 @@ void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle 
   bsr_spmm_arrs(crow, col, val, x, out, threads, false);
 }
 
-void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h, py::handle out_h,
-    int64_t num_threads) {
+void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
+               py::handle out_h, int64_t num_threads) {
   const Arr crow = as_array(crow_h, "crow_indices");
   const Arr col = as_array(col_h, "col_indices");
   const Arr a = as_array(a_h, "a");

@@ -75,7 +75,8 @@ void calibrate_csr_spmv(const KernelTable& tab) {
       g_csr_spmv_loads.store(mode);
       const auto t0 = std::chrono::steady_clock::now();
       fn(args, 0, M, 0, 1);
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double dt =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       best[mode] = std::min(best[mode], dt);
     }
   g_csr_spmv_loads.store(best[1] < 0.9 * best[0] ? 1 : 0);  // loads only if clearly faster
@@ -93,8 +94,8 @@ namespace {
 // The kernels validate the column indices as they run (fused); a chunk reporting a bad one
 // sets `bad`, and the first bad position is then located for the message.
 template <class T, class I>
-void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues& hv,
-              const T* x, int64_t ldx, T* out, int64_t M, int64_t K, int64_t N, int threads,
+void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues& hv, const T* x,
+              int64_t ldx, T* out, int64_t M, int64_t K, int64_t N, int threads,
               const int32_t* vperm = nullptr) {
   const KernelTable& tab = active_table();
   if (N == 1 && g_csr_spmv_loads.load(std::memory_order_relaxed) < 0 &&
@@ -213,8 +214,8 @@ void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int3
 
 }  // namespace
 
-void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out, int threads,
-    bool trusted) {
+void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out,
+                   int threads, bool trusted) {
   const DT it = check_csr_arrays(crow, col);
   const DT vt = value_dtype(val), ft = compute_dtype(vt);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -235,8 +236,8 @@ void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
   });
 }
 
-void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out, int threads,
-    bool trusted) {
+void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out,
+                    int threads, bool trusted) {
   const DT it = check_csr_arrays(crow, col);
   const DT ft = float_dtype(a);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -257,8 +258,8 @@ void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
   });
 }
 
-void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& d,
-                     const Arr& out, int threads, bool trusted) {
+void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& d, const Arr& out,
+                     int threads, bool trusted) {
   const DT it = check_csr_arrays(crow, col);
   const DT ft = float_dtype(val);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -343,8 +344,8 @@ py::tuple csr_transpose(py::handle crow_h, py::handle col_h, int64_t num_cols) {
   return py::make_tuple(crow_t, col_t, perm);
 }
 
-void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h, py::handle out_h,
-    int64_t num_threads) {
+void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h,
+              py::handle out_h, int64_t num_threads) {
   const Arr crow = as_array(crow_h, "crow_indices");
   const Arr col = as_array(col_h, "col_indices");
   const Arr val = as_array(val_h, "values");
@@ -355,8 +356,8 @@ void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle 
   csr_spmm_arrs(crow, col, val, x, out, threads, false);
 }
 
-void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h, py::handle out_h,
-    int64_t num_threads) {
+void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
+               py::handle out_h, int64_t num_threads) {
   const Arr crow = as_array(crow_h, "crow_indices");
   const Arr col = as_array(col_h, "col_indices");
   const Arr a = as_array(a_h, "a");

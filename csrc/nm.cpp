@@ -271,8 +271,8 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool truste
 
 }  // namespace
 
-void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n, int64_t m, int threads,
-    bool trusted) {
+void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n,
+                  int64_t m, int threads, bool trusted) {
   const DT vt = value_dtype(val), ft = compute_dtype(vt);
   expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
   const int64_t K = x.dim(0), N = x.dim(1);
@@ -293,8 +293,8 @@ void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out,
   });
 }
 
-void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& out, int64_t n, int64_t m, int threads,
-    bool trusted) {
+void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& out, int64_t n,
+                    int64_t m, int threads, bool trusted) {
   const DT ft = float_dtype(val);
   expect(out, ft, {"K", "N"}, "the dtype of values");
   const int64_t K = out.dim(0), N = out.dim(1);
@@ -313,8 +313,8 @@ void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& ou
   });
 }
 
-void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, int64_t n, int64_t m, int threads,
-    bool trusted) {
+void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, int64_t n,
+                   int64_t m, int threads, bool trusted) {
   const DT ft = float_dtype(a);
   expect(a, ft, {"M", "N"});
   const int64_t M = a.dim(0), N = a.dim(1);
@@ -333,8 +333,8 @@ void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, 
   });
 }
 
-void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out_h, int64_t n, int64_t m,
-    int64_t num_threads) {
+void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out_h, int64_t n,
+             int64_t m, int64_t num_threads) {
   const Arr val = as_array(val_h, "values");
   const Arr meta = as_array(meta_h, "metadata");
   const Arr x = as_array(x_h, "x");
@@ -344,8 +344,8 @@ void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out
   nm_spmm_arrs(val, meta, x, out, n, m, threads, false);
 }
 
-void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle out_h, int64_t n, int64_t m,
-    int64_t num_threads) {
+void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle out_h, int64_t n,
+               int64_t m, int64_t num_threads) {
   const Arr val = as_array(val_h, "values");
   const Arr meta = as_array(meta_h, "metadata");
   const Arr d = as_array(d_h, "d");
@@ -355,8 +355,8 @@ void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle o
   nm_spmm_t_arrs(val, meta, d, out, n, m, threads, false);
 }
 
-void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_h, int64_t n, int64_t m,
-    int64_t num_threads) {
+void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_h, int64_t n,
+              int64_t m, int64_t num_threads) {
   const Arr meta = as_array(meta_h, "metadata");
   const Arr a = as_array(a_h, "a");
   const Arr b = as_array(b_h, "b");
