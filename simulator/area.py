@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .arch import SPARSITY_MODES, Arch
 from .energy import _loglog
+from .yaml_table import load_mapping
 
 DEFAULT_AREA_PATH = Path(__file__).resolve().parent / "area_45nm.yaml"
 _KEYS = ("mac_um2", "pe_register_words", "register_um2_per_bit", "sparse_pe_overhead",
@@ -45,14 +44,7 @@ class AreaTable:
     @classmethod
     def from_yaml(cls, path: str | Path) -> AreaTable:
         """Read a table; errors name the file and the field."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of area fields, got "
-                             f"{type(data).__name__}")
+        data = load_mapping(path, "area fields")
         return cls.from_dict(data, origin=str(path))
 
     @classmethod

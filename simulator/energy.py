@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .arch import Arch
+from .yaml_table import load_mapping
 
 DEFAULT_TABLE_PATH = Path(__file__).resolve().parent / "energy_45nm.yaml"
 _KEYS = ("mac_pj", "gated_mac_fraction", "sram_pj_per_64b", "dram_pj_per_64b", "index_pj")
@@ -60,16 +59,7 @@ class EnergyTable:
     @classmethod
     def from_yaml(cls, path: str | Path) -> EnergyTable:
         """Read a table; errors name the file and the field."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of energy fields, got "
-                             f"{type(data).__name__}")
+        data = load_mapping(path, "energy fields")
         return cls.from_dict(data, origin=str(path))
 
     @classmethod
