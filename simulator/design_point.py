@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .arch import Arch
-from .prepared import check_density
+from .sparsity import check_density
 
 # Bump when a change alters any figure a row holds: stored rows then no longer match.
 SIMULATOR_VERSION = "1.1.0"

@@ -20,7 +20,7 @@ from .folding import build_fold_table, build_sddmm_table
 from .memory import schedule, traffic
 from .pattern import WeightPattern
 from .result import Result, summarize
-from .sparsity import check_nm, synthetic_mask, to_numpy, weight_mask
+from .sparsity import check_density, check_nm, synthetic_mask, to_numpy, weight_mask
 from .workload import ConvShape, Layer, check_dim
 
 ENGINES = ("fast", "reference")
@@ -42,12 +42,9 @@ def prepare_mask(arch: Arch, K: int, N: int, weight: Any = None, density: float 
         if arch.sparsity == "nm":
             check_nm(mask, *arch.nm)
         return mask
+    density = check_density(density)
     if density is None:
         return None
-    if isinstance(density, bool) or not isinstance(density, numbers.Real):
-        raise TypeError(f"density must be a number, got {density!r}")
-    if not 0 < density <= 1:
-        raise ValueError(f"density must be in (0, 1], got {density}")
     if arch.sparsity == "nm":
         return None
     kind = "block" if arch.sparsity == "block" else "uniform"

@@ -20,21 +20,10 @@ from .arch import Arch
 from .energy import EnergyTable, resolve_table
 from .pattern import WeightPattern
 from .result import Result
-from .sparsity import check_nm, synthetic_mask, weight_mask
+from .sparsity import check_density, check_nm, synthetic_mask, weight_mask
 from .workload import Layer
 
 _DEFAULT = object()
-
-
-def check_density(density: Any) -> float | None:
-    """``density`` as a float in (0, 1], or ``None``; ``TypeError``/``ValueError`` otherwise."""
-    if density is None:
-        return None
-    if isinstance(density, bool) or not isinstance(density, numbers.Real):
-        raise TypeError(f"density must be a number, got {density!r}")
-    if not 0 < density <= 1:
-        raise ValueError(f"density must be in (0, 1], got {density}")
-    return float(density)
 
 
 class PreparedWorkload:

@@ -36,7 +36,7 @@ import yaml
 
 from .arch import SPARSITY_MODES, Arch
 from .design_point import DesignPoint
-from .prepared import check_density
+from .sparsity import check_density
 
 TOP_KEYS = ("base", "arch", "sparsity", "seed")
 SPARSITY_KEYS = ("mode", "density", "nm", "block", "balance")

@@ -211,3 +211,14 @@ def pattern_summary(mask: np.ndarray) -> dict[str, float]:
     return {"density": float(mask.mean()), "col_nnz_max": int(col.max(initial=0)),
             "col_nnz_mean": float(col.mean()) if col.size else 0.0,
             "imbalance": float(col.max(initial=0) / col.mean()) if col.mean() else math.nan}
+
+
+def check_density(density: Any) -> float | None:
+    """``density`` as a float in (0, 1], or ``None``; ``TypeError``/``ValueError`` otherwise."""
+    if density is None:
+        return None
+    if isinstance(density, bool) or not isinstance(density, numbers.Real):
+        raise TypeError(f"density must be a number, got {density!r}")
+    if not 0 < density <= 1:
+        raise ValueError(f"density must be in (0, 1], got {density}")
+    return float(density)
