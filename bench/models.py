@@ -156,9 +156,9 @@ def weight_bytes(model: nn.Module) -> tuple[int, int]:
 
 
 def known_layouts() -> tuple[str, ...]:
-    from sparse_ops.convert import LAYOUTS
+    from sparse_ops.registry import names
 
-    return tuple(LAYOUTS)
+    return names()
 
 
 def build(kind: str, shapes: Shapes) -> nn.Module:

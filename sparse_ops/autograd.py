@@ -115,18 +115,20 @@ def register_product_autograd(ops: ProductOps) -> None:
     torch.library.register_autograd(ops.sddmm, sddmm_backward, setup_context=sddmm_setup)
 
 
-def register_backend(ops: dict[str, ProductOps]) -> None:
-    """Give a backend's ops (``{layout: ProductOps}``) the shared fakes and autograd.
+def register_backend(ops: dict[str, ProductOps], backend: str) -> None:
+    """Give a backend's ops (``{layout: ProductOps}``) their layouts' fakes (from the format
+    registry) and the shared autograd, and register them as ``backend``'s products.
 
     The ops may be ``torch.library.custom_op`` definitions (Triton) or C++ operators
     (``torch.ops.sparse_ops.*``).
     """
-    from .fake import FAKES, LINEAR_FAKES
+    from .registry import get_layout, register_ops
 
     for layout, products in ops.items():
-        for op, fake_fn in zip((products.spmm, products.spmm_t, products.sddmm), FAKES[layout],
-                               strict=True):
-            torch.library.register_fake(op, fake_fn)
-        if products.linear is not None:
-            torch.library.register_fake(products.linear, LINEAR_FAKES[layout])
+        fakes = get_layout(layout).fakes
+        for name in ("spmm", "spmm_t", "sddmm", "linear"):
+            op = getattr(products, name)
+            if op is not None:
+                torch.library.register_fake(op, fakes[name])
         register_product_autograd(products)
+        register_ops(layout, backend, products)

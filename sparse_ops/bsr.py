@@ -6,6 +6,9 @@ import torch
 
 from ._checks import check_blocksize, check_float, check_tensor
 from .compressed import CompressedRows, check_compressed
+from .consistency import check_bsr
+from .fake import fakes_of
+from .registry import Layout, register_layout
 
 
 class BSRMatrix(CompressedRows):
@@ -96,3 +99,10 @@ def validate_bsr(
     r, c = check_blocksize((int(values.shape[1]), int(values.shape[2])), (m, k))
     check_compressed(crow, col, values, shape, 3, m // r, k // c, "nnzb")
     return crow.to(torch.int32).contiguous(), col.to(torch.int32).contiguous(), values.contiguous()
+
+
+LAYOUT = register_layout(Layout(
+    "bsr", BSRMatrix, "block", ("blocksize",), fakes_of("bsr"), check_bsr,
+    options_of=lambda p: {"blocksize": (int(p[0]), int(p[1]))},
+    torch_layouts=(torch.sparse_bsr,),
+))

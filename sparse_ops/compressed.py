@@ -46,6 +46,11 @@ class CompressedRows(SparseMatrix):
             validate=False,
         )
 
+    @classmethod
+    def from_parts(cls, tensors, shape, params=(), validate=True) -> CompressedRows:
+        return cls(tensors["crow_indices"], tensors["col_indices"], tensors["values"], shape,
+                   validate=validate)
+
     def _row_of_each(self) -> torch.Tensor:
         """int64: the (block) row of each stored entry, expanded from the row pointers."""
         counts = self.crow_indices.diff().long()

@@ -10,11 +10,10 @@ tensors' version counters).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from .format import SparseMatrix
+from .registry import layout_of
 
 
 def _fail(name: str, msg: str) -> None:
@@ -29,7 +28,7 @@ def _expect_1d(name: str, t: object) -> torch.Tensor:
     return t
 
 
-def _csr(s: SparseMatrix) -> None:
+def check_csr(s: SparseMatrix) -> None:
     m = s._shape[0]
     crow, col, values = s.crow_indices, s.col_indices, s.values
     if (
@@ -54,7 +53,7 @@ def _csr_explain(s: SparseMatrix) -> None:
         _fail("col_indices", f"{col.numel()} column indices for {values.numel()} values")
 
 
-def _bsr(s: SparseMatrix) -> None:
+def check_bsr(s: SparseMatrix) -> None:
     m, k = s.shape
     crow = _expect_1d("crow_indices", s.crow_indices)
     col = _expect_1d("col_indices", s.col_indices)
@@ -75,7 +74,7 @@ def _bsr(s: SparseMatrix) -> None:
         _fail("col_indices", f"{col.numel()} block column indices for {v.shape[0]} blocks")
 
 
-def _nm(s: SparseMatrix) -> None:
+def check_nm(s: SparseMatrix) -> None:
     from .nm import meta_bytes, num_groups
 
     m_rows, k = s.shape
@@ -91,9 +90,29 @@ def _nm(s: SparseMatrix) -> None:
         _fail("metadata", f"expected shape {(m_rows, width)} for {s.shape} at {n}:{m}, got {got}")
 
 
-CHECKS: dict[str, Callable[[SparseMatrix], None]] = {"csr": _csr, "bsr": _bsr, "nm": _nm}
+def check_bitmap(s: SparseMatrix) -> None:
+    from .bitmap import row_bytes
+
+    m, k = s._shape
+    offs, bits, v = s.row_offsets, s.bitmap, s.values
+    if (
+        type(offs) is torch.Tensor
+        and type(bits) is torch.Tensor
+        and type(v) is torch.Tensor
+        and offs.shape == (m + 1,)
+        and bits.shape == (m, row_bytes(k))
+        and v.dim() == 1
+    ):
+        return
+    _expect_1d("row_offsets", offs)
+    _expect_1d("values", v)
+    if offs.numel() != m + 1:
+        _fail("row_offsets", f"has {offs.numel()} entries, shape {s.shape} needs M + 1 = {m + 1}")
+    if not isinstance(bits, torch.Tensor) or tuple(bits.shape) != (m, row_bytes(k)):
+        got = tuple(bits.shape) if isinstance(bits, torch.Tensor) else type(bits).__name__
+        _fail("bitmap", f"expected shape {(m, row_bytes(k))} for {s.shape}, got {got}")
 
 
 def check_consistent(s: SparseMatrix) -> None:
     """Raise ValueError naming the tensor if ``s``'s tensors do not fit ``s.shape``."""
-    CHECKS[s.layout](s)
+    layout_of(s).check(s)

@@ -1,16 +1,29 @@
-"""``to_sparse``: dense or torch.sparse tensors into the project's formats."""
+"""``to_sparse``: dense or torch.sparse tensors into any registered layout."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from ._checks import check_nm
-from .bsr import BSRMatrix
-from .csr import CSRMatrix
+from ._checks import check_blocksize, check_nm
 from .format import SparseMatrix
-from .nm import NMMatrix
+from .registry import get_layout, names
 
-LAYOUTS = ("csr", "bsr", "nm")
+_NEEDS = {"blocksize": "blocksize=(R, C)", "n": "n=", "m": "m="}
+
+
+def _options(layout: str, opts: tuple[str, ...], given: dict[str, Any]) -> dict[str, Any]:
+    missing = [o for o in opts if given.get(o) is None]
+    if missing:
+        raise ValueError(
+            f"{', '.join(missing)}: layout {layout!r} needs "
+            f"{' and '.join(_NEEDS[o] for o in missing)}"
+        )
+    kw = {o: given[o] for o in opts}
+    if "n" in kw:
+        kw["n"], kw["m"] = check_nm(kw["n"], kw["m"])
+    return kw
 
 
 def to_sparse(
@@ -21,34 +34,33 @@ def to_sparse(
     n: int | None = None,
     m: int | None = None,
 ) -> SparseMatrix:
-    """Store a 2-D tensor ``(M, K)`` in ``layout``: ``"csr"``, ``"bsr"`` or ``"nm"``.
+    """Store a 2-D tensor ``(M, K)`` in ``layout``: ``"csr"``, ``"bitmap"``, ``"bsr"`` or ``"nm"``.
 
-    ``tensor`` may be dense (zeros are dropped: CSR keeps nonzeros, BSR keeps blocks holding a
-    nonzero, N:M requires at most ``n`` nonzeros per group of ``m``), a ``torch.sparse_csr``
-    tensor (for ``"csr"``) or a ``torch.sparse_bsr`` tensor (for ``"bsr"``, its own blocksize);
-    their indices are validated. Another sparse layout is densified first.
+    ``tensor`` may be dense (zeros are dropped: CSR and bitmap keep nonzeros, BSR keeps blocks
+    holding a nonzero, N:M requires at most ``n`` nonzeros per group of ``m``), or a
+    ``torch.sparse_csr`` tensor (for ``"csr"`` and ``"bitmap"``; ``"bitmap"`` also takes COO)
+    or a ``torch.sparse_bsr`` tensor (for ``"bsr"``, its own blocksize), whose indices are
+    validated and whose explicitly stored zeros are kept. Another sparse layout is densified
+    first. ``bsr`` needs ``blocksize=(R, C)``, ``nm`` needs ``n=`` and ``m=``.
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"tensor: expected a torch.Tensor, got {type(tensor).__name__}")
-    if not isinstance(layout, str) or layout not in LAYOUTS:
-        raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
-    if tensor.layout == torch.sparse_csr and layout == "csr":
-        return CSRMatrix.from_torch(tensor)
-    if tensor.layout == torch.sparse_bsr and layout == "bsr":
-        s = BSRMatrix.from_torch(tensor)
-        if blocksize is not None and tuple(blocksize) != s.blocksize:
-            raise ValueError(
-                f"blocksize: {tuple(blocksize)} differs from the sparse_bsr tensor's {s.blocksize}"
-            )
+    entry = get_layout(layout)
+    if tensor.layout in entry.torch_layouts:
+        s = entry.matrix.from_torch(tensor)
+        if blocksize is not None and "blocksize" in entry.options:
+            check_blocksize(blocksize, s.shape)
+            if tuple(blocksize) != s.params():
+                raise ValueError(
+                    f"blocksize: {tuple(blocksize)} differs from the sparse tensor's {s.params()}"
+                )
         return s
+    kw = _options(entry.name, entry.options, {"blocksize": blocksize, "n": n, "m": m})
     if tensor.layout != torch.strided:
         tensor = tensor.to_dense()
-    if layout == "csr":
-        return CSRMatrix.from_dense(tensor)
-    if layout == "bsr":
-        if blocksize is None:
-            raise ValueError("blocksize: layout 'bsr' needs blocksize=(R, C)")
-        return BSRMatrix.from_dense(tensor, blocksize)
-    if n is None or m is None:
-        raise ValueError("n, m: layout 'nm' needs both n= and m=")
-    return NMMatrix.from_dense(tensor, *check_nm(n, m))
+    return entry.matrix.from_dense(tensor, **kw)
+
+
+def layouts() -> tuple[str, ...]:
+    """The layouts ``to_sparse`` accepts."""
+    return names()

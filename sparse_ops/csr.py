@@ -6,6 +6,9 @@ import torch
 
 from ._checks import check_float, check_tensor, index_dtype_for
 from .compressed import CompressedRows, check_compressed
+from .consistency import check_csr
+from .fake import fakes_of
+from .registry import Layout, register_layout
 
 
 class CSRMatrix(CompressedRows):
@@ -81,3 +84,9 @@ def validate_csr(
         col.to(index_dtype_for(shape[1])).contiguous(),
         values.contiguous(),
     )
+
+
+LAYOUT = register_layout(Layout(
+    "csr", CSRMatrix, "unstructured", (), fakes_of("csr"), check_csr,
+    torch_layouts=(torch.sparse_csr,),
+))

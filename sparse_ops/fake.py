@@ -54,11 +54,23 @@ def nm_linear(metadata, values, x, bias, n, m):
     return x.new_empty(x.shape[0], values.shape[0])
 
 
-# Per layout: the fake kernels of (spmm, spmm_t, sddmm), and of the native linear.
-FAKES = {
-    "csr": (csr_spmm, csr_spmm_t, csr_sddmm),
-    "bsr": (bsr_spmm, bsr_spmm_t, bsr_sddmm),
-    "nm": (nm_spmm, nm_spmm_t, nm_sddmm),
-}
+def bitmap_spmm(row_offsets, bitmap, values, x, nnz):
+    return x.new_empty(row_offsets.shape[0] - 1, x.shape[1])
 
-LINEAR_FAKES = {"csr": csr_linear, "bsr": bsr_linear, "nm": nm_linear}
+
+def bitmap_spmm_t(row_offsets, bitmap, values, d, num_cols, nnz):
+    return d.new_empty(num_cols, d.shape[1])
+
+
+def bitmap_sddmm(row_offsets, bitmap, a, b, nnz):
+    return a.new_empty(nnz)
+
+
+def bitmap_linear(row_offsets, bitmap, values, x, bias, nnz):
+    return x.new_empty(x.shape[0], row_offsets.shape[0] - 1)
+
+
+def fakes_of(layout: str) -> dict:
+    """``{product: fake kernel}`` of ``layout`` (its functions here, by name)."""
+    g = globals()
+    return {p: g[f"{layout}_{p}"] for p in ("spmm", "spmm_t", "sddmm", "linear")}

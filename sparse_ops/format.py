@@ -74,6 +74,18 @@ class SparseMatrix:
     def _rebuild(self, tensors: dict[str, Any]) -> SparseMatrix:
         raise NotImplementedError
 
+    @classmethod
+    def from_parts(
+        cls,
+        tensors: dict[str, torch.Tensor],
+        shape: tuple[int, int],
+        params: tuple[int, ...] = (),
+        validate: bool = True,
+    ) -> SparseMatrix:
+        """Build from the tensors named in ``_tensor_names`` and the ``params()`` of a matrix
+        of this layout (e.g. a ``SparseLinear``'s buffers); ``validate=False`` trusts them."""
+        raise NotImplementedError
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         """A copy on ``device`` and/or with values cast to ``dtype`` (indices keep theirs)."""
         moved = {n: getattr(self, n).to(device) for n in self._tensor_names}

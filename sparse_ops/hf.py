@@ -33,32 +33,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .bsr import BSRMatrix
 from .convert import to_sparse
-from .csr import CSRMatrix
 from .format import SparseMatrix
 from .layer import SparseLinear
-from .nm import NMMatrix
+from .registry import get_layout, names
 
 MANIFEST = "sparse_ops.json"
 STATE = "sparse_ops_state.pt"
 FORMAT_VERSION = 1
-
-# layout -> the to_sparse keyword arguments from a SparseLinear's ``params_``.
-_PATTERN_KWARGS: dict[str, Any] = {
-    "csr": lambda p: {},
-    "bitmap": lambda p: {},
-    "bsr": lambda p: {"blocksize": (int(p[0]), int(p[1]))},
-    "nm": lambda p: {"n": int(p[0]), "m": int(p[1])},
-}
-
-# layout -> a full (validating) construction of the matrix from a SparseLinear's tensors.
-_VALIDATE: dict[str, Any] = {
-    "csr": lambda s: CSRMatrix(s.crow_indices, s.col_indices, s.values, s.shape),
-    "bsr": lambda s: BSRMatrix(s.crow_indices, s.col_indices, s.values, s.shape),
-    "nm": lambda s: NMMatrix(s.values, s.metadata, s.shape, s.n, s.m),
-}
-
 
 def _check_model(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
@@ -105,12 +87,12 @@ def save_sparse(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     layers = {}
     for name, mod in model.named_modules():
         if isinstance(mod, SparseLinear):
-            if mod.layout not in _PATTERN_KWARGS:
+            if mod.layout not in names():
                 raise ValueError(f"model: layer {name} has layout {mod.layout!r}, which "
-                                 f"save_sparse does not know (known: {tuple(_PATTERN_KWARGS)})")
+                                 f"save_sparse does not know (known: {names()})")
             layers[name] = {
                 "layout": mod.layout,
-                "params": [int(p) for p in mod.params_],
+                "params": [int(p) for p in mod.sparse_weight().params()],
                 "shape": [mod.out_features, mod.in_features],
                 "bias": mod.bias is not None,
                 "backend": mod.backend,
@@ -138,7 +120,7 @@ def save_sparse(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
 def _shell(spec: dict[str, Any], dtype: torch.dtype, device: torch.device) -> SparseLinear:
     """An all-zero ``SparseLinear`` of ``spec``'s layout; ``load_state_dict`` resizes it."""
     rows, cols = spec["shape"]
-    kw = _PATTERN_KWARGS[spec["layout"]](spec["params"])
+    kw = get_layout(spec["layout"]).options_of(tuple(spec["params"]))
     s = to_sparse(torch.zeros(rows, cols, dtype=dtype, device=device), spec["layout"], **kw)
     bias = torch.zeros(rows, dtype=dtype, device=device) if spec["bias"] else None
     return SparseLinear(s, bias, backend=spec["backend"])
@@ -211,9 +193,10 @@ def load_sparse(
                          f"{result.missing_keys}, unexpected {result.unexpected_keys}")
     for name in layers:
         layer = model.get_submodule(name)
-        check = _VALIDATE.get(layer.layout)
-        if check is not None:
-            check(layer.sparse_weight())
+        w = layer.sparse_weight()  # validated in full: the files may be anything
+        type(w).from_parts(
+            {t: getattr(w, t) for t in w._tensor_names}, w.shape, w.params(), validate=True
+        )
     _tie(model, manifest.get("tied", []))
     # A model cast with .to(dtype) also cast its non-persistent buffers: cast them alike.
     for name, dt in manifest.get("nonpersistent_buffer_dtypes", {}).items():

@@ -7,13 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .bsr import BSRMatrix
 from .convert import to_sparse
-from .csr import CSRMatrix
 from .format import SparseMatrix
 from .matmul import linear
-from .nm import NMMatrix
 from .prune import prune
+from .registry import get_layout
 
 
 class SparseLinear(nn.Module):
@@ -46,6 +44,7 @@ class SparseLinear(nn.Module):
             )
         self.out_features, self.in_features = weight.shape
         self.layout = weight.layout
+        self._matrix = get_layout(weight.layout).matrix
         self.params_ = weight.params()
         self.backend = backend
         self.values = nn.Parameter(weight.values.detach().clone())
@@ -73,20 +72,17 @@ class SparseLinear(nn.Module):
         if not isinstance(module, nn.Linear):
             raise TypeError(f"module: expected an nn.Linear, got {type(module).__name__}")
         w = module.weight.detach()
+        get_layout(layout)
         pruned = prune(w, layout, density, blocksize=blocksize, n=n, m=m)
         s = to_sparse(pruned, layout, blocksize=blocksize, n=n, m=m)
         return cls(s, module.bias, backend=backend)
 
     def sparse_weight(self) -> SparseMatrix:
         """The weight as a sparse matrix sharing this module's tensors (no copy)."""
-        shape = (self.out_features, self.in_features)
-        if self.layout == "csr":
-            return CSRMatrix(self.crow_indices, self.col_indices, self.values, shape,
-                             validate=False)
-        if self.layout == "bsr":
-            return BSRMatrix(self.crow_indices, self.col_indices, self.values, shape,
-                             validate=False)
-        return NMMatrix(self.values, self.metadata, shape, *self.params_, validate=False)
+        tensors = {n: getattr(self, n) for n in (*self._structure_names, "values")}
+        return self._matrix.from_parts(
+            tensors, (self.out_features, self.in_features), self.params_, validate=False
+        )
 
     @property
     def weight(self) -> torch.Tensor:
@@ -108,6 +104,7 @@ class SparseLinear(nn.Module):
                 else:
                     setattr(self, name, resized)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.params_ = self.sparse_weight().params()  # bitmap's nnz follows its values
 
     def extra_repr(self) -> str:
         w = self.sparse_weight()

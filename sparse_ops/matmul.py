@@ -10,14 +10,21 @@ from . import reference
 from .autograd import ProductOps
 from .consistency import check_consistent
 from .format import SparseMatrix
+from .registry import get_layout, register_ops
 
 BACKENDS = ("cpp", "triton", "reference")
 
-REFERENCE_OPS = {
-    "csr": ProductOps(reference.csr_spmm, reference.csr_spmm_t, reference.csr_sddmm, 2),
-    "bsr": ProductOps(reference.bsr_spmm, reference.bsr_spmm_t, reference.bsr_sddmm, 2),
-    "nm": ProductOps(reference.nm_spmm, reference.nm_spmm_t, reference.nm_sddmm, 1),
-}
+
+
+def reference_ops(layout: str) -> ProductOps:
+    """``layout``'s products in plain torch (``reference.<layout>_<product>``)."""
+    entry = get_layout(layout)
+    ops = entry.ops.get("reference")
+    if ops is None:
+        fns = [getattr(reference, f"{entry.name}_{p}") for p in ("spmm", "spmm_t", "sddmm")]
+        ops = ProductOps(*fns, n_struct=entry.n_struct)
+        register_ops(entry.name, "reference", ops)
+    return ops
 
 
 def default_backend(device: torch.device) -> str:
@@ -36,11 +43,11 @@ def product_ops(layout: str, backend: str | None, device: torch.device) -> Produ
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS} or None, got {backend!r}")
     if backend == "reference":
-        return REFERENCE_OPS[layout]
+        return reference_ops(layout)
     if backend == "cpp":
         if device.type != "cpu":
             raise ValueError(f"backend: 'cpp' runs on CPU tensors, got {device}")
-        return _cpp_ops()[layout]
+        return _backend_ops(layout, "cpp")
     interpreted = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
     if device.type != "cuda" and not interpreted:
         raise ValueError(
@@ -48,7 +55,7 @@ def product_ops(layout: str, backend: str | None, device: torch.device) -> Produ
             f"is imported to run its interpreter on the CPU; got {device}"
         )
     try:
-        from .ops_triton import OPS as TRITON_OPS
+        from . import ops_triton  # noqa: F401  (registers the "triton" ops)
     except ModuleNotFoundError as e:
         if e.name != "triton" and not str(e.name).startswith("triton."):
             raise
@@ -56,24 +63,23 @@ def product_ops(layout: str, backend: str | None, device: torch.device) -> Produ
             "backend: 'triton' needs the triton package, which is not installed "
             "(pip install 'sparse-ops[triton]', or triton matching your torch)"
         ) from e
-    return TRITON_OPS[layout]
+    return _backend_ops(layout, "triton")
 
 
-_CPP_OPS: dict[str, ProductOps] = {}
-
-
-def _cpp_ops() -> dict[str, ProductOps]:
-    if not _CPP_OPS:
-        from .ops_cpp import OPS
-
-        _CPP_OPS.update(OPS)
-    return _CPP_OPS
+def _backend_ops(layout: str, backend: str) -> ProductOps:
+    entry = get_layout(layout)
+    ops = entry.ops.get(backend)
+    if ops is None:
+        raise ValueError(f"layout: {entry.name!r} has no products on backend {backend!r}")
+    return ops
 
 
 def _ops_for(layout: str, backend: str | None, x: torch.Tensor) -> ProductOps:
     # The common case (CPU tensors, default backend) without the general lookup.
     if backend is None and not x.is_cuda and x.device.type == "cpu":
-        return _cpp_ops()[layout]
+        ops = get_layout(layout).ops.get("cpp")
+        if ops is not None:
+            return ops
     return product_ops(layout, backend, x.device)
 
 

@@ -7,7 +7,10 @@ from typing import Any
 import torch
 
 from ._checks import check_float, check_nm, check_tensor
+from .consistency import check_nm as _check_consistent
+from .fake import fakes_of
 from .format import SparseMatrix
+from .registry import Layout, register_layout
 
 
 def meta_bits(m: int) -> int:
@@ -80,6 +83,12 @@ class NMMatrix(SparseMatrix):
         return NMMatrix(
             tensors["values"], tensors["metadata"], self.shape, self.n, self.m, validate=False
         )
+
+    @classmethod
+    def from_parts(cls, tensors, shape, params=(), validate=True) -> NMMatrix:
+        n, m = params
+        return cls(tensors["values"], tensors["metadata"], shape, int(n), int(m),
+                   validate=validate)
 
     @classmethod
     def from_dense(cls, dense: torch.Tensor, n: int, m: int) -> NMMatrix:
@@ -177,3 +186,9 @@ def validate_nm(
                 f"column < K={k}"
             )
     return values.contiguous(), metadata.contiguous()
+
+
+LAYOUT = register_layout(Layout(
+    "nm", NMMatrix, "nm", ("n", "m"), fakes_of("nm"), _check_consistent,
+    options_of=lambda p: {"n": int(p[0]), "m": int(p[1])},
+))

@@ -21,6 +21,7 @@ import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.sparse_ops.*)
 from .autograd import ProductOps, register_backend
+from .registry import get_layout, names
 
 _ops = torch.ops.sparse_ops
 
@@ -34,6 +35,11 @@ def _products(layout: str, n_struct: int) -> ProductOps:
     return ProductOps(n_struct=n_struct, call=calls, **ops)
 
 
-OPS = {"csr": _products("csr", 2), "bsr": _products("bsr", 2), "nm": _products("nm", 1)}
+# Every registered layout whose operators csrc/torch_ops.cpp defines.
+OPS = {
+    name: _products(name, get_layout(name).n_struct)
+    for name in names()
+    if hasattr(_ops, f"{name}_spmm")
+}
 
-register_backend(OPS)
+register_backend(OPS, "cpp")

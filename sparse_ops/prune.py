@@ -3,7 +3,8 @@
 Two scores: ``"magnitude"`` (``|W_ij|``) and ``"wanda"`` (``|W_ij| * ||x_j||_2``, Sun et al.
 2023, "A Simple and Effective Pruning Approach for Large Language Models", with ``||x_j||_2``
 the L2 norm of input feature ``j`` over calibration tokens). Each layout belongs to a family that
-says which entries compete for the kept slots (the tables ``_FAMILY`` and ``_SELECT``):
+says which entries compete for the kept slots (its registry entry's ``family``, then
+``_SELECT``):
 
 ============  ===============================  ===============================================
 family        magnitude                        wanda
@@ -27,11 +28,8 @@ import torch
 
 from ._checks import check_blocksize, check_density, check_float, check_nm, check_tensor
 from .nm import num_groups
+from .registry import get_layout
 
-# Which entries compete for the kept slots, per layout. A new layout pruned like CSR (one
-# value per kept entry, any position) only needs a row here.
-_FAMILY = {"csr": "unstructured", "bitmap": "unstructured", "bsr": "block", "nm": "nm"}
-PATTERNS = tuple(_FAMILY)
 METHODS = ("magnitude", "wanda")
 
 # Above this many scores, the k-th value is bracketed from a sample first (see _kth_largest).
@@ -40,9 +38,11 @@ _SAMPLE_SIZE = 1 << 16
 
 
 def check_pattern(pattern: object) -> str:
-    if not isinstance(pattern, str) or pattern not in PATTERNS:
-        raise ValueError(f"pattern: expected one of {PATTERNS}, got {pattern!r}")
-    return pattern
+    return get_layout(pattern, "pattern").name
+
+
+def _family(pattern: str) -> str:
+    return get_layout(pattern, "pattern").family
 
 
 def check_method(method: object) -> str:
@@ -53,7 +53,7 @@ def check_method(method: object) -> str:
 
 def takes_density(pattern: str) -> bool:
     """Whether ``pattern`` is pruned to a ``density=`` (csr, bsr, bitmap) rather than n:m."""
-    return _FAMILY[check_pattern(pattern)] != "nm"
+    return get_layout(pattern, "pattern").takes_density
 
 
 def check_args(
@@ -75,7 +75,7 @@ def check_args(
     if density is None:
         raise ValueError(f"density: pattern {pattern!r} needs density= in (0, 1]")
     check_density(density)
-    if _FAMILY[pattern] == "block" and blocksize is None:
+    if _family(pattern) == "block" and blocksize is None:
         raise ValueError(f"blocksize: pattern {pattern!r} needs blocksize=(R, C)")
 
 
@@ -141,7 +141,7 @@ def prune(
     score = _score(w, v)
     if bool(torch.isnan(score.sum())):  # NaN in, NaN out (inf + -inf cannot occur: >= 0)
         raise ValueError("weight: NaN in the pruning scores (NaN weights, or inf times 0 norm)")
-    family = _FAMILY[pattern]
+    family = _family(pattern)
     params: dict[str, object] = {"density": density, "blocksize": blocksize, "n": n, "m": m}
     mask = _SELECT[family, method](score, **params)
     return torch.where(mask, w, torch.zeros((), dtype=w.dtype, device=w.device))

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from ._checks import check_blocksize
-from .convert import LAYOUTS, to_sparse
+from .convert import to_sparse
 from .density import check_distribution, layer_densities
 from .layer import SparseLinear
 from .prune import check_args, check_method, prune, takes_density
+from .registry import get_layout
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ def sparsify(
     """Replace, in place, each plain ``nn.Linear`` of ``model`` by a pruned ``SparseLinear``.
 
     Weights ``(out_features, in_features)`` are pruned (``so.prune``) to ``layout``
-    (``"csr"``/``"bsr"`` take ``density=``, ``"bsr"`` also ``blocksize=``, ``"nm"`` takes
-    ``n=``, ``m=``) and stored sparse.
+    (``"csr"``/``"bitmap"``/``"bsr"`` take ``density=``, ``"bsr"`` also ``blocksize=``,
+    ``"nm"`` takes ``n=``, ``m=``) and stored sparse.
 
     - ``method``: ``"magnitude"`` (default) or ``"wanda"`` (``|W_ij| * ||x_j||_2``, Sun et al.
       2023). Wanda needs ``calibration``: a batch the model is run on once, in eval mode and
@@ -137,9 +138,8 @@ def sparsify(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+    entry = get_layout(layout)
     check_args(layout, density, blocksize, n, m)  # before any layer is swapped
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout: expected one of {LAYOUTS} (to_sparse), got {layout!r}")
     distribution = check_distribution(distribution)
     method = check_method(method)
     if method == "wanda" and calibration is None:
@@ -181,7 +181,7 @@ def sparsify(
                     f"tied: its {attr} Parameter is shared with {', '.join(others)}; left "
                     f"dense so that tie_weights() keeps working"
                 )
-        if layout == "bsr" and blocksize is not None:
+        if "blocksize" in entry.options and blocksize is not None:
             try:
                 check_blocksize(blocksize, tuple(child.weight.shape))
             except ValueError as e:
