@@ -67,5 +67,15 @@ void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& ou
                     int64_t m, int threads, bool trusted);
 void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, int64_t n,
                    int64_t m, int threads, bool trusted);
+// Bitmap (bitmap.cpp): row_offsets int32 (M+1), bitmap uint8 (M, 8 ceil(K/64)), nnz the
+// number of values (== row_offsets[M], checked). `trusted` skips the O(M K / 64) structure
+// checks (popcounts against the offsets, no bit past K).
+void bitmap_spmm_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& x,
+                      const Arr& out, int64_t nnz, int threads, bool trusted);
+void bitmap_spmm_t_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& d,
+                        const Arr& out, int64_t num_cols, int64_t nnz, int threads,
+                        bool trusted);
+void bitmap_sddmm_arrs(const Arr& off, const Arr& bits, const Arr& a, const Arr& b,
+                       const Arr& out, int64_t nnz, int threads, bool trusted);
 
 }  // namespace sparse_ops

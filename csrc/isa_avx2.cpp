@@ -2,7 +2,7 @@
 #include "isa_prelude.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi,bmi2,f16c")
+#pragma GCC target("avx2,fma,bmi,bmi2,f16c,popcnt")
 #define SPARSE_OPS_ISA 2
 #define ISA_NS avx2
 #define ISA_NAME "avx2"
@@ -13,6 +13,7 @@
 #include "csr_kernels.h"
 #include "bsr_kernels.h"
 #include "nm_kernels.h"
+#include "bitmap_kernels.h"
 #include "widen_kernels.h"
 #include "isa_table.h"
 // clang-format on

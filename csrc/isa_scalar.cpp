@@ -14,6 +14,7 @@
 #include "csr_kernels.h"
 #include "bsr_kernels.h"
 #include "nm_kernels.h"
+#include "bitmap_kernels.h"
 #include "widen_kernels.h"
 #include "isa_table.h"
 // clang-format on

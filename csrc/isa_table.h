@@ -17,13 +17,16 @@ TypedKernels<T> typed_kernels() {
   k.nm_spmm = &nm_spmm_rows<T>;
   k.nm_spmm_t = &nm_spmm_t_rows<T>;
   k.nm_sddmm = &nm_sddmm_rows<T>;
+  k.bitmap_spmv = &bitmap_spmv_rows<T>;
+  k.bitmap_spmm_t = &bitmap_spmm_t_cols<T>;
   return k;
 }
 
 const KernelTable& table() {
   static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
                              &first_bad_index<int16_t>, &first_bad_index<int32_t>,
-                             &widen_bf16, &widen_f16};
+                             &widen_bf16, &widen_f16, &bitmap_decode_rows<int16_t>,
+                             &bitmap_decode_rows<int32_t>};
   return t;
 }
 

@@ -96,6 +96,24 @@ struct NmArgs {
   int hkind = kNoHalf;
 };
 
+// Bitmap, one struct for the three products. S is (M, K): row i's stored positions are the
+// set bits of its rb bytes at bits + i * rb (rb = 8 * ceil(K / 64): whole little-endian 64-bit
+// words, bit j of the row is column j), its values val[row_off[i] .. row_off[i + 1]).
+//   bitmap_spmv:   x (K,) unit stride, out (M,)
+//   bitmap_spmm_t: x = d (M, N) with row stride ldx, out (K, N) (accumulated into)
+template <class T>
+struct BitmapArgs {
+  const int32_t* row_off;
+  const uint8_t* bits;
+  const T* val;
+  const T* x;
+  T* out;
+  int64_t M, K, N, nnz, rb;
+  int64_t ldx;
+  const void* hval = nullptr;  // half-precision values (hkind != 0; SpMV only)
+  int hkind = kNoHalf;
+};
+
 // The values array of `a` as stored: T (hkind 0) or a half type.
 template <class TV, class A>
 inline const TV* values_of(const A& a) {
@@ -130,6 +148,19 @@ template <class T>
 using NmSddmmFn = void (*)(const NmArgs<T>&, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
                            bool accumulate);
 
+// Bitmap SpMV of rows [r0, r1).
+template <class T>
+using BitmapSpmvFn = void (*)(const BitmapArgs<T>&, int64_t r0, int64_t r1);
+// Adds the rows [64 w0, 64 w1) of S^T @ d (S's columns in 64-bit words [w0, w1), every row of
+// S), output columns [n0, n1), into out (K x N, row stride N).
+template <class T>
+using BitmapSpmmTFn = void (*)(const BitmapArgs<T>&, T* out, int64_t w0, int64_t w1, int64_t n0,
+                               int64_t n1);
+// The column of each stored position of rows [r0, r1), in order, into cols (CSR column
+// indices of those rows); may write up to 16 entries past the last one.
+template <class I>
+using BitmapDecodeFn = void (*)(const uint8_t* bits, int64_t rb, int64_t r0, int64_t r1, I* cols);
+
 // Adds S^T @ d (rows [r0, r1) of S, columns [n0, n1)) into out (K x N, row stride N).
 template <class T, class I>
 using CsrSpmmTFn = bool (*)(const CsrSpmmArgs<T, I>&, T* out, int64_t r0, int64_t r1,
@@ -151,6 +182,8 @@ struct TypedKernels {
   NmSpmmFn<T> nm_spmm;
   NmSpmmTFn<T> nm_spmm_t;
   NmSddmmFn<T> nm_sddmm;
+  BitmapSpmvFn<T> bitmap_spmv;
+  BitmapSpmmTFn<T> bitmap_spmm_t;
 };
 
 struct KernelTable {
@@ -164,6 +197,8 @@ struct KernelTable {
   // of a row chunk, widened into L2-resident scratch just before the chunk is computed).
   void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
   void (*widen_f16)(const uint16_t* src, float* dst, int64_t n);
+  BitmapDecodeFn<int16_t> bitmap_decode16;
+  BitmapDecodeFn<int32_t> bitmap_decode32;
 };
 
 // Half-precision values of an SpMM: the stored bits, widened per row chunk (parallel.h).
@@ -211,6 +246,15 @@ inline const CsrFns<T, I>& csr_fns(const KernelTable& t) {
     return typed<T>(t).csr16;
   else
     return typed<T>(t).csr32;
+}
+
+inline void bitmap_decode(const KernelTable& t, const uint8_t* bits, int64_t rb, int64_t r0,
+                          int64_t r1, int16_t* cols) {
+  t.bitmap_decode16(bits, rb, r0, r1, cols);
+}
+inline void bitmap_decode(const KernelTable& t, const uint8_t* bits, int64_t rb, int64_t r0,
+                          int64_t r1, int32_t* cols) {
+  t.bitmap_decode32(bits, rb, r0, r1, cols);
 }
 
 inline int64_t first_bad(const KernelTable& t, const int16_t* v, int64_t n, int64_t hi) {

@@ -12,7 +12,8 @@ enum ScratchSlot {
   kScratchColumns = 1,
   kScratchPack = 2,
   kScratchValues = 3,  // a row chunk's bfloat16 / float16 values widened to float32
-  kScratchSlots = 4
+  kScratchDecode = 4,  // a bitmap row chunk decoded to CSR (row pointers, column indices)
+  kScratchSlots = 5
 };
 
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid

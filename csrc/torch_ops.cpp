@@ -520,6 +520,67 @@ at::Tensor nm_sddmm_op(const at::Tensor& meta_in, const at::Tensor& a_in, const 
   return narrowed(out, a_in);
 }
 
+// ------------------------------------------------------------------ bitmap
+// The structure (row_offsets, bitmap) is validated once per K (cached like CSR's).
+at::Tensor bitmap_spmm_op(const at::Tensor& off_in, const at::Tensor& bits_in,
+                          const at::Tensor& values, const at::Tensor& x_in, int64_t nnz) {
+  same_dtype(values, "values", x_in, "x");
+  at::Tensor off = off_in, bits = bits_in, val = values, x = widened(x_in);
+  const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
+  const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
+  at::Tensor out = at::empty({rows_of(off), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{off, bits};
+  const std::vector<int64_t> params{size_or0(x, 0), 2};
+  const bool trusted = validated(key, params);
+  guarded([&] {
+    bitmap_spmm_arrs(a_off, a_bits, a_val, a_x, a_out, nnz, torch_threads(), trusted);
+  });
+  if (!trusted) remember(key, params);
+  return narrowed(out, values);
+}
+
+at::Tensor bitmap_spmm_t_op(const at::Tensor& off_in, const at::Tensor& bits_in,
+                            const at::Tensor& values, const at::Tensor& d_in, int64_t num_cols,
+                            int64_t nnz) {
+  same_dtype(values, "values", d_in, "d");
+  expect_rows(d_in, rows_of(off_in), "d");
+  at::Tensor off = off_in, bits = bits_in, val = widened(values), d = widened(d_in);
+  const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
+  const Arr a_val = view_of(val, "values"), a_d = view_of(d, "d", Layout::kRows);
+  if (num_cols < 0) throw_value_error("num_cols: must be >= 0, got " + std::to_string(num_cols));
+  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{off, bits};
+  const std::vector<int64_t> params{num_cols, 2};
+  const bool trusted = validated(key, params);
+  guarded([&] {
+    bitmap_spmm_t_arrs(a_off, a_bits, a_val, a_d, a_out, num_cols, nnz, torch_threads(),
+                       trusted);
+  });
+  if (!trusted) remember(key, params);
+  return narrowed(out, d_in);
+}
+
+at::Tensor bitmap_sddmm_op(const at::Tensor& off_in, const at::Tensor& bits_in,
+                           const at::Tensor& a_in, const at::Tensor& b_in, int64_t nnz) {
+  same_dtype(a_in, "a", b_in, "b");
+  at::Tensor off = off_in, bits = bits_in, a = widened(a_in), b = widened(b_in);
+  const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
+  const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
+  if (nnz < 0) throw_value_error("nnz: must be >= 0, got " + std::to_string(nnz));
+  at::Tensor out = at::empty({nnz}, a.options().dtype(compute_type(a)));
+  const Arr a_out = view_of(out, "out");
+  const std::vector<at::Tensor> key{off, bits};
+  const std::vector<int64_t> params{size_or0(b, 0), 2};
+  const bool trusted = validated(key, params);
+  guarded([&] {
+    bitmap_sddmm_arrs(a_off, a_bits, a_a, a_b, a_out, nnz, torch_threads(), trusted);
+  });
+  if (!trusted) remember(key, params);
+  return narrowed(out, a_in);
+}
+
 // ------------------------------------------------------------------ linear: x @ S^T
 // x (B, K) row-major → (B, M). At B = 1 the row is the (K, 1) column the SpMV reads, and
 // the (M, 1) result is the (1, M) row: no copies. For B > 1 the activations are transposed
@@ -554,6 +615,12 @@ at::Tensor bsr_linear_op(const at::Tensor& crow, const at::Tensor& col, const at
 at::Tensor nm_linear_op(const at::Tensor& meta, const at::Tensor& values, const at::Tensor& x,
                         const c10::optional<at::Tensor>& bias, int64_t n, int64_t m) {
   return as_rows(nm_spmm_op(meta, values, as_columns(x), n, m), bias);
+}
+
+at::Tensor bitmap_linear_op(const at::Tensor& off, const at::Tensor& bits,
+                            const at::Tensor& values, const at::Tensor& x,
+                            const c10::optional<at::Tensor>& bias, int64_t nnz) {
+  return as_rows(bitmap_spmm_op(off, bits, values, as_columns(x), nnz), bias);
 }
 
 // ------------------------------------------------------------------ the *_call entry ops
@@ -626,6 +693,15 @@ const char* const kSchemas[][2] = {
     {"nm_sddmm", "(Tensor metadata, Tensor a, Tensor b, int n, int m) -> Tensor"},
     {"nm_linear",
      "(Tensor metadata, Tensor values, Tensor x, Tensor? bias, int n, int m) -> Tensor"},
+    {"bitmap_spmm",
+     "(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor x, int nnz) -> Tensor"},
+    {"bitmap_spmm_t",
+     "(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor d, int num_cols, int nnz) -> "
+     "Tensor"},
+    {"bitmap_sddmm", "(Tensor row_offsets, Tensor bitmap, Tensor a, Tensor b, int nnz) -> Tensor"},
+    {"bitmap_linear",
+     "(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor x, Tensor? bias, int nnz) -> "
+     "Tensor"},
 };
 
 }  // namespace
@@ -659,4 +735,8 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   m.impl("nm_spmm_t", &nm_spmm_t_op);
   m.impl("nm_sddmm", &nm_sddmm_op);
   m.impl("nm_linear", &nm_linear_op);
+  m.impl("bitmap_spmm", &bitmap_spmm_op);
+  m.impl("bitmap_spmm_t", &bitmap_spmm_t_op);
+  m.impl("bitmap_sddmm", &bitmap_sddmm_op);
+  m.impl("bitmap_linear", &bitmap_linear_op);
 }

@@ -8,14 +8,16 @@ Each format's three products take the format's plain tensors (docs/formats.md):
   ``values``
 
 with structure ``(crow, col)`` and params ``()`` for CSR, ``(crow, col)`` and ``(R, C)`` for
-BSR, ``(metadata,)`` and ``(n, m)`` for N:M. They expand the pattern to explicit (row, col)
-lists, so they are for checking the fast kernels on modest sizes, not for speed.
+BSR, ``(metadata,)`` and ``(n, m)`` for N:M, ``(row_offsets, bitmap)`` and ``(nnz,)`` for
+bitmap. They expand the pattern to explicit (row, col) lists, so they are for checking the fast
+kernels on modest sizes, not for speed.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .bitmap import unpack_mask
 from .nm import num_groups, unpack_positions
 
 
@@ -96,3 +98,24 @@ def nm_spmm_t(metadata, values, d, num_cols, n, m):
 def nm_sddmm(metadata, a, b, n, m):
     rows, cols = _nm_coo(metadata, a.shape[0], b.shape[0], n, m)
     return _coo_sddmm(rows, cols, a, b).reshape(a.shape[0], num_groups(b.shape[0], m) * n)
+
+
+# --- bitmap ---------------------------------------------------------------------------------
+def _bitmap_coo(bitmap, k):
+    rows, cols = unpack_mask(bitmap, k).nonzero(as_tuple=True)
+    return rows, cols
+
+
+def bitmap_spmm(row_offsets, bitmap, values, x, nnz):
+    rows, cols = _bitmap_coo(bitmap, x.shape[0])
+    return _coo_spmm(rows, cols, values, x, bitmap.shape[0])
+
+
+def bitmap_spmm_t(row_offsets, bitmap, values, d, num_cols, nnz):
+    rows, cols = _bitmap_coo(bitmap, num_cols)
+    return _coo_spmm(cols, rows, values, d, num_cols)
+
+
+def bitmap_sddmm(row_offsets, bitmap, a, b, nnz):
+    rows, cols = _bitmap_coo(bitmap, b.shape[0])
+    return _coo_sddmm(rows, cols, a, b)

@@ -52,6 +52,8 @@ def reset_seeds() -> None:
 # (layout, shape, to_sparse kwargs): odd shapes, not multiples of blocks or groups.
 CASES = [
     ("csr", (37, 53), {}),
+    ("bitmap", (37, 53), {}),
+    ("bitmap", (19, 130), {}),
     ("bsr", (21, 35), {"blocksize": (3, 5)}),
     ("bsr", (64, 96), {"blocksize": (32, 32)}),
     ("nm", (37, 53), {"n": 2, "m": 4}),
@@ -102,4 +104,6 @@ def dense_at_slots(s: so.SparseMatrix, dense: torch.Tensor) -> torch.Tensor:
         return dense[rows, cols]
     if s.layout == "nm":
         return dense.gather(1, s.columns())
+    if s.layout == "bitmap":
+        return dense[s.mask()]
     raise ValueError(f"s: unknown layout {s.layout!r}")

@@ -42,9 +42,9 @@ def test_opcheck(idx):
 
 @pytest.mark.parametrize("idx", range(len(CASES)))
 def test_ops_match_reference(idx):
-    from sparse_ops.matmul import REFERENCE_OPS
+    from sparse_ops.matmul import reference_ops
     layout, shape, kw = CASES[idx]
-    ref = REFERENCE_OPS[layout]
+    ref = reference_ops(layout)
     def ref_linear(*args):
         *struct, values, xb, bias, = args[: ref.n_struct + 3]
         params = args[ref.n_struct + 3:]
@@ -67,8 +67,8 @@ def _model(layout, kw):
 
 @pytest.mark.parametrize(
     "layout,kw",
-    [("csr", {"density": 0.2}), ("bsr", {"density": 0.5, "blocksize": (16, 16)}),
-     ("nm", {"n": 2, "m": 4})],
+    [("csr", {"density": 0.2}), ("bitmap", {"density": 0.5}),
+     ("bsr", {"density": 0.5, "blocksize": (16, 16)}), ("nm", {"n": 2, "m": 4})],
 )
 def test_compile_fullgraph_forward_backward(layout, kw):
     torch._dynamo.reset()

@@ -134,6 +134,7 @@ def test_fuzz_nm_ops(case):
 # ----------------------------------------------------------------------------- strides
 CASES = [
     ("csr", (37, 53), {"density": 0.3}),
+    ("bitmap", (37, 130), {"density": 0.5}),
     ("bsr", (36, 55), {"density": 0.4, "blocksize": (3, 5)}),
     ("nm", (37, 53), {"n": 2, "m": 4}),
     ("nm", (19, 61), {"n": 1, "m": 4}),
@@ -307,6 +308,7 @@ def test_pool_workers_match_threads():
 
 @pytest.mark.parametrize("layout,kw", [
     ("csr", {"density": 0.2}),
+    ("bitmap", {"density": 0.6}),
     ("bsr", {"density": 0.3, "blocksize": (7, 3)}),
     ("nm", {"n": 2, "m": 4}),
     ("nm", {"n": 1, "m": 4}),

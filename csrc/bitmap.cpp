@@ -1,0 +1,281 @@
+// Bitmap entry points: bitmap_spmm, bitmap_spmm_t, bitmap_sddmm (validation, threading,
+// dispatch). SpMV (N == 1) has its own kernel (bitmap_kernels.h); wider products decode each
+// row chunk to CSR column indices in L2-resident scratch and run the CSR kernels on it, so a
+// chunk's 1-bit-a-position structure becomes 2 bytes a nonzero only while it is computed.
+// S^T @ d needs no transposed structure: each task owns a range of S's columns (64-bit words
+// of every row) and so a disjoint slice of the output.
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "entry_points.h"
+#include "kernels.h"
+#include "parallel.h"
+#include "validate.h"
+
+namespace sparse_ops {
+namespace {
+
+struct BitmapShape {
+  int64_t M, K, rb, nnz;
+};
+
+int64_t row_bytes(int64_t K) { return (K + 63) / 64 * 8; }
+
+int64_t popcount64(uint64_t w) { return __builtin_popcountll(w); }
+
+// Types and shapes of row_offsets (int32 (M+1,)) and bitmap (uint8 (M, 8 ceil(K/64))), and
+// nnz against row_offsets[M] (the one element read before the structure is checked).
+BitmapShape check_bitmap_arrays(const Arr& off, const Arr& bits, int64_t K, int64_t nnz) {
+  if (K < 0 || K >= INT32_MAX) throw_value("K: need 0 <= K < 2**31 - 1, got " + std::to_string(K));
+  expect(off, DT::i32, {"M+1"});
+  if (off.dim(0) < 1)
+    throw_value("row_offsets: expected shape (M+1,) with M >= 0, got an empty array");
+  const int64_t M = off.dim(0) - 1, rb = row_bytes(K);
+  if (bits.dt != DT::u8) expect(bits, DT::u8, {M, rb});  // the TypeError
+  if (bits.ndim() != 2 || bits.dim(0) != M || bits.dim(1) != rb) {
+    std::ostringstream o;
+    o << "bitmap: expected shape (" << M << ", " << rb << ") (M rows of 8 * ceil(K / 64) bytes "
+      << "for K = " << K << "), got " << bits.describe();
+    throw_value(o.str());
+  }
+  const int32_t last = off.ptr<int32_t>()[M];
+  if (nnz != last) {
+    std::ostringstream o;
+    o << "nnz: " << nnz << " differs from row_offsets[M] = " << last;
+    throw_value(o.str());
+  }
+  return {M, K, rb, nnz};
+}
+
+// O(M K / 64): offsets from 0 to nnz, non-decreasing, each row's span its popcount, no bit
+// past K. Every kernel relies on this (values are read at the running popcount).
+void check_bitmap_structure(const int32_t* off, const uint8_t* bits, const BitmapShape& s) {
+  check_row_pointers(off, s.M, s.nnz, "row_offsets", "values");
+  const int64_t nw = s.rb / 8;
+  const uint64_t past = s.K % 64 ? ~((1ull << (s.K % 64)) - 1) : 0;
+  for (int64_t i = 0; i < s.M; ++i) {
+    const uint8_t* row = bits + i * s.rb;
+    int64_t cnt = 0;
+    for (int64_t w = 0; w < nw; ++w) {
+      uint64_t word;
+      std::memcpy(&word, row + 8 * w, 8);
+      cnt += popcount64(word);
+      if (w == nw - 1 && (word & past)) {
+        std::ostringstream o;
+        o << "bitmap: row " << i << " sets bit " << 64 * w + __builtin_ctzll(word & past)
+          << ", past the K = " << s.K << " columns (padding bits must be 0)";
+        throw_value(o.str());
+      }
+    }
+    if (cnt != off[i + 1] - off[i]) {
+      std::ostringstream o;
+      o << "row_offsets: row " << i << " spans " << off[i + 1] - off[i]
+        << " values, its bitmap row sets " << cnt << " bits";
+      throw_value(o.str());
+    }
+  }
+}
+
+// A row chunk [r0, r1) as CSR in the calling thread's scratch: local row pointers from 0 and
+// column indices (the decoder may write 16 entries past the last one).
+template <class I>
+struct DecodedChunk {
+  const int32_t* crow;
+  const I* col;
+};
+
+template <class I>
+DecodedChunk<I> decode_chunk(const KernelTable& tab, const int32_t* off, const uint8_t* bits,
+                             int64_t rb, int64_t r0, int64_t r1) {
+  const int64_t nr = r1 - r0, n = off[r1] - off[r0];
+  const size_t crow_bytes = (static_cast<size_t>(nr + 1) * 4 + 63) / 64 * 64;
+  char* buf = static_cast<char*>(
+      scratch_buffer(kScratchDecode, crow_bytes + static_cast<size_t>(n + 16) * sizeof(I)));
+  int32_t* crow = reinterpret_cast<int32_t*>(buf);
+  I* col = reinterpret_cast<I*>(buf + crow_bytes);
+  for (int64_t k = 0; k <= nr; ++k) crow[k] = off[r0 + k] - off[r0];
+  bitmap_decode(tab, bits, rb, r0, r1, col);
+  return {crow, col};
+}
+
+template <class T>
+void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const T* val,
+              const HalfValues& hv, const T* x, int64_t ldx, T* out, int64_t N, int threads) {
+  const KernelTable& tab = active_table();
+  const int64_t M = s.M, K = s.K, nnz = s.nnz;
+  const double work = static_cast<double>(nnz + M * s.rb) * static_cast<double>(N);
+  threads = threads_for(threads, work);
+  if (N == 1) {
+    BitmapArgs<T> args{off, bits, val, x, out, M, K, 1, nnz, s.rb, 1};
+    if (hv.bits) {
+      args.val = nullptr;
+      args.hval = hv.bits;
+      args.hkind = hv.kind;
+    }
+    const int64_t nchunks = chunk_count(threads, M, nnz * 4 + M * s.rb);
+    // A row costs its bitmap scan (rb / 8 words) plus its values.
+    const auto bounds = split_by_prefix(off, M, nchunks, 1 + s.rb / 4, 1);
+    const auto fn = typed<T>(tab).bitmap_spmv;
+    parallel_for(threads, nchunks, [&](int64_t c) { fn(args, bounds[c], bounds[c + 1]); });
+    return;
+  }
+  auto run = [&](auto ti) {
+    using I = decltype(ti);
+    const auto fn = csr_fns<T, I>(tab).spmm;
+    const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
+    const TiledOperand<T> xt(x, K, ldx, tiles, threads);
+    const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
+    const auto bounds = split_by_prefix(off, M, nchunks, 2, 1);
+    FirstBad bad;
+    run_chunks(
+        threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
+        [&](int64_t t, int64_t c) {
+          const int64_t r0 = bounds[c], r1 = bounds[c + 1], v0 = off[r0], v1 = off[r1];
+          const DecodedChunk<I> d = decode_chunk<I>(tab, off, bits, s.rb, r0, r1);
+          CsrSpmmArgs<T, I> a{d.crow, d.col, nullptr, xt.data(t), out + r0 * N,
+                              r1 - r0, K, N, xt.ld(t), xt.col0(t)};
+          a.val = chunk_values(val, hv, nnz, v0, v1) + v0;
+          if (!fn(a, 0, r1 - r0, tiles[t].first, tiles[t].second)) bad.record(c);
+        },
+        xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
+    if (bad.any()) throw_value("bitmap: decoded a column past K (internal error)");
+  };
+  if (K <= 32767)
+    run(int16_t{});
+  else
+    run(int32_t{});
+}
+
+template <class T>
+void sddmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const T* a,
+               const T* b, T* out, int64_t N, int threads) {
+  const KernelTable& tab = active_table();
+  const int64_t M = s.M, K = s.K, nnz = s.nnz;
+  threads = threads_for(threads, static_cast<double>(nnz) * static_cast<double>(N + 1));
+  auto run = [&](auto ti) {
+    using I = decltype(ti);
+    const auto fn = csr_fns<T, I>(tab).sddmm;
+    const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), true);
+    const TiledOperand<T> bt(b, K, N, tiles, threads);
+    const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
+    const auto bounds = split_by_prefix(off, M, nchunks, 1, 1);
+    FirstBad bad;
+    run_chunks(
+        threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
+        [&](int64_t t, int64_t c) {
+          const int64_t r0 = bounds[c], r1 = bounds[c + 1];
+          const DecodedChunk<I> d = decode_chunk<I>(tab, off, bits, s.rb, r0, r1);
+          const CsrSddmmArgs<T, I> args{d.crow,      d.col,    a + r0 * N, bt.data(t),
+                                        out + off[r0], r1 - r0, K,          N,
+                                        bt.ld(t),    bt.col0(t)};
+          if (!fn(args, 0, r1 - r0, tiles[t].first, tiles[t].second, t > 0)) bad.record(c);
+        },
+        bt.npack(), [&](int64_t t, int64_t q) { bt.pack(t, q); });
+    if (bad.any()) throw_value("bitmap: decoded a column past K (internal error)");
+  };
+  if (K <= 32767)
+    run(int16_t{});
+  else
+    run(int32_t{});
+}
+
+// out (K, N) = S^T @ d. Tasks: ranges of 64-bit column words x tiles of out's columns, each
+// tile of out (64 words x width) sized for L2; a task zeroes and then fills its own slice.
+template <class T>
+void spmm_t_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const T* val,
+                const T* d, int64_t ldd, T* out, int64_t N, int threads) {
+  const KernelTable& tab = active_table();
+  const int64_t M = s.M, K = s.K, nw = s.rb / 8;
+  threads = threads_for(threads, static_cast<double>(s.nnz) * static_cast<double>(N) + K * N);
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, nw));
+  const auto wcuts = split_even(nw, parts);
+  const int64_t rows_per = 64 * ((nw + parts - 1) / parts);
+  int64_t tile = l2_tile_budget() / std::max<int64_t>(1, rows_per * static_cast<int64_t>(sizeof(T)));
+  tile = std::max<int64_t>(16, tile / 16 * 16);
+  const auto tiles = col_tiles(N, tile, false);
+  const int64_t ntiles = static_cast<int64_t>(tiles.size());
+  const BitmapArgs<T> args{off, bits, val, d, out, M, K, N, s.nnz, s.rb, ldd};
+  const auto fn = typed<T>(tab).bitmap_spmm_t;
+  parallel_for(threads, parts * ntiles, [&](int64_t task) {
+    const int64_t p = task / ntiles, t = task % ntiles;
+    const int64_t w0 = wcuts[p], w1 = wcuts[p + 1];
+    const int64_t n0 = tiles[t].first, n1 = tiles[t].second;
+    const int64_t k1 = std::min(K, 64 * w1);
+    for (int64_t k = 64 * w0; k < k1; ++k) std::fill(out + k * N + n0, out + k * N + n1, T(0));
+    fn(args, out, w0, w1, n0, n1);
+  });
+}
+
+void check_nnz(int64_t nnz) {
+  if (nnz < 0 || nnz >= INT32_MAX)
+    throw_value("nnz: need 0 <= nnz < 2**31 - 1, got " + std::to_string(nnz));
+}
+
+// Shared checks of the three products; returns the shape. `trusted`: the structure was
+// validated before for this memory (structure cache); its O(M K / 64) checks are skipped.
+BitmapShape check_all(const Arr& off, const Arr& bits, int64_t K, int64_t nnz, bool trusted) {
+  const BitmapShape s = check_bitmap_arrays(off, bits, K, nnz);
+  if (!trusted) check_bitmap_structure(off.ptr<int32_t>(), bits.ptr<uint8_t>(), s);
+  return s;
+}
+
+}  // namespace
+
+void bitmap_spmm_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& x,
+                      const Arr& out, int64_t nnz, int threads, bool trusted) {
+  check_nnz(nnz);
+  const DT vt = value_dtype(val), ft = compute_dtype(vt);
+  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
+  const int64_t K = x.dim(0), N = x.dim(1);
+  expect(val, vt, {nnz});
+  const BitmapShape s = check_all(off, bits, K, nnz, trusted);
+  expect(out, ft, {s.M, N}, "the dtype of values");
+  for (const Arr* in : {&off, &bits, &val, &x}) expect_disjoint(out, *in);
+  if (N == 1 && x.ld != 1 && K > 1) throw_value("x: a single column must be contiguous");
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
+    spmm_run<T>(s, off.ptr<int32_t>(), bits.ptr<uint8_t>(), hv.bits ? nullptr : val.ptr<T>(),
+                hv, x.ptr<T>(), x.ld, out.ptr<T>(), N, threads);
+  });
+}
+
+void bitmap_spmm_t_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& d,
+                        const Arr& out, int64_t num_cols, int64_t nnz, int threads,
+                        bool trusted) {
+  check_nnz(nnz);
+  const DT ft = float_dtype(val);
+  expect(val, ft, {nnz});
+  const BitmapShape s = check_all(off, bits, num_cols, nnz, trusted);
+  expect(d, ft, {s.M, "N"}, "the dtype of values");
+  const int64_t N = d.dim(1);
+  expect(out, ft, {num_cols, N}, "the dtype of values");
+  for (const Arr* in : {&off, &bits, &val, &d}) expect_disjoint(out, *in);
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    spmm_t_run<T>(s, off.ptr<int32_t>(), bits.ptr<uint8_t>(), val.ptr<T>(), d.ptr<T>(), d.ld,
+                  out.ptr<T>(), N, threads);
+  });
+}
+
+void bitmap_sddmm_arrs(const Arr& off, const Arr& bits, const Arr& a, const Arr& b,
+                       const Arr& out, int64_t nnz, int threads, bool trusted) {
+  check_nnz(nnz);
+  const DT ft = float_dtype(a);
+  expect(b, ft, {"K", "N"}, "the dtype of a");
+  const int64_t K = b.dim(0), N = b.dim(1);
+  const BitmapShape s = check_all(off, bits, K, nnz, trusted);
+  expect(a, ft, {s.M, N});
+  expect(out, ft, {nnz}, "the dtype of a");
+  for (const Arr* in : {&off, &bits, &a, &b}) expect_disjoint(out, *in);
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    sddmm_run<T>(s, off.ptr<int32_t>(), bits.ptr<uint8_t>(), a.ptr<T>(), b.ptr<T>(),
+                 out.ptr<T>(), N, threads);
+  });
+}
+
+}  // namespace sparse_ops
