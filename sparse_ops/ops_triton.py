@@ -1,11 +1,11 @@
 """The Triton kernels (``kernels/``) as ``torch.library.triton_op`` custom ops.
 
-The twin of ``ops_cpp.py``: the same nine products, with the same signatures (argument order of
-``reference.py``), fake kernels (``fake.py``) and autograd (``autograd.py``), named
-``sparse_ops::<product>_triton``. ``triton_op`` lets ``torch.compile`` trace into the launchers
-and see the Triton kernels themselves. On CUDA tensors the kernels are compiled; on CPU tensors
-they run only under the Triton interpreter (``TRITON_INTERPRET=1`` set before triton is
-imported), which is how the tests run them.
+The twin of ``ops_cpp.py``: the same products (three per layout), with the same signatures
+(argument order of ``reference.py``), fake kernels (``fake.py``) and autograd (``autograd.py``),
+named ``sparse_ops::<product>_triton``. ``triton_op`` lets ``torch.compile`` trace into the
+launchers and see the Triton kernels themselves. On CUDA tensors the kernels are compiled; on
+CPU tensors they run only under the Triton interpreter (``TRITON_INTERPRET=1`` set before triton
+is imported), which is how the tests run them.
 
 Under the interpreter the ops are registered with ``torch.library.custom_op`` instead: there
 ``@triton.jit`` makes interpreted functions, which ``wrap_triton`` passes through untraced, so
@@ -24,6 +24,9 @@ from torch import Tensor
 from torch.library import custom_op, triton_op
 
 from kernels.autotune import INTERPRET
+from kernels.bitmap import bitmap_sddmm as _bitmap_sddmm
+from kernels.bitmap import bitmap_spmm as _bitmap_spmm
+from kernels.bitmap import bitmap_spmm_t as _bitmap_spmm_t
 from kernels.bsr import bsr_sddmm as _bsr_sddmm
 from kernels.bsr import bsr_spmm as _bsr_spmm
 from kernels.bsr import bsr_spmm_t as _bsr_spmm_t
@@ -113,8 +116,39 @@ def nm_sddmm(metadata: Tensor, a: Tensor, b: Tensor, n: int, m: int) -> Tensor:
     return _nm_sddmm(metadata, a, b, n, m)
 
 
+# --- bitmap ---------------------------------------------------------------------------------
+@_define("sparse_ops::bitmap_spmm_triton")
+def bitmap_spmm(
+    row_offsets: Tensor, bitmap: Tensor, values: Tensor, x: Tensor, nnz: int
+) -> Tensor:
+    """``S @ x`` for bitmap ``S (M, K)``, ``x (K, N)`` → ``(M, N)``."""
+    _check_nnz(values, nnz)
+    return _bitmap_spmm(row_offsets, bitmap, values, x)
+
+
+@_define("sparse_ops::bitmap_spmm_t_triton")
+def bitmap_spmm_t(
+    row_offsets: Tensor, bitmap: Tensor, values: Tensor, d: Tensor, num_cols: int, nnz: int
+) -> Tensor:
+    """``S^T @ d`` for bitmap ``S (M, K)``, ``d (M, N)`` → ``(K, N)``."""
+    _check_nnz(values, nnz)
+    return _bitmap_spmm_t(row_offsets, bitmap, values, d, num_cols)
+
+
+@_define("sparse_ops::bitmap_sddmm_triton")
+def bitmap_sddmm(row_offsets: Tensor, bitmap: Tensor, a: Tensor, b: Tensor, nnz: int) -> Tensor:
+    """``<a[i], b[j]>`` at each stored ``(i, j)``, in the order of the values → ``(nnz,)``."""
+    return _bitmap_sddmm(row_offsets, bitmap, a, b, nnz=nnz)
+
+
+def _check_nnz(values: Tensor, nnz: int) -> None:
+    if values.dim() != 1 or values.shape[0] != nnz:
+        raise ValueError(f"nnz: {nnz} differs from values' shape {tuple(values.shape)}")
+
+
 OPS = {
     "csr": ProductOps(csr_spmm, csr_spmm_t, csr_sddmm, n_struct=2),
+    "bitmap": ProductOps(bitmap_spmm, bitmap_spmm_t, bitmap_sddmm, n_struct=2),
     "bsr": ProductOps(bsr_spmm, bsr_spmm_t, bsr_sddmm, n_struct=2),
     "nm": ProductOps(nm_spmm, nm_spmm_t, nm_sddmm, n_struct=1),
 }
@@ -122,4 +156,4 @@ OPS = {
 # triton_op registers the launcher itself as the fake kernel; the shared shape functions are
 # what the C++ ops use, and cheaper (no argsort, no launch bookkeeping on fake tensors). When
 # torch.compile decomposes a triton_op it still traces the launcher, kernels included.
-register_backend(OPS)
+register_backend(OPS, "triton")

@@ -149,3 +149,46 @@ def nm_dense(values, metadata, n, m, k) -> torch.Tensor:
         for s in range(slots):
             out[i, cols[i, s]] += vals[i, s]
     return torch.from_numpy(out)
+
+
+def bitmap_pack(mask: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(M, 8 * ceil(K / 64))`` bitmap of a bool ``(M, K)`` mask: columns padded to whole
+    64-bit words, bit ``j % 8`` of byte ``j // 8`` for column ``j``, least significant first."""
+    m, k = mask.shape
+    w = 8 * -(-k // 64)
+    padded = torch.zeros(m, w * 8, dtype=torch.bool)
+    padded[:, :k] = mask.cpu()
+    shifts = torch.arange(8, dtype=torch.uint8)
+    return (padded.view(m, w, 8).to(torch.uint8) << shifts).sum(-1, dtype=torch.uint8)
+
+
+def random_bitmap(g, m, k, density=0.3, dtype=torch.float32, empty_rows=1, full_rows=1):
+    """Bitmap parts ``(row_offsets, bitmap, values)`` of a random ``(m, k)`` matrix: each entry
+    stored with probability ``density``, ``empty_rows`` rows with none and then ``full_rows``
+    rows with every column stored (distinct rows, as far as ``m`` allows)."""
+    mask = torch.rand(m, k, generator=g) < density
+    rows = torch.randperm(m, generator=g)
+    mask[rows[:empty_rows]] = False
+    mask[rows[empty_rows : empty_rows + full_rows]] = True
+    dense = torch.randn(m, k, generator=g, dtype=torch.float64)
+    row_offsets = torch.zeros(m + 1, dtype=torch.int32)
+    row_offsets[1:] = torch.cumsum(mask.sum(1), 0)
+    values = dense[mask].to(dtype)  # row-major: increasing columns within a row
+    return row_offsets.to(DEVICE), bitmap_pack(mask).to(DEVICE), values.to(DEVICE)
+
+
+def bitmap_columns(row_offsets, bitmap, k) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column of every stored entry, in the order of ``values``, decoded from the bitmap
+    (numpy's little-endian ``unpackbits``, independent of the kernels' reading)."""
+    bits = np.unpackbits(bitmap.cpu().numpy(), axis=1, bitorder="little")[:, :k]
+    rows, cols = np.nonzero(bits)  # row-major order
+    counts = np.diff(row_offsets.cpu().numpy())
+    assert (np.bincount(rows, minlength=len(counts)) == counts).all(), "inconsistent bitmap"
+    return torch.from_numpy(rows), torch.from_numpy(cols)
+
+
+def bitmap_dense(row_offsets, bitmap, values, k) -> torch.Tensor:
+    rows, cols = bitmap_columns(row_offsets, bitmap, k)
+    out = torch.zeros(bitmap.shape[0], k, dtype=torch.float64)
+    out[rows, cols] = values.cpu().double()
+    return out

@@ -11,7 +11,7 @@ import torch
 
 import sparse_ops as so
 from kernels.autotune import INTERPRET
-from sparse_ops.matmul import REFERENCE_OPS
+from sparse_ops.matmul import reference_ops
 from tests.helpers import CASE_IDS, CASES, random_sparse, rel_err
 
 pytestmark = pytest.mark.skipif(
@@ -66,7 +66,7 @@ def test_opcheck(idx):
 @pytest.mark.parametrize("idx", range(len(CASES)), ids=CASE_IDS)
 def test_ops_match_reference(idx, dtype):
     layout, shape, kw = CASES[idx]
-    ref = REFERENCE_OPS[layout]
+    ref = reference_ops(layout)
     tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.float16: 5e-3, torch.bfloat16: 3e-2}
     for (op, args), ref_op in zip(_samples(layout, shape, kw, dtype),
                                   (ref.spmm, ref.spmm_t, ref.sddmm), strict=True):
@@ -128,8 +128,8 @@ def test_linear_matches_f_linear():
 
 @pytest.mark.parametrize(
     "layout,kw",
-    [("csr", {"density": 0.2}), ("bsr", {"density": 0.5, "blocksize": (16, 16)}),
-     ("nm", {"n": 2, "m": 4})],
+    [("csr", {"density": 0.2}), ("bitmap", {"density": 0.5}),
+     ("bsr", {"density": 0.5, "blocksize": (16, 16)}), ("nm", {"n": 2, "m": 4})],
 )
 def test_compile_fullgraph_forward_backward(layout, kw):
     """A sparsified MLP on the Triton backend under ``torch.compile(fullgraph=True)``."""
@@ -151,7 +151,8 @@ def test_compile_fullgraph_forward_backward(layout, kw):
 
 
 def test_empty_products():
-    for layout, kw in [("csr", {}), ("bsr", {"blocksize": (2, 3)}), ("nm", {"n": 2, "m": 4})]:
+    for layout, kw in [("csr", {}), ("bitmap", {}), ("bsr", {"blocksize": (2, 3)}),
+                       ("nm", {"n": 2, "m": 4})]:
         s, x = _on_device(so.to_sparse(torch.zeros(4, 6), layout, **kw), torch.randn(6, 3))
         assert torch.equal(so.matmul(s, x, backend="triton").cpu(), torch.zeros(4, 3))
         assert so.matmul(s, x[:, :0], backend="triton").shape == (4, 0)
