@@ -26,18 +26,19 @@ from .space import Space, SpaceError, load_space
 from .sparsity import synthetic_mask, synthetic_weight
 from .sweep import grid_points, sweep
 from .topology import bundled_topology, load_topology
+from .weight_format import WEIGHT_FORMATS
 from .workload import ConvShape, Layer
 
 __version__ = SIMULATOR_VERSION
 
 
 __all__ = [
-    "DATAFLOWS", "SIMULATOR_VERSION", "SPARSITY_MODES", "Arch", "AreaTable", "ConfigError",
-    "ConvShape", "DesignPoint", "EnergyTable", "Layer", "PreparedWorkload", "Result",
-    "ResultsStore", "SearchResult", "Space", "SpaceError", "WeightPattern", "bundled_topology",
-    "default_area_table", "default_table", "design_points", "estimate_area", "estimate_energy",
-    "grid_points", "load_scalesim_config", "load_space", "load_topology", "pareto",
-    "prepare_mask", "search", "simulate_conv", "simulate_gemm", "simulate_layers",
-    "simulate_sddmm", "simulate_topology", "summarize", "sweep", "synthetic_mask",
-    "synthetic_weight",
+    "DATAFLOWS", "SIMULATOR_VERSION", "SPARSITY_MODES", "WEIGHT_FORMATS", "Arch", "AreaTable",
+    "ConfigError", "ConvShape", "DesignPoint", "EnergyTable", "Layer", "PreparedWorkload",
+    "Result", "ResultsStore", "SearchResult", "Space", "SpaceError", "WeightPattern",
+    "bundled_topology", "default_area_table", "default_table", "design_points",
+    "estimate_area", "estimate_energy", "grid_points", "load_scalesim_config", "load_space",
+    "load_topology", "pareto", "prepare_mask", "search", "simulate_conv", "simulate_gemm",
+    "simulate_layers", "simulate_sddmm", "simulate_topology", "summarize", "sweep",
+    "synthetic_mask", "synthetic_weight",
 ]

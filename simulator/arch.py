@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
+from .weight_format import DEFAULT_WEIGHT_FORMAT, check_weight_format
+
 DATAFLOWS = ("os", "ws", "is")
 SPARSITY_MODES = ("dense", "nm", "block", "unstructured")
 
@@ -72,6 +74,9 @@ class Arch:
         dram_latency: cycles between the last word of a DRAM read and its use.
         clock_ghz: clock used only to turn cycles into seconds (``Result.seconds``).
         name: a label carried into reports.
+        weight_format: for ``"unstructured"``: how weight tiles are stored, ``"csr"`` (an
+            index per nonzero plus a pointer per lane, the default) or ``"bitmap"`` (one bit
+            per weight position); see ``weight_format.py``. Ignored by the other modes.
     """
 
     rows: int = 32
@@ -89,6 +94,7 @@ class Arch:
     dram_latency: int = 100
     clock_ghz: float = 1.0
     name: str = field(default="", compare=False)
+    weight_format: str = DEFAULT_WEIGHT_FORMAT
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -126,6 +132,7 @@ class Arch:
         set_(self, "clock_ghz", _check_real("clock_ghz", self.clock_ghz))
         if not isinstance(self.name, str):
             raise TypeError(f"Arch.name must be a string, got {self.name!r}")
+        set_(self, "weight_format", check_weight_format(self.weight_format))
 
     # Derived quantities -----------------------------------------------------------------
 
@@ -156,10 +163,27 @@ class Arch:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON values (``nm`` as ``"n:m"``, ``block`` as ``"bkxbn"``)."""
         d = asdict(self)
         d["nm"] = f"{self.nm[0]}:{self.nm[1]}"
         d["block"] = f"{self.block[0]}x{self.block[1]}"
         return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Arch:
+        """The architecture ``to_dict`` gave (missing fields take their defaults).
+
+        Raises:
+            ValueError: a key that is not an ``Arch`` field, or a bad value.
+            TypeError: a value of the wrong type.
+        """
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"not Arch fields: {unknown}")
+        fields = dict(data)
+        if isinstance(fields.get("block"), str):
+            fields["block"] = fields["block"].lower().replace("x", ":")
+        return cls(**fields)
 
     # Presets ----------------------------------------------------------------------------
 

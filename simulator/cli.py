@@ -40,7 +40,7 @@ ARCH_FLAGS = {"rows": "rows", "cols": "cols", "dataflow": "dataflow",
               "ofmap_kb": "ofmap_sram_kb", "sram_kb": "sram_kb",
               "bandwidth": "dram_words_per_cycle", "latency": "dram_latency",
               "sparsity": "sparsity", "nm": "nm", "block": "block", "balance": "balance",
-              "word_bytes": "word_bytes"}
+              "word_bytes": "word_bytes", "weight_format": "weight_format"}
 
 
 def _number(text: str) -> Any:
@@ -62,7 +62,7 @@ def _number(text: str) -> Any:
 def _value(field: str, text: str) -> Any:
     if field in ("nm", "block"):
         return text.replace("x", ":")
-    if field in ("dataflow", "sparsity"):
+    if field in ("dataflow", "sparsity", "weight_format"):
         return text
     return _number(text)
 
@@ -84,6 +84,8 @@ def _add_arch_flags(p: argparse.ArgumentParser, multi: bool) -> None:
     p.add_argument("--block", help="block shape KxN, e.g. 16x16" + h)
     p.add_argument("--balance", help="true/false: balance unstructured lanes" + h)
     p.add_argument("--word-bytes", dest="word_bytes", help="bytes per word" + h)
+    p.add_argument("--weight-format", dest="weight_format",
+                   help="csr or bitmap: how unstructured weights are stored" + h)
 
 
 def _add_workload_flags(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ Understood (keys case-insensitive, ``key : value`` or ``key = value``):
 * ``[sparsity] SparsitySupport``: ``true`` selects ``"nm"`` mode (ratios per layer come from
   the topology file, as in SCALE-Sim v3).
 * ``[sparse_ops]`` (this simulator's own, optional): ``Sparsity``, ``NM`` (``2:4``),
-  ``Block`` (``16x16``), ``Balance``, ``WordBytes``, ``DramLatency``, ``ClockGHz``.
+  ``Block`` (``16x16``), ``Balance``, ``WordBytes``, ``DramLatency``, ``ClockGHz``,
+  ``WeightFormat`` (``csr`` or ``bitmap``).
 
 Errors are ``ValueError`` naming the file, the line and the field.
 """
@@ -147,13 +148,15 @@ def load_scalesim_config(path: str | Path, **overrides: Any) -> Arch:
 
     so = "sparse_ops"
     if so in ini:
-        for key, target in (("Sparsity", "sparsity"), ("NM", "nm"), ("Block", "block")):
+        for key, target in (("Sparsity", "sparsity"), ("NM", "nm"), ("Block", "block"),
+                            ("WeightFormat", "weight_format")):
             entry = get(so, key, required=False)
             if entry is not None:
                 value = entry[0]
                 if target == "block":
                     value = value.lower().replace("x", ":")
-                fields[target] = value.lower() if target == "sparsity" else value
+                fields[target] = (value.lower() if target in ("sparsity", "weight_format")
+                                  else value)
         bal = boolean(so, "Balance")
         if bal is not None:
             fields["balance"] = bal

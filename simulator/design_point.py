@@ -18,11 +18,15 @@ from typing import Any
 
 from .arch import Arch
 from .sparsity import check_density
+from .weight_format import DEFAULT_WEIGHT_FORMAT
 
 # Bump when a change alters any figure a row holds: stored rows then no longer match.
 SIMULATOR_VERSION = "1.1.0"
 
 WORKLOAD_AXES = ("density",)
+# Arch fields added after SIMULATOR_VERSION 1.1.0, with the default that gives the rows of
+# before: left out of a point's hash at that default, so stored point ids stay valid.
+LATER_FIELDS = {"weight_format": DEFAULT_WEIGHT_FORMAT}
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,14 @@ def canonical(obj: Any) -> str:
 
 def point_id(point: DesignPoint, workload_key: str) -> str:
     """16 hex digits identifying ``point`` on the workload whose fingerprint is
-    ``workload_key`` (see ``evaluate.WorkloadSpec.key``) with this simulator version."""
+    ``workload_key`` (see ``evaluate.WorkloadSpec.key``) with this simulator version.
+
+    Fields of ``LATER_FIELDS`` at their default are not hashed, so a point that existed
+    before such a field did keeps its id (and a results directory its points)."""
     arch = point.arch.to_dict()
+    for key, default in LATER_FIELDS.items():
+        if arch.get(key) == default:
+            del arch[key]
     text = canonical({"v": SIMULATOR_VERSION, "arch": arch, "density": point.density,
                       "workload": workload_key})
     return hashlib.sha256(text.encode()).hexdigest()[:16]

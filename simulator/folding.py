@@ -27,6 +27,7 @@ import numpy as np
 from .arch import Arch
 from .pattern import WeightPattern, lane_order, pattern_of
 from .sparsity import nm_slots
+from .weight_format import metadata_words
 
 __all__ = ["FoldTable", "build_fold_table", "build_sddmm_table", "index_bits", "lane_order",
            "tile_extents"]
@@ -204,7 +205,8 @@ def _os(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTa
         T = tile_max.astype(I64)
         kread = pat.tile_rows_touched(C, arch.balance)
         fwords = tile_nnz
-        mwords = _words(tile_nnz * index_bits(K), wb) + cu
+        mwords = metadata_words(arch.weight_format, nnz=tile_nnz, positions=K * cu, lanes=cu,
+                                index_bits=index_bits(K), word_bits=wb)
         slots = tile_nnz
         nnz = tile_nnz
 
@@ -332,7 +334,10 @@ def _ws(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTa
                       + np.bincount(lane_base + full, weights=rest, minlength=F + 1)[:F]
                       ).astype(I64)
             inputs = pat.ws_fold_inputs(R, C, arch.balance, fold_base, F)
-            mwords = np.where(fwords > 0, _words(fwords * index_bits(K), wb) + cc, 0)
+            positions = (pat.ws_fold_bitmap_bits(R, C, arch.balance, fold_base, F)
+                         if arch.weight_format == "bitmap" else 0)
+            mwords = metadata_words(arch.weight_format, nnz=fwords, positions=positions,
+                                    lanes=cc, index_bits=index_bits(K), word_bits=wb)
             performed = int(M * fwords.sum())
         ifmap_tile = gid.astype(I64)
 
@@ -407,7 +412,8 @@ def _is(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTa
         row_nnz = pat.row_nnz[pat.row_order(arch.balance)]
         T = np.maximum.reduceat(row_nnz, starts).astype(I64)
         fwords = np.add.reduceat(row_nnz, starts)
-        mwords = np.where(fwords > 0, _words(fwords * index_bits(N), wb) + rk, 0)
+        mwords = metadata_words(arch.weight_format, nnz=fwords, positions=rk * N, lanes=rk,
+                                index_bits=index_bits(N), word_bits=wb)
         inputs = rk
         slots = fwords
         ptouch = pat.tile_cols_touched(R, arch.balance)

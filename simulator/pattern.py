@@ -222,6 +222,35 @@ class WeightPattern:
         run, off = np.divmod(hit, width)
         return np.bincount(gfold[run] + off, minlength=folds).astype(I64)
 
+    def ws_fold_bitmap_bits(self, R: int, C: int, balance: bool, fold_base: np.ndarray,
+                            folds: int) -> np.ndarray:
+        """``ws`` unstructured, bitmap format: bitmap bits each fold carries.
+
+        Each lane's ``K`` bits are split among its row folds: the fold holding the lane's
+        nonzeros of rank ``[f R, (f + 1) R)`` carries the bits from just after the previous
+        fold's last nonzero up to its own last one, and the lane's last fold carries the rest
+        of the lane (a lane without a nonzero gives all ``K`` to its tile's first fold). The
+        folds of a column tile of ``c`` lanes thus carry its ``K x c`` bits exactly once.
+        """
+        pos, rank, _, _ = self.row_major(balance)
+        order = self.col_order(balance)
+        lane_nnz = self.col_nnz[order]
+        bits = np.zeros(folds + 1, dtype=I64)
+        empty = np.flatnonzero(lane_nnz == 0)
+        bits += np.bincount(fold_base[empty // C], minlength=folds + 1) * self.K
+        if pos.size == 0:
+            return bits[:folds]
+        lane = pos.astype(I64)
+        rk = rank.astype(I64)
+        fold = fold_base[lane // C] + rk // R
+        last = rk == lane_nnz[lane] - 1
+        cut = ((rk + 1) % R == 0) & ~last  # the fold's last nonzero, the lane goes on
+        end = np.repeat(np.arange(1, self.K + 1, dtype=I64), self.row_nnz)[cut]  # k + 1
+        bits += np.bincount(fold[last], minlength=folds + 1) * self.K
+        bits += np.bincount(fold[cut], weights=end, minlength=folds + 1).astype(I64)
+        bits -= np.bincount(fold[cut] + 1, weights=end, minlength=folds + 1).astype(I64)
+        return bits[:folds]
+
 
 def pattern_of(mask: np.ndarray | WeightPattern | None) -> WeightPattern | None:
     """``mask`` as a ``WeightPattern`` (``None`` stays ``None``: a dense, closed-form W)."""

@@ -22,6 +22,7 @@ from .energy import EnergyTable, estimate_energy
 from .folding import index_bits
 from .result import Result
 from .sparsity import block_mask
+from .weight_format import metadata_words
 
 MAX_CYCLES = 2_000_000
 
@@ -80,6 +81,29 @@ def _lane_order(counts: list[int], balance: bool) -> list[int]:
 
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _meta(arch: Arch, nnz: int, positions: int, lanes: int, length: int) -> int:
+    """Unstructured metadata words of one stored tile in ``arch.weight_format``; ``length``
+    is the extent a CSR index addresses (K, or N in ``is``)."""
+    return int(metadata_words(arch.weight_format, nnz=nnz, positions=positions, lanes=lanes,
+                              index_bits=index_bits(length), word_bits=arch.word_bits))
+
+
+def _ws_bitmap_bits(lanes: list[list[int]], r0: int, R: int, K: int) -> int:
+    """Bits of the lanes' bitmaps a ``ws`` row fold holding ranks ``[r0, r0 + R)`` carries:
+    from after the previous fold's last nonzero to its own last one (the lane's last fold
+    takes the rest of the lane; an empty lane gives its K bits to the first fold)."""
+    bits = 0
+    for lane in lanes:
+        n = len(lane)
+        if n == 0:
+            bits += K if r0 == 0 else 0
+        elif r0 < n:
+            start = lane[r0 - 1] + 1 if r0 > 0 else 0
+            end = K if r0 + R >= n else lane[r0 + R - 1] + 1
+            bits += end - start
+    return bits
 
 
 def plan_folds(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> list[Fold]:
@@ -195,7 +219,7 @@ def plan_folds(arch: Arch, M: int, K: int, N: int, mask: np.ndarray | None) -> l
                 touched = T
             elif mode == "unstructured":
                 inputs = ru
-                meta = _words(filt * index_bits(N), wb) + ru if filt else 0
+                meta = _meta(arch, filt, ru * N, ru, N)
                 touched = len({col for lane in lanes for col in lane})
             else:
                 inputs, meta, touched = ru, 0, N
@@ -238,7 +262,7 @@ def _os_folds(folds, arch, M, K, t_idx, tcols, lanes, mask, mode, nm_bits, in_bl
         kread = T
     else:
         filt = sum(len(lane) for lane in lanes)
-        meta = _words(filt * index_bits(K), wb) + cu
+        meta = _meta(arch, filt, K * cu, cu, K)
         kread = len({k for lane in lanes for k in lane})
     for fr, r0 in enumerate(range(0, M, R)):
         ru = min(R, M - r0)
@@ -305,7 +329,8 @@ def _ws_folds(folds, arch, M, K, t_idx, tcols, lanes, mask, mode, nm_bits, in_bl
                 blocks += len({col // bn for col in tcols if bmask[kb, col // bn]})
             meta = blocks + len(block_rows) + (1 if ru else 0)
         elif mode == "unstructured":
-            meta = _words(placed * index_bits(K), wb) + cu if placed else 0
+            bits = _ws_bitmap_bits(lanes, r0, R, K) if arch.weight_format == "bitmap" else 0
+            meta = _meta(arch, placed, bits, cu, K)
         else:
             meta = 0
         active = ru > 0

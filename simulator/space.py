@@ -16,6 +16,7 @@ A space file is YAML::
       - mode: unstructured
         density: [0.1, 0.3]    # density of the synthetic weight patterns
         balance: [false, true]
+        weight_format: [csr, bitmap]   # how the sparse weights are stored
     seed: 0                    # optional: seed of the patterns
 
 A range is ``{low, high}`` with optional ``step`` and ``log``; it is an integer range when
@@ -39,7 +40,9 @@ from .design_point import DesignPoint
 from .sparsity import check_density
 
 TOP_KEYS = ("base", "arch", "sparsity", "seed")
-SPARSITY_KEYS = ("mode", "density", "nm", "block", "balance")
+SPARSITY_KEYS = ("mode", "density", "nm", "block", "balance", "weight_format")
+# the per-mode Arch fields a sparsity entry may sweep
+MODE_FIELDS = ("nm", "block", "balance", "weight_format")
 ARCH_FIELDS = tuple(f for f in Arch.__dataclass_fields__ if f not in ("sparsity", "name")) \
     + ("sram_kb",)
 
@@ -248,7 +251,7 @@ def _sparsity(path: str, node: yaml.Node, base: Arch) -> list[SparsityOption]:
             raise SpaceError(f"{path}:{mode_line}: field '{where}.mode' must be one of "
                              f"{SPARSITY_MODES}, got {mode!r}")
         axes: list[tuple[str, list[Any]]] = []
-        for k in ("nm", "block", "balance"):
+        for k in MODE_FIELDS:
             if k in keys:
                 vals = _values(path, keys[k][0], f"{where}.{k}", k, base)
                 axes.append((k, [getattr(base.with_(**{k: v}), k) for v in vals]))
