@@ -82,8 +82,13 @@ def formats_for(quick: bool, device: str) -> list[tuple[str, dict, float]]:
     if device == "cuda":
         rows += [("csr", {}, d) for d in ([0.05] if quick else [0.1, 0.05, 0.01])]
         rows += [("bsr", {"blocksize": b}, 0.1) for b in ((32, 32), (64, 64))]
+        rows += [("bitmap", {}, d) for d in ([0.5] if quick else [0.5, 0.3])]
     else:
         rows += [("csr", {}, d) for d in dens]
+        # bitmap against csr where bitmap is meant to win (density >= 0.2)
+        bm = [0.5] if quick else [0.7, 0.5, 0.3, 0.2]
+        rows += [("csr", {}, d) for d in bm if d not in dens]
+        rows += [("bitmap", {}, d) for d in bm]
         rows += [("bsr", {"blocksize": (32, 32)}, d) for d in dens]
     rows += [("nm", {"n": 2, "m": 4}, 0.5), ("nm", {"n": 1, "m": 4}, 0.25)]
     return rows
@@ -91,7 +96,7 @@ def formats_for(quick: bool, device: str) -> list[tuple[str, dict, float]]:
 
 def torch_sparse_for(layout: str, pruned: torch.Tensor, kw: dict, device: str):
     """torch's own sparse counterpart of a cell, or None where torch has none."""
-    if layout == "csr" or (layout == "nm" and device == "cpu"):
+    if layout in ("csr", "bitmap") or (layout == "nm" and device == "cpu"):
         return "torch.sparse CSR", pruned.to_sparse_csr()
     if layout == "bsr":
         return "torch.sparse BSR", pruned.to_sparse_bsr(kw["blocksize"])
@@ -159,7 +164,7 @@ def _fmt(layout: str, kw: dict) -> str:
         return f"bsr {kw['blocksize'][0]}x{kw['blocksize'][1]}"
     if layout == "nm":
         return f"{kw['n']}:{kw['m']}"
-    return "csr"
+    return layout
 
 
 def to_markdown(cells: list[Cell], machine: str, peaks: str = "") -> str:

@@ -36,7 +36,8 @@ from sparse_ops import _C
 OUT = Path(__file__).resolve().parent / "out"
 SHAPES = [(768, 768), (3072, 768), (768, 3072), (5632, 2048), (4096, 4096)]
 FORMATS = [("2:4", "nm", {"n": 2, "m": 4}), ("1:4", "nm", {"n": 1, "m": 4}),
-           ("csr 0.1", "csr", {"density": 0.1}), ("csr 0.3", "csr", {"density": 0.3})]
+           ("csr 0.1", "csr", {"density": 0.1}), ("csr 0.3", "csr", {"density": 0.3}),
+           ("bitmap 0.5", "bitmap", {"density": 0.5}), ("bitmap 0.3", "bitmap", {"density": 0.3})]
 
 
 def _sparse(w: torch.Tensor, layout: str, kw: dict) -> so.SparseMatrix:
@@ -97,7 +98,8 @@ def bench_percall(repeat: int) -> dict:
 
 BF16_FORMATS = [("csr 0.1", "csr", {"density": 0.1}),
                 ("bsr 32x32 0.1", "bsr", {"density": 0.1, "blocksize": (32, 32)}),
-                ("2:4", "nm", {"n": 2, "m": 4}), ("1:4", "nm", {"n": 1, "m": 4})]
+                ("2:4", "nm", {"n": 2, "m": 4}), ("1:4", "nm", {"n": 1, "m": 4}),
+                ("bitmap 0.5", "bitmap", {"density": 0.5})]
 
 
 def bench_bf16(repeat: int, side: int = 4096) -> list[dict]:
