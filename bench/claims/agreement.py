@@ -18,6 +18,12 @@ WHY_BELOW = {
     "csr": "each nonzero costs the CPU a column index load and a gather of a row of X (cache "
            "misses at low density), while the simulated PE lanes skip zeros for free and "
            "stream their operands at full rate",
+    "bitmap": "the kernel streams 1 bit a position and the packed values; at N = 1 it "
+              "expands values into SIMD lanes (AVX-512 vexpandps / AVX2 permutes) and "
+              "multiplies x under the bit mask, so its SIMD work scales with the positions, "
+              "not the nonzeros, and wider products first decode row chunks to CSR columns "
+              "in scratch and then pay CSR's gathers, while the simulated PE lanes skip zeros "
+              "at no cost and find their values by popcount",
     "bsr": "the kernel pays per block (an index, a gather of a slice of X, a small dense "
            "product that runs below the SIMD units' best rate for small blocks), while the "
            "simulated array skips whole zero tiles at no cost and runs kept tiles at full rate",

@@ -22,8 +22,9 @@ from .workloads import Job, Spec
 
 
 def specs_claim4(sizes: Sizes) -> list[Spec]:
-    """CSR and BSR at every density of the sweep, and the N:M patterns."""
+    """CSR, bitmap and BSR at every density of the sweep, and the N:M patterns."""
     specs = [Spec.csr(d) for d in sizes.densities]
+    specs += [Spec.bitmap(d) for d in sizes.densities]
     specs += [Spec.bsr(d, b) for b in sizes.bytes_blocks for d in sizes.densities]
     specs += [Spec.nm(n, m) for n, m in sizes.nm_patterns]
     return specs
@@ -117,7 +118,7 @@ def analyse_claim5(lab: Lab) -> ClaimResult:
         add("CSR int32", nnz_w / (wide_rows * wide_cols), s32.nbytes,
             storage.csr_bytes(wide_rows, wide_cols, nnz_w), storage.dense_bytes(wide_rows,
                                                                                  wide_cols))
-        add("bitmap", nnz / (rows * cols), storage.tensors_nbytes(storage.bitmap_tensors(p)),
+        add("bitmap", nnz / (rows * cols), so.to_sparse(p, "bitmap").nbytes,
             storage.bitmap_bytes(rows, cols, nnz), dense)
         for b in sizes.bytes_blocks:
             kb = torch.rand(rows // b, cols // b, generator=g) < d

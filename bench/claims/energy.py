@@ -24,8 +24,9 @@ SRAM_KB = 1024.0
 
 
 def specs(sizes: Sizes) -> list[Spec]:
-    """CSR and the largest BSR block at density 0.1, and 2:4."""
-    out = [Spec.csr(DENSITY), Spec.nm(2, 4)]
+    """CSR (first: it decides the verdict), bitmap and the largest BSR block at density 0.1,
+    and 2:4."""
+    out = [Spec.csr(DENSITY), Spec.bitmap(DENSITY), Spec.nm(2, 4)]
     if sizes.bytes_blocks:
         out.append(Spec.bsr(DENSITY, sizes.bytes_blocks[-1]))
     return out

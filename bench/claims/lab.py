@@ -26,6 +26,7 @@ import simulator as sim
 import sparse_ops as so
 from bench.timing import median_seconds
 from sparse_ops.matmul import product_ops
+from sparse_ops.registry import get_layout
 
 from .config import Sizes
 from .machine import Machine, others_cpu_seconds
@@ -176,14 +177,14 @@ class Lab:
         """Dense and sparse simulation of ``job`` on the preset (dense results cached).
 
         ``spmm``: GEMM M = batch, K = in, N = out, weight ``S.T``; ``spmm_t``: K = out,
-        N = in, weight ``S`` (an N:M weight runs as unstructured: its groups do not run along
-        this reduction); ``sddmm``: ``simulate_sddmm`` with M = out, K = batch, N = in and
+        N = in, weight ``S`` (an N:M weight runs as unstructured CSR: its groups do not run
+        along this reduction); ``sddmm``: ``simulate_sddmm`` with M = out, K = batch, N = in and
         output mask ``S != 0``, against the dense array computing every output.
         """
         spec = job.spec
         rows, cols = self.sizes.rows, self.sizes.cols
         layout = spec.layout
-        if layout == "nm" and job.product == "spmm_t":
+        if get_layout(layout).family == "nm" and job.product == "spmm_t":
             layout = "csr"
         base = self.preset.arch
         if job.sram_kb is not None:

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import simulator as sim
+from sparse_ops.registry import get_layout, names
 
 from .machine import Machine
 
@@ -93,16 +94,23 @@ def sparse_arch(arch: sim.Arch, layout: str, block: int = 1, nm: tuple[int, int]
                 balance: bool = False) -> sim.Arch:
     """``arch`` (the preset's) with the sparsity support matching a format.
 
-    ``csr`` → zero skipping per PE lane (``"unstructured"``, SparTen-style ``balance``),
-    ``bsr`` → skipping all-zero ``block x block`` tiles, ``nm`` → an N:M sparse array (sparse
-    tensor core style), ``dense`` → ``arch`` itself.
+    By the layout's family in the sparse_ops registry: unstructured (``csr``, ``bitmap``) →
+    zero skipping per PE lane (``"unstructured"``, SparTen-style ``balance``) with the weight
+    tiles stored in that layout's encoding (``Arch.weight_format``: CSR indices or one bit a
+    position); block (``bsr``) → skipping all-zero ``block x block`` tiles; ``nm`` → an N:M
+    sparse array (sparse tensor core style); ``dense`` → ``arch`` itself.
     """
     if layout == "dense":
         return arch
-    if layout == "csr":
-        return arch.with_(sparsity="unstructured", balance=balance)
-    if layout == "bsr":
+    try:
+        family = get_layout(layout).family
+    except ValueError:
+        raise ValueError(f"layout: expected dense or one of {names()}, got {layout!r}") from None
+    if family == "unstructured":
+        if layout not in sim.WEIGHT_FORMATS:
+            raise ValueError(f"layout: the simulator has no weight format {layout!r} "
+                             f"(Arch.weight_format: one of {sim.WEIGHT_FORMATS})")
+        return arch.with_(sparsity="unstructured", balance=balance, weight_format=layout)
+    if family == "block":
         return arch.with_(sparsity="block", block=(block, block))
-    if layout == "nm":
-        return arch.with_(sparsity="nm", nm=nm)
-    raise ValueError(f"layout: expected dense, csr, bsr or nm, got {layout!r}")
+    return arch.with_(sparsity="nm", nm=nm)

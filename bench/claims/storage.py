@@ -1,11 +1,13 @@
-"""Bytes of each storage format, from formulas and from real tensors (docs/formats.md).
+"""Bytes of each storage format as formulas of the layouts sparse_ops stores (docs/formats.md);
+claim 5 checks every formula against ``nbytes`` of real matrices.
 
 All sizes in bytes for an ``R x C`` matrix with ``nnz`` nonzeros and ``vb``-byte values:
 
 - dense:   ``vb R C``
 - CSR:     ``4 (R + 1) + nnz (vb + ib)``, ``ib`` = 2 (int16 columns, ``C <= 32767``) or 4
 - BSR r x c: ``4 (R/r + 1) + nnzb (4 + vb r c)``, ``nnzb`` stored blocks
-- bitmap:  ``ceil(R C / 8) + nnz vb`` (one bit per position, then the values)
+- bitmap:  ``4 (R + 1) + R 8 ceil(C / 64) + nnz vb`` (int32 row offsets, one bit per
+  position in rows padded to whole 64-bit words, then the values: ``so.BitmapMatrix``)
 - N:M:     ``R G n vb + R ceil(G n b / 8)``, ``G = ceil(C / m)``, ``b`` bits per position
 
 Setting a format's bytes equal to dense gives its break-even density (``breakeven_density``).
@@ -13,14 +15,10 @@ Setting a format's bytes equal to dense gives its break-even density (``breakeve
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-import torch
-
 from sparse_ops.nm import meta_bits
 
-PTR = 4  # int32 row / block-row pointers, int32 block columns
+PTR = 4  # int32 row / block-row pointers and bitmap row offsets, int32 block columns
+WORD = 8  # bytes of a bitmap word: each bitmap row is padded to whole 64-bit words
 
 
 def index_bytes(cols: int) -> int:
@@ -45,9 +43,16 @@ def bsr_bytes(rows: int, cols: int, nnzb: int, block: tuple[int, int], vb: int =
     return PTR * (rows // r + 1) + nnzb * (PTR + vb * r * c)
 
 
+def bitmap_row_bytes(cols: int) -> int:
+    """Bytes of one bitmap row of ``cols`` positions: ``8 ceil(cols / 64)`` (whole words)."""
+    return WORD * -(-cols // (8 * WORD))
+
+
 def bitmap_bytes(rows: int, cols: int, nnz: int, vb: int = 4) -> int:
-    """Bytes of a bitmap (one bit per position) plus the values."""
-    return math.ceil(rows * cols / 8) + nnz * vb
+    """Bytes of ``so.BitmapMatrix``: ``4 (rows + 1)`` int32 row offsets, ``rows`` bitmap rows
+    of ``8 ceil(cols / 64)`` bytes (one bit per position, padded to 64-bit words) and
+    ``nnz vb`` packed values."""
+    return PTR * (rows + 1) + rows * bitmap_row_bytes(cols) + nnz * vb
 
 
 def nm_bytes(rows: int, cols: int, n: int, m: int, vb: int = 4) -> int:
@@ -70,22 +75,10 @@ def breakeven_density(fmt: str, rows: int, cols: int, vb: int = 4,
         r, c = block
         return (full - PTR * (rows // r + 1)) / (rows * cols * (vb + PTR / (r * c)))
     if fmt == "bitmap":
-        return (full - math.ceil(rows * cols / 8)) / full
+        return (full - PTR * (rows + 1) - rows * bitmap_row_bytes(cols)) / full
     raise ValueError(f"fmt: expected csr, bsr or bitmap, got {fmt!r}")
 
 
 def nm_breakeven_ratio(m: int, vb: int = 4) -> float:
     """n/m at which N:M storage equals dense: ``vb / (vb + b/8)`` (cols a multiple of m)."""
     return vb / (vb + meta_bits(m) / 8)
-
-
-def bitmap_tensors(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A real bitmap encoding of ``dense``: packed row-major bits (uint8) and the values."""
-    mask = (dense != 0).cpu().numpy().reshape(-1)
-    bits = torch.from_numpy(np.packbits(mask))
-    return bits, dense[dense != 0].contiguous()
-
-
-def tensors_nbytes(tensors: tuple[torch.Tensor, ...]) -> int:
-    """Bytes of real tensors, as ``SparseMatrix.nbytes`` counts them."""
-    return sum(t.numel() * t.element_size() for t in tensors)

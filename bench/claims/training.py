@@ -19,8 +19,9 @@ from .workloads import PRODUCTS, Job, Spec
 
 
 def specs(sizes: Sizes) -> list[Spec]:
-    """CSR and BSR at the training densities, and 2:4."""
+    """CSR, bitmap and BSR at the training densities, and 2:4."""
     out = [Spec.csr(d) for d in sizes.train_densities]
+    out += [Spec.bitmap(d) for d in sizes.train_densities]
     out += [Spec.bsr(d, b) for b in sizes.train_blocks for d in sizes.train_densities]
     return out + [Spec.nm(2, 4)]
 

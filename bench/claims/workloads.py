@@ -16,6 +16,7 @@ import torch
 
 import simulator as sim
 import sparse_ops as so
+from sparse_ops.registry import get_layout
 
 PRODUCTS = ("spmm", "spmm_t", "sddmm")
 PATTERNS = ("magnitude", "uniform", "powerlaw")
@@ -23,9 +24,11 @@ PATTERNS = ("magnitude", "uniform", "powerlaw")
 
 @dataclass(frozen=True)
 class Spec:
-    """A sparse weight to build: ``layout`` csr/bsr/nm at ``density`` (fraction nonzero).
+    """A sparse weight to build: ``layout`` csr/bitmap/bsr/nm at ``density`` (fraction
+    nonzero).
 
-    ``block``: BSR square block side (1 for CSR); ``n``, ``m``: N:M pattern (density n/m).
+    ``block``: BSR square block side (1 for CSR and bitmap); ``n``, ``m``: N:M pattern
+    (density n/m).
     """
 
     layout: str
@@ -42,6 +45,11 @@ class Spec:
         return cls("csr", float(density), pattern=pattern, alpha=alpha)
 
     @classmethod
+    def bitmap(cls, density: float, pattern: str = "magnitude", alpha: float = 1.0) -> Spec:
+        """Bitmap (one bit a position, packed values) at ``density``; patterns as ``csr``."""
+        return cls("bitmap", float(density), pattern=pattern, alpha=alpha)
+
+    @classmethod
     def bsr(cls, density: float, block: int) -> Spec:
         """Block side 1 is CSR (the unstructured end of the block-size sweep)."""
         return cls.csr(density) if block == 1 else cls("bsr", float(density), block=block)
@@ -53,13 +61,14 @@ class Spec:
 
     @property
     def fmt(self) -> str:
-        """A short label: ``csr``, ``bsr 4x4``, ``2:4``, ``csr powerlaw``."""
-        if self.layout == "bsr":
+        """A short label: ``csr``, ``bitmap``, ``bsr 4x4``, ``2:4``, ``csr powerlaw``."""
+        family = get_layout(self.layout).family
+        if family == "block":
             label = f"bsr {self.block}x{self.block}"
-        elif self.layout == "nm":
+        elif family == "nm":
             label = f"{self.n}:{self.m}"
         else:
-            label = "csr"
+            label = self.layout
         return label if self.pattern == "magnitude" else f"{label} {self.pattern}"
 
 
@@ -113,27 +122,25 @@ def build(spec: Spec, base: torch.Tensor, device: str, dtype: torch.dtype,
           seed: int) -> Workload:
     """Build ``spec`` from ``base`` (CPU fp32), then move it to ``device`` in ``dtype``."""
     rows, cols = base.shape
+    entry = get_layout(spec.layout, "spec.layout")
+    kw: dict = {}
+    if "blocksize" in entry.options:
+        kw["blocksize"] = (spec.block, spec.block)
+    elif "n" in entry.options:
+        kw.update(n=spec.n, m=spec.m)
     if spec.pattern == "magnitude":
-        if spec.layout == "nm":
-            pruned = so.prune(base, "nm", n=spec.n, m=spec.m)
-        elif spec.layout == "bsr":
-            pruned = so.prune(base, "bsr", spec.density, blocksize=(spec.block, spec.block))
-        else:
-            pruned = so.prune(base, "csr", spec.density)
+        density = None if entry.family == "nm" else spec.density
+        pruned = so.prune(base, spec.layout, density, **kw)
     elif spec.pattern in ("uniform", "powerlaw"):
-        if spec.layout != "csr":
-            raise ValueError(f"pattern {spec.pattern!r}: only for csr, got {spec.layout!r}")
+        if entry.family != "unstructured":
+            raise ValueError(f"pattern {spec.pattern!r}: only for unstructured layouts (csr, "
+                             f"bitmap), got {spec.layout!r}")
         w = sim.synthetic_weight(cols, rows, spec.density, spec.pattern, seed=seed,
                                  alpha=spec.alpha, lanes="cols")
         pruned = torch.from_numpy(np.ascontiguousarray(w.T)).float()
     else:
         raise ValueError(f"pattern: expected one of {PATTERNS}, got {spec.pattern!r}")
     pruned = pruned.to(dtype)
-    kw: dict = {}
-    if spec.layout == "bsr":
-        kw["blocksize"] = (spec.block, spec.block)
-    elif spec.layout == "nm":
-        kw.update(n=spec.n, m=spec.m)
     sparse = so.to_sparse(pruned, spec.layout, **kw).to(device)
     pruned = pruned.to(device)
     return Workload(spec=spec, pruned=pruned, sparse=sparse, mask=pruned != 0)

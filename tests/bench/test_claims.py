@@ -54,6 +54,69 @@ def test_table_has_eight_claims_with_computed_verdicts(tiny_run):
     assert data["machine"]["peak_flops"] > 0 and data["agreement"]
 
 
+def test_bitmap_rows_in_the_claims(tiny_run):
+    from bench.claims.agreement import WHY_BELOW
+    from bench.claims.config import TINY
+    data = json.loads((tiny_run / "claims.json").read_text())
+    claims = {c["number"]: c for c in data["claims"]}
+    # claim 4: bitmap at every density of the sweep, at batch 1, next to CSR
+    cells4 = claims[4]["figures"]["cells"]
+    for fmt in ("csr", "bitmap"):
+        dens = [c["density"] for c in cells4 if c["fmt"] == fmt]
+        assert dens == pytest.approx(list(TINY.densities), abs=0.01), fmt
+        assert all(c["measured"] > 0 and c["simulated"] > 0 for c in cells4 if c["fmt"] == fmt)
+    assert "bitmap" in claims[4]["figures"]["median_efficiency"]
+    # claim 5: the real layout's nbytes, exactly the formula
+    series = claims[5]["figures"]["series"]["bitmap"]
+    assert series["real"] == series["formula"]
+    assert claims[5]["figures"]["breakeven_measured"]["bitmap"] == pytest.approx(
+        claims[5]["figures"]["breakeven_formula"]["bitmap"], abs=1e-3)
+    # claims 7 and 8: bitmap beside CSR at the same densities
+    energy = {r["fmt"]: r for r in claims[7]["figures"]["formats"]}
+    assert energy["bitmap"]["density"] == pytest.approx(energy["csr"]["density"], abs=0.01)
+    assert 0 < energy["bitmap"]["energy_ratio"] < 1
+    train = [(r["fmt"], round(r["density"], 3)) for r in claims[8]["figures"]["rows"]]
+    for d in TINY.train_densities:
+        assert ("csr", d) in train and ("bitmap", d) in train
+    bm = [r for r in claims[8]["figures"]["rows"] if r["fmt"] == "bitmap"]
+    assert all(v > 0 for r in bm for v in r["measured"].values())
+    # agreement: a bitmap row; the cells file carries the bitmap cells
+    agree = {a["fmt"]: a for a in data["agreement"]}
+    assert agree["bitmap"]["cells"] >= len(TINY.densities) and "bitmap" in WHY_BELOW
+    with open(tiny_run / "claims_cells.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["layout"] == "bitmap"]
+    assert {r["product"] for r in rows} == {"spmm", "spmm_t", "sddmm"}
+
+
+def test_bitmap_spec_builds_the_csr_nonzeros_and_simulates_as_bitmap():
+    import simulator as sim
+    from bench.claims.preset import sparse_arch
+    from bench.claims.workloads import Spec, base_weight, build
+    base = base_weight(64, 96, seed=3)
+    spec = Spec.bitmap(0.3)
+    assert (spec.layout, spec.fmt) == ("bitmap", "bitmap")
+    assert Spec.bitmap(0.3, "powerlaw").fmt == "bitmap powerlaw"
+    w_bm = build(spec, base, "cpu", torch.float32, seed=3)
+    w_csr = build(Spec.csr(0.3), base, "cpu", torch.float32, seed=3)
+    assert isinstance(w_bm.sparse, so.BitmapMatrix)
+    assert torch.equal(w_bm.pruned, w_csr.pruned) and w_bm.sparse.nnz == w_csr.sparse.nnz
+    x = torch.randn(96, 5)
+    assert torch.allclose(so.matmul(w_bm.sparse, x), w_bm.pruned @ x, rtol=1e-4, atol=1e-4)
+    w_u = build(Spec.bitmap(0.2, "uniform"), base, "cpu", torch.float32, seed=3)
+    assert isinstance(w_u.sparse, so.BitmapMatrix) and 0.1 < w_u.sparse.density < 0.3
+    with pytest.raises(ValueError, match="unstructured"):
+        build(Spec("bsr", 0.3, block=4, pattern="uniform"), base, "cpu", torch.float32, 3)
+    arch = sim.Arch(rows=4, cols=16)
+    a = sparse_arch(arch, "bitmap", balance=True)
+    assert (a.sparsity, a.weight_format, a.balance) == ("unstructured", "bitmap", True)
+    assert sparse_arch(arch, "csr").weight_format == "csr"
+    assert sparse_arch(arch, "bsr", 4).block == (4, 4)
+    assert sparse_arch(arch, "nm", nm=(1, 4)).nm == (1, 4)
+    assert sparse_arch(arch, "dense") is arch
+    with pytest.raises(ValueError, match="layout"):
+        sparse_arch(arch, "coo")
+
+
 # --- break-even interpolation -------------------------------------------------------------
 
 
@@ -117,11 +180,19 @@ def test_nm_formula_matches_nbytes(n, m, cols):
     assert storage.nm_bytes(8, cols, n, m) == s.nbytes
 
 
-def test_bitmap_formula_matches_real_tensors():
-    p = _pruned((37, 51), 0.3)
-    nnz = int((p != 0).sum())
-    assert storage.tensors_nbytes(storage.bitmap_tensors(p)) == \
-        storage.bitmap_bytes(37, 51, nnz)
+@pytest.mark.parametrize("shape", [(37, 130), (64, 64), (5, 1), (3, 65), (1, 200)])
+@pytest.mark.parametrize("density", [0.0, 0.03, 0.4, 0.9, 1.0])
+def test_bitmap_formula_matches_nbytes(shape, density):
+    p = _pruned(shape, density, seed=shape[0] * 1000 + shape[1])
+    s = so.to_sparse(p, "bitmap")
+    assert isinstance(s, so.BitmapMatrix)
+    assert s.bitmap.shape[1] == storage.bitmap_row_bytes(shape[1])
+    assert storage.bitmap_bytes(*shape, s.nnz) == s.nbytes
+    # the break-even density is where the formula meets dense bytes (not rounded to nnz)
+    rows, cols = shape
+    d = storage.breakeven_density("bitmap", rows, cols)
+    assert storage.bitmap_bytes(rows, cols, d * rows * cols) == \
+        pytest.approx(storage.dense_bytes(rows, cols))
 
 
 def test_breakeven_densities_give_dense_bytes():
@@ -135,6 +206,7 @@ def test_breakeven_densities_give_dense_bytes():
     assert storage.bsr_bytes(rows, cols, d * rows * cols / 16, (4, 4)) == pytest.approx(dense)
     d = storage.breakeven_density("bitmap", rows, cols)
     assert storage.bitmap_bytes(rows, cols, d * rows * cols) == pytest.approx(dense)
+    assert d == pytest.approx(1 - 1 / 32, abs=0.01)  # 1 bit a 32-bit value
     assert storage.nm_breakeven_ratio(4) == pytest.approx(32 / 34)
 
 
