@@ -57,42 +57,64 @@ void bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
 }
 
 #if SPARSE_OPS_ISA == 3
-// The popcount(m) values at p (avail of them readable) spread over the set lanes of m.
+// 16 values at p, as float (bf16 / fp16 widened).
 template <class TV>
-inline __m512 bm_expand16(__mmask16 m, const TV* p, int64_t avail) {
-  const __m512 v = avail >= 16 ? V<float>::load(p)
-                               : V<float>::loadn(p, static_cast<int>(avail > 0 ? avail : 0));
-  return _mm512_maskz_expand_ps(m, v);
+inline __m512 bm_load16(const TV* p) {
+  return V<float>::load(p);
 }
 
 template <class TV>
 void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const TV* __restrict__ val = values_of<TV>(a);
   const float* __restrict__ x = a.x;
-  const int64_t nw = a.rb / 8, nnz = a.nnz;
+  const int64_t nw = a.rb / 8;
+  // Below this value index a word's four 16-value loads stay inside the array (p + 64 <= nnz);
+  // past it the values are read by masked expand-loads, which touch only popcount(m) of them.
+  const int64_t safe = a.nnz - 64;
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = a.bits + i * a.rb;
     int64_t p = a.row_off[i];
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (int64_t w = 0; w < nw; ++w) {
+    const float* xw = x;  // masked loads: lanes past K are never set
+    for (int64_t w = 0; w < nw; ++w, xw += 64) {
       const uint64_t word = bm_word(row + 8 * w);
       bm_prefetch(val, p, row, w);
-      if (!word) continue;
-      const __mmask16 m0 = static_cast<__mmask16>(word), m1 = static_cast<__mmask16>(word >> 16);
-      const __mmask16 m2 = static_cast<__mmask16>(word >> 32);
-      const __mmask16 m3 = static_cast<__mmask16>(word >> 48);
-      const int64_t p1 = p + bm_popcount(word & 0xFFFFull);
-      const int64_t p2 = p + bm_popcount(word & 0xFFFFFFFFull);
-      const int64_t p3 = p + bm_popcount(word & 0xFFFFFFFFFFFFull);
-      const float* xw = x + 64 * w;  // masked loads: lanes past K are never set
-      s0 = _mm512_fmadd_ps(bm_expand16(m0, val + p, nnz - p), _mm512_maskz_loadu_ps(m0, xw), s0);
-      s1 = _mm512_fmadd_ps(bm_expand16(m1, val + p1, nnz - p1),
-                           _mm512_maskz_loadu_ps(m1, xw + 16), s1);
-      s2 = _mm512_fmadd_ps(bm_expand16(m2, val + p2, nnz - p2),
-                           _mm512_maskz_loadu_ps(m2, xw + 32), s2);
-      s3 = _mm512_fmadd_ps(bm_expand16(m3, val + p3, nnz - p3),
-                           _mm512_maskz_loadu_ps(m3, xw + 48), s3);
+      const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
+      const __mmask16 m0 = _cvtu32_mask16(lo & 0xFFFFu), m1 = _cvtu32_mask16(lo >> 16);
+      const __mmask16 m2 = _cvtu32_mask16(hi & 0xFFFFu), m3 = _cvtu32_mask16(hi >> 16);
+      const int64_t p1 = p + __builtin_popcount(lo & 0xFFFFu);
+      const int64_t p2 = p + __builtin_popcount(lo);
+      const int64_t p3 = p2 + __builtin_popcount(hi & 0xFFFFu);
+      __m512 a0, a1, a2, a3;
+      if (__builtin_expect(p <= safe, 1)) {
+        a0 = bm_load16(val + p);
+        a1 = bm_load16(val + p1);
+        a2 = bm_load16(val + p2);
+        a3 = bm_load16(val + p3);
+        // Keeps the loads apart from the expands: folded into memory-form vexpandps the loop
+        // ran at half speed on Zen 5 (measured), depending on code placement.
+        asm("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
+        a0 = _mm512_maskz_expand_ps(m0, a0);
+        a1 = _mm512_maskz_expand_ps(m1, a1);
+        a2 = _mm512_maskz_expand_ps(m2, a2);
+        a3 = _mm512_maskz_expand_ps(m3, a3);
+      } else {  // the last words of the array: never read past it
+        const int64_t left = a.nnz;
+        auto tail = [&](__mmask16 m, int64_t q) {
+          const int64_t n = left - q;
+          return _mm512_maskz_expand_ps(
+              m, V<float>::loadn(val + q, static_cast<int>(n >= 16 ? 16 : (n > 0 ? n : 0))));
+        };
+        a0 = tail(m0, p);
+        a1 = tail(m1, p1);
+        a2 = tail(m2, p2);
+        a3 = tail(m3, p3);
+      }
       p += bm_popcount(word);
+      s0 = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(m0, xw), s0);
+      s1 = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(m1, xw + 16), s1);
+      s2 = _mm512_fmadd_ps(a2, _mm512_maskz_loadu_ps(m2, xw + 32), s2);
+      s3 = _mm512_fmadd_ps(a3, _mm512_maskz_loadu_ps(m3, xw + 48), s3);
     }
     a.out[i] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
   }
@@ -124,48 +146,69 @@ inline __m256 bm_expand8(const BmExpandTable& t, unsigned b, const TV* p, int64_
                           _mm256_castsi256_ps(idx));
 }
 
+// One byte's 8 columns, the values loaded in full (the caller checked they are in the array).
+template <class TV>
+inline __m256 bm_chunk8(const BmExpandTable& t, unsigned b, const TV* p, const float* xv,
+                        __m256 acc) {
+  __m256 v = V<float>::load(p);
+  asm("" : "+x"(v));  // keep the load out of vpermps (see the AVX-512 kernel)
+  const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.idx[b]));
+  const __m256 e = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v, idx), _mm256_setzero_ps(),
+                                    _mm256_castsi256_ps(idx));
+  return _mm256_fmadd_ps(e, _mm256_loadu_ps(xv), acc);
+}
+
 template <class TV>
 void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const BmExpandTable& t = bm_expand_table();
   const TV* __restrict__ val = values_of<TV>(a);
   const float* __restrict__ x = a.x;
   const int64_t nw = a.rb / 8, nnz = a.nnz, K = a.K;
+  const int64_t safe = nnz - 64;  // a word's eight 8-value loads stay inside the array
   // Words whose 64 columns all lie inside x; the last one may not (masked x loads there).
   const int64_t full_words = K / 64;
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = a.bits + i * a.rb;
     int64_t p = a.row_off[i];
-    __m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (int64_t w = 0; w < nw; ++w) {
       const uint64_t word = bm_word(row + 8 * w);
       bm_prefetch(val, p, row, w);
       if (!word) continue;
       const float* xw = x + 64 * w;
-      int64_t pk[8];
-      pk[0] = p;
-#pragma GCC unroll 8
-      for (int k = 1; k < 8; ++k) pk[k] = p + bm_popcount(word & ((1ull << (8 * k)) - 1));
-      if (w < full_words) {
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) {
-          const unsigned b = static_cast<unsigned>(word >> (8 * k)) & 0xFFu;
-          s[k & 3] = _mm256_fmadd_ps(bm_expand8(t, b, val + pk[k], nnz - pk[k]),
-                                     _mm256_loadu_ps(xw + 8 * k), s[k & 3]);
-        }
-      } else {
+      const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
+      if (__builtin_expect(w < full_words && p <= safe, 1)) {
+        const int64_t q1 = p + __builtin_popcount(lo & 0xFFu);
+        const int64_t q2 = p + __builtin_popcount(lo & 0xFFFFu);
+        const int64_t q3 = p + __builtin_popcount(lo & 0xFFFFFFu);
+        const int64_t q4 = p + __builtin_popcount(lo);
+        const int64_t q5 = q4 + __builtin_popcount(hi & 0xFFu);
+        const int64_t q6 = q4 + __builtin_popcount(hi & 0xFFFFu);
+        const int64_t q7 = q4 + __builtin_popcount(hi & 0xFFFFFFu);
+        s0 = bm_chunk8(t, lo & 0xFFu, val + p, xw, s0);
+        s1 = bm_chunk8(t, (lo >> 8) & 0xFFu, val + q1, xw + 8, s1);
+        s2 = bm_chunk8(t, (lo >> 16) & 0xFFu, val + q2, xw + 16, s2);
+        s3 = bm_chunk8(t, lo >> 24, val + q3, xw + 24, s3);
+        s0 = bm_chunk8(t, hi & 0xFFu, val + q4, xw + 32, s0);
+        s1 = bm_chunk8(t, (hi >> 8) & 0xFFu, val + q5, xw + 40, s1);
+        s2 = bm_chunk8(t, (hi >> 16) & 0xFFu, val + q6, xw + 48, s2);
+        s3 = bm_chunk8(t, hi >> 24, val + q7, xw + 56, s3);
+      } else {  // the array's last values, or the columns past K: careful loads
+        __m256* s[4] = {&s0, &s1, &s2, &s3};
+        int64_t q = p;
         for (int k = 0; k < 8; ++k) {
           const unsigned b = static_cast<unsigned>(word >> (8 * k)) & 0xFFu;
           if (!b) continue;
-          const int64_t left = K - 64 * w - 8 * k;  // >= 1: bit set below K
+          const int64_t left = K - 64 * w - 8 * k;  // >= 1: a bit is set below K
           const __m256 xv = left >= 8 ? _mm256_loadu_ps(xw + 8 * k)
                                       : V<float>::loadn(xw + 8 * k, static_cast<int>(left));
-          s[k & 3] = _mm256_fmadd_ps(bm_expand8(t, b, val + pk[k], nnz - pk[k]), xv, s[k & 3]);
+          *s[k & 3] = _mm256_fmadd_ps(bm_expand8(t, b, val + q, nnz - q), xv, *s[k & 3]);
+          q += __builtin_popcount(b);
         }
       }
       p += bm_popcount(word);
     }
-    a.out[i] = V<float>::hsum(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
+    a.out[i] = V<float>::hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
   }
 }
 #endif
