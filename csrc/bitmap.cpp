@@ -24,6 +24,9 @@ struct BitmapShape {
 
 int64_t row_bytes(int64_t K) { return (K + 63) / 64 * 8; }
 
+// The narrowest CSR column type for K columns (as sparse_ops._checks.index_dtype_for).
+DT column_dtype(int64_t K) { return K <= 32767 ? DT::i16 : DT::i32; }
+
 int64_t popcount64(uint64_t w) { return __builtin_popcountll(w); }
 
 // Types and shapes of row_offsets (int32 (M+1,)) and bitmap (uint8 (M, 8 ceil(K/64))), and
@@ -143,10 +146,7 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
         xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
     if (bad.any()) throw_value("bitmap: decoded a column past K (internal error)");
   };
-  if (K <= 32767)
-    run(int16_t{});
-  else
-    run(int32_t{});
+  with_index(column_dtype(K), run);
 }
 
 template <class T>
@@ -176,10 +176,7 @@ void sddmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, co
         bt.npack(), [&](int64_t t, int64_t q) { bt.pack(t, q); });
     if (bad.any()) throw_value("bitmap: decoded a column past K (internal error)");
   };
-  if (K <= 32767)
-    run(int16_t{});
-  else
-    run(int32_t{});
+  with_index(column_dtype(K), run);
 }
 
 // out (K, N) = S^T @ d. Tasks: ranges of 64-bit column words x tiles of out's columns, each

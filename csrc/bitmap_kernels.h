@@ -57,12 +57,6 @@ void bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
 }
 
 #if SPARSE_OPS_ISA == 3
-// 16 values at p, as float (bf16 / fp16 widened).
-template <class TV>
-inline __m512 bm_load16(const TV* p) {
-  return V<float>::load(p);
-}
-
 template <class TV>
 void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const TV* __restrict__ val = values_of<TV>(a);
@@ -87,10 +81,10 @@ void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
       const int64_t p3 = p2 + __builtin_popcount(hi & 0xFFFFu);
       __m512 a0, a1, a2, a3;
       if (__builtin_expect(p <= safe, 1)) {
-        a0 = bm_load16(val + p);
-        a1 = bm_load16(val + p1);
-        a2 = bm_load16(val + p2);
-        a3 = bm_load16(val + p3);
+        a0 = V<float>::load(val + p);
+        a1 = V<float>::load(val + p1);
+        a2 = V<float>::load(val + p2);
+        a3 = V<float>::load(val + p3);
         // Keeps the loads apart from the expands: folded into memory-form vexpandps the loop
         // ran at half speed on Zen 5 (measured), depending on code placement.
         asm("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
@@ -99,9 +93,8 @@ void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
         a2 = _mm512_maskz_expand_ps(m2, a2);
         a3 = _mm512_maskz_expand_ps(m3, a3);
       } else {  // the last words of the array: never read past it
-        const int64_t left = a.nnz;
         auto tail = [&](__mmask16 m, int64_t q) {
-          const int64_t n = left - q;
+          const int64_t n = a.nnz - q;
           return _mm512_maskz_expand_ps(
               m, V<float>::loadn(val + q, static_cast<int>(n >= 16 ? 16 : (n > 0 ? n : 0))));
         };

@@ -8,8 +8,6 @@ against ``d * (vb + ib)`` for CSR with ``ib``-byte column indices: cheaper than 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ._checks import check_float, check_tensor
@@ -42,12 +40,6 @@ def unpack_mask(bitmap: torch.Tensor, k: int) -> torch.Tensor:
     shifts = torch.arange(8, dtype=torch.uint8, device=bitmap.device)
     bits = (bitmap.unsqueeze(-1) >> shifts) & 1
     return bits.reshape(bitmap.shape[0], bitmap.shape[1] * 8)[:, :k].bool()
-
-
-def _row_counts(bitmap: torch.Tensor) -> torch.Tensor:
-    """int64 ``(M,)``: set bits of each bitmap row (padding included)."""
-    shifts = torch.arange(8, dtype=torch.uint8, device=bitmap.device)
-    return ((bitmap.unsqueeze(-1) >> shifts) & 1).sum((1, 2))
 
 
 class BitmapMatrix(SparseMatrix):
@@ -87,12 +79,6 @@ class BitmapMatrix(SparseMatrix):
 
     def params(self) -> tuple[int, ...]:
         return (int(self.values.shape[0]),)
-
-    def _rebuild(self, tensors: dict[str, Any]) -> BitmapMatrix:
-        return BitmapMatrix(
-            tensors["row_offsets"], tensors["bitmap"], tensors["values"], self.shape,
-            validate=False,
-        )
 
     @classmethod
     def from_parts(
@@ -199,15 +185,15 @@ def validate_bitmap(
     if int(offs[-1]) != nnz:
         raise ValueError(f"row_offsets: last entry must equal nnz = {nnz}, got {int(offs[-1])}")
     if m:
-        if width * 8 > k:
-            padded = unpack_mask(bitmap, width * 8)[:, k:]
-            if bool(padded.any()):
-                r, c = padded.nonzero()[0].tolist()
-                raise ValueError(
-                    f"bitmap: row {r} sets bit {k + c}, past the K = {k} columns (padding bits "
-                    f"must be 0)"
-                )
-        counts = _row_counts(bitmap)
+        bits = unpack_mask(bitmap, width * 8)  # every bit, padding included
+        padded = bits[:, k:]
+        if bool(padded.any()):
+            r, c = padded.nonzero()[0].tolist()
+            raise ValueError(
+                f"bitmap: row {r} sets bit {k + c}, past the K = {k} columns (padding bits "
+                f"must be 0)"
+            )
+        counts = bits.sum(1)
         bad = (offs.diff() != counts).nonzero()
         if bad.numel():
             r = int(bad[0])

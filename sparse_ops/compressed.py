@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ._checks import check_float, check_index, check_tensor
@@ -39,12 +37,6 @@ class CompressedRows(SparseMatrix):
     @staticmethod
     def validate(crow, col, values, shape):  # pragma: no cover - overridden
         raise NotImplementedError
-
-    def _rebuild(self, tensors: dict[str, Any]) -> CompressedRows:
-        return type(self)(
-            tensors["crow_indices"], tensors["col_indices"], tensors["values"], self.shape,
-            validate=False,
-        )
 
     @classmethod
     def from_parts(cls, tensors, shape, params=(), validate=True) -> CompressedRows:

@@ -8,7 +8,7 @@ import torch
 
 from ._checks import check_blocksize, check_nm
 from .format import SparseMatrix
-from .registry import get_layout, names
+from .registry import get_layout
 
 _NEEDS = {"blocksize": "blocksize=(R, C)", "n": "n=", "m": "m="}
 
@@ -59,8 +59,3 @@ def to_sparse(
     if tensor.layout != torch.strided:
         tensor = tensor.to_dense()
     return entry.matrix.from_dense(tensor, **kw)
-
-
-def layouts() -> tuple[str, ...]:
-    """The layouts ``to_sparse`` accepts."""
-    return names()

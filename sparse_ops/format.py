@@ -72,7 +72,7 @@ class SparseMatrix:
         return self._rebuild(kw)
 
     def _rebuild(self, tensors: dict[str, Any]) -> SparseMatrix:
-        raise NotImplementedError
+        return type(self).from_parts(tensors, self._shape, self.params(), validate=False)
 
     @classmethod
     def from_parts(

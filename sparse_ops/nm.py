@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ._checks import check_float, check_nm, check_tensor
@@ -78,11 +76,6 @@ class NMMatrix(SparseMatrix):
 
     def params(self) -> tuple[int, ...]:
         return (self.n, self.m)
-
-    def _rebuild(self, tensors: dict[str, Any]) -> NMMatrix:
-        return NMMatrix(
-            tensors["values"], tensors["metadata"], self.shape, self.n, self.m, validate=False
-        )
 
     @classmethod
     def from_parts(cls, tensors, shape, params=(), validate=True) -> NMMatrix:
