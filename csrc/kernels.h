@@ -94,6 +94,7 @@ struct NmArgs {
   int64_t ldx, xc0;  // nm_spmm's x, nm_sddmm's y (b) may be packed tiles
   const void* hval = nullptr;
   int hkind = kNoHalf;
+  uint64_t call = 0;  // nonzero: one tag per call (per-thread operands built once a call)
 };
 
 // Bitmap, one struct for the three products. S is (M, K): row i's stored positions are the

@@ -153,6 +153,7 @@ void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int 
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
   const bool need = !trusted && check.needed();
+  const uint64_t call = next_call_tag();
   FirstBad bad;
   run_chunks(
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
@@ -164,6 +165,7 @@ void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int 
       },
       [&](int64_t t, int64_t c) {
         NmArgs<T> a = args;
+        a.call = call;
         set_chunk_values(a, args.val, hv, M * g.Gn, bounds[c] * g.Gn, bounds[c + 1] * g.Gn);
         a.x = xt.data(t);
         a.ldx = xt.ld(t);

@@ -313,12 +313,16 @@ void nm_spmm_narrow(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride, K = a.K, N = a.N;
   const int64_t span = (W / a.n) * a.m, bpb = W * b / 8, ldt = K + 2 * W;
   const int64_t nblocks = (Gn + W - 1) / W;
-  Scratch<T> xt_buf(kScratchColumns, NC * ldt);
-  T* __restrict__ xt = xt_buf.p;
-  for (int64_t k = 0; k < K; ++k)
-    for (int j = 0; j < NC; ++j) xt[j * ldt + k] = a.x[k * a.ldx + j];
-  for (int j = 0; j < NC; ++j)
-    for (int64_t k = K; k < ldt; ++k) xt[j * ldt + k] = T(0);
+  // The transposed x is the same for every task of a call: built once per thread and call.
+  bool kept = false;
+  T* __restrict__ xt = static_cast<T*>(
+      scratch_buffer(kScratchColumns, static_cast<size_t>(NC * ldt) * sizeof(T), a.call, &kept));
+  if (!kept) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int j = 0; j < NC; ++j) xt[j * ldt + k] = a.x[k * a.ldx + j];
+    for (int j = 0; j < NC; ++j)
+      for (int64_t k = K; k < ldt; ++k) xt[j * ldt + k] = T(0);
+  }
   const auto dec = VT::dec(static_cast<int>(b));
   alignas(64) int32_t go[W];
   for (int l = 0; l < W; ++l) go[l] = static_cast<int32_t>((l / a.n) * a.m);
@@ -334,7 +338,20 @@ void nm_spmm_narrow(const NmArgs<T>& a, int64_t r0, int64_t r1) {
     const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
     for (int64_t k0 = 0; k0 < nblocks; k0 += KB) {
       const int64_t k1 = k0 + KB < nblocks ? k0 + KB : nblocks;
+      const int64_t vlines = (k1 - k0) * W * static_cast<int64_t>(sizeof(T)) / 64 + 1;
       for (int64_t i = rb0; i < rb1; ++i) {
+        {  // each row's slice is a new stream: prefetch a few rows ahead, into the next chunk
+          int64_t ip = i + kNmAhead, kp = k0;
+          if (ip >= rb1) {
+            ip -= rb1 - rb0;
+            kp = k1;
+          }
+          if (kp < nblocks) {
+            const char* pv = reinterpret_cast<const char*>(a.val + ip * Gn + kp * W);
+            for (int64_t l = 0; l < vlines; ++l) prefetch(pv + 64 * l);
+            prefetch(a.meta + ip * stride + kp * bpb);
+          }
+        }
         const T* __restrict__ vrow = a.val + i * Gn;
         const uint8_t* __restrict__ mrow = a.meta + i * stride;
         T* pr = part + (i - rb0) * NC * W;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace sparse_ops {
 
@@ -19,5 +20,14 @@ enum ScratchSlot {
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid
 // until its next call with the same slot. Throws std::bad_alloc.
 void* scratch_buffer(ScratchSlot slot, size_t bytes);
+
+// The same buffer, tagged: *kept is true when the slot's last user on this thread asked with
+// the same nonzero tag and the buffer was not reallocated (its contents are what that user
+// left). Any untagged request of the slot clears its tag. Lets the tasks of one call that
+// run on one thread build a per-call operand (a transposed x) once instead of once a task.
+void* scratch_buffer(ScratchSlot slot, size_t bytes, uint64_t tag, bool* kept);
+
+// A process-wide unique nonzero tag for one product call.
+uint64_t next_call_tag();
 
 }  // namespace sparse_ops

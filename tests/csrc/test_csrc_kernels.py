@@ -349,9 +349,9 @@ def test_nm_spmv_long_rows(level, dtype, nm, k):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nm", [(2, 4), (1, 2), (4, 8), (4, 7)], ids=lambda t: f"{t[0]}of{t[1]}")
-@pytest.mark.parametrize("n", [2, 3, 4, 6, 7, 8])
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 7, 8, 16])
 def test_nm_spmm_narrow(level, dtype, nm, n):
-    """2 <= N <= 8: the transposed-x path (AVX-512 permutes) and the row-tile path."""
+    """2 <= N <= 8 and 16: the transposed-x path (permutes) and the row-tile path."""
     nn, m = nm
     rng = np.random.default_rng(n + m)
     rows, k = 45, 203
@@ -360,6 +360,28 @@ def test_nm_spmm_narrow(level, dtype, nm, n):
     out = poisoned((rows, n), dtype)
     C.nm_spmm(val, meta, x, out, nn, m, 2)
     assert rel_err(out, nm_dense(val, pos, k, nn, m) @ x) < TOL[dtype]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n", [4, 16])
+def test_nm_narrow_new_x_each_call(level, threads, n):
+    """The transposed x a thread builds once per call is rebuilt by the next call, even when
+    that call's x lives at the same address (overwritten in place) and a product of another
+    width ran in between; many row chunks per thread."""
+    rng = np.random.default_rng(100 + n)
+    rows, k = 517, 1029
+    val, meta, pos = random_nm(rng, rows, k, 2, 4, np.float32)
+    s = nm_dense(val, pos, k, 2, 4)
+    x = np.empty((k, n), np.float32)
+    for step in range(3):
+        x[...] = rng.standard_normal((k, n))
+        out = poisoned((rows, n), np.float32)
+        C.nm_spmm(val, meta, x, out, 2, 4, threads)
+        assert rel_err(out, s @ x) < 1e-5, f"call {step}"
+        other = rng.standard_normal((k, 3)).astype(np.float32)
+        out3 = poisoned((rows, 3), np.float32)
+        C.nm_spmm(val, meta, other, out3, 2, 4, threads)
+        assert rel_err(out3, s @ other) < 1e-5
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
