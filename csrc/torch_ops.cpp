@@ -17,7 +17,9 @@
 #include <torch/library.h>
 
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -637,33 +639,32 @@ bool any_requires_grad(const torch::jit::Stack& stack, size_t first, size_t coun
   return false;
 }
 
-void call_product(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
-  // The product P of this P_call, found by name once per op (keyed by the op's schema, which
-  // the dispatcher keeps at a fixed address): no string built on the hot path.
-  static std::mutex mu;
-  static auto* handles = new std::unordered_map<const c10::FunctionSchema*, c10::OperatorHandle>();
-  c10::OperatorHandle* h = nullptr;
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    auto it = handles->find(&op.schema());
-    if (it == handles->end()) {
-      std::string target = op.schema().name();  // "sparse_ops::csr_spmm_call"
-      target.resize(target.size() - 5);
-      it = handles->emplace(&op.schema(), c10::Dispatcher::singleton().findSchemaOrThrow(
-                                              target.c_str(), "")).first;
+// The boxed kernel of one P_call: finds its product P by name on first use (std::call_once:
+// no lock or lookup on later calls).
+class CallProduct final : public c10::OperatorKernel {
+ public:
+  explicit CallProduct(std::string target) : target_(std::move(target)) {}
+
+  void operator()(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
+    std::call_once(found_, [&] {
+      handle_.emplace(c10::Dispatcher::singleton().findSchemaOrThrow(target_.c_str(), ""));
+    });
+    const size_t nargs = op.schema().arguments().size();
+    const bool need = at::GradMode::is_enabled() &&
+                      any_requires_grad(*stack, stack->size() - nargs, nargs);
+    if (need) {
+      handle_->callBoxed(stack);
+    } else {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      handle_->callBoxed(stack);
     }
-    h = &it->second;
   }
-  const size_t nargs = op.schema().arguments().size();
-  const bool need = at::GradMode::is_enabled() &&
-                    any_requires_grad(*stack, stack->size() - nargs, nargs);
-  if (need) {
-    h->callBoxed(stack);
-  } else {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    h->callBoxed(stack);
-  }
-}
+
+ private:
+  std::string target_;  // "sparse_ops::csr_spmm" for sparse_ops::csr_spmm_call
+  std::once_flag found_;
+  std::optional<c10::OperatorHandle> handle_;
+};
 
 }  // namespace
 
@@ -717,7 +718,8 @@ TORCH_LIBRARY(sparse_ops, m) {
 TORCH_LIBRARY_IMPL(sparse_ops, CompositeImplicitAutograd, m) {
   for (const auto& s : kSchemas) {
     const std::string name = std::string(s[0]) + "_call";
-    m.impl(name.c_str(), torch::CppFunction::makeFromBoxedFunction<&sparse_ops::call_product>());
+    m.impl(name.c_str(), torch::CppFunction::makeFromBoxedFunctor(std::make_unique<sparse_ops::CallProduct>(
+                             std::string("sparse_ops::") + s[0])));
   }
 }
 

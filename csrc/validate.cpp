@@ -99,7 +99,11 @@ Arr as_array(py::handle h, const char* name, bool writeable) {
   return a;
 }
 
-void expect(const Arr& a, DT dt, std::initializer_list<Dim> dims, const char* why) {
+namespace {
+// The message of a failed expect(): built only on failure (an ostringstream per call costs
+// about as much as the rest of a small product's checks).
+[[noreturn]] void expect_failed(const Arr& a, DT dt, std::initializer_list<Dim> dims,
+                                const char* why) {
   std::ostringstream want;
   want << dims.size() << "-D C-contiguous " << dt_name(dt) << " array of shape (";
   size_t k = 0;
@@ -117,13 +121,18 @@ void expect(const Arr& a, DT dt, std::initializer_list<Dim> dims, const char* wh
     if (why) msg += std::string(" (") + why + ")";
     throw py::type_error(msg + ", got " + a.describe());
   }
-  bool ok = a.ndim() == static_cast<int64_t>(dims.size());
-  k = 0;
+  throw_value(std::string(a.name) + ": expected " + want.str() + ", got " + a.describe());
+}
+}  // namespace
+
+void expect(const Arr& a, DT dt, std::initializer_list<Dim> dims, const char* why) {
+  bool ok = a.dt == dt && a.ndim() == static_cast<int64_t>(dims.size());
+  size_t k = 0;
   for (const Dim& d : dims) {
     if (ok && d.v >= 0 && a.shape[k] != d.v) ok = false;
     ++k;
   }
-  if (!ok) throw_value(std::string(a.name) + ": expected " + want.str() + ", got " + a.describe());
+  if (!ok) expect_failed(a, dt, dims, why);
 }
 
 DT float_dtype(const Arr& a) {

@@ -37,10 +37,15 @@ class ProductOps:
     n_struct: int
     linear: Callable | None = None
     call: dict[str, Callable] | None = None
+    # The C++ callables behind ``call``'s OpOverloads (``OpOverload.__call__`` is
+    # ``self._op(*args)``): eager calls skip one Python frame; torch.compile sees ``call``.
+    raw: dict[str, Callable] | None = None
 
     def entry(self, product: str) -> Callable:
         """The op that user-facing code calls for ``product`` ("spmm", "linear", ...)."""
         if self.call is not None:
+            if self.raw is not None and not torch.compiler.is_compiling():
+                return self.raw[product]
             return self.call[product]
         return getattr(self, product)
 

@@ -78,11 +78,31 @@ class SparseLinear(nn.Module):
         return cls(s, module.bias, backend=backend)
 
     def sparse_weight(self) -> SparseMatrix:
-        """The weight as a sparse matrix sharing this module's tensors (no copy)."""
-        tensors = {n: getattr(self, n) for n in (*self._structure_names, "values")}
-        return self._matrix.from_parts(
+        """The weight as a sparse matrix sharing this module's tensors (no copy).
+
+        In eager mode the matrix is kept between calls while the module holds the same
+        tensor objects (a replaced parameter or buffer builds a new one); the products still
+        check its tensors against its shape on every call.
+        """
+        values = self._parameters["values"]
+        structure = tuple(self._buffers[n] for n in self._structure_names)
+        compiling = torch.compiler.is_compiling()
+        if not compiling:
+            memo = self.__dict__.get("_weight_memo")
+            if (
+                memo is not None
+                and memo.values is values
+                and all(a is b for a, b in zip(memo.structure(), structure, strict=True))
+            ):
+                return memo
+        tensors = dict(zip(self._structure_names, structure, strict=True))
+        tensors["values"] = values
+        s = self._matrix.from_parts(
             tensors, (self.out_features, self.in_features), self.params_, validate=False
         )
+        if not compiling:
+            self.__dict__["_weight_memo"] = s
+        return s
 
     @property
     def weight(self) -> torch.Tensor:

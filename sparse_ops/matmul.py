@@ -8,9 +8,8 @@ import torch
 
 from . import reference
 from .autograd import ProductOps
-from .consistency import check_consistent
 from .format import SparseMatrix
-from .registry import get_layout, register_ops
+from .registry import get_layout, layout_of, register_ops
 
 BACKENDS = ("cpp", "triton", "reference")
 
@@ -76,7 +75,7 @@ def _backend_ops(layout: str, backend: str) -> ProductOps:
 
 def _ops_for(layout: str, backend: str | None, x: torch.Tensor) -> ProductOps:
     # The common case (CPU tensors, default backend) without the general lookup.
-    if backend is None and not x.is_cuda and x.device.type == "cpu":
+    if backend is None and x.is_cpu:
         ops = get_layout(layout).ops.get("cpp")
         if ops is not None:
             return ops
@@ -92,11 +91,12 @@ def _check_sparse(name: str, s: object) -> SparseMatrix:
 
 
 def _check_dense_operand(name: str, s: SparseMatrix, x: object, dim_name: str) -> torch.Tensor:
+    v = s.values
     if (
         type(x) is torch.Tensor
-        and x.dtype is s.values.dtype
+        and x.dtype is v.dtype
         and x.layout is torch.strided
-        and x.device == s.values.device
+        and ((x.is_cpu and v.is_cpu) or x.device == v.device)
     ):
         return x
     if not isinstance(x, torch.Tensor):
@@ -117,16 +117,21 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
     ``"triton"`` (CUDA, or the Triton interpreter), ``"reference"`` (plain torch), or None to
     pick by device.
     """
-    s = _check_sparse("s", s)
+    if not isinstance(s, SparseMatrix):
+        _check_sparse("s", s)
     x = _check_dense_operand("x", s, x, "K")
-    if x.dim() != 2:
-        raise ValueError(f"x: expected a 2-D (K, N) tensor, got shape {tuple(x.shape)}")
-    if x.shape[0] != s._shape[1]:
+    shape = x.shape
+    if len(shape) != 2:
+        raise ValueError(f"x: expected a 2-D (K, N) tensor, got shape {tuple(shape)}")
+    if shape[0] != s._shape[1]:
         raise ValueError(
-            f"x: has {x.shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
+            f"x: has {shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
         )
-    check_consistent(s)
-    ops = _ops_for(s.layout, backend, x)
+    entry = layout_of(s)
+    entry.check(s)  # O(1): the tensors fit s.shape (ValueError naming the tensor)
+    ops = entry.ops.get("cpp") if backend is None and x.is_cpu else None
+    if ops is None:
+        ops = product_ops(s.layout, backend, x.device)
     return ops.entry("spmm")(*s.structure(), s.values, x, *s.params())
 
 
@@ -137,26 +142,27 @@ def linear(
     backend: str | None = None,
 ) -> torch.Tensor:
     """``F.linear`` with a sparse weight ``(M, K)``: ``x (..., K)`` → ``(..., M)``."""
-    weight = _check_sparse("weight", weight)
+    if not isinstance(weight, SparseMatrix):
+        _check_sparse("weight", weight)
     x = _check_dense_operand("x", weight, x, "in_features")
-    if x.dim() < 1 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"x: last dim must be in_features = {weight.shape[1]}, got shape {tuple(x.shape)}"
-        )
+    M, K = weight._shape
+    shape = x.shape
+    if len(shape) < 1 or shape[-1] != K:
+        raise ValueError(f"x: last dim must be in_features = {K}, got shape {tuple(shape)}")
     if bias is not None:
         _check_dense_operand("bias", weight, bias, "out_features")
-        if tuple(bias.shape) != (weight.shape[0],):
-            raise ValueError(
-                f"bias: expected shape ({weight.shape[0]},), got {tuple(bias.shape)}"
-            )
-    check_consistent(weight)
-    ops = _ops_for(weight.layout, backend, x)
-    lead = x.shape[:-1]
-    x2 = x.reshape(-1, weight.shape[1])
+        if bias.shape != (M,):
+            raise ValueError(f"bias: expected shape ({M},), got {tuple(bias.shape)}")
+    entry = layout_of(weight)
+    entry.check(weight)  # O(1): the tensors fit weight.shape (ValueError naming the tensor)
+    ops = entry.ops.get("cpp") if backend is None and x.is_cpu else None
+    if ops is None:
+        ops = product_ops(weight.layout, backend, x.device)
+    x2 = x if len(shape) == 2 else x.reshape(-1, K)
     if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
         y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params())
     else:
         y = ops.entry("spmm")(*weight.structure(), weight.values, x2.t(), *weight.params()).t()
         if bias is not None:
             y = y + bias
-    return y.reshape(*lead, weight.shape[0])
+    return y if len(shape) == 2 else y.reshape(*shape[:-1], M)

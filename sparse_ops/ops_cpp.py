@@ -32,7 +32,8 @@ _PRODUCTS = ("spmm", "spmm_t", "sddmm", "linear")
 def _products(layout: str, n_struct: int) -> ProductOps:
     ops = {p: getattr(_ops, f"{layout}_{p}").default for p in _PRODUCTS}
     calls = {p: getattr(_ops, f"{layout}_{p}_call").default for p in _PRODUCTS}
-    return ProductOps(n_struct=n_struct, call=calls, **ops)
+    raw = {p: op._op for p, op in calls.items()}
+    return ProductOps(n_struct=n_struct, call=calls, raw=raw, **ops)
 
 
 # Every registered layout whose operators csrc/torch_ops.cpp defines.

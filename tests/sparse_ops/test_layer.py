@@ -119,3 +119,35 @@ def test_bsr_values_reshaped_to_2d_is_a_value_error():
         b.to_dense()
     b.values = b.values.reshape(nnzb, 4, 8)  # the shape the message asks for
     assert b.blocksize == (4, 8) and torch.equal(b.to_dense(), w)
+
+
+def test_sparse_weight_follows_replaced_tensors():
+    """The matrix kept between eager calls is rebuilt when a parameter or buffer is replaced;
+    the results always match the module's current tensors (float64 reference)."""
+    seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    g = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(29, 17).double()
+    layer = so.SparseLinear.from_dense(lin, "csr", density=0.3)
+    first = layer.sparse_weight()
+    assert layer.sparse_weight() is first  # unchanged tensors: kept
+    x = torch.randn(5, 29, generator=g, dtype=torch.float64)
+
+    def want() -> torch.Tensor:
+        return x @ layer.weight.T + layer.bias
+
+    with torch.no_grad():
+        assert rel_err(layer(x), want()) < 1e-12, f"seed {seed}"
+        layer.values = nn.Parameter(torch.randn(layer.values.shape, generator=g,
+                                                dtype=torch.float64))
+        assert layer.sparse_weight() is not first
+        assert layer.sparse_weight().values is layer.values
+        assert rel_err(layer(x), want()) < 1e-12, f"seed {seed}"
+        other = so.to_sparse(so.prune(torch.randn(17, 29, generator=g, dtype=torch.float64),
+                                      "csr", 0.5), "csr")
+        layer.load_state_dict({**layer.state_dict(), "values": other.values,
+                               "crow_indices": other.crow_indices,
+                               "col_indices": other.col_indices})
+        assert rel_err(layer(x), x @ other.to_dense().T + layer.bias) < 1e-12, f"seed {seed}"
+        layer.crow_indices = layer.crow_indices[:-1].clone()  # one row short of the shape
+        with pytest.raises(ValueError, match="crow_indices"):
+            layer(x)
