@@ -27,13 +27,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How long an idle worker waits (politely) for the next job before it sleeps.
+constexpr int64_t kSpinDefaultUs = 150;
+
 int64_t spin_us() {
   static const int64_t us = [] {
     if (const char* e = std::getenv("SPARSE_OPS_SPIN_US")) {
       const long v = std::strtol(e, nullptr, 10);
       if (v >= 0) return static_cast<int64_t>(v);
     }
-    return int64_t{20};
+    return kSpinDefaultUs;
   }();
   return us;
 }
@@ -135,8 +138,13 @@ class Pool {
   void loop(int index, uint32_t seen) {
     for (;;) {
       const auto until = Clock::now() + std::chrono::microseconds(spin_us());
-      while (published_.load(std::memory_order_acquire) == seen && Clock::now() < until)
+      // A polite spin: between short bursts of pause, yield the CPU to any runnable thread
+      // (torch's own workers, another process), so waiting for the next call costs them
+      // nothing while a call that comes soon still finds this worker awake.
+      while (published_.load(std::memory_order_acquire) == seen && Clock::now() < until) {
         for (int k = 0; k < 32; ++k) SPARSE_OPS_PAUSE();
+        sched_yield();
+      }
       Job job;
       {
         std::unique_lock<std::mutex> lk(mu_);

@@ -9,8 +9,10 @@
 //   - the caller never waits for a thread that has not started: it waits only for indices
 //     that were claimed and are still running, and sleeps (not spins) while it waits, so a
 //     preempted worker gets the core back;
-//   - idle workers spin for a few microseconds (SPARSE_OPS_SPIN_US, default 20), then sleep
-//     on a condition variable: nothing is left spinning beside the next torch op;
+//   - idle workers wait politely (bursts of pause, each followed by sched_yield) for up to
+//     SPARSE_OPS_SPIN_US (default 150 us), then sleep on a condition variable: a runnable
+//     thread (torch's next op) takes the core at once, and a call that follows soon does not
+//     pay a futex wake-up (20-40 us on this VM: more than a small layer's work);
 //   - a second caller (another Python thread) while a job runs does its job on its own
 //     thread instead of queueing behind the first;
 //   - after fork() the child gets a fresh, empty pool (pthread_atfork): kernels in a fork

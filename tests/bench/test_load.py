@@ -38,7 +38,8 @@ def test_quick_run_has_every_row(quick_run: tuple[dict, str]) -> None:
     assert {(r["layer"], r["format"]) for r in result["load"]} == pairs
     assert len(result["load"]) == len(pairs)
     mixed = {(r["layer"], r["format"], r["op"]) for r in result["interleaved"]}
-    assert mixed == {(lay, f, op) for lay, f in pairs for op in bl.TORCH_OPS}
+    with_dense = pairs | {(lay, "dense") for lay in layers}
+    assert mixed == {(lay, f, op) for lay, f in with_dense for op in bl.TORCH_OPS}
     assert len(result["interleaved"]) == len(mixed)
     serving = {(r["layer"], r["module"]) for r in result["serving"]}
     assert serving == {(lay, m) for lay in layers for m in ["dense", *formats]}
