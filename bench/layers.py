@@ -8,7 +8,8 @@ Sections (medians; each ratio is torch's time over ours in the same run, > 1: ou
 
 - ``layers``: ``SparseLinear`` vs ``nn.Linear`` (eager, ``no_grad``) at BERT / Llama layer
   sizes (out x in) 768x768, 3072x768, 768x3072, 5632x2048, 4096x4096, batch 1 and 16, for
-  2:4, 1:4 and csr at density 0.1 and 0.3.
+  2:4, 1:4, csr at density 0.1 and 0.3 and bitmap at 0.5 and 0.3. The two are timed in
+  alternation (three rounds each, medians), so a shared machine's drift hits both.
 - ``percall``: ``so.matmul`` on a 64 x 64 CSR with 100 nonzeros at N = 1 against ``torch.mv`` on
   the dense 64 x 64, and ``SparseLinear`` against ``nn.Linear`` on the same weight.
 - ``bf16``: W 4096^2, N = 1, bfloat16 values and activations against the float32 time of the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 import torch
@@ -50,6 +52,16 @@ def _t(fn, repeat: int) -> float:
     return median_seconds(fn, repeat=repeat, warmup=3, min_time=0.02) * 1e3
 
 
+def _alternated(dense, sparse, repeat: int, rounds: int = 3) -> tuple[float, float]:
+    """Medians (ms) of ``dense`` and ``sparse`` timed in alternation (ABAB...), so drift of a
+    shared machine falls on both; each round is a median of ``repeat`` samples."""
+    td, ts = [], []
+    for _ in range(rounds):
+        td.append(_t(dense, repeat))
+        ts.append(_t(sparse, repeat))
+    return statistics.median(td), statistics.median(ts)
+
+
 def bench_layers(shapes, batches, repeat: int) -> list[dict]:
     """SparseLinear vs nn.Linear at real layer sizes (ms, eager, no_grad)."""
     rows = []
@@ -62,10 +74,8 @@ def bench_layers(shapes, batches, repeat: int) -> list[dict]:
                 sl = so.SparseLinear(_sparse(dense.weight, layout, kw), dense.bias)
                 for b in batches:
                     x = torch.randn(b, in_f, generator=g)
-                    td = _t(lambda d=dense, x=x: d(x), repeat)
-                    ts = _t(lambda m=sl, x=x: m(x), repeat)
-                    td2 = _t(lambda d=dense, x=x: d(x), repeat)  # again, keep the min
-                    td = min(td, td2)
+                    td, ts = _alternated(lambda d=dense, x=x: d(x),
+                                         lambda m=sl, x=x: m(x), repeat)
                     rows.append({"shape": f"{out_f}x{in_f}", "format": name, "batch": b,
                                  "dense_ms": td, "sparse_ms": ts, "speedup": td / ts})
     return rows

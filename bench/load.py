@@ -484,6 +484,11 @@ def targets(load: list[LoadRow], mixed: list[InterleavedRow], serving: list[Serv
     return out
 
 
+def _stragglers() -> int:
+    """The kernel pool's count of jobs that waited for a descheduled worker."""
+    return int(getattr(so._C, "_pool_stragglers", lambda: 0)())
+
+
 def simd_level() -> str:
     """``sparse_ops._C.simd_level()`` where the extension has it, else "unknown"."""
     try:
@@ -528,6 +533,11 @@ def to_markdown(result: dict) -> str:
         "## Quiet and loaded (a busy 2-thread torch process beside)",
         "",
     ]
+    ps = result.get("pool_stragglers")
+    if ps:
+        lines += [f"Kernel-pool jobs that waited for a descheduled worker (each starts a "
+                  f"back-off to single-threaded calls): loaded {ps['loaded']}, interleaved "
+                  f"{ps['interleaved']}, serving {ps['serving']}.", ""]
     lines += _md_table(
         ["layer (out x in)", "format", "density", "dense quiet", "sparse quiet", "ratio quiet",
          "dense loaded", "sparse loaded", "ratio loaded", "sparse loaded/quiet",
@@ -593,13 +603,17 @@ def run(quick: bool) -> dict:
     layers = build_layers()
     busy = BusyLoad()
     t0 = time.perf_counter()
+    stragglers = [_stragglers()]
     with torch.no_grad():
         try:
             load = run_load(layers, counts, busy)
         finally:
             busy.close()
+        stragglers.append(_stragglers())
         mixed = run_interleaved(layers, counts)
+    stragglers.append(_stragglers())
     serving = run_serving(layers, counts)  # each serving thread enters no_grad itself
+    stragglers.append(_stragglers())
     info["loadavg_end"] = list(os.getloadavg())
     tg = targets(load, mixed, serving)
     return {
@@ -610,6 +624,10 @@ def run(quick: bool) -> dict:
         "formats": list(FORMATS),
         "torch_ops": list(TORCH_OPS),
         "busy_process_starts": busy.starts,
+        # jobs whose caller waited for a descheduled pool worker (each starts a back-off)
+        "pool_stragglers": {"loaded": stragglers[1] - stragglers[0],
+                            "interleaved": stragglers[2] - stragglers[1],
+                            "serving": stragglers[3] - stragglers[2]},
         "seconds": time.perf_counter() - t0,
         "load": [asdict(r) for r in load],
         "interleaved": [asdict(r) for r in mixed],

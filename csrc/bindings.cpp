@@ -75,6 +75,10 @@ PYBIND11_MODULE(_C, mod) {
         g_csr_spmv_loads.store(how == "auto" ? -1 : (how == "loads" ? 1 : 0));
       }, py::arg("how"), "Testing aid: force the AVX2 CSR SpMV variant ('auto' re-measures).");
   mod.def(
+      "_pool_stragglers", [] { return pool_stragglers(); },
+      "Jobs so far whose caller waited for a descheduled worker (each starts a back-off to "
+      "single-threaded calls).");
+  mod.def(
       "_pool_workers", [] { return pool_workers(); },
       "Testing aid: worker threads alive in this process's kernel thread pool.");
   mod.def(

@@ -57,7 +57,14 @@ class Pool {
       for (int64_t i = 0; i < n; ++i) fn(ctx, i);
       return;
     }
+    // Backing off: a recent job waited for a descheduled worker; run alone for a while.
+    if (threads > 1 && backoff_left_ > 0) {
+      --backoff_left_;
+      for (int64_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
     grow(threads - 1);
+    const auto t0 = Clock::now();
     Job job;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -71,7 +78,9 @@ class Pool {
     }
     work_cv_.notify_all();
     work(job);
+    const auto t1 = Clock::now();
     wait_done(n);
+    note_wait(t1 - t0, Clock::now() - t1);
     std::exception_ptr err;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -119,6 +128,26 @@ class Pool {
     }
   }
 
+  // Straggler back-off (under busy_). When the caller, done with its own share, waited
+  // longer than that share took (and over kStragglerUs), a worker holding a claimed index was
+  // descheduled: another process or torch's own threads want the cores. The next calls then
+  // run on the caller alone (8, doubling to 256 while it recurs); a job that waits little
+  // clears the back-off. Quiet, the wait is at most about one index's work.
+  void note_wait(Clock::duration own, Clock::duration waited) {
+    constexpr auto kStragglerUs = std::chrono::microseconds(200);
+    if (waited > own && waited > kStragglerUs) {
+      backoff_ = backoff_ ? std::min<int64_t>(2 * backoff_, 256) : 8;
+      backoff_left_ = backoff_;
+      stragglers_.fetch_add(1, std::memory_order_relaxed);
+    } else if (waited * 4 < own) {
+      backoff_ = 0;
+    }
+  }
+
+ public:
+  int64_t stragglers() const { return stragglers_.load(std::memory_order_relaxed); }
+
+ private:
   // The caller waits only for claimed indices still running: spin briefly, then sleep.
   void wait_done(int64_t n) {
     if (done_.load(std::memory_order_acquire) >= n) return;
@@ -164,6 +193,8 @@ class Pool {
   std::atomic<uint32_t> published_{0};
   std::atomic<bool> caller_sleeping_{false};
   uint32_t gen_ = 0;
+  int64_t backoff_ = 0, backoff_left_ = 0;  // guarded by busy_
+  std::atomic<int64_t> stragglers_{0};
   Job job_;
   std::exception_ptr error_;
   std::vector<std::thread> threads_;
@@ -193,6 +224,11 @@ Pool& pool() {
 }  // namespace
 
 void pool_run(int threads, int64_t n, PoolFn fn, void* ctx) { pool().run(threads, n, fn, ctx); }
+
+int64_t pool_stragglers() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  return p ? p->stragglers() : 0;
+}
 
 int pool_workers() {
   Pool* p = g_pool.load(std::memory_order_acquire);

@@ -13,6 +13,9 @@
 //     SPARSE_OPS_SPIN_US (default 150 us), then sleep on a condition variable: a runnable
 //     thread (torch's next op) takes the core at once, and a call that follows soon does not
 //     pay a futex wake-up (20-40 us on this VM: more than a small layer's work);
+//   - when a caller had to wait for a worker the OS descheduled (a busy machine), the
+//     next calls run on the caller alone for a while (8 calls, doubling to 256 while it
+//     recurs), so a loaded machine does not make every call wait a time slice;
 //   - a second caller (another Python thread) while a job runs does its job on its own
 //     thread instead of queueing behind the first;
 //   - after fork() the child gets a fresh, empty pool (pthread_atfork): kernels in a fork
@@ -30,6 +33,10 @@ using PoolFn = void (*)(void* ctx, int64_t i);
 // Runs fn(ctx, i) for every i in [0, n) on up to `threads` threads (the caller included) and
 // returns when all have run. Rethrows the first exception a call threw.
 void pool_run(int threads, int64_t n, PoolFn fn, void* ctx);
+
+// Jobs so far that waited for a descheduled worker (each starts a back-off: see
+// thread_pool.cpp); for benchmarks and tests.
+int64_t pool_stragglers();
 
 // Workers currently alive in this process's pool (for tests).
 int pool_workers();
