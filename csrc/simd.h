@@ -9,6 +9,7 @@
 // V<T> interface (W lanes of T):
 //   reg zero(), set1(T), load(p), loadn(p, n), store(p, r), storen(p, r, n)   n in [0, W]
 //   reg fma(a, b, c) = a * b + c, add, mul;  T hsum(reg); hsum4(r0, r1, r2, r3, T out[4])
+//   reg lane(r, q): lane q of r in every lane (q a constant after unrolling: one permute)
 //   ivec idx(const int16_t*|const int32_t*), idxn(p, n)   W column indices as int32 lanes
 //   reg gather(base, ivec), gathern(base, ivec, n)        base[idx[l]] (lanes >= n give 0)
 //   store_idx(int32_t*, ivec), ivec iset1(int32_t), iadd(ivec, ivec), imul(ivec, int32_t)
@@ -84,6 +85,7 @@ struct V<float> {
   static constexpr int W = 16;
   static reg zero() { return _mm512_setzero_ps(); }
   static reg set1(T a) { return _mm512_set1_ps(a); }
+  static reg lane(reg v, int q) { return _mm512_permutexvar_ps(_mm512_set1_epi32(q), v); }
   static reg load(const T* p) { return _mm512_loadu_ps(p); }
   static reg loadn(const T* p, int n) { return _mm512_maskz_loadu_ps(mask16(n), p); }
   static reg from_bf16(__m256i h) {
@@ -180,6 +182,7 @@ struct V<double> {
   static constexpr int W = 8;
   static reg zero() { return _mm512_setzero_pd(); }
   static reg set1(T a) { return _mm512_set1_pd(a); }
+  static reg lane(reg v, int q) { return _mm512_permutexvar_pd(_mm512_set1_epi64(q), v); }
   static reg load(const T* p) { return _mm512_loadu_pd(p); }
   static reg loadn(const T* p, int n) { return _mm512_maskz_loadu_pd(mask8(n), p); }
   static void store(T* p, reg a) { _mm512_storeu_pd(p, a); }
@@ -290,6 +293,7 @@ struct V<float> {
   static constexpr int W = 8;
   static reg zero() { return _mm256_setzero_ps(); }
   static reg set1(T a) { return _mm256_set1_ps(a); }
+  static reg lane(reg v, int q) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(q)); }
   static reg load(const T* p) { return _mm256_loadu_ps(p); }
   static reg loadn(const T* p, int n) { return _mm256_maskload_ps(p, lanes_lt(n)); }
   static __m128i load8h(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
@@ -408,6 +412,11 @@ struct V<double> {
   static constexpr int W = 4;
   static reg zero() { return _mm256_setzero_pd(); }
   static reg set1(T a) { return _mm256_set1_pd(a); }
+  static reg lane(reg v, int q) {
+    const __m256i i = _mm256_setr_epi32(2 * q, 2 * q + 1, 2 * q, 2 * q + 1, 2 * q, 2 * q + 1,
+                                        2 * q, 2 * q + 1);
+    return _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), i));
+  }
   static reg load(const T* p) { return _mm256_loadu_pd(p); }
   static reg loadn(const T* p, int n) { return _mm256_maskload_pd(p, lanes_lt64(n)); }
   static void store(T* p, reg a) { _mm256_storeu_pd(p, a); }
@@ -524,6 +533,7 @@ struct V {
     for (int l = 0; l < W; ++l) r.v[l] = a;
     return r;
   }
+  static reg lane(const reg& v, int q) { return set1(v.v[q]); }
   static reg load(const T* p) {
     reg r;
     for (int l = 0; l < W; ++l) r.v[l] = p[l];
