@@ -172,7 +172,7 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   // independent accumulator sets (slots in flight): >= 8 chains to cover the FMA latency
-  constexpr int U = NV >= 4 ? Tune::nm_unroll : 8 / NV;
+  constexpr int U = Tune::nm_unroll > 8 / NV ? Tune::nm_unroll : 8 / NV;
   const int64_t N = a.N, n = a.n, m = a.m, b = a.bits, G = a.G, Gn = G * n;
   const int64_t stride = a.meta_stride, ldx = a.ldx;
   const T* __restrict__ xb = a.x + (n0 - a.xc0);

@@ -503,8 +503,8 @@ struct Tune {
   static constexpr int bsr_mv_rb = 8;
   static constexpr int sd_ra = 2;
   static constexpr int sd_cb = 4;
-  static constexpr int nm_nv = 4;
-  static constexpr int nm_unroll = 2;
+  static constexpr int nm_nv = 8;      // 64 columns: 8 accumulators, fewer passes over S
+  static constexpr int nm_unroll = 1;  // 8 chains already cover the FMA latency at NV = 8
 };
 
 #else
