@@ -477,7 +477,7 @@ void nm_spmm_t_tile(const NmArgs<T>& a, T* out, int64_t r0, int64_t r1, int64_t 
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
-  const int64_t N = a.N, n = a.n, b = a.bits, G = a.G, Gn = G * n, stride = a.meta_stride;
+  const int64_t N = a.N, n = a.n, m = a.m, b = a.bits, G = a.G, Gn = G * n, stride = a.meta_stride;
   T* ob = out + n0;
   auto ld = [rem](const T* p, int v) {
     return (MASK && v == NV - 1) ? VT::loadn(p, rem) : VT::load(p);
@@ -491,20 +491,51 @@ void nm_spmm_t_tile(const NmArgs<T>& a, T* out, int64_t r0, int64_t r1, int64_t 
   const int64_t GC = nm_group_chunk(a, static_cast<int64_t>(NV * W * sizeof(T)));
   const auto dec = VT::dec(static_cast<int>(b));
   alignas(64) int32_t cols[kNmMaxSlots];
+  // The chunk's output rows accumulate in a scratch tile whose rows are one vector longer
+  // than the tile: rows of out itself (N * 4 bytes apart, often a multiple of 512) put many
+  // read-modify-writes a multiple of 4 KiB apart, which the load/store unit takes for
+  // dependences. The tile is added into out once per chunk.
+  constexpr int64_t ldt = (NV + 1) * W;
+  Scratch<T> tile_buf(kScratchPart, GC * m * ldt);
+  T* __restrict__ tile = tile_buf.p;
   for (int64_t g0 = 0; g0 < G; g0 += GC) {
-    const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n, ns = t1 - t0;
+    const int64_t g1 = g0 + GC < G ? g0 + GC : G;
+    const int64_t t0 = g0 * n, t1 = g1 * n, ns = t1 - t0;
+    const int64_t c0 = g0 * m, nrows = (g1 * m < a.K ? g1 * m : a.K) - c0;
+    for (int64_t r = 0; r < nrows; ++r)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) VT::store(tile + r * ldt + v * W, VT::zero());
+    const int64_t vlines = ns * static_cast<int64_t>(sizeof(T)) / 64 + 1;
     for (int64_t i = r0; i < r1; ++i) {
+      {  // each row's slice is a new stream: prefetch a few rows ahead, into the next chunk
+        int64_t ip = i + kNmAhead, tp = t0;
+        if (ip >= r1) {
+          ip -= r1 - r0;
+          tp = t1;
+        }
+        if (tp < Gn) {
+          const char* pv = reinterpret_cast<const char*>(a.val + ip * Gn + tp);
+          for (int64_t l = 0; l < vlines; ++l) prefetch(pv + 64 * l);
+          prefetch(a.meta + ip * stride + tp * b / 8);
+        }
+      }
       const T* __restrict__ vrow = a.val + i * Gn + t0;
       nm_decode(a, a.meta + i * stride, dec, t0, t1, cols);
       reg dv[NV];
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) dv[v] = ld(a.x + i * N + n0 + v * W, v);
       for (int64_t t = 0; t < ns; ++t) {
-        T* o = ob + static_cast<int64_t>(cols[t]) * N;
+        T* o = tile + (static_cast<int64_t>(cols[t]) - c0) * ldt;
         const reg s = VT::set1(vrow[t]);
 #pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) st(o + v * W, VT::fma(s, dv[v], ld(o + v * W, v)), v);
+        for (int v = 0; v < NV; ++v) VT::store(o + v * W, VT::fma(s, dv[v], VT::load(o + v * W)));
       }
+    }
+    for (int64_t r = 0; r < nrows; ++r) {
+      T* o = ob + (c0 + r) * N;
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v)
+        st(o + v * W, VT::add(ld(o + v * W, v), VT::load(tile + r * ldt + v * W)), v);
     }
   }
 }
