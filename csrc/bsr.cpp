@@ -138,6 +138,35 @@ void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
   });
 }
 
+void bsr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const Arr& val,
+                        const Arr& x, const Arr& out, int threads) {
+  check_bsr_indices(crow, col);
+  const DT ft = float_dtype(val);
+  const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
+  int64_t Rs = 0, Cs = 0;  // the stored blocks: (Cs, Rs) are the transposed blocks' (R, C)
+  block_dims(val, ft, nnzb, &Rs, &Cs);
+  const int64_t R = Cs, C = Rs;
+  expect(perm, DT::i32, {nnzb});
+  expect(x, ft, {"K", "N"}, "the dtype of values");
+  const int64_t K = x.dim(0), N = x.dim(1);
+  if (N <= 1) throw_value("x: the permuted-blocks product needs N > 1 columns");
+  check_block_multiple(x, K, C, "width C =");
+  expect(out, ft, {Mb * R, N}, "the dtype of values");
+  for (const Arr* in : {&crow, &col, &perm, &val, &x}) expect_disjoint(out, *in);
+  // perm is a permutation of [0, nnzb) by construction (the transposed structure); the block
+  // columns were checked when it was built. Check the permutation's range anyway.
+  const KernelTable& tab = active_table();
+  if (first_bad(tab, perm.ptr<int32_t>(), nnzb, nnzb) >= 0)
+    throw_value("perm: entries must lie in [0, nnzb)");
+  with_float(ft, [&](auto tf) {
+    using T = decltype(tf);
+    BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), x.ptr<T>(),
+                        out.ptr<T>(), Mb, K / C, R, C, N, x.ld, 0};
+    args.perm = perm.ptr<int32_t>();
+    spmm_run<T>(args, HalfValues{}, threads, true);
+  });
+}
+
 void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out,
                     int threads, bool trusted) {
   check_bsr_indices(crow, col);

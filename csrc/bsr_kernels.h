@@ -9,9 +9,11 @@ namespace ISA_NS {
 // yout[r, :] = yin[r, :] + sum_c A[r, c] * xb[c, :] for RB rows of one block and an output
 // tile of (NV-1)*W + rem columns (yin == nullptr: from zero). acc: RB x NV vectors; each x row
 // segment is loaded once and reused by the RB rows.
-template <class T, int RB, int NV, bool MASK>
+// TRANS: A[r, c] is read at A[c * RS + r] (a stored block transposed in place).
+template <class T, int RB, int NV, bool MASK, bool TRANS = false>
 inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ xb, int64_t ldx,
-                      const T* yin, int64_t ldin, T* yout, int64_t ldout, int rem) {
+                      const T* yin, int64_t ldin, T* yout, int64_t ldout, int rem,
+                      int64_t RS = 0) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
@@ -31,7 +33,7 @@ inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ 
       xv[v] = (MASK && v == NV - 1) ? VT::loadn(xr + v * W, rem) : VT::load(xr + v * W);
 #pragma GCC unroll 16
     for (int r = 0; r < RB; ++r) {
-      const reg av = VT::set1(A[r * C + c]);
+      const reg av = VT::set1(TRANS ? A[c * RS + r] : A[r * C + c]);
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[r][v] = VT::fma(av, xv[v], acc[r][v]);
     }
@@ -51,7 +53,7 @@ inline void bsr_micro(const T* __restrict__ A, int64_t C, const T* __restrict__ 
 // row accumulate; out rows at the caller's stride would conflict in the caches.
 constexpr int64_t kBsrPartBytes = 32 * 1024;
 
-template <class T, int NV, bool MASK>
+template <class T, int NV, bool MASK, bool TRANS>
 void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0, int rem) {
   using VT = V<T>;
   constexpr int W = VT::W;
@@ -70,7 +72,15 @@ void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
       continue;
     }
     for (int64_t p = s; p < e; ++p) {
-      const T* A = a.val + p * R * C;
+      const T* A = a.val + (TRANS ? static_cast<int64_t>(a.perm[p]) : p) * R * C;
+      if constexpr (TRANS) {  // blocks come in permuted order: fetch the row's next one ahead
+        if (p + 1 < e) {
+          const char* nb =
+              reinterpret_cast<const char*>(a.val + static_cast<int64_t>(a.perm[p + 1]) * R * C);
+          for (int64_t l = 0; l < R * C * static_cast<int64_t>(sizeof(T)); l += 64)
+            prefetch(nb + l);
+        }
+      }
       const T* xb = a.x + static_cast<int64_t>(a.col[p]) * C * ldx + (n0 - a.xc0);
       // partial sums: part (or y itself when R is large); the last block writes y
       const T* yin = p == s ? nullptr : (use_part ? part : yb);
@@ -78,12 +88,15 @@ void bsr_spmm_tile(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
       T* yout = (p == e - 1 || !use_part) ? yb : part;
       const int64_t ldout = yout == yb ? N : PW;
       int64_t r = 0;
+      const int64_t rstep = TRANS ? 1 : C;  // where row r of the block starts
       for (; r + RB <= R; r += RB)
-        bsr_micro<T, RB, NV, MASK>(A + r * C, C, xb, ldx, yin ? yin + r * ldin : nullptr, ldin,
-                                   yout + r * ldout, ldout, rem);
+        bsr_micro<T, RB, NV, MASK, TRANS>(A + r * rstep, C, xb, ldx,
+                                          yin ? yin + r * ldin : nullptr, ldin,
+                                          yout + r * ldout, ldout, rem, R);
       for (; r < R; ++r)
-        bsr_micro<T, 1, NV, MASK>(A + r * C, C, xb, ldx, yin ? yin + r * ldin : nullptr, ldin,
-                                  yout + r * ldout, ldout, rem);
+        bsr_micro<T, 1, NV, MASK, TRANS>(A + r * rstep, C, xb, ldx,
+                                         yin ? yin + r * ldin : nullptr, ldin,
+                                         yout + r * ldout, ldout, rem, R);
     }
   }
 }
@@ -158,7 +171,12 @@ void bsr_spmm_rows(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
     const int nv = static_cast<int>((w + W - 1) / W);
     const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
     with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-      bsr_spmm_tile<T, decltype(nvc)::value, decltype(mc)::value>(a, br0, br1, c, rem);
+      constexpr int V_ = decltype(nvc)::value;
+      constexpr bool M_ = decltype(mc)::value;
+      if (a.perm)
+        bsr_spmm_tile<T, V_, M_, true>(a, br0, br1, c, rem);
+      else
+        bsr_spmm_tile<T, V_, M_, false>(a, br0, br1, c, rem);
     });
   }
 }

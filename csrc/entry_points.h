@@ -59,6 +59,10 @@ void csr_transpose_arrs(const Arr& crow, const Arr& col, int64_t num_cols, int32
                         int32_t* col_t, int64_t* perm, int threads);
 void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x,
                    const Arr& out, int threads, bool trusted);
+// out (Mb*R, N) = S^T @ x on S's transposed structure (crow, col: of S^T) without copying
+// the blocks: block p of S^T is stored block perm[p] (val (nnzb, C, R)) transposed. N > 1.
+void bsr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const Arr& val,
+                        const Arr& x, const Arr& out, int threads);
 void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
                     const Arr& out, int threads, bool trusted);
 void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n,

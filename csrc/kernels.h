@@ -64,6 +64,9 @@ struct BsrSpmmArgs {  // out (Mb*R, N) = S @ x, x (Kb*C, N), val (nnzb, R, C)
   int64_t ldx, xc0;
   const void* hval = nullptr;
   int hkind = kNoHalf;
+  // Non-null (N > 1, float values): block p is the transpose of stored block perm[p], which
+  // is (C, R) row-major: the product of S^T on its cached transposed structure, no copy.
+  const int32_t* perm = nullptr;
 };
 
 template <class T>

@@ -459,9 +459,19 @@ at::Tensor bsr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at
   same_dtype(values, "values", d_in, "d");
   expect_rows(d_in, rows_of(crow, r), "d");
   const auto t = transposed_structure(crow, col, num_cols / c, 1);
+  at::Tensor d = widened(d_in), crow_t = t[0], col_t = t[1];
+  if (d.size(1) > 1) {  // read the stored blocks through the permutation, transposed in place
+    at::Tensor val = widened(values), perm = t[2];
+    const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
+    const Arr a_perm = view_of(perm, "perm"), a_val = view_of(val, "values");
+    const Arr a_d = view_of(d, "d", Layout::kRows);
+    at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
+    const Arr a_out = view_of(out, "out");
+    guarded([&] { bsr_spmm_perm_arrs(a_crow, a_col, a_perm, a_val, a_d, a_out, torch_threads()); });
+    return narrowed(out, d_in);
+  }
   at::Tensor val_t =
       widened(values).index_select(0, t[2].to(at::kLong)).transpose(1, 2).contiguous();
-  at::Tensor d = widened(d_in), crow_t = t[0], col_t = t[1];
   const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
   const Arr a_val = view_of(val_t, "values"), a_d = view_of(d, "d", Layout::kRows);
   at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));

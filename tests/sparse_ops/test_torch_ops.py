@@ -377,3 +377,39 @@ def test_cache_stays_bounded_and_correct_past_its_capacity():
     s.col_indices[0] = 7  # out of range, after the entry may have been dropped
     with pytest.raises(ValueError, match="col_indices"):
         so.matmul(s, x)
+
+
+# ----------------------------------------------------------------------------- BSR S^T @ d
+@pytest.mark.parametrize("level", _C._supported_simd_levels())
+@pytest.mark.parametrize("blocksize", [(3, 5), (8, 4), (32, 32)], ids=str)
+@pytest.mark.parametrize("n", [2, 17, 70])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_bsr_spmm_t_reads_blocks_transposed(level, blocksize, n, dtype):
+    """``bsr_spmm_t`` for N > 1 reads the stored blocks through the cached permutation,
+    transposed in place: against float64 on odd block counts, at every SIMD level, 1 and 2
+    threads, and again after the values change in place (no stale copy)."""
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    r, c = blocksize
+    mb, kb = 7, 9
+    dense = torch.randn(mb * r, kb * c, generator=g, dtype=torch.float64)
+    keep = torch.rand(mb, kb, generator=g) < 0.45
+    dense *= keep.repeat_interleave(r, 0).repeat_interleave(c, 1)
+    s = so.to_sparse(dense.to(dtype), "bsr", blocksize=blocksize)
+    d = torch.randn(mb * r, n, generator=g, dtype=torch.float64)
+    before = (_C.simd_level(), torch.get_num_threads())
+    try:
+        _C._set_simd_level(level)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for step in range(2):
+                got = ops.bsr_spmm_t(s.crow_indices, s.col_indices, s.values, d.to(dtype),
+                                     kb * c, r, c)
+                want = s.to_dense().double().T @ d.to(dtype).double()
+                tol = 1e-2 if dtype == torch.bfloat16 else 1e-5
+                assert rel_err(got, want) < tol, f"seed {seed} threads {threads} step {step}"
+                with torch.no_grad():
+                    s.values.mul_(-0.5)
+    finally:
+        _C._set_simd_level(before[0])
+        torch.set_num_threads(before[1])
