@@ -106,7 +106,9 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues&
   CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, ldx, 0};
   args.vperm = vperm;
   threads = threads_for(threads, static_cast<double>(nnz + M) * static_cast<double>(N));
-  const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
+  // Through a permutation every x tile is another pass of random value loads: wider tiles.
+  const int64_t budget = l2_tile_budget() * (vperm ? 4 : 1);
+  const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), budget), false);
   const TiledOperand<T> xt(x, K, ldx, tiles, threads);
   const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
   const auto bounds = split_by_prefix(crow, M, nchunks, N == 1 ? 8 : 2, 1);

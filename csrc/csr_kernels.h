@@ -160,7 +160,7 @@ bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
-  constexpr int U = NV >= 4 ? 2 : 4;
+  constexpr int U = NV >= 8 ? 1 : (NV >= 4 ? 2 : 4);
   const int32_t* __restrict__ crow = a.crow;
   const I* __restrict__ col = a.col;
   const T* __restrict__ val = a.val;
@@ -182,6 +182,13 @@ bool csr_spmm_tile(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[u][v] = VT::zero();
     for (; p + U <= e; p += U) {
+      if constexpr (INDIRECT) {  // the values come in permuted order: fetch them ahead
+        constexpr int64_t kAhead = 32;
+        if (p + kAhead + U <= e) {
+#pragma GCC unroll 16
+          for (int u = 0; u < U; ++u) prefetch(val + vperm[p + kAhead + u]);
+        }
+      }
       uint32_t c[U];
       bool bad = false;
 #pragma GCC unroll 16
@@ -292,15 +299,28 @@ bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
     return csr_spmv_rows(a, r0, r1);
   }
   bool ok = true;
+  if (a.vperm) {
+    // Values read through the permutation are random loads, paid once per pass over the
+    // rows: twice the tile width (8 vectors, one accumulator set) halves the passes.
+    constexpr int NVI = 2 * NVMAX;
+    for (int64_t c = n0; c < n1; c += NVI * W) {
+      const int64_t w = n1 - c < NVI * W ? n1 - c : NVI * W;
+      const int nv = static_cast<int>((w + W - 1) / W);
+      const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
+      with_nv<NVI>(nv, rem != W, [&](auto nvc, auto mc) {
+        ok = csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value, true>(
+                 a, r0, r1, c, rem) && ok;
+      });
+    }
+    return ok;
+  }
   for (int64_t c = n0; c < n1; c += NVMAX * W) {
     const int64_t w = n1 - c < NVMAX * W ? n1 - c : NVMAX * W;
     const int nv = static_cast<int>((w + W - 1) / W);
     const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
     with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-      constexpr int V_ = decltype(nvc)::value;
-      constexpr bool M_ = decltype(mc)::value;
-      ok = (a.vperm ? csr_spmm_tile<T, I, V_, M_, true>(a, r0, r1, c, rem)
-                    : csr_spmm_tile<T, I, V_, M_, false>(a, r0, r1, c, rem)) && ok;
+      ok = csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value, false>(
+               a, r0, r1, c, rem) && ok;
     });
   }
   return ok;
