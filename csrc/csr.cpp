@@ -56,16 +56,23 @@ void calibrate_csr_spmv(const KernelTable& tab) {
       return;
     }
   }
-  constexpr int64_t M = 2048, K = 4096, per = 48;
+  // Rows of 32 to 64 nonzeros, not all whole vectors: the tails and the per-row reductions
+  // are what separate the two variants on short rows (a row length that is a multiple of
+  // the vector hides them: on Zen 5 the two tie at 48 a row, while on pruned rows of ~40
+  // the loads take 1.8 cycles a nonzero and the gathers 2.9).
+  constexpr int64_t M = 2048, K = 4096;
   std::vector<int32_t> crow(M + 1);
-  std::vector<int16_t> col(M * per);
-  std::vector<float> val(M * per, 0.5f), x(K, 1.0f), out(M);
+  crow[0] = 0;
+  for (int64_t i = 0; i < M; ++i) crow[i + 1] = crow[i] + static_cast<int32_t>(32 + (i * 37) % 33);
+  const int64_t nnz = crow[M];
+  std::vector<int16_t> col(nnz);
+  std::vector<float> val(nnz, 0.5f), x(K, 1.0f), out(M);
   uint32_t r = 12345;
-  for (int64_t i = 0; i <= M; ++i) crow[i] = static_cast<int32_t>(i * per);
   for (auto& c : col) {
     r = r * 1664525u + 1013904223u;
     c = static_cast<int16_t>((r >> 8) % K);
   }
+  for (int64_t i = 0; i < M; ++i) std::sort(col.begin() + crow[i], col.begin() + crow[i + 1]);
   const CsrSpmmArgs<float, int16_t> args{crow.data(), col.data(), val.data(), x.data(),
                                          out.data(), M, K, 1, 1, 0};
   const auto fn = csr_fns<float, int16_t>(tab).spmm;
@@ -79,7 +86,7 @@ void calibrate_csr_spmv(const KernelTable& tab) {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       best[mode] = std::min(best[mode], dt);
     }
-  g_csr_spmv_loads.store(best[1] < 0.9 * best[0] ? 1 : 0);  // loads only if clearly faster
+  g_csr_spmv_loads.store(best[1] < 0.97 * best[0] ? 1 : 0);  // loads if faster (beyond noise)
 }
 
 }  // namespace
