@@ -222,12 +222,35 @@ void bitmap_spmv_rows(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
 }
 
 // ---------------------------------------------------------------- decoding to CSR columns
+#if SPARSE_OPS_ISA == 2
+// For each byte value, the positions of its set bits in order (then zeros): a byte of the
+// bitmap decodes with one 8-byte load, a widening, an add and a store.
+struct BitPositions {
+  alignas(64) uint8_t pos[256][8];
+  BitPositions() {
+    for (int v = 0; v < 256; ++v) {
+      int k = 0;
+      for (int b = 0; b < 8; ++b)
+        if (v >> b & 1) pos[v][k++] = static_cast<uint8_t>(b);
+      for (; k < 8; ++k) pos[v][k] = 0;
+    }
+  }
+};
+inline const BitPositions& bit_positions() {
+  static const BitPositions t;
+  return t;
+}
+#endif
+
+// Writes up to 16 entries past the row chunk's last column (the buffer has that slack).
 template <class I>
 void bitmap_decode_rows(const uint8_t* bits, int64_t rb, int64_t r0, int64_t r1, I* cols) {
   const int64_t nw = rb / 8;
   int64_t q = 0;
 #if SPARSE_OPS_ISA == 3
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif SPARSE_OPS_ISA == 2
+  const BitPositions& bp = bit_positions();
 #endif
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = bits + i * rb;
@@ -245,6 +268,22 @@ void bitmap_decode_rows(const uint8_t* bits, int64_t rb, int64_t r0, int64_t r1,
         else
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(cols + q), _mm512_cvtepi32_epi16(c));
         q += bm_popcount(m);
+      }
+#elif SPARSE_OPS_ISA == 2
+      for (int k = 0; k < 8; ++k) {
+        const unsigned byte = static_cast<unsigned>(word >> (8 * k)) & 0xffu;
+        if (!byte) continue;
+        const __m128i p8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bp.pos[byte]));
+        const int base = static_cast<int>(64 * w + 8 * k);
+        if constexpr (sizeof(I) == 4) {
+          const __m256i c = _mm256_add_epi32(_mm256_cvtepu8_epi32(p8), _mm256_set1_epi32(base));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(cols + q), c);
+        } else {
+          const __m128i c = _mm_add_epi16(_mm_cvtepu8_epi16(p8),
+                                          _mm_set1_epi16(static_cast<int16_t>(base)));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(cols + q), c);
+        }
+        q += __builtin_popcount(byte);
       }
 #else
       while (word) {

@@ -130,15 +130,22 @@ class Pool {
 
   // Straggler back-off (under busy_). When the caller, done with its own share, waited
   // longer than that share took (and over kStragglerUs), a worker holding a claimed index was
-  // descheduled: another process or torch's own threads want the cores. The next calls then
-  // run on the caller alone (8, doubling to 256 while it recurs); a job that waits little
-  // clears the back-off. Quiet, the wait is at most about one index's work.
+  // descheduled: another process or torch's own threads want the cores. When that happens in
+  // 2 of 4 consecutive jobs, the next calls run on the caller alone (8, doubling to 256 while
+  // it recurs); a job that waits little clears the back-off. Quiet, the wait is at most about
+  // one index's work.
   void note_wait(Clock::duration own, Clock::duration waited) {
     constexpr auto kStragglerUs = std::chrono::microseconds(200);
-    if (waited > own && waited > kStragglerUs) {
-      backoff_ = backoff_ ? std::min<int64_t>(2 * backoff_, 256) : 8;
-      backoff_left_ = backoff_;
+    const bool straggled = waited > own && waited > kStragglerUs;
+    recent_ = (recent_ << 1) | (straggled ? 1u : 0u);
+    if (straggled) {
       stragglers_.fetch_add(1, std::memory_order_relaxed);
+      // One straggler alone is a hiccup (a virtual CPU paused by its host): back off only
+      // when it recurs, 2 of the last 4 jobs.
+      if (__builtin_popcount(recent_ & 0xFu) >= 2) {
+        backoff_ = backoff_ ? std::min<int64_t>(2 * backoff_, 256) : 8;
+        backoff_left_ = backoff_;
+      }
     } else if (waited * 4 < own) {
       backoff_ = 0;
     }
@@ -194,6 +201,7 @@ class Pool {
   std::atomic<bool> caller_sleeping_{false};
   uint32_t gen_ = 0;
   int64_t backoff_ = 0, backoff_left_ = 0;  // guarded by busy_
+  uint32_t recent_ = 0;                      // bit j: job j back straggled (busy_)
   std::atomic<int64_t> stragglers_{0};
   Job job_;
   std::exception_ptr error_;

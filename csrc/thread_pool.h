@@ -13,9 +13,10 @@
 //     SPARSE_OPS_SPIN_US (default 150 us), then sleep on a condition variable: a runnable
 //     thread (torch's next op) takes the core at once, and a call that follows soon does not
 //     pay a futex wake-up (20-40 us on this VM: more than a small layer's work);
-//   - when a caller had to wait for a worker the OS descheduled (a busy machine), the
-//     next calls run on the caller alone for a while (8 calls, doubling to 256 while it
-//     recurs), so a loaded machine does not make every call wait a time slice;
+//   - when callers keep waiting for a worker the OS descheduled (2 of 4 jobs: a busy
+//     machine, not a one-off hiccup), the next calls run on the caller alone for a while
+//     (8 calls, doubling to 256 while it recurs), so a loaded machine does not make every
+//     call wait a time slice;
 //   - a second caller (another Python thread) while a job runs does its job on its own
 //     thread instead of queueing behind the first;
 //   - after fork() the child gets a fresh, empty pool (pthread_atfork): kernels in a fork

@@ -103,6 +103,22 @@ def test_products_match_float64(level, shape, density, dtype):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("density", [0.3, 1.0])
+def test_wide_rows_decode_to_int32_columns(level, density):
+    """K > 32767: the N > 1 products decode rows to int32 columns (int16 below) at every
+    level (AVX-512 compress, AVX2 byte table, scalar bits)."""
+    before = _C.simd_level()
+    _C._set_simd_level(level)
+    try:
+        s, dense, g = _pruned((5, 40_003), density, torch.float32)
+        for n in (3, 19):
+            x = torch.randn(40_003, n, generator=g)
+            assert rel_err(so.matmul(s, x), dense @ x.double()) < 1e-5, (level, n)
+    finally:
+        _C._set_simd_level(before)
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_values_every_level(level, dtype):
     before = _C.simd_level()
