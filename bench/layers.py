@@ -95,12 +95,13 @@ def bench_percall(repeat: int) -> dict:
         lin.weight.copy_(w)
         sl = so.SparseLinear(s, lin.bias)
         xb = torch.randn(1, 64, generator=g)
-        mv = _t(lambda: torch.mv(w, xv), repeat) * 1e3
-        ours = _t(lambda: so.matmul(s, x), repeat) * 1e3
+        # each pair in alternation (medians of rounds), like the layer rows
+        mv, ours = (1e3 * t for t in _alternated(lambda: torch.mv(w, xv),
+                                                 lambda: so.matmul(s, x), repeat, rounds=5))
         raw = _t(lambda: torch.ops.sparse_ops.csr_spmm_call.default(
             s.crow_indices, s.col_indices, s.values, x), repeat) * 1e3
-        dense_lin = _t(lambda: lin(xb), repeat) * 1e3
-        sparse_lin = _t(lambda: sl(xb), repeat) * 1e3
+        dense_lin, sparse_lin = (1e3 * t for t in _alternated(lambda: lin(xb), lambda: sl(xb),
+                                                              repeat, rounds=5))
     return {"torch_mv_us": mv, "so_matmul_us": ours, "op_call_us": raw,
             "matmul_over_mv": ours / mv, "nn_linear_us": dense_lin,
             "sparse_linear_us": sparse_lin, "linear_gap_us": sparse_lin - dense_lin}
