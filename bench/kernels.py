@@ -6,6 +6,8 @@
 
 Each cell times ``Y = W @ X`` (W sparse M x K, X dense K x N) as the median of several runs
 and prints the ratios ``dense / ours`` and ``torch.sparse / ours`` (> 1: ours is faster).
+For each N the dense product and every cell are timed in ``ROUNDS`` alternated rounds
+(medians over the rounds), so the machine's drift hits the whole row alike.
 Writes ``bench/out/kernels_<device>.json`` and ``.md``.
 """
 
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +25,9 @@ import torch
 
 import sparse_ops as so
 from bench.timing import median_seconds
+
+ROUNDS = 3  # alternated rounds per table row (dense and every format once each)
+MIN_SAMPLE_S = 0.02  # sub-millisecond calls are looped so that each sample lasts this long
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -132,18 +138,34 @@ def run(device: str, quick: bool, repeat: int, ns: list[int] | None,
             for n in ns:
                 x = torch.randn(kk, n, generator=gen).to(device=device, dtype=dtype)
                 wd = w.to(device=device, dtype=dtype)
-                dense_t = median_seconds(lambda: torch.mm(wd, x), device, repeat)  # noqa: B023
+                built = []
                 for layout, kw, density in rows:
                     if layout == "nm":
                         pruned = so.prune(wd, "nm", **kw)
                     else:
                         pruned = so.prune(wd, layout, density, **kw)
                     s = so.to_sparse(pruned, layout, **kw)
-                    ours = median_seconds(lambda: so.matmul(s, x), device, repeat)  # noqa: B023
                     name, ts = torch_sparse_for(layout, pruned, kw, device)
-                    ts_t = None
-                    if ts is not None:
-                        ts_t = median_seconds(lambda: torch.mm(ts, x), device, repeat)  # noqa: B023
+                    built.append((layout, kw, s, name, ts))
+                    del pruned
+                # ROUNDS rounds, each timing dense and every cell once: a drift of the machine
+                # falls on all of them alike (medians over the rounds).
+                dense_r: list[float] = []
+                ours_r: list[list[float]] = [[] for _ in built]
+                ts_r: list[list[float]] = [[] for _ in built]
+                for _ in range(ROUNDS):
+                    dense_r.append(median_seconds(lambda: torch.mm(wd, x), device, repeat,  # noqa: B023
+                                                  min_time=MIN_SAMPLE_S))
+                    for j, (_, _, s, _, ts) in enumerate(built):
+                        ours_r[j].append(median_seconds(lambda: so.matmul(s, x), device,  # noqa: B023
+                                                        repeat, min_time=MIN_SAMPLE_S))
+                        if ts is not None:
+                            ts_r[j].append(median_seconds(lambda: torch.mm(ts, x), device,  # noqa: B023
+                                                          repeat, min_time=MIN_SAMPLE_S))
+                dense_t = statistics.median(dense_r)
+                for j, (layout, kw, s, name, ts) in enumerate(built):
+                    ours = statistics.median(ours_r[j])
+                    ts_t = statistics.median(ts_r[j]) if ts is not None else None
                     moved = s.nbytes + (x.numel() + mm * n) * x.element_size()
                     gbps, gflops = moved / ours / 1e9, 2 * s.nnz * n / ours / 1e9
                     cells.append(Cell(
@@ -155,6 +177,7 @@ def run(device: str, quick: bool, repeat: int, ns: list[int] | None,
                         gflops / peak_flops,
                     ))
                     bar.update()
+                del built
     bar.close()
     return cells, peaks
 

@@ -271,8 +271,8 @@ void bitmap_decode_rows(const uint8_t* bits, int64_t rb, int64_t r0, int64_t r1,
       }
 #elif SPARSE_OPS_ISA == 2
       for (int k = 0; k < 8; ++k) {
+        // No branch on an empty byte: at density 0.2 one byte in six is empty, at random.
         const unsigned byte = static_cast<unsigned>(word >> (8 * k)) & 0xffu;
-        if (!byte) continue;
         const __m128i p8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bp.pos[byte]));
         const int base = static_cast<int>(64 * w + 8 * k);
         if constexpr (sizeof(I) == 4) {
