@@ -73,13 +73,14 @@ def _backend_ops(layout: str, backend: str) -> ProductOps:
     return ops
 
 
-def _ops_for(layout: str, backend: str | None, x: torch.Tensor) -> ProductOps:
-    # The common case (CPU tensors, default backend) without the general lookup.
-    if backend is None and x.is_cpu:
-        ops = get_layout(layout).ops.get("cpp")
-        if ops is not None:
-            return ops
-    return product_ops(layout, backend, x.device)
+def _checked_ops(s: SparseMatrix, backend: str | None, x: torch.Tensor) -> ProductOps:
+    """``s``'s products for ``x`` after the O(1) check that its tensors fit ``s.shape``
+    (ValueError naming the tensor); the common case (CPU, default backend) looks up nothing
+    else."""
+    entry = layout_of(s)
+    entry.check(s)
+    ops = entry.ops.get("cpp") if backend is None and x.is_cpu else None
+    return ops if ops is not None else product_ops(s.layout, backend, x.device)
 
 
 def _check_sparse(name: str, s: object) -> SparseMatrix:
@@ -127,11 +128,7 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
         raise ValueError(
             f"x: has {shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
         )
-    entry = layout_of(s)
-    entry.check(s)  # O(1): the tensors fit s.shape (ValueError naming the tensor)
-    ops = entry.ops.get("cpp") if backend is None and x.is_cpu else None
-    if ops is None:
-        ops = product_ops(s.layout, backend, x.device)
+    ops = _checked_ops(s, backend, x)
     return ops.entry("spmm")(*s.structure(), s.values, x, *s.params())
 
 
@@ -153,11 +150,7 @@ def linear(
         _check_dense_operand("bias", weight, bias, "out_features")
         if bias.shape != (M,):
             raise ValueError(f"bias: expected shape ({M},), got {tuple(bias.shape)}")
-    entry = layout_of(weight)
-    entry.check(weight)  # O(1): the tensors fit weight.shape (ValueError naming the tensor)
-    ops = entry.ops.get("cpp") if backend is None and x.is_cpu else None
-    if ops is None:
-        ops = product_ops(weight.layout, backend, x.device)
+    ops = _checked_ops(weight, backend, x)
     x2 = x if len(shape) == 2 else x.reshape(-1, K)
     if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
         y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params())
