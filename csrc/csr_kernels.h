@@ -298,31 +298,25 @@ bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
     }
     return csr_spmv_rows(a, r0, r1);
   }
+  // Values read through the permutation are random loads, paid once per pass over the
+  // rows: twice the tile width (8 vectors, one accumulator set) halves the passes.
   bool ok = true;
-  if (a.vperm) {
-    // Values read through the permutation are random loads, paid once per pass over the
-    // rows: twice the tile width (8 vectors, one accumulator set) halves the passes.
-    constexpr int NVI = 2 * NVMAX;
-    for (int64_t c = n0; c < n1; c += NVI * W) {
-      const int64_t w = n1 - c < NVI * W ? n1 - c : NVI * W;
+  auto tiles = [&](auto nvmax, auto indirect) {
+    constexpr int NVT = decltype(nvmax)::value;
+    for (int64_t c = n0; c < n1; c += NVT * W) {
+      const int64_t w = n1 - c < NVT * W ? n1 - c : NVT * W;
       const int nv = static_cast<int>((w + W - 1) / W);
       const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
-      with_nv<NVI>(nv, rem != W, [&](auto nvc, auto mc) {
-        ok = csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value, true>(
-                 a, r0, r1, c, rem) && ok;
+      with_nv<NVT>(nv, rem != W, [&](auto nvc, auto mc) {
+        ok = csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value,
+                           decltype(indirect)::value>(a, r0, r1, c, rem) && ok;
       });
     }
-    return ok;
-  }
-  for (int64_t c = n0; c < n1; c += NVMAX * W) {
-    const int64_t w = n1 - c < NVMAX * W ? n1 - c : NVMAX * W;
-    const int nv = static_cast<int>((w + W - 1) / W);
-    const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
-    with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-      ok = csr_spmm_tile<T, I, decltype(nvc)::value, decltype(mc)::value, false>(
-               a, r0, r1, c, rem) && ok;
-    });
-  }
+  };
+  if (a.vperm)
+    tiles(std::integral_constant<int, 2 * NVMAX>{}, std::true_type{});
+  else
+    tiles(std::integral_constant<int, NVMAX>{}, std::false_type{});
   return ok;
 }
 

@@ -48,6 +48,25 @@ inline int64_t nm_group_chunk(const NmArgs<T>& a, int64_t row_bytes) {
   return gc > align ? gc : align;
 }
 
+// Rows of a block are far apart (new pages), and each row's slice of a group chunk is a new
+// stream: at row i of [r0, r1), prefetch the slice [t0, t1) of row i + kNmAhead, wrapping to
+// the next chunk's slice (from t1) of the block's first rows.
+template <class T>
+inline void nm_prefetch_ahead(const NmArgs<T>& a, int64_t i, int64_t r0, int64_t r1, int64_t t0,
+                              int64_t t1) {
+  const int64_t Gn = a.G * a.n;
+  int64_t ip = i + kNmAhead, tp = t0;
+  if (ip >= r1) {
+    ip -= r1 - r0;
+    tp = t1;
+  }
+  if (tp >= Gn) return;
+  const int64_t vlines = (t1 - t0) * static_cast<int64_t>(sizeof(T)) / 64 + 1;
+  const char* pv = reinterpret_cast<const char*>(a.val + ip * Gn + tp);
+  for (int64_t l = 0; l < vlines; ++l) prefetch(pv + 64 * l);
+  prefetch(a.meta + ip * a.meta_stride + tp * a.bits / 8);
+}
+
 // cols[t - t0] = scale * column of slot t of the row whose metadata is mrow, for t in
 // [t0, t1); t0 a multiple of W. May write up to W - 1 entries past t1 - t0.
 template <class T>
@@ -216,11 +235,10 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
   Scratch<T> part_buf(kScratchPart, RB * NV * W);
   T* __restrict__ part = part_buf.p;
   for (int64_t rb0 = r0; rb0 < r1; rb0 += RB) {
-    const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1, nb = rb1 - rb0;
+    const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
     for (int64_t g0 = 0; g0 < G; g0 += GC) {
       const int64_t t0 = g0 * n, t1 = (g0 + GC < G ? g0 + GC : G) * n, ns = t1 - t0;
       const bool first = g0 == 0, last = g0 + GC >= G;
-      const int64_t vlines = ns * static_cast<int64_t>(sizeof(T)) / 64 + 1;
       if constexpr (SPB == 0) nm_decode(a, a.meta + rb0 * stride, dec, t0, t1, colbuf[0], scale);
       for (int64_t i = rb0; i < rb1; ++i) {
         if constexpr (SPB == 0) {  // decode the next row first: ready when its FMAs start
@@ -228,18 +246,7 @@ void nm_spmm_tile(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int re
             nm_decode(a, a.meta + (i + 1) * stride, dec, t0, t1, colbuf[(i + 1 - rb0) & 1],
                       scale);
         }
-        {  // rows are far apart (new pages): prefetch a few rows ahead, into the next chunk
-          int64_t ip = i + kNmAhead, tp = t0;
-          if (ip >= rb1) {
-            ip -= nb;
-            tp = t1;
-          }
-          if (tp < Gn) {
-            const char* pv = reinterpret_cast<const char*>(a.val + ip * Gn + tp);
-            for (int64_t l = 0; l < vlines; ++l) prefetch(pv + 64 * l);
-            prefetch(a.meta + ip * stride + tp * b / 8);
-          }
-        }
+        nm_prefetch_ahead(a, i, rb0, rb1, t0, t1);
         const T* __restrict__ vrow = a.val + i * Gn + t0;
         T* pr = part + (i - rb0) * (NV * W);
         reg acc[U][NV];
@@ -356,20 +363,8 @@ void nm_spmm_narrow(const NmArgs<T>& a, int64_t r0, int64_t r1) {
     const int64_t rb1 = rb0 + RB < r1 ? rb0 + RB : r1;
     for (int64_t k0 = 0; k0 < nblocks; k0 += KB) {
       const int64_t k1 = k0 + KB < nblocks ? k0 + KB : nblocks;
-      const int64_t vlines = (k1 - k0) * W * static_cast<int64_t>(sizeof(T)) / 64 + 1;
       for (int64_t i = rb0; i < rb1; ++i) {
-        {  // each row's slice is a new stream: prefetch a few rows ahead, into the next chunk
-          int64_t ip = i + kNmAhead, kp = k0;
-          if (ip >= rb1) {
-            ip -= rb1 - rb0;
-            kp = k1;
-          }
-          if (kp < nblocks) {
-            const char* pv = reinterpret_cast<const char*>(a.val + ip * Gn + kp * W);
-            for (int64_t l = 0; l < vlines; ++l) prefetch(pv + 64 * l);
-            prefetch(a.meta + ip * stride + kp * bpb);
-          }
-        }
+        nm_prefetch_ahead(a, i, rb0, rb1, k0 * W, k1 * W);  // W * b bits = bpb bytes a block
         const T* __restrict__ vrow = a.val + i * Gn;
         const uint8_t* __restrict__ mrow = a.meta + i * stride;
         T* pr = part + (i - rb0) * NC * W;
@@ -505,20 +500,8 @@ void nm_spmm_t_tile(const NmArgs<T>& a, T* out, int64_t r0, int64_t r1, int64_t 
     for (int64_t r = 0; r < nrows; ++r)
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) VT::store(tile + r * ldt + v * W, VT::zero());
-    const int64_t vlines = ns * static_cast<int64_t>(sizeof(T)) / 64 + 1;
     for (int64_t i = r0; i < r1; ++i) {
-      {  // each row's slice is a new stream: prefetch a few rows ahead, into the next chunk
-        int64_t ip = i + kNmAhead, tp = t0;
-        if (ip >= r1) {
-          ip -= r1 - r0;
-          tp = t1;
-        }
-        if (tp < Gn) {
-          const char* pv = reinterpret_cast<const char*>(a.val + ip * Gn + tp);
-          for (int64_t l = 0; l < vlines; ++l) prefetch(pv + 64 * l);
-          prefetch(a.meta + ip * stride + tp * b / 8);
-        }
-      }
+      nm_prefetch_ahead(a, i, r0, r1, t0, t1);
       const T* __restrict__ vrow = a.val + i * Gn + t0;
       nm_decode(a, a.meta + i * stride, dec, t0, t1, cols);
       reg dv[NV];
