@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 
-.PHONY: demo test build kernels bench models dst dse load wheel-check clean
+.PHONY: demo test build kernels bench models dst dse load wheel-check sanitize clean
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -49,6 +49,11 @@ dse: build
 # Latency under a competing process, interleaved with torch ops, and serving threads.
 load: build
 	$(PY) -m bench.load
+
+# The C++ kernel and torch-op tests against an ASan + UBSan build of sparse_ops._C (~10 min;
+# run before each stop, not in CI: see the README).
+sanitize: $(STAMP)
+	bash .ci/sanitize.sh
 
 # The built wheel installed into a fresh venv, and the README example run from elsewhere.
 wheel-check: build

@@ -22,13 +22,20 @@ ParallelCompile("NPY_NUM_BUILD_JOBS", default=os.cpu_count() or 1).install()
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = sorted(os.path.relpath(p, HERE) for p in glob(os.path.join(HERE, "csrc", "*.cpp")))
 
+# SPARSE_OPS_SANITIZE=1: an AddressSanitizer + UndefinedBehaviorSanitizer build for
+# `make sanitize` (.ci/sanitize.sh), which loads the runtimes with LD_PRELOAD.
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer", "-g"] if os.environ.get("SPARSE_OPS_SANITIZE") else []
+
 ext = CppExtension(
     "sparse_ops._C",
     SOURCES,
     include_dirs=[os.path.join(HERE, "csrc")],
     extra_compile_args=[
-        "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-fvisibility=hidden",
+        "-O1" if SANITIZE else "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall",
+        "-fvisibility=hidden", *SANITIZE,
     ],
+    extra_link_args=SANITIZE[:1],
     depends=sorted(glob(os.path.join("csrc", "*.h"))),
 )
 

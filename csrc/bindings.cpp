@@ -14,9 +14,9 @@ namespace py = pybind11;
 using namespace sparse_ops;
 
 namespace sparse_ops {
-size_t structure_cache_size();  // torch_ops.cpp
+size_t transpose_cache_size();  // torch_ops.cpp
 const char* csr_spmv_choice();   // csr.cpp
-void structure_cache_clear();
+void transpose_cache_clear();
 }  // namespace sparse_ops
 
 PYBIND11_MODULE(_C, mod) {
@@ -82,11 +82,11 @@ PYBIND11_MODULE(_C, mod) {
       "_pool_workers", [] { return pool_workers(); },
       "Testing aid: worker threads alive in this process's kernel thread pool.");
   mod.def(
-      "_structure_cache_size", [] { return structure_cache_size(); },
-      "Testing aid: structures whose validation (and transpose) the torch ops have cached.");
+      "_transpose_cache_size", [] { return transpose_cache_size(); },
+      "Testing aid: structures whose transpose (for S^T @ d) the torch ops have cached.");
   mod.def(
-      "_structure_cache_clear", [] { structure_cache_clear(); },
-      "Testing aid: forget every cached validation.");
+      "_transpose_cache_clear", [] { transpose_cache_clear(); },
+      "Testing aid: forget every cached transpose.");
   mod.def(
       "_supported_simd_levels",
       [] {

@@ -53,10 +53,11 @@ BitmapShape check_bitmap_arrays(const Arr& off, const Arr& bits, int64_t K, int6
   return {M, K, rb, nnz};
 }
 
-// O(M K / 64): offsets from 0 to nnz, non-decreasing, each row's span its popcount, no bit
-// past K. Every kernel relies on this (values are read at the running popcount).
-void check_bitmap_structure(const int32_t* off, const uint8_t* bits, const BitmapShape& s) {
-  check_row_pointers(off, s.M, s.nnz, "row_offsets", "values");
+// The precise message for a structure that failed a check (offsets already checked): the
+// first row whose span is not its popcount or that sets a bit past K. O(M K / 64), run only
+// after a kernel or a chunk check reported a bad row.
+[[noreturn]] void throw_bad_structure(const uint8_t* bits, const int32_t* off,
+                                      const BitmapShape& s) {
   const int64_t nw = s.rb / 8;
   const uint64_t past = s.K % 64 ? ~((1ull << (s.K % 64)) - 1) : 0;
   for (int64_t i = 0; i < s.M; ++i) {
@@ -80,7 +81,24 @@ void check_bitmap_structure(const int32_t* off, const uint8_t* bits, const Bitma
       throw_value(o.str());
     }
   }
+  throw_value("bitmap: the structure changed while it was read");
 }
+
+// Chunk c's rows [bounds[c], bounds[c + 1]) checked (popcounts against the offsets, no bit past
+// K) just before they are decoded or computed; a bad row is recorded in `bad`.
+struct ChunkCheck {
+  const KernelTable& tab;
+  const uint8_t* bits;
+  const int32_t* off;
+  const BitmapShape& s;
+  const std::vector<int64_t>& bounds;
+  FirstBad& bad;
+  bool operator()(int64_t c) const {
+    const int64_t r = tab.bitmap_check(bits, s.rb, s.K, off, bounds[c], bounds[c + 1]);
+    if (r >= 0) bad.record(r);
+    return r < 0;
+  }
+};
 
 // A row chunk [r0, r1) as CSR in the calling thread's scratch: local row pointers from 0 and
 // column indices (the decoder may write 16 entries past the last one).
@@ -122,7 +140,12 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
     // A row costs its bitmap scan (rb / 8 words) plus its values.
     const auto bounds = split_by_prefix(off, M, nchunks, 1 + s.rb / 4, 1);
     const auto fn = typed<T>(tab).bitmap_spmv;
-    parallel_for(threads, nchunks, [&](int64_t c) { fn(args, bounds[c], bounds[c + 1]); });
+    FirstBad bad;  // the SpMV checks its rows as it goes (no separate pass over the bitmap)
+    parallel_for(threads, nchunks, [&](int64_t c) {
+      const int64_t r = fn(args, bounds[c], bounds[c + 1]);
+      if (r >= 0) bad.record(r);
+    });
+    if (bad.any()) throw_bad_structure(bits, off, s);
     return;
   }
   auto run = [&](auto ti) {
@@ -134,7 +157,8 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
     const auto bounds = split_by_prefix(off, M, nchunks, 2, 1);
     FirstBad bad;
     run_chunks(
-        threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
+        threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+        ChunkCheck{tab, bits, off, s, bounds, bad},
         [&](int64_t t, int64_t c) {
           const int64_t r0 = bounds[c], r1 = bounds[c + 1], v0 = off[r0], v1 = off[r1];
           const DecodedChunk<I> d = decode_chunk<I>(tab, off, bits, s.rb, r0, r1);
@@ -144,7 +168,7 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
           if (!fn(a, 0, r1 - r0, tiles[t].first, tiles[t].second)) bad.record(c);
         },
         xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
-    if (bad.any()) throw_value("bitmap: decoded a column past K (internal error)");
+    if (bad.any()) throw_bad_structure(bits, off, s);
   };
   with_index(column_dtype(K), run);
 }
@@ -164,7 +188,8 @@ void sddmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, co
     const auto bounds = split_by_prefix(off, M, nchunks, 1, 1);
     FirstBad bad;
     run_chunks(
-        threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
+        threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+        ChunkCheck{tab, bits, off, s, bounds, bad},
         [&](int64_t t, int64_t c) {
           const int64_t r0 = bounds[c], r1 = bounds[c + 1];
           const DecodedChunk<I> d = decode_chunk<I>(tab, off, bits, s.rb, r0, r1);
@@ -174,7 +199,7 @@ void sddmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, co
           if (!fn(args, 0, r1 - r0, tiles[t].first, tiles[t].second, t > 0)) bad.record(c);
         },
         bt.npack(), [&](int64_t t, int64_t q) { bt.pack(t, q); });
-    if (bad.any()) throw_value("bitmap: decoded a column past K (internal error)");
+    if (bad.any()) throw_bad_structure(bits, off, s);
   };
   with_index(column_dtype(K), run);
 }
@@ -194,6 +219,14 @@ void spmm_t_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, c
   tile = std::max<int64_t>(16, tile / 16 * 16);
   const auto tiles = col_tiles(N, tile, false);
   const int64_t ntiles = static_cast<int64_t>(tiles.size());
+  {  // every row checked first: any task reads every row
+    const int64_t nchunks = chunk_count(threads, M, M * s.rb);
+    const auto bounds = split_even(M, nchunks);
+    FirstBad bad;
+    run_chunks(threads, nchunks, 0, bad, ChunkCheck{tab, bits, off, s, bounds, bad},
+               [](int64_t, int64_t) {});
+    if (bad.any()) throw_bad_structure(bits, off, s);
+  }
   const BitmapArgs<T> args{off, bits, val, d, out, M, K, N, s.nnz, s.rb, ldd};
   const auto fn = typed<T>(tab).bitmap_spmm_t;
   parallel_for(threads, parts * ntiles, [&](int64_t task) {
@@ -211,24 +244,25 @@ void check_nnz(int64_t nnz) {
     throw_value("nnz: need 0 <= nnz < 2**31 - 1, got " + std::to_string(nnz));
 }
 
-// Shared checks of the three products; returns the shape. `trusted`: the structure was
-// validated before for this memory (structure cache); its O(M K / 64) checks are skipped.
-BitmapShape check_all(const Arr& off, const Arr& bits, int64_t K, int64_t nnz, bool trusted) {
+// Shared checks of the three products, on every call; returns the shape. The offsets (O(M))
+// here; the bitmap against them chunk by chunk as the products run (ChunkCheck, or the
+// SpMV's own guards), so no kernel trusts what it has not checked.
+BitmapShape check_all(const Arr& off, const Arr& bits, int64_t K, int64_t nnz) {
   const BitmapShape s = check_bitmap_arrays(off, bits, K, nnz);
-  if (!trusted) check_bitmap_structure(off.ptr<int32_t>(), bits.ptr<uint8_t>(), s);
+  check_row_pointers(off.ptr<int32_t>(), s.M, s.nnz, "row_offsets", "values");
   return s;
 }
 
 }  // namespace
 
 void bitmap_spmm_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& x,
-                      const Arr& out, int64_t nnz, int threads, bool trusted) {
+                      const Arr& out, int64_t nnz, int threads) {
   check_nnz(nnz);
   const DT vt = value_dtype(val), ft = compute_dtype(vt);
   expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
   const int64_t K = x.dim(0), N = x.dim(1);
   expect(val, vt, {nnz});
-  const BitmapShape s = check_all(off, bits, K, nnz, trusted);
+  const BitmapShape s = check_all(off, bits, K, nnz);
   expect(out, ft, {s.M, N}, "the dtype of values");
   for (const Arr* in : {&off, &bits, &val, &x}) expect_disjoint(out, *in);
   if (N == 1 && x.ld != 1 && K > 1) throw_value("x: a single column must be contiguous");
@@ -241,12 +275,11 @@ void bitmap_spmm_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr
 }
 
 void bitmap_spmm_t_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& d,
-                        const Arr& out, int64_t num_cols, int64_t nnz, int threads,
-                        bool trusted) {
+                        const Arr& out, int64_t num_cols, int64_t nnz, int threads) {
   check_nnz(nnz);
   const DT ft = float_dtype(val);
   expect(val, ft, {nnz});
-  const BitmapShape s = check_all(off, bits, num_cols, nnz, trusted);
+  const BitmapShape s = check_all(off, bits, num_cols, nnz);
   expect(d, ft, {s.M, "N"}, "the dtype of values");
   const int64_t N = d.dim(1);
   expect(out, ft, {num_cols, N}, "the dtype of values");
@@ -259,12 +292,12 @@ void bitmap_spmm_t_arrs(const Arr& off, const Arr& bits, const Arr& val, const A
 }
 
 void bitmap_sddmm_arrs(const Arr& off, const Arr& bits, const Arr& a, const Arr& b,
-                       const Arr& out, int64_t nnz, int threads, bool trusted) {
+                       const Arr& out, int64_t nnz, int threads) {
   check_nnz(nnz);
   const DT ft = float_dtype(a);
   expect(b, ft, {"K", "N"}, "the dtype of a");
   const int64_t K = b.dim(0), N = b.dim(1);
-  const BitmapShape s = check_all(off, bits, K, nnz, trusted);
+  const BitmapShape s = check_all(off, bits, K, nnz);
   expect(a, ft, {s.M, N});
   expect(out, ft, {nnz}, "the dtype of a");
   for (const Arr* in : {&off, &bits, &a, &b}) expect_disjoint(out, *in);

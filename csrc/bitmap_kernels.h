@@ -1,7 +1,8 @@
 // Bitmap kernels: SpMV, the transposed product S^T @ d, and decoding a row range to CSR
 // column indices (the SpMM and SDDMM run the CSR kernels on decoded row chunks, bitmap.cpp).
-// Written once and compiled per SIMD level by isa_*.cpp. The structure is trusted: bitmap.cpp
-// checked that each row's popcount is its span of values and that no bit lies past K.
+// Written once and compiled per SIMD level by isa_*.cpp. The SpMV guards itself (no value
+// read past nnz, no x past K, a flag for a row whose popcount is not its span); the decoder
+// and S^T @ d trust rows that bitmap_check_rows passed just before (bitmap.cpp).
 //
 // SpMV: each 64-bit word of a row covers 64 columns. AVX-512 expands the next popcount(m)
 // packed values into the set lanes of each 16-bit mask m (vexpandps) and multiplies by x's 16
@@ -20,6 +21,31 @@ inline uint64_t bm_word(const uint8_t* p) {
 }
 inline int64_t bm_popcount(uint64_t w) { return __builtin_popcountll(w); }
 
+// The bits of a row's last word that lie below K (all of them when 64 divides K).
+inline uint64_t bm_last_mask(int64_t K) { return K % 64 ? (uint64_t{1} << (K % 64)) - 1 : ~uint64_t{0}; }
+
+// The first row of [r0, r1) whose popcount is not off[i + 1] - off[i] or that sets a bit
+// past K, else -1. One popcount a word: a chunk's bitmap is checked just before it is
+// decoded (it is then in L1/L2 for the decoder).
+inline int64_t bitmap_check_rows(const uint8_t* bits, int64_t rb, int64_t K, const int32_t* off,
+                                 int64_t r0, int64_t r1) {
+  const int64_t nw = rb / 8;
+  const uint64_t past = ~bm_last_mask(K);
+  for (int64_t i = r0; i < r1; ++i) {
+    const uint8_t* row = bits + i * rb;
+    int64_t c0 = 0, c1 = 0;
+    int64_t w = 0;
+    for (; w + 2 <= nw; w += 2) {
+      c0 += bm_popcount(bm_word(row + 8 * w));
+      c1 += bm_popcount(bm_word(row + 8 * w + 8));
+    }
+    if (w < nw) c0 += bm_popcount(bm_word(row + 8 * w));
+    const bool pad = nw > 0 && (bm_word(row + 8 * (nw - 1)) & past) != 0;
+    if (pad || c0 + c1 != static_cast<int64_t>(off[i + 1]) - off[i]) return i;
+  }
+  return -1;
+}
+
 // Software prefetch ahead of the value stream (3 lines a 64-column word: up to 48 fp32 values)
 // and of the bitmap. Needed: vexpandps is slow enough on Zen 4/5 that the out-of-order window
 // no longer covers the loads' latency once the matrix leaves L2; without these prefetches
@@ -35,16 +61,19 @@ inline void bm_prefetch(const TV* val, int64_t p, const uint8_t* row, int64_t w)
 
 // ---------------------------------------------------------------- SpMV, one bit at a time
 template <class T, class TV>
-void bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
+int64_t bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   const TV* __restrict__ val = values_of<TV>(a);
   const T* __restrict__ x = a.x;
-  const int64_t nw = a.rb / 8;
+  const int64_t nw = a.rb / 8, nnz = a.nnz;
+  const uint64_t last = bm_last_mask(a.K);
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = a.bits + i * a.rb;
     int64_t p = a.row_off[i];
     T s[4] = {T(0), T(0), T(0), T(0)};
     for (int64_t w = 0; w < nw; ++w) {
-      uint64_t word = bm_word(row + 8 * w);
+      const uint64_t raw = bm_word(row + 8 * w);
+      uint64_t word = w == nw - 1 ? raw & last : raw;
+      if (__builtin_expect(word != raw || p + bm_popcount(word) > nnz, 0)) return i;
       while (word) {
         const int64_t j = 64 * w + __builtin_ctzll(word);
         s[p & 3] += static_cast<T>(scalar_of(val[p])) * x[j];
@@ -52,26 +81,33 @@ void bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
         word &= word - 1;
       }
     }
+    if (__builtin_expect(p != a.row_off[i + 1], 0)) return i;
     a.out[i] = (s[0] + s[1]) + (s[2] + s[3]);
   }
+  return -1;
 }
 
 #if SPARSE_OPS_ISA == 3
 template <class TV>
-void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
+int64_t bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const TV* __restrict__ val = values_of<TV>(a);
   const float* __restrict__ x = a.x;
   const int64_t nw = a.rb / 8;
   // Below this value index a word's four 16-value loads stay inside the array (p + 64 <= nnz);
-  // past it the values are read by masked expand-loads, which touch only popcount(m) of them.
+  // past it the values are read by masked expand-loads, which touch only popcount(m) of them
+  // and none past nnz, whatever the bitmap holds.
   const int64_t safe = a.nnz - 64;
+  const uint64_t last = bm_last_mask(a.K);
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = a.bits + i * a.rb;
     int64_t p = a.row_off[i];
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    const float* xw = x;  // masked loads: lanes past K are never set
+    // The last word loses its bits past K (a row that sets one is reported below), so the
+    // masked x loads never reach past K.
+    const bool pad = nw > 0 && (bm_word(row + 8 * (nw - 1)) & ~last) != 0;
+    const float* xw = x;
     for (int64_t w = 0; w < nw; ++w, xw += 64) {
-      const uint64_t word = bm_word(row + 8 * w);
+      const uint64_t word = w == nw - 1 ? bm_word(row + 8 * w) & last : bm_word(row + 8 * w);
       bm_prefetch(val, p, row, w);
       const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
       const __mmask16 m0 = _cvtu32_mask16(lo & 0xFFFFu), m1 = _cvtu32_mask16(lo >> 16);
@@ -109,8 +145,10 @@ void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
       s2 = _mm512_fmadd_ps(a2, _mm512_maskz_loadu_ps(m2, xw + 32), s2);
       s3 = _mm512_fmadd_ps(a3, _mm512_maskz_loadu_ps(m3, xw + 48), s3);
     }
+    if (__builtin_expect(pad || p != a.row_off[i + 1], 0)) return i;
     a.out[i] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
   }
+  return -1;
 }
 #elif SPARSE_OPS_ISA == 2
 // For each byte b: lane l takes packed value rank(l) if bit l is set, else the sign bit is
@@ -130,13 +168,21 @@ inline const BmExpandTable& bm_expand_table() {
   return t;
 }
 
-template <class TV>
-inline __m256 bm_expand8(const BmExpandTable& t, unsigned b, const TV* p, int64_t avail) {
-  const __m256 v = avail >= 8 ? V<float>::load(p)
-                              : V<float>::loadn(p, static_cast<int>(avail > 0 ? avail : 0));
+// acc + (the byte's expanded values) * x, both zeroed in the unset lanes: an inf or NaN in an
+// x column that is not stored must not reach the sum (0 * inf is NaN), as at every other
+// level. `v` holds the next 8 packed values.
+inline __m256 bm_fma8(const BmExpandTable& t, unsigned b, __m256 v, __m256 xv, __m256 acc) {
   const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.idx[b]));
-  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(v, idx), _mm256_setzero_ps(),
-                          _mm256_castsi256_ps(idx));
+  const __m256 unset = _mm256_castsi256_ps(idx);
+  const __m256 e = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v, idx), _mm256_setzero_ps(), unset);
+  return _mm256_fmadd_ps(e, _mm256_blendv_ps(xv, _mm256_setzero_ps(), unset), acc);
+}
+
+// The next 8 packed values, of which `avail` lie inside the array (masked load past it).
+template <class TV>
+inline __m256 bm_values8(const TV* p, int64_t avail) {
+  return avail >= 8 ? V<float>::load(p)
+                    : V<float>::loadn(p, static_cast<int>(avail > 0 ? avail : 0));
 }
 
 // One byte's 8 columns, the values loaded in full (the caller checked they are in the array).
@@ -145,14 +191,11 @@ inline __m256 bm_chunk8(const BmExpandTable& t, unsigned b, const TV* p, const f
                         __m256 acc) {
   __m256 v = V<float>::load(p);
   asm("" : "+x"(v));  // keep the load out of vpermps (see the AVX-512 kernel)
-  const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.idx[b]));
-  const __m256 e = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v, idx), _mm256_setzero_ps(),
-                                    _mm256_castsi256_ps(idx));
-  return _mm256_fmadd_ps(e, _mm256_loadu_ps(xv), acc);
+  return bm_fma8(t, b, v, _mm256_loadu_ps(xv), acc);
 }
 
 template <class TV>
-void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
+int64_t bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const BmExpandTable& t = bm_expand_table();
   const TV* __restrict__ val = values_of<TV>(a);
   const float* __restrict__ x = a.x;
@@ -160,12 +203,15 @@ void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const int64_t safe = nnz - 64;  // a word's eight 8-value loads stay inside the array
   // Words whose 64 columns all lie inside x; the last one may not (masked x loads there).
   const int64_t full_words = K / 64;
+  const uint64_t last = bm_last_mask(K);
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = a.bits + i * a.rb;
     int64_t p = a.row_off[i];
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    // Bits past K are dropped from the last word (and the row reported): x is read below K.
+    const bool pad = nw > 0 && (bm_word(row + 8 * (nw - 1)) & ~last) != 0;
     for (int64_t w = 0; w < nw; ++w) {
-      const uint64_t word = bm_word(row + 8 * w);
+      const uint64_t word = w == nw - 1 ? bm_word(row + 8 * w) & last : bm_word(row + 8 * w);
       bm_prefetch(val, p, row, w);
       if (!word) continue;
       const float* xw = x + 64 * w;
@@ -195,19 +241,21 @@ void bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
           const int64_t left = K - 64 * w - 8 * k;  // >= 1: a bit is set below K
           const __m256 xv = left >= 8 ? _mm256_loadu_ps(xw + 8 * k)
                                       : V<float>::loadn(xw + 8 * k, static_cast<int>(left));
-          *s[k & 3] = _mm256_fmadd_ps(bm_expand8(t, b, val + q, nnz - q), xv, *s[k & 3]);
+          *s[k & 3] = bm_fma8(t, b, bm_values8(val + q, nnz - q), xv, *s[k & 3]);
           q += __builtin_popcount(b);
         }
       }
       p += bm_popcount(word);
     }
+    if (__builtin_expect(pad || p != a.row_off[i + 1], 0)) return i;
     a.out[i] = V<float>::hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
   }
+  return -1;
 }
 #endif
 
 template <class T>
-void bitmap_spmv_rows(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
+int64_t bitmap_spmv_rows(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   if constexpr (std::is_same_v<T, float>) {
 #if SPARSE_OPS_ISA >= 2
     if (a.hkind == kBf16) return bitmap_spmv_vec<Bf16>(a, r0, r1);
@@ -218,7 +266,7 @@ void bitmap_spmv_rows(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
     if (a.hkind == kF16) return bitmap_spmv_bits<T, F16>(a, r0, r1);
 #endif
   }
-  bitmap_spmv_bits<T, T>(a, r0, r1);
+  return bitmap_spmv_bits<T, T>(a, r0, r1);
 }
 
 // ---------------------------------------------------------------- decoding to CSR columns

@@ -9,14 +9,16 @@
 #include "validate.h"
 
 namespace sparse_ops {
-namespace {
 
-void check_bsr_indices(const Arr& crow, const Arr& col) {
+void bsr_check_indices(const Arr& crow, const Arr& col) {
   expect(crow, DT::i32, {"Mb+1"});
   if (crow.dim(0) < 1)
     throw_value("crow_indices: expected shape (Mb+1,) with Mb >= 0, got an empty array");
   expect(col, DT::i32, {"nnzb"});
 }
+
+namespace {
+
 
 // R x C from a (nnzb, R, C) array; both must be >= 1.
 void block_dims(const Arr& blocks, DT ft, int64_t nnzb, int64_t* R, int64_t* C) {
@@ -64,7 +66,7 @@ struct BlockColCheck {
 }
 
 template <class T>
-void spmm_run(const BsrSpmmArgs<T>& args, const HalfValues& hv, int threads, bool trusted) {
+void spmm_run(const BsrSpmmArgs<T>& args, const HalfValues& hv, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).bsr_spmm;
   const int64_t Mb = args.Mb, R = args.R, C = args.C, N = args.N, K = args.Kb * C;
@@ -78,7 +80,7 @@ void spmm_run(const BsrSpmmArgs<T>& args, const HalfValues& hv, int threads, boo
   const BlockColCheck check{tab, args.crow, args.col, bounds, args.Kb, bad};
   run_chunks(
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-      [&](int64_t c) { return trusted || check(c); },
+      check,
       [&](int64_t t, int64_t c) {
         BsrSpmmArgs<T> a = args;
         set_chunk_values(a, args.val, hv, nnzb * R * C, args.crow[bounds[c]] * R * C,
@@ -93,7 +95,7 @@ void spmm_run(const BsrSpmmArgs<T>& args, const HalfValues& hv, int threads, boo
 }
 
 template <class T>
-void sddmm_run(const BsrSddmmArgs<T>& args, int threads, bool trusted) {
+void sddmm_run(const BsrSddmmArgs<T>& args, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).bsr_sddmm;
   const int64_t Mb = args.Mb, R = args.R, C = args.C, N = args.N;
@@ -106,7 +108,7 @@ void sddmm_run(const BsrSddmmArgs<T>& args, int threads, bool trusted) {
   FirstBad bad;
   const BlockColCheck check{tab, args.crow, args.col, bounds, args.Kb, bad};
   run_chunks(threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-             [&](int64_t c) { return trusted || check(c); },
+             check,
              [&](int64_t t, int64_t c) {
                fn(args, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second, t > 0);
              });
@@ -116,8 +118,8 @@ void sddmm_run(const BsrSddmmArgs<T>& args, int threads, bool trusted) {
 }  // namespace
 
 void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out,
-                   int threads, bool trusted) {
-  check_bsr_indices(crow, col);
+                   int threads) {
+  bsr_check_indices(crow, col);
   const DT vt = value_dtype(val), ft = compute_dtype(vt);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
   int64_t R = 0, C = 0;
@@ -127,20 +129,20 @@ void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
   check_block_multiple(x, K, C, "width C =");
   expect(out, ft, {Mb * R, N}, "the dtype of values");
   for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
-  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
+  check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
     const BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(),
                               hv.bits ? nullptr : val.ptr<T>(), x.ptr<T>(),
                               out.ptr<T>(), Mb, K / C, R, C, N, x.ld, 0};
-    spmm_run<T>(args, hv, threads, trusted);
+    spmm_run<T>(args, hv, threads);
   });
 }
 
 void bsr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const Arr& val,
                         const Arr& x, const Arr& out, int threads) {
-  check_bsr_indices(crow, col);
+  bsr_check_indices(crow, col);
   const DT ft = float_dtype(val);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
   int64_t Rs = 0, Cs = 0;  // the stored blocks: (Cs, Rs) are the transposed blocks' (R, C)
@@ -163,13 +165,13 @@ void bsr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const 
     BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), x.ptr<T>(),
                         out.ptr<T>(), Mb, K / C, R, C, N, x.ld, 0};
     args.perm = perm.ptr<int32_t>();
-    spmm_run<T>(args, HalfValues{}, threads, true);
+    spmm_run<T>(args, HalfValues{}, threads);
   });
 }
 
 void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out,
-                    int threads, bool trusted) {
-  check_bsr_indices(crow, col);
+                    int threads) {
+  bsr_check_indices(crow, col);
   const DT ft = float_dtype(a);
   const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
   int64_t R = 0, C = 0;
@@ -182,12 +184,12 @@ void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
   const int64_t K = b.dim(0);
   check_block_multiple(b, K, C, "width C =");
   for (const Arr* in : {&crow, &col, &a, &b}) expect_disjoint(out, *in);
-  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
+  check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     const BsrSddmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), a.ptr<T>(), b.ptr<T>(),
                                out.ptr<T>(), Mb, K / C, R, C, N};
-    sddmm_run<T>(args, threads, trusted);
+    sddmm_run<T>(args, threads);
   });
 }
 
@@ -200,7 +202,7 @@ void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle 
   const Arr out = as_array(out_h, "out", true);
   const int threads = threads_arg(num_threads);
   py::gil_scoped_release nogil;
-  bsr_spmm_arrs(crow, col, val, x, out, threads, false);
+  bsr_spmm_arrs(crow, col, val, x, out, threads);
 }
 
 void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
@@ -212,7 +214,7 @@ void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b
   const Arr out = as_array(out_h, "out", true);
   const int threads = threads_arg(num_threads);
   py::gil_scoped_release nogil;
-  bsr_sddmm_arrs(crow, col, a, b, out, threads, false);
+  bsr_sddmm_arrs(crow, col, a, b, out, threads);
 }
 
 }  // namespace sparse_ops

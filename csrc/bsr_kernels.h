@@ -1,5 +1,5 @@
 // BSR kernels (SpMM as a small-GEMM micro-kernel per block, SpMV, SDDMM), written once over
-// V<T> and compiled per SIMD level by isa_*.cpp. Inputs are trusted (validated by bsr.cpp).
+// V<T> and compiled per SIMD level by isa_*.cpp. Each chunk's block columns were checked just before (bsr.cpp).
 #pragma once
 
 namespace sparse_ops {

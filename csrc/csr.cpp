@@ -224,7 +224,7 @@ void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int3
 }  // namespace
 
 void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out,
-                   int threads, bool trusted) {
+                   int threads) {
   const DT it = check_csr_arrays(crow, col);
   const DT vt = value_dtype(val), ft = compute_dtype(vt);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -233,7 +233,7 @@ void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
   const int64_t K = x.dim(0), N = x.dim(1);
   expect(out, ft, {M, N}, "the dtype of values");
   for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
-  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     with_index(it, [&](auto ti) {
@@ -246,7 +246,7 @@ void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x
 }
 
 void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out,
-                    int threads, bool trusted) {
+                    int threads) {
   const DT it = check_csr_arrays(crow, col);
   const DT ft = float_dtype(a);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -256,7 +256,7 @@ void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
   const int64_t K = b.dim(0);
   expect(out, ft, {nnz}, "the dtype of a");
   for (const Arr* in : {&crow, &col, &a, &b}) expect_disjoint(out, *in);
-  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     with_index(it, [&](auto ti) {
@@ -268,7 +268,7 @@ void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b,
 }
 
 void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& d, const Arr& out,
-                     int threads, bool trusted) {
+                     int threads) {
   const DT it = check_csr_arrays(crow, col);
   const DT ft = float_dtype(val);
   const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
@@ -278,7 +278,7 @@ void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr&
   expect(out, ft, {"K", N}, "the dtype of values");
   const int64_t K = out.dim(0);
   for (const Arr* in : {&crow, &col, &val, &d}) expect_disjoint(out, *in);
-  if (!trusted) check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
+  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
   with_float(ft, [&](auto tf) {
     using T = decltype(tf);
     with_index(it, [&](auto ti) {
@@ -362,7 +362,7 @@ void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle 
   const Arr out = as_array(out_h, "out", true);
   const int threads = threads_arg(num_threads);
   py::gil_scoped_release nogil;
-  csr_spmm_arrs(crow, col, val, x, out, threads, false);
+  csr_spmm_arrs(crow, col, val, x, out, threads);
 }
 
 void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
@@ -374,7 +374,7 @@ void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b
   const Arr out = as_array(out_h, "out", true);
   const int threads = threads_arg(num_threads);
   py::gil_scoped_release nogil;
-  csr_sddmm_arrs(crow, col, a, b, out, threads, false);
+  csr_sddmm_arrs(crow, col, a, b, out, threads);
 }
 
 }  // namespace sparse_ops

@@ -1,5 +1,5 @@
 // CSR kernels (SpMM, SpMV, SDDMM) and the index range check, written once over V<T> and
-// compiled per SIMD level by isa_*.cpp. Row pointers are trusted (validated by csr.cpp);
+// compiled per SIMD level by isa_*.cpp. Row pointers were checked on this call (csr.cpp);
 // column indices are checked on the fly.
 #pragma once
 

@@ -152,9 +152,12 @@ template <class T>
 using NmSddmmFn = void (*)(const NmArgs<T>&, int64_t r0, int64_t r1, int64_t n0, int64_t n1,
                            bool accumulate);
 
-// Bitmap SpMV of rows [r0, r1).
+// Bitmap SpMV of rows [r0, r1), guarded: whatever the bitmap and offsets hold (the entry
+// point checked only that the offsets run from 0 to nnz without decreasing), it reads no value
+// past nnz and no x past K. Returns the first row whose popcount is not its span of values or
+// that sets a bit past K (its output is then unspecified), else -1.
 template <class T>
-using BitmapSpmvFn = void (*)(const BitmapArgs<T>&, int64_t r0, int64_t r1);
+using BitmapSpmvFn = int64_t (*)(const BitmapArgs<T>&, int64_t r0, int64_t r1);
 // Adds the rows [64 w0, 64 w1) of S^T @ d (S's columns in 64-bit words [w0, w1), every row of
 // S), output columns [n0, n1), into out (K x N, row stride N).
 template <class T>
@@ -164,6 +167,10 @@ using BitmapSpmmTFn = void (*)(const BitmapArgs<T>&, T* out, int64_t w0, int64_t
 // indices of those rows); may write up to 16 entries past the last one.
 template <class I>
 using BitmapDecodeFn = void (*)(const uint8_t* bits, int64_t rb, int64_t r0, int64_t r1, I* cols);
+// The first row in [r0, r1) whose popcount differs from off[i + 1] - off[i] or that sets a
+// bit past K, else -1: the check a chunk passes before it is decoded or computed.
+using BitmapCheckFn = int64_t (*)(const uint8_t* bits, int64_t rb, int64_t K, const int32_t* off,
+                                  int64_t r0, int64_t r1);
 
 // Adds S^T @ d (rows [r0, r1) of S, columns [n0, n1)) into out (K x N, row stride N).
 template <class T, class I>
@@ -203,6 +210,7 @@ struct KernelTable {
   void (*widen_f16)(const uint16_t* src, float* dst, int64_t n);
   BitmapDecodeFn<int16_t> bitmap_decode16;
   BitmapDecodeFn<int32_t> bitmap_decode32;
+  BitmapCheckFn bitmap_check;
 };
 
 // Half-precision values of an SpMM: the stored bits, widened per row chunk (parallel.h).

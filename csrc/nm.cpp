@@ -140,8 +140,7 @@ void check_nm_arrays(const Arr* values, DT ft, const Arr& meta, int64_t M, const
 }
 
 template <class T>
-void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int threads,
-              bool trusted) {
+void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_spmm;
   const int64_t M = args.M, N = args.N;
@@ -152,7 +151,7 @@ void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int 
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
-  const bool need = !trusted && check.needed();
+  const bool need = check.needed();
   const uint64_t call = next_call_tag();
   FirstBad bad;
   run_chunks(
@@ -177,7 +176,7 @@ void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int 
 }
 
 template <class T>
-void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted) {
+void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_sddmm;
   const int64_t M = args.M, N = args.N;
@@ -187,7 +186,7 @@ void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
-  const bool need = !trusted && check.needed();
+  const bool need = check.needed();
   FirstBad bad;
   run_chunks(
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
@@ -212,7 +211,7 @@ void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted
 // each part of the rows accumulates into a private K x N buffer (part 0 into out) and the
 // buffers are summed at the end.
 template <class T>
-void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool trusted) {
+void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_spmm_t;
   const int64_t M = args.M, K = g.K, N = args.N;
@@ -223,7 +222,7 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool truste
     const auto bounds = split_even(M, nchunks);
     const MetaCheck check(g, args.meta);
     FirstBad bad;
-    if (!trusted && check.needed())
+    if (check.needed())
       run_chunks(threads, nchunks, 0, bad, [&](int64_t c) {
         const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
         if (q >= 0) bad.record(q);
@@ -274,7 +273,7 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads, bool truste
 }  // namespace
 
 void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n,
-                  int64_t m, int threads, bool trusted) {
+                  int64_t m, int threads) {
   const DT vt = value_dtype(val), ft = compute_dtype(vt);
   expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
   const int64_t K = x.dim(0), N = x.dim(1);
@@ -291,12 +290,12 @@ void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out,
     const NmArgs<T> args{hv.bits ? nullptr : val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(),
                          x.ptr<T>(), nullptr,
                          out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
-    spmm_run<T>(args, hv, g, threads, trusted);
+    spmm_run<T>(args, hv, g, threads);
   });
 }
 
 void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& out, int64_t n,
-                    int64_t m, int threads, bool trusted) {
+                    int64_t m, int threads) {
   const DT ft = float_dtype(val);
   expect(out, ft, {"K", "N"}, "the dtype of values");
   const int64_t K = out.dim(0), N = out.dim(1);
@@ -311,12 +310,12 @@ void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& ou
     using T = decltype(tf);
     const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), d.ptr<T>(), nullptr,
                          out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
-    spmm_t_run<T>(args, g, threads, trusted);
+    spmm_t_run<T>(args, g, threads);
   });
 }
 
 void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, int64_t n,
-                   int64_t m, int threads, bool trusted) {
+                   int64_t m, int threads) {
   const DT ft = float_dtype(a);
   expect(a, ft, {"M", "N"});
   const int64_t M = a.dim(0), N = a.dim(1);
@@ -331,7 +330,7 @@ void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, 
     using T = decltype(tf);
     const NmArgs<T> args{nullptr, meta.ptr<uint8_t>(), gb.data(), a.ptr<T>(), b.ptr<T>(),
                          out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
-    sddmm_run<T>(args, g, threads, trusted);
+    sddmm_run<T>(args, g, threads);
   });
 }
 
@@ -343,7 +342,7 @@ void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out
   const Arr out = as_array(out_h, "out", true);
   const int threads = threads_arg(num_threads);
   py::gil_scoped_release nogil;
-  nm_spmm_arrs(val, meta, x, out, n, m, threads, false);
+  nm_spmm_arrs(val, meta, x, out, n, m, threads);
 }
 
 void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle out_h, int64_t n,
@@ -354,7 +353,7 @@ void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle o
   const Arr out = as_array(out_h, "out", true);
   const int threads = threads_arg(num_threads);
   py::gil_scoped_release nogil;
-  nm_spmm_t_arrs(val, meta, d, out, n, m, threads, false);
+  nm_spmm_t_arrs(val, meta, d, out, n, m, threads);
 }
 
 void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_h, int64_t n,
@@ -365,7 +364,7 @@ void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_
   const Arr out = as_array(out_h, "out", true);
   const int threads = threads_arg(num_threads);
   py::gil_scoped_release nogil;
-  nm_sddmm_arrs(meta, a, b, out, n, m, threads, false);
+  nm_sddmm_arrs(meta, a, b, out, n, m, threads);
 }
 
 }  // namespace sparse_ops

@@ -1,7 +1,7 @@
 // N:M kernels (SpMM, SpMV, transposed SpMM, SDDMM), written once over V<T> and compiled per
 // SIMD level by isa_*.cpp. The packed metadata is decoded on the fly (no decompressed copy):
 // slot t of a row has position (meta[t*b/8] >> (t*b%8)) & (2^b-1) and column gbase[t] + that.
-// Inputs are trusted (validated by nm.cpp).
+// Each chunk's metadata was checked just before where it can be out of range (nm.cpp).
 #pragma once
 
 namespace sparse_ops {

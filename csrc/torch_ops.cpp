@@ -4,11 +4,13 @@
 // and calls the entry points of entry_points.h. It is the only source file that includes
 // torch headers: the per-ISA kernel files stay free of them.
 //
-// Work done once per weight: the structure checks (row pointers, block columns, N:M
-// metadata: O(nnz)) and the transposed structure for S^T @ d are cached per structure
-// tensor (StructureCache below), keyed by the tensors' identity, data pointer, size and
-// version counter, so an in-place change (which bumps the version) or a replaced tensor
-// is validated again before any kernel reads through it.
+// Every call checks its integer parameters before anything is allocated or divided by them,
+// and the entry points check the structure on every call (O(rows) here and there, the
+// indices chunk by chunk inside the products): an in-place edit that torch does not count
+// (`.data`, numpy, a raw pointer) is caught like any other. What is cached per structure is
+// only the transposed structure of S^T @ d (TransposeCache below), keyed by the tensors'
+// identity, data pointer, size and version counter; it is rebuilt when they change, and its
+// own indices are checked again on every call.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/TensorImpl.h>
@@ -150,10 +152,10 @@ void same_dtype(const at::Tensor& ref, const char* ref_name, const at::Tensor& t
 
 int torch_threads() { return std::max(1, at::get_num_threads()); }
 
-// ------------------------------------------------------------------ the structure cache
-// One validated structure: weak references to its tensors (so the addresses cannot be
+// ------------------------------------------------------------------ the transpose cache
+// One structure's transpose: weak references to its tensors (so the addresses cannot be
 // reused while an entry names them), their data pointers, sizes and versions, the integer
-// parameters the checks depended on, and the transposed structure once computed.
+// parameters it depended on, and the transposed structure.
 struct Entry {
   std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> refs;
   std::vector<const void*> data;
@@ -162,19 +164,8 @@ struct Entry {
   std::vector<at::Tensor> transposed;  // crow_t, col_t, perm (CSR/BSR)
 };
 
-class StructureCache {
+class TransposeCache {
  public:
-  // True if these tensors and params were validated before (and are unchanged since).
-  bool contains(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-    std::lock_guard<std::mutex> lk(mu_);
-    return find_locked(ts, params) != nullptr;
-  }
-
-  void insert(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-    std::lock_guard<std::mutex> lk(mu_);
-    insert_locked(ts, params);
-  }
-
   void clear() {
     std::lock_guard<std::mutex> lk(mu_);
     entries_.clear();
@@ -273,17 +264,40 @@ class StructureCache {
   std::unordered_multimap<const c10::TensorImpl*, Entry> entries_;
 };
 
-StructureCache& cache() {
-  static StructureCache* c = new StructureCache();  // leaked: used until exit
+TransposeCache& cache() {
+  static TransposeCache* c = new TransposeCache();  // leaked: used until exit
   return *c;
 }
 
-// Looks up / records a successful validation.
-bool validated(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-  return cache().contains(ts, params);
+// ------------------------------------------------------------------ integer parameters
+// lo <= v < hi, else a ValueError naming the parameter: checked before anything is allocated
+// or divided by it.
+void expect_param(int64_t v, int64_t lo, int64_t hi, const char* name, const char* bound) {
+  if (v < lo || v >= hi)
+    throw_value_error(std::string(name) + ": need " + std::to_string(lo) + " <= " + name +
+                      " < " + bound + ", got " + std::to_string(v));
 }
-void remember(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-  cache().insert(ts, params);
+constexpr int64_t kI32 = INT32_MAX;  // 2**31 - 1: sizes the kernels index with int32
+void expect_block(int64_t r, int64_t c) {
+  expect_param(r, 1, kI32, "r", "2**31 - 1");
+  expect_param(c, 1, kI32, "c", "2**31 - 1");
+}
+void expect_num_cols(int64_t num_cols, int64_t hi = kI32, const char* bound = "2**31 - 1") {
+  expect_param(num_cols, 0, hi, "num_cols", bound);
+}
+// Mb * r output rows (Mb = len(crow) - 1) must fit the kernels' row indices.
+void expect_block_rows(const at::Tensor& crow, int64_t r) {
+  const int64_t mb = crow.defined() && crow.dim() == 1 && crow.numel() >= 1 ? crow.numel() - 1 : 0;
+  if (mb > 0 && r > kI32 / mb)
+    throw_value_error("r: " + std::to_string(mb) + " block rows of r = " + std::to_string(r) +
+                      " exceed 2**31 - 1 rows");
+}
+void expect_nnz(int64_t nnz) { expect_param(nnz, 0, kI32, "nnz", "2**31 - 1"); }
+void expect_nm(int64_t n, int64_t m) {
+  if (m < 2 || m > 16 || n < 1 || n >= m)
+    throw_value_error(std::string(m < 2 || m > 16 ? "m" : "n") +
+                      ": need 1 <= n < m <= 16, got n=" + std::to_string(n) +
+                      ", m=" + std::to_string(m));
 }
 
 // ------------------------------------------------------------------ CSR
@@ -303,11 +317,7 @@ at::Tensor csr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
   const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
   at::Tensor out = at::empty({rows_of(crow), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{crow, col};
-  const std::vector<int64_t> params{size_or0(x, 0), 0};
-  const bool trusted = validated(key, params);
-  guarded([&] { csr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { csr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads()); });
   return narrowed(out, values);
 }
 
@@ -319,11 +329,7 @@ at::Tensor csr_sddmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
   const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
   at::Tensor out = at::empty({size_or0(col, 0)}, a.options().dtype(compute_type(a)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{crow, col};
-  const std::vector<int64_t> params{size_or0(b, 0), 0};
-  const bool trusted = validated(key, params);
-  guarded([&] { csr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { csr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads()); });
   return narrowed(out, a_in);
 }
 
@@ -370,11 +376,9 @@ void expect_rows(const at::Tensor& d, int64_t rows, const char* name) {
 // N <= 1 a scatter into the output (no cached transpose needed).
 at::Tensor csr_spmm_t_op(const at::Tensor& crow_in, const at::Tensor& col_in,
                          const at::Tensor& values, const at::Tensor& d_in, int64_t num_cols) {
+  expect_num_cols(num_cols);
   same_dtype(values, "values", d_in, "d");
   expect_rows(d_in, rows_of(crow_in), "d");
-  if (num_cols < 0 || num_cols >= INT32_MAX)
-    throw_value_error("num_cols: need 0 <= num_cols < 2**31 - 1, got " +
-                      std::to_string(num_cols));
   at::Tensor crow = crow_in, col = col_in, val = widened(values), d = widened(d_in);
   if (!val.defined() || val.dim() != 1 || val.numel() != size_or0(col, 0))
     throw_value_error("values: expected shape (nnz,) matching col_indices");
@@ -395,11 +399,7 @@ at::Tensor csr_spmm_t_op(const at::Tensor& crow_in, const at::Tensor& col_in,
   const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
   const Arr a_val = view_of(val, "values"), a_d = view_of(d, "d", Layout::kRows);
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{crow, col};
-  const std::vector<int64_t> params{num_cols, 0};
-  const bool trusted = validated(key, params);
-  guarded([&] { csr_spmm_t_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { csr_spmm_t_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads()); });
   return narrowed(out, d_in);
 }
 
@@ -415,6 +415,8 @@ void expect_blocks(const at::Tensor& values, int64_t r, int64_t c, const char* n
 
 at::Tensor bsr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
                        const at::Tensor& values, const at::Tensor& x_in, int64_t r, int64_t c) {
+  expect_block(r, c);
+  expect_block_rows(crow_in, r);
   expect_blocks(values, r, c, "values");
   same_dtype(values, "values", x_in, "x");
   at::Tensor crow = crow_in, col = col_in, val = values, x = widened(x_in);
@@ -423,39 +425,40 @@ at::Tensor bsr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
   at::Tensor out =
       at::empty({rows_of(crow, r), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{crow, col};
-  const std::vector<int64_t> params{size_or0(x, 0), c};
-  const bool trusted = validated(key, params);
-  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads()); });
   return narrowed(out, values);
 }
 
 at::Tensor bsr_sddmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
                         const at::Tensor& a_in, const at::Tensor& b_in, int64_t r, int64_t c) {
-  if (r < 1 || c < 1) throw_value_error("r, c: block size must be at least 1 x 1");
+  expect_block(r, c);
+  expect_block_rows(crow_in, r);
   same_dtype(a_in, "a", b_in, "b");
   at::Tensor crow = crow_in, col = col_in, a = widened(a_in), b = widened(b_in);
   const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
   const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
   at::Tensor out = at::empty({size_or0(col, 0), r, c}, a.options().dtype(compute_type(a)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{crow, col};
-  const std::vector<int64_t> params{size_or0(b, 0), c};
-  const bool trusted = validated(key, params);
-  guarded([&] { bsr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { bsr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads()); });
   return narrowed(out, a_in);
 }
 
 at::Tensor bsr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
                          const at::Tensor& d_in, int64_t num_cols, int64_t r, int64_t c) {
+  expect_block(r, c);
+  expect_block_rows(crow, r);
+  expect_num_cols(num_cols);
   expect_blocks(values, r, c, "values");
   if (values.size(0) != size_or0(col, 0))
     throw_value_error("values: expected one block per block column index");
-  if (num_cols < 0 || num_cols % c != 0)
+  if (num_cols % c != 0)
     throw_value_error("num_cols: " + std::to_string(num_cols) +
-                      " is not a non-negative multiple of the block width " + std::to_string(c));
+                      " is not a multiple of the block width " + std::to_string(c));
+  {  // the layout's index rule (int32 block columns) before the transpose, which takes int16
+    at::Tensor crow_v = crow, col_v = col;
+    const Arr a_crow = view_of(crow_v, "crow_indices"), a_col = view_of(col_v, "col_indices");
+    guarded([&] { bsr_check_indices(a_crow, a_col); });
+  }
   same_dtype(values, "values", d_in, "d");
   expect_rows(d_in, rows_of(crow, r), "d");
   const auto t = transposed_structure(crow, col, num_cols / c, 1);
@@ -476,13 +479,14 @@ at::Tensor bsr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at
   const Arr a_val = view_of(val_t, "values"), a_d = view_of(d, "d", Layout::kRows);
   at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
   const Arr a_out = view_of(out, "out");
-  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads(), true); });
+  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads()); });
   return narrowed(out, d_in);
 }
 
 // ------------------------------------------------------------------ N:M
 at::Tensor nm_spmm_op(const at::Tensor& meta_in, const at::Tensor& values, const at::Tensor& x_in,
                       int64_t n, int64_t m) {
+  expect_nm(n, m);
   same_dtype(values, "values", x_in, "x");
   at::Tensor meta = meta_in, val = values, x = widened(x_in);
   const Arr a_meta = view_of(meta, "metadata"), a_val = view_of(val, "values");
@@ -490,106 +494,81 @@ at::Tensor nm_spmm_op(const at::Tensor& meta_in, const at::Tensor& values, const
   at::Tensor out =
       at::empty({size_or0(val, 0), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{meta};
-  const std::vector<int64_t> params{size_or0(x, 0), n, m};
-  const bool trusted = validated(key, params);
-  guarded([&] { nm_spmm_arrs(a_val, a_meta, a_x, a_out, n, m, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { nm_spmm_arrs(a_val, a_meta, a_x, a_out, n, m, torch_threads()); });
   return narrowed(out, values);
 }
 
 at::Tensor nm_spmm_t_op(const at::Tensor& meta_in, const at::Tensor& values,
                         const at::Tensor& d_in, int64_t num_cols, int64_t n, int64_t m) {
+  expect_nm(n, m);
+  expect_num_cols(num_cols, (int64_t{1} << 31) - 16, "2**31 - 16");
   same_dtype(values, "values", d_in, "d");
   at::Tensor meta = meta_in, val = widened(values), d = widened(d_in);
   const Arr a_meta = view_of(meta, "metadata"), a_val = view_of(val, "values");
   const Arr a_d = view_of(d, "d");
-  if (num_cols < 0) throw_value_error("num_cols: must be >= 0, got " + std::to_string(num_cols));
   at::Tensor out = at::empty({num_cols, size_or0(d, 1)}, d.options().dtype(compute_type(d)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{meta};
-  const std::vector<int64_t> params{num_cols, n, m};
-  const bool trusted = validated(key, params);
-  guarded([&] { nm_spmm_t_arrs(a_val, a_meta, a_d, a_out, n, m, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { nm_spmm_t_arrs(a_val, a_meta, a_d, a_out, n, m, torch_threads()); });
   return narrowed(out, d_in);
 }
 
 at::Tensor nm_sddmm_op(const at::Tensor& meta_in, const at::Tensor& a_in, const at::Tensor& b_in,
                        int64_t n, int64_t m) {
+  expect_nm(n, m);
   same_dtype(a_in, "a", b_in, "b");
   at::Tensor meta = meta_in, a = widened(a_in), b = widened(b_in);
   const Arr a_meta = view_of(meta, "metadata"), a_a = view_of(a, "a"), a_b = view_of(b, "b");
   const int64_t K = size_or0(b, 0);
-  const int64_t slots = (m >= 1 && n >= 1) ? (K + m - 1) / m * n : 0;
+  expect_param(K, 0, (int64_t{1} << 31) - 16, "b", "2**31 - 16 rows");
+  const int64_t slots = (K + m - 1) / m * n;
   at::Tensor out = at::empty({size_or0(a, 0), slots}, a.options().dtype(compute_type(a)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{meta};
-  const std::vector<int64_t> params{K, n, m};
-  const bool trusted = validated(key, params);
-  guarded([&] { nm_sddmm_arrs(a_meta, a_a, a_b, a_out, n, m, torch_threads(), trusted); });
-  if (!trusted) remember(key, params);
+  guarded([&] { nm_sddmm_arrs(a_meta, a_a, a_b, a_out, n, m, torch_threads()); });
   return narrowed(out, a_in);
 }
 
 // ------------------------------------------------------------------ bitmap
-// The structure (row_offsets, bitmap) is validated once per K (cached like CSR's).
 at::Tensor bitmap_spmm_op(const at::Tensor& off_in, const at::Tensor& bits_in,
                           const at::Tensor& values, const at::Tensor& x_in, int64_t nnz) {
+  expect_nnz(nnz);
   same_dtype(values, "values", x_in, "x");
   at::Tensor off = off_in, bits = bits_in, val = values, x = widened(x_in);
   const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
   const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
   at::Tensor out = at::empty({rows_of(off), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{off, bits};
-  const std::vector<int64_t> params{size_or0(x, 0), 2};
-  const bool trusted = validated(key, params);
-  guarded([&] {
-    bitmap_spmm_arrs(a_off, a_bits, a_val, a_x, a_out, nnz, torch_threads(), trusted);
-  });
-  if (!trusted) remember(key, params);
+  guarded([&] { bitmap_spmm_arrs(a_off, a_bits, a_val, a_x, a_out, nnz, torch_threads()); });
   return narrowed(out, values);
 }
 
 at::Tensor bitmap_spmm_t_op(const at::Tensor& off_in, const at::Tensor& bits_in,
                             const at::Tensor& values, const at::Tensor& d_in, int64_t num_cols,
                             int64_t nnz) {
+  expect_num_cols(num_cols);
+  expect_nnz(nnz);
   same_dtype(values, "values", d_in, "d");
   expect_rows(d_in, rows_of(off_in), "d");
   at::Tensor off = off_in, bits = bits_in, val = widened(values), d = widened(d_in);
   const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
   const Arr a_val = view_of(val, "values"), a_d = view_of(d, "d", Layout::kRows);
-  if (num_cols < 0) throw_value_error("num_cols: must be >= 0, got " + std::to_string(num_cols));
   at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{off, bits};
-  const std::vector<int64_t> params{num_cols, 2};
-  const bool trusted = validated(key, params);
   guarded([&] {
-    bitmap_spmm_t_arrs(a_off, a_bits, a_val, a_d, a_out, num_cols, nnz, torch_threads(),
-                       trusted);
+    bitmap_spmm_t_arrs(a_off, a_bits, a_val, a_d, a_out, num_cols, nnz, torch_threads());
   });
-  if (!trusted) remember(key, params);
   return narrowed(out, d_in);
 }
 
 at::Tensor bitmap_sddmm_op(const at::Tensor& off_in, const at::Tensor& bits_in,
                            const at::Tensor& a_in, const at::Tensor& b_in, int64_t nnz) {
+  expect_nnz(nnz);
   same_dtype(a_in, "a", b_in, "b");
   at::Tensor off = off_in, bits = bits_in, a = widened(a_in), b = widened(b_in);
   const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
   const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
-  if (nnz < 0) throw_value_error("nnz: must be >= 0, got " + std::to_string(nnz));
   at::Tensor out = at::empty({nnz}, a.options().dtype(compute_type(a)));
   const Arr a_out = view_of(out, "out");
-  const std::vector<at::Tensor> key{off, bits};
-  const std::vector<int64_t> params{size_or0(b, 0), 2};
-  const bool trusted = validated(key, params);
-  guarded([&] {
-    bitmap_sddmm_arrs(a_off, a_bits, a_a, a_b, a_out, nnz, torch_threads(), trusted);
-  });
-  if (!trusted) remember(key, params);
+  guarded([&] { bitmap_sddmm_arrs(a_off, a_bits, a_a, a_b, a_out, nnz, torch_threads()); });
   return narrowed(out, a_in);
 }
 
@@ -679,8 +658,8 @@ class CallProduct final : public c10::OperatorKernel {
 }  // namespace
 
 // Testing aids (bound in bindings.cpp).
-size_t structure_cache_size() { return cache().size(); }
-void structure_cache_clear() { cache().clear(); }
+size_t transpose_cache_size() { return cache().size(); }
+void transpose_cache_clear() { cache().clear(); }
 
 }  // namespace sparse_ops
 

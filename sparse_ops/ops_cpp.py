@@ -11,8 +11,9 @@ its autograd otherwise; under ``torch.compile`` it decomposes into ``P``.
 Arguments are the formats' plain tensors (docs/formats.md) in the order of ``reference.py``.
 The dense operand of ``spmm`` / ``linear`` may be row-strided (no copy); values and dense
 operands compute in float32 or float64 (bfloat16 / float16 are computed in float32 and
-rounded back). Structure checks and the transposed structure are cached per structure
-tensor in C++, keyed by the tensor's version counter (an in-place change revalidates).
+rounded back). Every call checks the structure it reads (O(rows) up front, indices chunk by
+chunk in the products); only the transposed structure of ``S^T @ d`` is cached per structure
+tensor in C++, keyed by the tensor's version counter (an in-place change rebuilds it).
 """
 
 from __future__ import annotations

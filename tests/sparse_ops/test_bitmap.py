@@ -248,7 +248,7 @@ def test_fuzz_malformed_structures(case):
         ("sddmm", lambda: ops.bitmap_sddmm(off, bits, d, x, param), False),
     ]:
         valid = ok and (not takes_values or n_vals == param)
-        _C._structure_cache_clear()
+        _C._transpose_cache_clear()
         try:
             got = call()
         except (ValueError, TypeError):

@@ -188,7 +188,7 @@ def test_cache_revalidates_after_in_place_change():
     s, p, g = _random("csr", (37, 53), {"density": 0.3})
     x = torch.randn(53, 3, generator=g)
     so.matmul(s, x)
-    assert _C._structure_cache_size() >= 1
+    assert _C._transpose_cache_size() >= 1
     s.col_indices[5] = 53  # in place: bumps the version counter
     with pytest.raises(ValueError, match="col_indices"):
         so.matmul(s, x)
@@ -372,7 +372,7 @@ def test_cache_stays_bounded_and_correct_past_its_capacity():
     x = torch.randn(5, 2, generator=g)
     for s, dense in mats:
         assert rel_err(so.matmul(s, x), dense.double() @ x.double()) < 1e-5
-    assert _C._structure_cache_size() <= 4096
+    assert _C._transpose_cache_size() <= 4096
     s, dense = mats[0]
     s.col_indices[0] = 7  # out of range, after the entry may have been dropped
     with pytest.raises(ValueError, match="col_indices"):
