@@ -4,8 +4,9 @@
 Importing it registers the torch operators ``torch.ops.sparse_ops.*`` (csrc/torch_ops.cpp)
 and exposes the raw numpy entry points used by the kernel tests. The build is portable (no
 -march=native): the kernels are compiled three times, for the default x86-64 target,
-AVX2+FMA and AVX-512, and the module picks one at run time (csrc/README.md). No OpenMP: the
-kernels use their own thread pool (csrc/thread_pool.h).
+AVX2+FMA and AVX-512, and the module picks one at run time (csrc/README.md). The kernels run
+on torch's intra-op thread team (at::parallel_for, csrc/team.h): compiled with -fopenmp, the
+extension links the libgomp that torch itself loads (one OpenMP runtime in the process).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ ext = CppExtension(
     include_dirs=[os.path.join(HERE, "csrc")],
     extra_compile_args=[
         "-O1" if SANITIZE else "-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall",
-        "-fvisibility=hidden", *SANITIZE,
+        "-fvisibility=hidden", "-fopenmp", *SANITIZE,
     ],
-    extra_link_args=SANITIZE[:1],
+    extra_link_args=["-fopenmp", *SANITIZE[:1]],
     depends=sorted(glob(os.path.join("csrc", "*.h"))),
 )
 

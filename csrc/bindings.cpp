@@ -8,7 +8,7 @@
 #include "entry_points.h"
 #include "kernels.h"
 #include "parallel.h"
-#include "thread_pool.h"
+#include "team.h"
 
 namespace py = pybind11;
 using namespace sparse_ops;
@@ -75,12 +75,12 @@ PYBIND11_MODULE(_C, mod) {
         g_csr_spmv_loads.store(how == "auto" ? -1 : (how == "loads" ? 1 : 0));
       }, py::arg("how"), "Testing aid: force the AVX2 CSR SpMV variant ('auto' re-measures).");
   mod.def(
-      "_pool_stragglers", [] { return pool_stragglers(); },
-      "Jobs so far whose caller waited for a descheduled worker (each starts a back-off to "
-      "single-threaded calls).");
+      "_team_debug", [](bool on) { team_debug(on); }, py::arg("on"),
+      "Testing aid: while on, record the OS thread ids of the threads that run the kernels' "
+      "tasks (torch's intra-op team); turning it on or off clears the record.");
   mod.def(
-      "_pool_workers", [] { return pool_workers(); },
-      "Testing aid: worker threads alive in this process's kernel thread pool.");
+      "_team_threads_seen", [] { return team_threads_seen(); },
+      "Testing aid: the distinct OS thread ids that ran kernel tasks since _team_debug(True).");
   mod.def(
       "_transpose_cache_size", [] { return transpose_cache_size(); },
       "Testing aid: structures whose transpose (for S^T @ d) the torch ops have cached.");

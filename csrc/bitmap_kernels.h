@@ -47,16 +47,13 @@ inline int64_t bitmap_check_rows(const uint8_t* bits, int64_t rb, int64_t K, con
 }
 
 // Software prefetch ahead of the value stream (3 lines a 64-column word: up to 48 fp32 values)
-// and of the bitmap. Needed: vexpandps is slow enough on Zen 4/5 that the out-of-order window
-// no longer covers the loads' latency once the matrix leaves L2; without these prefetches
-// the AVX-512 SpMV ran at a quarter of memory speed (measured on a Zen 5 EPYC).
+// into L2 a stream-distance ahead (prefetch_stream), and of the bitmap. Needed: vexpandps is slow enough on Zen 4/5
+// that the out-of-order window no longer covers the loads' latency once the matrix leaves
+// L2; without prefetches the AVX-512 SpMV ran at a quarter of memory speed (Zen 5 EPYC).
 template <class TV>
 inline void bm_prefetch(const TV* val, int64_t p, const uint8_t* row, int64_t w) {
-  constexpr int64_t ahead = 1024 / static_cast<int64_t>(sizeof(TV));  // 1 KiB-2 KiB ahead
-  prefetch(val + p + ahead);
-  prefetch(val + p + ahead + 64 / static_cast<int64_t>(sizeof(TV)));
-  prefetch(val + p + ahead + 128 / static_cast<int64_t>(sizeof(TV)));
-  if ((w & 7) == 0) prefetch(row + 8 * w + 1024);
+  prefetch_stream<192>(val + p);
+  if ((w & 7) == 0) prefetch_stream<64>(row + 8 * w);
 }
 
 // ---------------------------------------------------------------- SpMV, one bit at a time

@@ -56,6 +56,8 @@ bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
     if constexpr (W >= 8) {  // wide vectors: eight gathers in flight
       reg t0 = VT::zero(), t1 = VT::zero(), t2 = VT::zero(), t3 = VT::zero();
       for (; p + 8 * W <= e; p += 8 * W) {
+        prefetch_stream<8 * W * sizeof(TV)>(val + p);
+        prefetch_stream<8 * W * sizeof(I)>(col + p);
         const auto i0 = VT::idx(col + p), i1 = VT::idx(col + p + W);
         const auto i2 = VT::idx(col + p + 2 * W), i3 = VT::idx(col + p + 3 * W);
         const auto i4 = VT::idx(col + p + 4 * W), i5 = VT::idx(col + p + 5 * W);
@@ -81,6 +83,8 @@ bool csr_spmv_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1) {
       s3 = VT::add(s3, t3);
     }
     for (; p + 4 * W <= e; p += 4 * W) {
+      prefetch_stream<4 * W * sizeof(TV)>(val + p);
+      prefetch_stream<4 * W * sizeof(I)>(col + p);
       const auto i0 = VT::idx(col + p), i1 = VT::idx(col + p + W);
       const auto i2 = VT::idx(col + p + 2 * W), i3 = VT::idx(col + p + 3 * W);
       const auto m0 = VT::valid(i0, kv), m1 = VT::valid(i1, kv);
@@ -126,6 +130,8 @@ __attribute__((optimize("no-tree-vectorize"))) bool csr_spmv_rows_loads(
     const int64_t e = crow[i + 1];
     T s[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
     for (; p + 8 <= e; p += 8) {
+      if ((p & 15) < 8) prefetch_stream<16 * sizeof(TV)>(val + p);
+      if ((p & 31) < 8) prefetch_stream<32 * sizeof(I)>(col + p);
       uint32_t c[8];
       bool bad = false;
       for (int u = 0; u < 8; ++u) {

@@ -12,6 +12,11 @@
 namespace sparse_ops {
 
 std::atomic<int> g_csr_spmv_loads{-1};
+int64_t g_stream_ahead = [] {
+  const char* e = std::getenv("SPARSE_OPS_PREFETCH_BYTES");
+  const long v = e ? std::strtol(e, nullptr, 10) : 4096;
+  return static_cast<int64_t>(v >= 0 && v <= (1 << 20) ? v : 4096);
+}();
 
 namespace {
 

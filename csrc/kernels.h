@@ -236,6 +236,14 @@ const KernelTable& table();
 // forces it.
 extern std::atomic<int> g_csr_spmv_loads;
 
+// How far ahead (bytes) the kernels prefetch, into L2, the streams they read once (the
+// values, column indices, metadata and bitmaps of the weight). In a model the weights come
+// from DRAM (the previous layers evicted them); the hardware prefetchers alone left the SpMV
+// kernels at 8-10 GB/s a core on an Intel Xeon (AMX generation) where a plain read stream
+// gets 12 and torch's dense mv 14: 4 KiB ahead took the 2:4 SpMV from 18 to 23 GB/s on 2
+// threads (dense: 27). SPARSE_OPS_PREFETCH_BYTES overrides it (0: off), for tuning.
+extern int64_t g_stream_ahead;
+
 // The table picked at first use (best supported level, capped by SPARSE_OPS_SIMD).
 const KernelTable& active_table();
 // Switch level at run time ("scalar", "avx2", "avx512"); throws std::invalid_argument if the

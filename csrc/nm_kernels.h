@@ -125,6 +125,8 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
     };
     int64_t k = 0;
     for (; k + 2 <= nfast; k += 2) {
+      prefetch_stream<2 * W * sizeof(TV)>(vrow + k * W);
+      if ((k & 15) == 0) prefetch_stream<64>(mrow + k * bpb);
       s0 = VT::fma(VT::load(vrow + k * W), fast(k), s0);
       s1 = VT::fma(VT::load(vrow + (k + 1) * W), fast(k + 1), s1);
     }
@@ -164,6 +166,8 @@ void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
       return VT::nm_cols(a.gbase + tt, bits, dec);
     };
     for (; t + 2 * W <= Gn; t += 2 * W) {
+      prefetch_stream<2 * W * sizeof(TV)>(vrow + t);
+      if ((t & (16 * W - 1)) == 0) prefetch_stream<64>(mrow + t * b / 8);
       s0 = VT::fma(VT::load(vrow + t), VT::gather(x, cols_at(t)), s0);
       s1 = VT::fma(VT::load(vrow + t + W), VT::gather(x, cols_at(t + W)), s1);
     }

@@ -1,4 +1,5 @@
-// Work splitting and the threaded driver shared by the entry points (thread_pool.h).
+// Work splitting and the threaded driver shared by the entry points (on torch's thread
+// team: team.h).
 //
 // Rows are cut into contiguous chunks of about equal cost (nonzeros, not row counts, via
 // binary search on the CSR prefix sums), a few per thread, handed out dynamically. Output
@@ -22,9 +23,19 @@
 
 #include "kernels.h"
 #include "scratch.h"
-#include "thread_pool.h"
+#include "team.h"
 
 namespace sparse_ops {
+
+// body(i) for every i in [0, n), on up to `threads` threads of torch's team (team.h).
+template <class F>
+void parallel_for(int threads, int64_t n, F&& body) {
+  if (n <= 0) return;
+  using Fn = std::remove_reference_t<F>;
+  team_run(
+      threads, n, [](void* ctx, int64_t i) { (*static_cast<Fn*>(ctx))(i); },
+      const_cast<void*>(static_cast<const void*>(&body)));
+}
 
 // Threads worth using for `work` multiply-adds (tiny problems run on one thread).
 int threads_for(int requested, double work);
@@ -200,3 +211,4 @@ void run_chunks(int threads, int64_t nchunks, int64_t ntiles, const FirstBad& ba
 }
 
 }  // namespace sparse_ops
+

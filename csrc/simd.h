@@ -71,6 +71,22 @@ struct V;
 
 inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 
+// The next BYTES of a stream read once, g_stream_ahead bytes ahead of p, into L2 (one
+// prefetch a cache line, at least one): called once per BYTES of progress along the stream.
+template <int64_t BYTES>
+inline void prefetch_stream(const void* p) {
+  const char* q = static_cast<const char*>(p) + g_stream_ahead;
+  constexpr int64_t lines = BYTES / 64 > 0 ? BYTES / 64 : 1;
+#pragma GCC unroll 8
+  for (int64_t l = 0; l < lines; ++l) _mm_prefetch(q + 64 * l, _MM_HINT_T1);
+}
+
+// [p, p + bytes) into L2, one prefetch a cache line.
+inline void prefetch_lines(const void* p, int64_t bytes) {
+  const char* q = static_cast<const char*>(p);
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
+}
+
 #if SPARSE_OPS_ISA == 3
 // ----------------------------------------------------------------------------- AVX-512
 

@@ -29,7 +29,6 @@
 #include <vector>
 
 #include "entry_points.h"
-#include "thread_pool.h"
 #include "validate.h"
 
 namespace sparse_ops {

@@ -298,14 +298,6 @@ def test_concurrent_callers_get_correct_results():
     assert not errors
 
 
-def test_pool_workers_match_threads():
-    torch.set_num_threads(2)
-    s, p, g = _random("csr", (512, 2048), {"density": 0.3})
-    x = torch.randn(2048, 64, generator=g)
-    assert rel_err(so.matmul(s, x), p.double() @ x.double()) < 1e-5
-    assert _C._pool_workers() >= 1
-
-
 @pytest.mark.parametrize("layout,kw", [
     ("csr", {"density": 0.2}),
     ("bitmap", {"density": 0.6}),
