@@ -1,17 +1,75 @@
-"""The host a benchmark runs on, named in every report: the CPU model."""
+"""The host a benchmark runs on, named in every report: CPU vendor, model, SIMD level."""
 
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path
+
+import torch
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def _cpuinfo(key: str) -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo, else what ``platform`` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``, ... (empty if unknown)."""
+    return _cpuinfo("vendor_id")
+
+
+def cpu_family_model() -> str:
+    """``family F model M`` from /proc/cpuinfo (names the generation where the model name does
+    not, e.g. a VM's "Intel Xeon Processor")."""
+    fam, mod = _cpuinfo("cpu family"), _cpuinfo("model\t")
+    return f"family {fam} model {mod}" if fam and mod else ""
+
+
+def cpu_features() -> list[str]:
+    """The SIMD and matrix features that matter to the kernels (AVX2 .. AMX) this CPU has."""
+    flags = set(_cpuinfo("flags").split())
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
+              "amx_bf16", "amx_int8", "amx_tile"]
+    return [f for f in wanted if f in flags]
+
+
+def simd_level() -> str:
+    """The sparse_ops SIMD level in use (``SPARSE_OPS_SIMD`` can lower it)."""
+    from sparse_ops import _C
+
+    return _C.simd_level()
+
+
+def header() -> str:
+    """One line naming the machine: vendor, model, features, SIMD level, threads, torch."""
+    fm = cpu_family_model()
+    return (f"{cpu_vendor()} {cpu_model()}" + (f" ({fm})" if fm else "")
+            + f", features {' '.join(cpu_features()) or 'none'}; sparse_ops SIMD level "
+            f"{simd_level()}; {torch.get_num_threads()} threads; torch {torch.__version__}")
+
+
+def slug() -> str:
+    """A file-name-safe name of the CPU and the SIMD level, e.g. ``intel-xeon-processor-avx512``."""
+    name = re.sub(r"\(r\)|\(tm\)|cpu|@.*$", "", cpu_model().lower())
+    name = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or platform.machine()
+    return f"{name}-{simd_level()}"
+
+
+def out_dir(base: Path = OUT) -> Path:
+    """``bench/out/<cpu>-<simd>/``: where a benchmark writes its json and markdown."""
+    d = base / slug()
+    d.mkdir(parents=True, exist_ok=True)
+    return d

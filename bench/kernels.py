@@ -1,40 +1,42 @@
-"""The kernel benchmark table: torch dense, torch.sparse and sparse_ops, one run, same inputs.
+"""The kernel table: torch dense, torch.sparse and sparse_ops, one run, same inputs.
 
-    python -m bench.kernels                 # CPU, fp32, W 4096 x 4096, N in {1, 8, 128, 512}
+    python -m bench.kernels                 # CPU, fp32, W 4096 x 4096, N in {1, 16, 128, 512}
     python -m bench.kernels --quick         # a small table (CI smoke run)
     python -m bench.kernels --device cuda   # fp16/bf16 on a GPU, W 4096^2 and 11008 x 4096
 
-Each cell times ``Y = W @ X`` (W sparse M x K, X dense K x N) as the median of several runs
-and prints the ratios ``dense / ours`` and ``torch.sparse / ours`` (> 1: ours is faster).
-For each N the dense product and every cell are timed in ``ROUNDS`` alternated rounds
-(medians over the rounds), so the machine's drift hits the whole row alike.
-Writes ``bench/out/kernels_<device>.json`` and ``.md``.
+Each cell times ``Y = W @ X`` (W sparse M x K, X dense K x N) two ways, call by call
+(bench/timing.py):
+
+- **in a model** (the figure that counts): every call right after a torch op, the dense
+  product of the same shape with other weights (as a layer follows the previous Linear), the
+  variants of one row (dense, torch.sparse, ours) alternated call by call;
+- **alone**: the same call repeated by itself (the steady state of a loop).
+
+Ratios are ``dense / ours`` and ``torch.sparse / ours`` in the same mode (> 1: ours faster),
+medians. Writes ``bench/out/<cpu>-<simd>/kernels_<device>.json`` and ``.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 import sparse_ops as so
-from bench.timing import median_seconds
+from bench.host import OUT, header, slug
+from bench.timing import alone, in_a_model, median, median_seconds
 
-ROUNDS = 3  # alternated rounds per table row (dense and every format once each)
-MIN_SAMPLE_S = 0.02  # sub-millisecond calls are looped so that each sample lasts this long
-
-OUT = Path(__file__).resolve().parent / "out"
+ROUNDS = 15  # calls per variant in a model (each after the torch op), alternated call by call
+ALONE_ROUNDS = 3  # rounds of 5 back-to-back calls per variant
 
 
 @dataclass
 class Cell:
-    """One row of the table: times in milliseconds, ratios > 1 mean sparse_ops is faster."""
+    """One row of the table: times in milliseconds in a model (each call after a torch op),
+    ``*_alone_ms`` repeated by themselves; ratios > 1 mean sparse_ops is faster."""
 
     device: str
     dtype: str
@@ -48,6 +50,9 @@ class Cell:
     ours_ms: float
     speedup_vs_dense: float
     speedup_vs_torch_sparse: float | None
+    dense_alone_ms: float
+    ours_alone_ms: float
+    speedup_alone: float
     ours_bytes: int
     dense_bytes: int
     ours_gbps: float
@@ -66,19 +71,6 @@ def measure_peaks(device: str, dtype: torch.dtype, repeat: int) -> tuple[float, 
     a = torch.randn(side, side, device=device).to(dtype)
     t = median_seconds(lambda: torch.mm(a, a), device, repeat)
     return bw, 2 * side**3 / t / 1e9
-
-
-def machine_name() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} threads"
 
 
 def formats_for(quick: bool, device: str) -> list[tuple[str, dict, float]]:
@@ -124,20 +116,23 @@ def run(device: str, quick: bool, repeat: int, ns: list[int] | None,
         shapes = [(512, 512)] if quick else (
             [(4096, 4096), (11008, 4096)] if device == "cuda" else [(4096, 4096)])
     if ns is None:
-        ns = [1, 128] if quick else ([1, 16, 128, 2048] if device == "cuda" else [1, 8, 128, 512])
+        ns = [1, 128] if quick else ([1, 16, 128, 2048] if device == "cuda" else [1, 16, 128, 512])
     rows = formats_for(quick, device)
     cells: list[Cell] = []
     gen = torch.Generator().manual_seed(0)
     total = len(shapes) * len(dtypes) * len(ns) * len(rows)
     bar = tqdm(total=total, desc="kernels", unit="cell")
     peaks = {dt: measure_peaks(device, dt, repeat) for dt in dtypes}
+    rounds, alone_rounds = (3, 1) if quick else (ROUNDS, ALONE_ROUNDS)
     for (mm, kk) in shapes:
         w = torch.randn(mm, kk, generator=gen)
+        w_prev = torch.randn(mm, kk, generator=gen)  # the previous layer's weights
         for dtype in dtypes:
             peak_bw, peak_flops = peaks[dtype]
             for n in ns:
                 x = torch.randn(kk, n, generator=gen).to(device=device, dtype=dtype)
                 wd = w.to(device=device, dtype=dtype)
+                wp = w_prev.to(device=device, dtype=dtype)
                 built = []
                 for layout, kw, density in rows:
                     if layout == "nm":
@@ -148,31 +143,26 @@ def run(device: str, quick: bool, repeat: int, ns: list[int] | None,
                     name, ts = torch_sparse_for(layout, pruned, kw, device)
                     built.append((layout, kw, s, name, ts))
                     del pruned
-                # ROUNDS rounds, each timing dense and every cell once: a drift of the machine
-                # falls on all of them alike (medians over the rounds).
-                dense_r: list[float] = []
-                ours_r: list[list[float]] = [[] for _ in built]
-                ts_r: list[list[float]] = [[] for _ in built]
-                for _ in range(ROUNDS):
-                    dense_r.append(median_seconds(lambda: torch.mm(wd, x), device, repeat,  # noqa: B023
-                                                  min_time=MIN_SAMPLE_S))
-                    for j, (_, _, s, _, ts) in enumerate(built):
-                        ours_r[j].append(median_seconds(lambda: so.matmul(s, x), device,  # noqa: B023
-                                                        repeat, min_time=MIN_SAMPLE_S))
-                        if ts is not None:
-                            ts_r[j].append(median_seconds(lambda: torch.mm(ts, x), device,  # noqa: B023
-                                                          repeat, min_time=MIN_SAMPLE_S))
-                dense_t = statistics.median(dense_r)
+                variants = {"dense": lambda: torch.mm(wd, x)}  # noqa: B023
+                for j, (_, _, s, _, ts) in enumerate(built):
+                    variants[f"ours{j}"] = lambda s=s: so.matmul(s, x)  # noqa: B023
+                    if ts is not None:
+                        variants[f"torch{j}"] = lambda ts=ts: torch.mm(ts, x)  # noqa: B023
+                model = in_a_model(variants, lambda: torch.mm(wp, x), rounds,  # noqa: B023
+                                   device=device)
+                solo = alone(variants, alone_rounds, device=device)
+                dense_t, dense_alone = median(model["dense"]), median(solo["dense"])
                 for j, (layout, kw, s, name, ts) in enumerate(built):
-                    ours = statistics.median(ours_r[j])
-                    ts_t = statistics.median(ts_r[j]) if ts is not None else None
+                    ours, ours_alone = median(model[f"ours{j}"]), median(solo[f"ours{j}"])
+                    ts_t = median(model[f"torch{j}"]) if ts is not None else None
                     moved = s.nbytes + (x.numel() + mm * n) * x.element_size()
                     gbps, gflops = moved / ours / 1e9, 2 * s.nnz * n / ours / 1e9
                     cells.append(Cell(
                         device, str(dtype).replace("torch.", ""), f"{mm}x{kk}", n, _fmt(layout, kw),
                         round(s.density, 4), dense_t * 1e3, name,
                         None if ts_t is None else ts_t * 1e3, ours * 1e3, dense_t / ours,
-                        None if ts_t is None else ts_t / ours, s.nbytes,
+                        None if ts_t is None else ts_t / ours, dense_alone * 1e3,
+                        ours_alone * 1e3, dense_alone / ours_alone, s.nbytes,
                         wd.numel() * wd.element_size(), gbps, gflops, gbps / peak_bw,
                         gflops / peak_flops,
                     ))
@@ -194,20 +184,23 @@ def to_markdown(cells: list[Cell], machine: str, peaks: str = "") -> str:
     lines = [
         f"Machine: {machine}",
         "",
-        "Ratios are median times, torch's over ours (> 1: sparse_ops faster); GB/s counts the "
-        "sparse operand as stored plus X and Y once; GFLOP/s counts 2 * nnz * N. " + peaks,
+        "In a model: each call right after the dense product of the same shape (other weights), "
+        "the row's variants alternated call by call; alone: the call repeated by itself. "
+        "Ratios are median times, torch's over ours (> 1: sparse_ops faster); GB/s (in a model) "
+        "counts the sparse operand as stored plus X and Y once; GFLOP/s counts 2 * nnz * N. "
+        + peaks,
         "",
-        "| shape | dtype | N | format | density | dense ms | torch.sparse | torch.sparse ms "
-        "| ours ms | vs dense | vs torch.sparse | bytes ours/dense | GB/s (of peak) "
-        "| GFLOP/s (of peak) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| shape | dtype | N | format | density | dense ms | ours ms | vs dense | torch.sparse "
+        "| vs torch.sparse | alone: dense ms | alone: ours ms | alone: vs dense "
+        "| bytes ours/dense | GB/s (of peak) | GFLOP/s (of peak) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
-        ts = "-" if c.torch_sparse_ms is None else f"{c.torch_sparse_ms:.3f}"
         vs = "-" if c.speedup_vs_torch_sparse is None else f"{c.speedup_vs_torch_sparse:.2f}x"
         lines.append(
             f"| {c.shape} | {c.dtype} | {c.n} | {c.fmt} | {c.density:g} | {c.dense_ms:.3f} | "
-            f"{c.torch_sparse} | {ts} | {c.ours_ms:.3f} | {c.speedup_vs_dense:.2f}x | {vs} | "
+            f"{c.ours_ms:.3f} | {c.speedup_vs_dense:.2f}x | {c.torch_sparse} | {vs} | "
+            f"{c.dense_alone_ms:.3f} | {c.ours_alone_ms:.3f} | {c.speedup_alone:.2f}x | "
             f"{c.ours_bytes / c.dense_bytes:.3f} | {c.ours_gbps:.1f} ({c.frac_peak_bw:.0%}) | "
             f"{c.ours_gflops:.1f} ({c.frac_peak_flops:.0%}) |"
         )
@@ -218,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true", help="a small table for a smoke run")
-    ap.add_argument("--repeat", type=int, default=7, help="timed runs per cell (median)")
+    ap.add_argument("--repeat", type=int, default=7, help="timed runs of each peak (median)")
     ap.add_argument("--n", type=int, nargs="*", help="columns of X (default by device)")
     ap.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -229,19 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--device cuda: no CUDA device is available")
     dtypes = [torch.float16, torch.bfloat16] if args.device == "cuda" else [torch.float32]
     cells, peaks = run(args.device, args.quick, args.repeat, args.n, None, dtypes)
-    machine = machine_name() if args.device == "cpu" else torch.cuda.get_device_name()
+    machine = header() if args.device == "cpu" else torch.cuda.get_device_name()
     peak_text = "Measured peaks: " + "; ".join(
         f"{str(dt).replace('torch.', '')}: copy {bw:.1f} GB/s, mm {fl:.0f} GFLOP/s"
         for dt, (bw, fl) in peaks.items()) + "."
     md = to_markdown(cells, machine, peak_text)
     print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / (slug() if args.device == "cpu" else "cuda")
+    out.mkdir(parents=True, exist_ok=True)
     stem = f"kernels_{args.device}{'_quick' if args.quick else ''}"
-    (args.out / f"{stem}.md").write_text(md)
-    (args.out / f"{stem}.json").write_text(json.dumps(
+    (out / f"{stem}.md").write_text(md)
+    (out / f"{stem}.json").write_text(json.dumps(
         {"machine": machine, "peaks": peak_text, "cells": [asdict(c) for c in cells]},
         indent=1))
-    print(f"wrote {args.out / stem}.md and .json")
+    print(f"wrote {out / stem}.md and .json")
     return 0
 
 

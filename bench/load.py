@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing as mp
 import os
 import statistics
 import threading
@@ -40,9 +39,9 @@ import torch
 from torch import nn
 
 import sparse_ops as so
-from bench.host import cpu_model
+from bench.busy import BusyLoad
+from bench.host import cpu_model, header, out_dir
 
-OUT = Path(__file__).resolve().parent / "out"
 THREADS = 2
 # (out_features, in_features)
 LAYERS: list[tuple[int, int]] = [(768, 768), (3072, 768), (768, 3072), (5632, 2048)]
@@ -53,8 +52,6 @@ FORMATS: dict[str, dict] = {
 }
 TORCH_OPS = ("layernorm (1,768)", "mv 64x64", "bmm (12,128,64)x(12,64,128)")
 SERVING_THREADS = 4
-BUSY_NUMEL = 4_000_000
-BUSY_LIMIT_S = 120.0  # the busy process always stops by itself after this long
 
 # The issue's targets.
 LOADED_SLOWDOWN_MAX = 3.0  # loaded median / quiet median of each sparse call
@@ -80,86 +77,6 @@ FULL = Counts(warmup=20, budget_s=0.6, min_calls=200, max_calls=5000, chunk=50,
 QUICK = Counts(warmup=3, budget_s=0.01, min_calls=12, max_calls=40, chunk=6, serving_calls=25)
 
 
-# --- the busy process --------------------------------------------------------------------------
-def _busy(run, stop, count, limit_s: float) -> None:
-    """The load: ``a.exp()`` on 2 torch threads while ``run`` is set, until ``stop`` is set, the
-    parent is gone or ``limit_s`` has passed (whichever comes first)."""
-    torch.set_num_threads(THREADS)
-    a = torch.randn(BUSY_NUMEL)
-    parent = mp.parent_process()
-    deadline = time.monotonic() + limit_s
-    with count.get_lock():
-        count.value = 0  # ready
-    while not stop.is_set() and time.monotonic() < deadline:
-        if parent is not None and not parent.is_alive():
-            break
-        if not run.wait(timeout=0.05):
-            continue
-        a.exp()
-        with count.get_lock():
-            count.value += 1
-
-
-class BusyLoad:
-    """A spawned busy torch process that can be switched on and off between measurements."""
-
-    def __init__(self, limit_s: float = BUSY_LIMIT_S) -> None:
-        self.limit_s = limit_s
-        self.ctx = mp.get_context("spawn")
-        self.proc: mp.process.BaseProcess | None = None
-        self.starts = 0
-
-    def _start(self) -> None:
-        self.run = self.ctx.Event()
-        self.stop = self.ctx.Event()
-        self.count = self.ctx.Value("q", -1)
-        self.proc = self.ctx.Process(
-            target=_busy, args=(self.run, self.stop, self.count, self.limit_s), daemon=True
-        )
-        self.proc.start()
-        self.starts += 1
-        deadline = time.monotonic() + 120
-        while self.count.value < 0:  # importing torch in the child takes a few seconds
-            if not self.proc.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the busy load process did not start")
-            time.sleep(0.02)
-
-    def on(self) -> None:
-        """Start (or restart, past its time limit) the load and wait until it is busy."""
-        if self.proc is None or not self.proc.is_alive():
-            self._start()
-        before = self.count.value
-        self.run.set()
-        deadline = time.monotonic() + 30
-        while self.count.value < before + 2:
-            if not self.proc.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the busy load process is not running")
-            time.sleep(0.002)
-
-    def off(self) -> None:
-        """Pause the load (the process waits) and let its last ``exp`` finish."""
-        if self.proc is not None and self.proc.is_alive():
-            self.run.clear()
-            time.sleep(0.05)
-
-    def iterations(self) -> int:
-        return int(self.count.value) if self.proc is not None else 0
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
-
-    def close(self) -> None:
-        if self.proc is None:
-            return
-        self.stop.set()
-        self.run.set()
-        self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-        self.proc = None
-
-
 # --- timing ------------------------------------------------------------------------------------
 def _time_calls(fn: Callable[[], object], n: int, out: list[int]) -> None:
     clock = time.perf_counter_ns
@@ -183,13 +100,19 @@ def _calls_for(fns: list[Callable[[], object]], counts: Counts) -> int:
     return max(counts.min_calls, min(counts.max_calls, n))
 
 
-def alternate(fns: dict[str, Callable[[], object]], counts: Counts) -> dict[str, list[int]]:
-    """Per-call ns samples of each function, the functions taking turns in chunks."""
+def alternate(fns: dict[str, Callable[[], object]], counts: Counts,
+              before: Callable[[], object]) -> dict[str, list[int]]:
+    """Per-call ns samples of each function, each call right after ``before()`` (a torch op,
+    untimed), the functions taking turns call by call (ABAB..) as layers of a model do."""
     n = _calls_for(list(fns.values()), counts)
     samples: dict[str, list[int]] = {k: [] for k in fns}
-    for _ in range(math.ceil(n / counts.chunk)):
+    clock = time.perf_counter_ns
+    for _ in range(n):
         for k, fn in fns.items():
-            _time_calls(fn, counts.chunk, samples[k])
+            before()
+            t0 = clock()
+            fn()
+            samples[k].append(clock() - t0)
     return samples
 
 
@@ -334,14 +257,16 @@ def run_load(layers: list[Layer], counts: Counts, busy: BusyLoad) -> list[LoadRo
     rows = []
     for layer in layers:
         x = layer.inputs[0]
+        ln = nn.LayerNorm(layer.in_features)
+        before = lambda ln=ln, x=x: ln(x)  # noqa: E731  (the norm before the layer)
         for fmt, sp in layer.sparse.items():
             fns = {"dense": lambda d=layer.dense, x=x: d(x), "sparse": lambda s=sp, x=x: s(x)}
             busy.off()
-            quiet = alternate(fns, counts)
+            quiet = alternate(fns, counts, before)
             for _attempt in range(2):  # again if the load ran out during the timing
                 busy.on()
                 i0, t0 = busy.iterations(), time.perf_counter()
-                loaded = alternate(fns, counts)
+                loaded = alternate(fns, counts, before)
                 rate = (busy.iterations() - i0) / (time.perf_counter() - t0)
                 ok = busy.alive()
                 busy.off()
@@ -484,11 +409,6 @@ def targets(load: list[LoadRow], mixed: list[InterleavedRow], serving: list[Serv
     return out
 
 
-def _stragglers() -> int:
-    """The kernel pool's count of jobs that waited for a descheduled worker."""
-    return int(getattr(so._C, "_pool_stragglers", lambda: 0)())
-
-
 def simd_level() -> str:
     """``sparse_ops._C.simd_level()`` where the extension has it, else "unknown"."""
     try:
@@ -502,6 +422,7 @@ def simd_level() -> str:
 def machine() -> dict:
     """What the numbers were measured on."""
     return {
+        "header": header(),
         "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "simd_level": simd_level(),
@@ -522,22 +443,19 @@ def to_markdown(result: dict) -> str:
     lines = [
         "# Sparse layers under load (issue 14)",
         "",
-        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, SIMD {m['simd_level']}, "
+        f"Machine: {m.get('header', m['cpu'])}, {m['logical_cpus']} logical CPUs, SIMD "
+        f"{m['simd_level']}, "
         f"torch {m['torch']}, {m['torch_threads']} torch threads; load average "
         f"{m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the end"
         + (" (--quick: small counts, not a measurement)" if result["quick"] else "") + ".",
         "",
         "Batch 1, eager, no_grad. Times are medians of per-call perf_counter_ns samples (us); "
-        "ratio = sparse / dense (< 1: sparse faster).",
+        "quiet and loaded: each call right after a LayerNorm of its input, dense and sparse "
+        "alternated call by call; ratio = sparse / dense (< 1: sparse faster).",
         "",
         "## Quiet and loaded (a busy 2-thread torch process beside)",
         "",
     ]
-    ps = result.get("pool_stragglers")
-    if ps:
-        lines += [f"Kernel-pool jobs that waited for a descheduled worker (each starts a "
-                  f"back-off to single-threaded calls): loaded {ps['loaded']}, interleaved "
-                  f"{ps['interleaved']}, serving {ps['serving']}.", ""]
     lines += _md_table(
         ["layer (out x in)", "format", "density", "dense quiet", "sparse quiet", "ratio quiet",
          "dense loaded", "sparse loaded", "ratio loaded", "sparse loaded/quiet",
@@ -603,17 +521,13 @@ def run(quick: bool) -> dict:
     layers = build_layers()
     busy = BusyLoad()
     t0 = time.perf_counter()
-    stragglers = [_stragglers()]
     with torch.no_grad():
         try:
             load = run_load(layers, counts, busy)
         finally:
             busy.close()
-        stragglers.append(_stragglers())
         mixed = run_interleaved(layers, counts)
-    stragglers.append(_stragglers())
     serving = run_serving(layers, counts)  # each serving thread enters no_grad itself
-    stragglers.append(_stragglers())
     info["loadavg_end"] = list(os.getloadavg())
     tg = targets(load, mixed, serving)
     return {
@@ -624,10 +538,6 @@ def run(quick: bool) -> dict:
         "formats": list(FORMATS),
         "torch_ops": list(TORCH_OPS),
         "busy_process_starts": busy.starts,
-        # jobs whose caller waited for a descheduled pool worker (each starts a back-off)
-        "pool_stragglers": {"loaded": stragglers[1] - stragglers[0],
-                            "interleaved": stragglers[2] - stragglers[1],
-                            "serving": stragglers[3] - stragglers[2]},
         "seconds": time.perf_counter() - t0,
         "load": [asdict(r) for r in load],
         "interleaved": [asdict(r) for r in mixed],
@@ -641,16 +551,18 @@ def main(argv: list[str] | None = None) -> int:
     """The CLI: run, print the report, write load.md and load.json."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small counts: a smoke run (< 30 s)")
-    ap.add_argument("--out", type=Path, default=OUT, help="where load.md / load.json go")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where load.md / load.json go (default bench/out/<cpu>-<simd>)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a target is not met")
     args = ap.parse_args(argv)
     result = run(args.quick)
     md = to_markdown(result)
     print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "load.md").write_text(md)
-    (args.out / "load.json").write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out / 'load.md'} and load.json ({result['seconds']:.0f} s)")
+    out = args.out if args.out is not None else out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.md").write_text(md)
+    (out / "load.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {out / 'load.md'} and load.json ({result['seconds']:.0f} s)")
     return 1 if args.strict and not result["all_targets_met"] else 0
 
 

@@ -25,8 +25,10 @@ in fp32 and bf16, eager and under ``torch.compile``:
   included) over sparse (``S.nbytes`` for each sparse layer, the dense layers as they are):
   the bound on the speed-up of a memory-bound decode step.
 
-Times are medians over ``--repeat`` runs after a warm-up. Writes ``bench/out/models.json`` and
-``.md`` (``--out`` elsewhere), with the CPU model and torch's thread count.
+Times are medians over ``--repeat`` runs after a warm-up; the eager variants of one model and
+dtype take turns run by run (ABAB..), so a drift of the host cannot favour one of them
+(compiled rows are measured after, each on its own). Writes ``bench/out/<cpu>-<simd>/models.json``
+and ``.md`` (``--out`` elsewhere), with the CPU (vendor, model, SIMD level) and thread count.
 """
 
 from __future__ import annotations
@@ -48,9 +50,8 @@ import torch
 from torch import nn
 
 import sparse_ops as so
-from bench.host import cpu_model
+from bench.host import cpu_model, header, out_dir
 
-OUT = Path(__file__).resolve().parent / "out"
 SEED = 0
 TOL = {"float32": 1e-4, "bfloat16": 3e-2}  # sparse vs densified-same-weights logits
 
@@ -118,6 +119,9 @@ class Row:
     err_vs_unpruned: float | None = None
     ok: bool | None = None
     vs_eager: float | None = None
+    vs_dense: float | None = None  # decode tok/s (encoder: forward) over the dense row's
+    prefill_vs_dense: float | None = None
+    of_bound: float | None = None  # vs_dense / bytes_ratio (decoder)
     note: str = ""
 
 
@@ -184,9 +188,11 @@ def outputs(model: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
         return model(x).last_hidden_state.float()
 
 
-def run_variant(kind: str, base: nn.Module, ref_out: torch.Tensor, v: Variant, dtype: str,
-                shapes: Shapes, x: torch.Tensor, repeat: int, compile_too: bool,
-                skipped_log: dict[str, dict[str, str]]) -> list[Row]:
+def prepare_variant(kind: str, base: nn.Module, ref_out: torch.Tensor, v: Variant, dtype: str,
+                    x: torch.Tensor, skipped_log: dict[str, dict[str, str]]
+                    ) -> tuple[nn.Module, Row, torch.Tensor]:
+    """The variant's model (sparsified copy of ``base``), its row with bytes and errors, and
+    its eager output on ``x``."""
     label = "Llama" if kind == "llama" else "BERT"
     row = Row(label, dtype, v.name, False)
     model = copy.deepcopy(base)
@@ -205,27 +211,75 @@ def run_variant(kind: str, base: nn.Module, ref_out: torch.Tensor, v: Variant, d
         row.err_vs_pruned_dense = rel_err(out, outputs(densified, kind, x))
         row.ok = row.err_vs_pruned_dense < TOL[dtype]
         del densified
-    rows = [row]
-    eager_tokens = measure(kind, model, row, shapes, x, repeat, compiled=False)
-    if compile_too:
-        crow = Row(label, dtype, v.name, True, dense_weight_mb=row.dense_weight_mb,
-                   sparse_weight_mb=row.sparse_weight_mb, bytes_ratio=row.bytes_ratio)
-        torch._dynamo.reset()
-        graphs0 = torch._dynamo.utils.counters["stats"]["unique_graphs"]  # cumulative counter
-        try:
-            tokens = measure(kind, model, crow, shapes, x, repeat, compiled=True,
-                             eager_out=out)
-            if kind == "llama":
-                crow.vs_eager = float((tokens == eager_tokens).float().mean())
-            graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs0
-            crow.note = f"{graphs} graph(s) compiled"
-        except Exception as e:  # report, do not hide: the row says why
-            crow.note = f"torch.compile failed: {type(e).__name__}: {str(e)[:200]}"
-        rows.append(crow)
-        torch._dynamo.reset()
-    del model
-    gc.collect()
-    return rows
+    return model, row, out
+
+
+def measure_alternated(kind: str, models: list[nn.Module], rows: list[Row], shapes: Shapes,
+                       x: torch.Tensor, repeat: int) -> list[torch.Tensor | None]:
+    """Eager timings of every variant, the variants taking turns run by run (ABAB..): a drift
+    of the host falls on all of them alike. Fills the rows; returns the generated tokens."""
+    prefill: list[list[float]] = [[] for _ in models]
+    full: list[list[float]] = [[] for _ in models]
+    tokens: list[torch.Tensor | None] = [None for _ in models]
+
+    def gen(model: nn.Module, k: int) -> torch.Tensor:
+        return model.generate(x, max_new_tokens=k, min_new_tokens=k, do_sample=False)
+
+    with torch.no_grad():
+        for model in models:  # warm-up
+            model(x) if kind == "bert" else gen(model, 2)
+        for _ in range(repeat):
+            for j, model in enumerate(models):
+                if kind == "bert":
+                    t0 = time.perf_counter()
+                    model(x)
+                    prefill[j].append(time.perf_counter() - t0)
+                    continue
+                t0 = time.perf_counter()
+                gen(model, 1)
+                prefill[j].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                out = gen(model, shapes.new_tokens)
+                full[j].append(time.perf_counter() - t0)
+                tokens[j] = out[:, x.shape[1]:]
+    for j, row in enumerate(rows):
+        if kind == "bert":
+            row.forward_ms = 1e3 * statistics.median(prefill[j])
+            continue
+        p, f = statistics.median(prefill[j]), statistics.median(full[j])
+        row.prefill_ms = 1e3 * p
+        row.gen_tok_s = shapes.new_tokens / f
+        row.decode_tok_s = (shapes.new_tokens - 1) / max(f - p, 1e-9)
+    dense = rows[0]
+    for row in rows:  # against the dense row of the same run; bound = the bytes ratio
+        if kind == "bert":
+            row.vs_dense = dense.forward_ms / row.forward_ms
+        else:
+            row.vs_dense = row.decode_tok_s / dense.decode_tok_s
+            row.prefill_vs_dense = dense.prefill_ms / row.prefill_ms
+            row.of_bound = row.vs_dense / row.bytes_ratio
+    return tokens
+
+
+def run_compiled(kind: str, model: nn.Module, row: Row, shapes: Shapes, x: torch.Tensor,
+                 repeat: int, eager_out: torch.Tensor, eager_tokens: torch.Tensor | None
+                 ) -> Row:
+    """The variant under torch.compile (measured on its own, after the eager rows)."""
+    crow = Row(row.model, row.dtype, row.variant, True, dense_weight_mb=row.dense_weight_mb,
+               sparse_weight_mb=row.sparse_weight_mb, bytes_ratio=row.bytes_ratio)
+    torch._dynamo.reset()
+    graphs0 = torch._dynamo.utils.counters["stats"]["unique_graphs"]  # cumulative counter
+    try:
+        tokens = measure(kind, model, crow, shapes, x, repeat, compiled=True,
+                         eager_out=eager_out)
+        if kind == "llama" and eager_tokens is not None:
+            crow.vs_eager = float((tokens == eager_tokens).float().mean())
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs0
+        crow.note = f"{graphs} graph(s) compiled"
+    except Exception as e:  # report, do not hide: the row says why
+        crow.note = f"torch.compile failed: {type(e).__name__}: {str(e)[:200]}"
+    torch._dynamo.reset()
+    return crow
 
 
 def measure(kind: str, model: nn.Module, row: Row, shapes: Shapes, x: torch.Tensor,
@@ -288,7 +342,8 @@ def markdown(meta: dict[str, Any], rows: list[Row], skipped: dict[str, dict[str,
     lines = [
         "# Sparsified Hugging Face models (random weights from configs)",
         "",
-        f"CPU: {meta['cpu']}; torch {meta['torch']} with {meta['threads']} threads; "
+        f"Machine: {meta.get('machine', meta['cpu'])}; torch {meta['torch']} with "
+        f"{meta['threads']} threads; "
         f"transformers {meta['transformers']}; sparse_ops SIMD: {meta['simd']}; "
         f"{'quick shapes' if meta['quick'] else 'full shapes'}; medians of {meta['repeat']} "
         f"runs; wall {meta['wall_s']:.0f} s.",
@@ -307,17 +362,22 @@ def markdown(meta: dict[str, Any], rows: list[Row], skipped: dict[str, dict[str,
         "random weights).",
         "- `vs eager`: compiled rows: share of generated tokens equal to eager (decoder), "
         "relative error of the output against eager (encoder).",
+        "- `vs dense`: eager decode tok/s (encoder: forward time) against the dense row, the "
+        "variants alternated run by run (ABAB..); `of bytes bound`: that over the bytes "
+        "ratio.",
         "",
     ]
     lines += [f"> {n}" for n in notes] + ([""] if notes else [])
     head = ["model", "dtype", "variant", "compile", "prefill ms", "gen tok/s", "decode tok/s",
-            "fwd ms", "compile s", "weights MB (dense→stored)", "bytes ratio",
-            "err vs pruned-dense", "ok", "err vs unpruned", "vs eager", "note"]
+            "fwd ms", "vs dense", "prefill vs dense", "of bytes bound", "compile s",
+            "weights MB (dense→stored)", "bytes ratio", "err vs pruned-dense", "ok",
+            "err vs unpruned", "vs eager", "note"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
             r.model, r.dtype, r.variant, "yes" if r.compiled else "no", fmt(r.prefill_ms, ".1f"),
             fmt(r.gen_tok_s, ".2f"), fmt(r.decode_tok_s, ".2f"), fmt(r.forward_ms, ".1f"),
+            fmt(r.vs_dense, ".2f"), fmt(r.prefill_vs_dense, ".2f"), fmt(r.of_bound, ".0%"),
             fmt(r.compile_s, ".0f"), f"{r.dense_weight_mb:.1f} → {r.sparse_weight_mb:.1f}",
             f"{r.bytes_ratio:.2f}", fmt(r.err_vs_pruned_dense, ".2e"), fmt(r.ok),
             fmt(r.err_vs_unpruned, ".2e"), fmt(r.vs_eager, ".3g"), r.note,
@@ -343,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's own)")
-    ap.add_argument("--out", type=Path, default=OUT, help="output folder (default bench/out)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output folder (default bench/out/<cpu>-<simd>)")
     args = ap.parse_args(argv)
     shapes = QUICK if args.quick else FULL
     repeat = args.repeat or (2 if args.quick else 3)
@@ -390,17 +451,26 @@ def main(argv: list[str] | None = None) -> int:
             base = master if dtype == "float32" else copy.deepcopy(master).to(getattr(torch,
                                                                                        dtype))
             ref_out = outputs(base, kind, x)
-            for v in variants:
-                t0 = time.perf_counter()
-                new = run_variant(kind, base, ref_out, v, dtype, shapes, x, repeat,
-                                  not args.no_compile, skipped)
+            t0 = time.perf_counter()
+            prepared = [prepare_variant(kind, base, ref_out, v, dtype, x, skipped)
+                        for v in variants]
+            models = [p[0] for p in prepared]
+            eager = [p[1] for p in prepared]
+            tokens = measure_alternated(kind, models, eager, shapes, x, repeat)
+            for j, (model, row, out) in enumerate(prepared):
+                new = [row]
+                if not args.no_compile:
+                    new.append(run_compiled(kind, model, row, shapes, x, repeat, out, tokens[j]))
                 rows += new
                 for r in new:
-                    print(f"  {kind} {dtype} {v.name} compiled={r.compiled}: prefill "
+                    print(f"  {kind} {dtype} {r.variant} compiled={r.compiled}: prefill "
                           f"{fmt(r.prefill_ms, '.1f')} ms, gen {fmt(r.gen_tok_s, '.2f')} tok/s, "
                           f"fwd {fmt(r.forward_ms, '.1f')} ms, bytes x{r.bytes_ratio:.2f}, "
-                          f"err {fmt(r.err_vs_pruned_dense, '.1e')} {r.note} "
+                          f"vs dense {fmt(r.vs_dense, '.2f')}, err "
+                          f"{fmt(r.err_vs_pruned_dense, '.1e')} {r.note} "
                           f"[{time.perf_counter() - t0:.0f}s]", flush=True)
+            del prepared, models
+            gc.collect()
             if base is not master:
                 del base
             gc.collect()
@@ -414,18 +484,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # the extension's introspection is optional here
         pass
     meta = {
-        "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "machine": header(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "transformers": transformers.__version__, "python": sys.version.split()[0],
         "simd": simd, "quick": args.quick, "repeat": repeat, "seed": SEED,
         "compile": not args.no_compile, "shapes": asdict(shapes),
         "wall_s": time.perf_counter() - start, "pid": os.getpid(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "models.json").write_text(json.dumps(
+    out = args.out if args.out is not None else out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "models.json").write_text(json.dumps(
         {"meta": meta, "notes": notes, "skipped": skipped, "rows": [asdict(r) for r in rows]},
         indent=1) + "\n")
     md = markdown(meta, rows, skipped, notes)
-    (args.out / "models.md").write_text(md)
+    (out / "models.md").write_text(md)
     print(md)
     bad = [r for r in rows if r.ok is False]
     if bad:
