@@ -9,45 +9,18 @@ backward is made of the other two (never a densified ``S``):
 - ``Y = linear(S, X) = X @ S^T`` (``X (B, K)``, ``Y (B, M)``):
   ``dvalues = sddmm(dY^T, X^T)``, ``dX = spmm_t(S, dY^T)^T``
 
-so double backward works too.
+so double backward works too. The formulas only: the backends' products are registered in
+``registry.py`` (``register_backend``), which calls ``register_product_autograd``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-
-@dataclass(frozen=True)
-class ProductOps:
-    """One format's products on one backend, with ``n_struct`` leading index tensors.
-
-    ``linear``, where a backend has one, is the native ``x @ S^T + bias`` (``x (B, K)``
-    row-major → ``(B, M)``, ``bias`` optional); without it ``so.linear`` computes
-    ``(S @ x^T)^T + bias``. ``call`` maps a product's name to the op that ``matmul`` and
-    ``linear`` invoke (a C++ backend's ``*_call`` twins, which skip the Python autograd
-    layer when no gradient is needed); by default the products themselves.
-    """
-
-    spmm: Callable
-    spmm_t: Callable
-    sddmm: Callable
-    n_struct: int
-    linear: Callable | None = None
-    call: dict[str, Callable] | None = None
-    # The C++ callables behind ``call``'s OpOverloads (``OpOverload.__call__`` is
-    # ``self._op(*args)``): eager calls skip one Python frame; torch.compile sees ``call``.
-    raw: dict[str, Callable] | None = None
-
-    def entry(self, product: str) -> Callable:
-        """The op that user-facing code calls for ``product`` ("spmm", "linear", ...)."""
-        if self.call is not None:
-            if self.raw is not None and not torch.compiler.is_compiling():
-                return self.raw[product]
-            return self.call[product]
-        return getattr(self, product)
+if TYPE_CHECKING:
+    from .registry import ProductOps
 
 
 def register_product_autograd(ops: ProductOps) -> None:
@@ -118,22 +91,3 @@ def register_product_autograd(ops: ProductOps) -> None:
     torch.library.register_autograd(ops.spmm, spmm_backward, setup_context=spmm_setup)
     torch.library.register_autograd(ops.spmm_t, spmm_t_backward, setup_context=spmm_t_setup)
     torch.library.register_autograd(ops.sddmm, sddmm_backward, setup_context=sddmm_setup)
-
-
-def register_backend(ops: dict[str, ProductOps], backend: str) -> None:
-    """Give a backend's ops (``{layout: ProductOps}``) their layouts' fakes (from the format
-    registry) and the shared autograd, and register them as ``backend``'s products.
-
-    The ops may be ``torch.library.custom_op`` definitions (Triton) or C++ operators
-    (``torch.ops.sparse_ops.*``).
-    """
-    from .registry import get_layout, register_ops
-
-    for layout, products in ops.items():
-        fakes = get_layout(layout).fakes
-        for name in ("spmm", "spmm_t", "sddmm", "linear"):
-            op = getattr(products, name)
-            if op is not None:
-                torch.library.register_fake(op, fakes[name])
-        register_product_autograd(products)
-        register_ops(layout, backend, products)

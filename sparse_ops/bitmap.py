@@ -11,10 +11,9 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_float, check_tensor
-from .consistency import check_bitmap
-from .fake import fakes_of
-from .format import SparseMatrix
-from .registry import Layout, register_layout
+from .coo import coo_sddmm, coo_spmm
+from .format import SparseMatrix, expect_1d, fit_error
+from .registry import register_layout
 
 WORD_BITS = 64
 
@@ -59,8 +58,11 @@ class BitmapMatrix(SparseMatrix):
     """
 
     layout = "bitmap"
-    _tensor_names = ("row_offsets", "bitmap", "values")
-    _structure_names = ("row_offsets", "bitmap")
+    family = "unstructured"
+    tensor_names = ("row_offsets", "bitmap", "values")
+    structure_names = ("row_offsets", "bitmap")
+    param_names = ("nnz",)
+    torch_layouts = (torch.sparse_csr, torch.sparse_coo)
 
     def __init__(
         self,
@@ -142,6 +144,50 @@ class BitmapMatrix(SparseMatrix):
         out[self.mask()] = self.values
         return out
 
+    def check_fit(self) -> None:
+        m, k = self._shape
+        offs, bits, v = self.row_offsets, self.bitmap, self.values
+        if (
+            type(offs) is torch.Tensor
+            and type(bits) is torch.Tensor
+            and type(v) is torch.Tensor
+            and offs.shape == (m + 1,)
+            and bits.shape == (m, row_bytes(k))
+            and v.dim() == 1
+        ):
+            return
+        expect_1d("row_offsets", offs)
+        expect_1d("values", v)
+        if offs.numel() != m + 1:
+            fit_error("row_offsets", f"has {offs.numel()} entries, shape {self.shape} needs "
+                                     f"M + 1 = {m + 1}")
+        if not isinstance(bits, torch.Tensor) or tuple(bits.shape) != (m, row_bytes(k)):
+            got = tuple(bits.shape) if isinstance(bits, torch.Tensor) else type(bits).__name__
+            fit_error("bitmap", f"expected shape {(m, row_bytes(k))} for {self.shape}, got {got}")
+
+    @staticmethod
+    def rows_of(structure, values, params):
+        return structure[0].shape[0] - 1
+
+    @staticmethod
+    def sddmm_shape(structure, a, b, params):
+        return (params[0],)
+
+    @staticmethod
+    def reference_spmm(row_offsets, bitmap, values, x, nnz):
+        rows, cols = unpack_mask(bitmap, x.shape[0]).nonzero(as_tuple=True)
+        return coo_spmm(rows, cols, values, x, bitmap.shape[0])
+
+    @staticmethod
+    def reference_spmm_t(row_offsets, bitmap, values, d, num_cols, nnz):
+        rows, cols = unpack_mask(bitmap, num_cols).nonzero(as_tuple=True)
+        return coo_spmm(cols, rows, values, d, num_cols)
+
+    @staticmethod
+    def reference_sddmm(row_offsets, bitmap, a, b, nnz):
+        rows, cols = unpack_mask(bitmap, b.shape[0]).nonzero(as_tuple=True)
+        return coo_sddmm(rows, cols, a, b)
+
 
 def validate_bitmap(
     row_offsets: torch.Tensor, bitmap: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
@@ -204,7 +250,4 @@ def validate_bitmap(
     return row_offsets.to(torch.int32).contiguous(), bitmap.contiguous(), values.contiguous()
 
 
-LAYOUT = register_layout(Layout(
-    "bitmap", BitmapMatrix, "unstructured", (), fakes_of("bitmap"), check_bitmap,
-    torch_layouts=(torch.sparse_csr, torch.sparse_coo),
-))
+LAYOUT = register_layout(BitmapMatrix)

@@ -6,9 +6,9 @@ import torch
 
 from ._checks import check_blocksize, check_float, check_tensor
 from .compressed import CompressedRows, check_compressed
-from .consistency import check_bsr
-from .fake import fakes_of
-from .registry import Layout, register_layout
+from .coo import rows_of_pointers
+from .format import expect_1d, fit_error
+from .registry import register_layout
 
 
 class BSRMatrix(CompressedRows):
@@ -19,6 +19,10 @@ class BSRMatrix(CompressedRows):
     """
 
     layout = "bsr"
+    family = "block"
+    param_names = ("r", "c")
+    option_names = ("blocksize",)
+    torch_layouts = (torch.sparse_bsr,)
 
     @staticmethod
     def validate(crow, col, values, shape):
@@ -41,6 +45,10 @@ class BSRMatrix(CompressedRows):
 
     def params(self) -> tuple[int, ...]:
         return self.blocksize
+
+    @classmethod
+    def options_of(cls, params: tuple[int, ...]) -> dict:
+        return {"blocksize": (int(params[0]), int(params[1]))}
 
     @classmethod
     def from_dense(cls, dense: torch.Tensor, blocksize: tuple[int, int]) -> BSRMatrix:
@@ -87,6 +95,57 @@ class BSRMatrix(CompressedRows):
         )
         return out.transpose(1, 2).reshape(m, k)
 
+    def check_fit(self) -> None:
+        m, k = self.shape
+        crow = expect_1d("crow_indices", self.crow_indices)
+        col = expect_1d("col_indices", self.col_indices)
+        v = self.values
+        if not isinstance(v, torch.Tensor) or v.dim() != 3:
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            fit_error("values", f"expected a 3-D (nnzb, R, C) tensor of blocks, got {shape}")
+        r, c = int(v.shape[1]), int(v.shape[2])
+        if r < 1 or c < 1 or m % r or k % c:
+            fit_error("values", f"blocks of {r} x {c} do not tile the shape {self.shape}")
+        if crow.numel() != m // r + 1:
+            fit_error("crow_indices", f"has {crow.numel()} entries, shape {self.shape} with "
+                                      f"{r} x {c} blocks needs M / R + 1 = {m // r + 1}")
+        if col.numel() != v.shape[0]:
+            fit_error("col_indices", f"{col.numel()} block column indices for {v.shape[0]} "
+                                     "blocks")
+
+    @staticmethod
+    def rows_of(structure, values, params):
+        return (structure[0].shape[0] - 1) * params[0]
+
+    @staticmethod
+    def sddmm_shape(structure, a, b, params):
+        return (structure[1].shape[0], params[0], params[1])
+
+    @staticmethod
+    def reference_spmm(crow, col, values, x, r, c):
+        mb, kb = crow.numel() - 1, x.shape[0] // c
+        brow = rows_of_pointers(crow, values.shape[0])
+        xb = x.reshape(kb, c, x.shape[1])[col.long()]  # (nnzb, C, N)
+        out = torch.zeros(mb, r, x.shape[1], dtype=x.dtype, device=x.device)
+        return out.index_add(0, brow, values @ xb).reshape(mb * r, x.shape[1])
+
+    @staticmethod
+    def reference_spmm_t(crow, col, values, d, num_cols, r, c):
+        mb, kb = crow.numel() - 1, num_cols // c
+        brow = rows_of_pointers(crow, values.shape[0])
+        db = d.reshape(mb, r, d.shape[1])[brow]  # (nnzb, R, N)
+        out = torch.zeros(kb, c, d.shape[1], dtype=d.dtype, device=d.device)
+        return out.index_add(0, col.long(), values.transpose(1, 2) @ db).reshape(kb * c,
+                                                                                  d.shape[1])
+
+    @staticmethod
+    def reference_sddmm(crow, col, a, b, r, c):
+        mb, kb, n = crow.numel() - 1, b.shape[0] // c, a.shape[1]
+        brow = rows_of_pointers(crow, col.numel())
+        ab = a.reshape(mb, r, n)[brow]
+        bb = b.reshape(kb, c, n)[col.long()]
+        return ab @ bb.transpose(1, 2)
+
 
 def validate_bsr(
     crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
@@ -101,8 +160,4 @@ def validate_bsr(
     return crow.to(torch.int32).contiguous(), col.to(torch.int32).contiguous(), values.contiguous()
 
 
-LAYOUT = register_layout(Layout(
-    "bsr", BSRMatrix, "block", ("blocksize",), fakes_of("bsr"), check_bsr,
-    options_of=lambda p: {"blocksize": (int(p[0]), int(p[1]))},
-    torch_layouts=(torch.sparse_bsr,),
-))
+LAYOUT = register_layout(BSRMatrix)

@@ -14,8 +14,8 @@ class CompressedRows(SparseMatrix):
     Subclasses implement ``validate(crow, col, values, shape)`` returning canonical tensors.
     """
 
-    _tensor_names = ("crow_indices", "col_indices", "values")
-    _structure_names = ("crow_indices", "col_indices")
+    tensor_names = ("crow_indices", "col_indices", "values")
+    structure_names = ("crow_indices", "col_indices")
 
     def __init__(
         self,

@@ -46,16 +46,16 @@ def to_sparse(
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"tensor: expected a torch.Tensor, got {type(tensor).__name__}")
     entry = get_layout(layout)
-    if tensor.layout in entry.torch_layouts:
+    if tensor.layout in entry.matrix.torch_layouts:
         s = entry.matrix.from_torch(tensor)
-        if blocksize is not None and "blocksize" in entry.options:
+        if blocksize is not None and "blocksize" in entry.option_names:
             check_blocksize(blocksize, s.shape)
             if tuple(blocksize) != s.params():
                 raise ValueError(
                     f"blocksize: {tuple(blocksize)} differs from the sparse tensor's {s.params()}"
                 )
         return s
-    kw = _options(entry.name, entry.options, {"blocksize": blocksize, "n": n, "m": m})
+    kw = _options(entry.name, entry.option_names, {"blocksize": blocksize, "n": n, "m": m})
     if tensor.layout != torch.strided:
         tensor = tensor.to_dense()
     return entry.matrix.from_dense(tensor, **kw)

@@ -6,9 +6,9 @@ import torch
 
 from ._checks import check_float, check_tensor, index_dtype_for
 from .compressed import CompressedRows, check_compressed
-from .consistency import check_csr
-from .fake import fakes_of
-from .registry import Layout, register_layout
+from .coo import coo_sddmm, coo_spmm, rows_of_pointers
+from .format import expect_1d, fit_error
+from .registry import register_layout
 
 
 class CSRMatrix(CompressedRows):
@@ -20,6 +20,8 @@ class CSRMatrix(CompressedRows):
     """
 
     layout = "csr"
+    family = "unstructured"
+    torch_layouts = (torch.sparse_csr,)
 
     @staticmethod
     def validate(crow, col, values, shape):
@@ -70,6 +72,48 @@ class CSRMatrix(CompressedRows):
         )
         return out
 
+    def check_fit(self) -> None:
+        m = self._shape[0]
+        crow, col, values = self.crow_indices, self.col_indices, self.values
+        if (
+            type(crow) is torch.Tensor
+            and type(values) is torch.Tensor
+            and crow.shape == (m + 1,)
+            and values.dim() == 1
+            and col.shape == values.shape
+        ):
+            return
+        crow = expect_1d("crow_indices", crow)
+        col = expect_1d("col_indices", col)
+        values = expect_1d("values", values)
+        if crow.numel() != m + 1:
+            fit_error("crow_indices", f"has {crow.numel()} entries, shape {self.shape} needs "
+                                      f"M + 1 = {m + 1}")
+        if col.numel() != values.numel():
+            fit_error("col_indices", f"{col.numel()} column indices for {values.numel()} values")
+
+    @staticmethod
+    def rows_of(structure, values, params):
+        return structure[0].shape[0] - 1
+
+    @staticmethod
+    def sddmm_shape(structure, a, b, params):
+        return (structure[1].shape[0],)
+
+    @staticmethod
+    def reference_spmm(crow, col, values, x):
+        rows = rows_of_pointers(crow, values.numel())
+        return coo_spmm(rows, col.long(), values, x, crow.numel() - 1)
+
+    @staticmethod
+    def reference_spmm_t(crow, col, values, d, num_cols):
+        rows = rows_of_pointers(crow, values.numel())
+        return coo_spmm(col.long(), rows, values, d, num_cols)
+
+    @staticmethod
+    def reference_sddmm(crow, col, a, b):
+        return coo_sddmm(rows_of_pointers(crow, col.numel()), col.long(), a, b)
+
 
 def validate_csr(
     crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
@@ -86,7 +130,4 @@ def validate_csr(
     )
 
 
-LAYOUT = register_layout(Layout(
-    "csr", CSRMatrix, "unstructured", (), fakes_of("csr"), check_csr,
-    torch_layouts=(torch.sparse_csr,),
-))
+LAYOUT = register_layout(CSRMatrix)

@@ -1,28 +1,51 @@
-"""The base of the three storage formats: what every sparse matrix answers."""
+"""The base of every storage layout: what a sparse matrix class knows about itself.
+
+A layout is one ``SparseMatrix`` subclass (``csr.py``, ``bitmap.py``, ``bsr.py``, ``nm.py``).
+The class holds everything the package knows about the layout, and the registry entry
+(``registry.register_layout``) is built from it:
+
+- what it stores: ``tensor_names`` (structure first, then ``values``), ``structure_names``
+  (the index tensors, in the order the products take them) and ``param_names`` (the integer
+  parameters the products take after the dense operands, ``params()``);
+- how it is built and checked: ``from_dense``, ``from_parts`` (validation at construction),
+  ``check_fit`` (the O(1) check, before every product, that the tensors still fit ``shape``);
+- how it is pruned and converted: ``family`` (which entries compete for the kept slots),
+  ``option_names`` (the ``to_sparse`` keyword arguments) and ``options_of(params)``,
+  ``torch_layouts`` (the ``torch.sparse_*`` layouts ``from_torch`` takes);
+- the shapes of its products (``rows_of``, ``sddmm_shape``: the fake kernels are built from
+  them) and its reference products (``reference_spmm``, ``reference_spmm_t``,
+  ``reference_sddmm``: plain torch, the reference backend and the tests' oracle).
+
+The products take ``(*structure, values, x, *params)`` (``spmm``), ``(*structure, values, d,
+num_cols, *params)`` (``spmm_t``), ``(*structure, a, b, *params)`` (``sddmm``) and
+``(*structure, values, x, bias, *params)`` (``linear``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+FAMILIES = ("unstructured", "block", "nm")
+
 
 class SparseMatrix:
-    """A sparse ``(M, K)`` matrix held as plain dense tensors (see docs/formats.md).
+    """A sparse ``(M, K)`` matrix held as plain dense tensors (see docs/formats.md)."""
 
-    Subclasses name their tensors in ``_tensor_names`` (structure first, values last-but-any),
-    their integer parameters in ``params()``, and implement ``to_dense``.
-    """
-
-    layout: str = ""
-    _tensor_names: tuple[str, ...] = ()
-    _structure_names: tuple[str, ...] = ()
+    layout: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    tensor_names: ClassVar[tuple[str, ...]] = ()
+    structure_names: ClassVar[tuple[str, ...]] = ()
+    param_names: ClassVar[tuple[str, ...]] = ()
+    option_names: ClassVar[tuple[str, ...]] = ()
+    torch_layouts: ClassVar[tuple[torch.layout, ...]] = ()
     values: torch.Tensor
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self._shape = (int(shape[0]), int(shape[1]))
 
-    # --- what every format answers ---------------------------------------------------------
+    # --- what every matrix answers ---------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
         """``(M, K)``: rows (out features) by columns (in features)."""
@@ -53,26 +76,27 @@ class SparseMatrix:
         return sum(t.numel() * t.element_size() for t in self.tensors())
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        return tuple(getattr(self, n) for n in self._tensor_names)
+        """Every tensor, in ``tensor_names`` order."""
+        return tuple(getattr(self, n) for n in self.tensor_names)
 
     def structure(self) -> tuple[torch.Tensor, ...]:
-        """The index tensors, in the order the ops take them."""
-        names = self._structure_names
-        if len(names) == 2:
-            return (getattr(self, names[0]), getattr(self, names[1]))
-        return tuple(getattr(self, n) for n in names)
+        """The index tensors, in the order the products take them."""
+        return tuple(getattr(self, n) for n in self.structure_names)
 
     def params(self) -> tuple[int, ...]:
-        """The integer parameters the ops take after the dense operands."""
+        """The integer parameters the products take after the dense operands."""
         return ()
 
-    def _replace(self, **tensors: torch.Tensor) -> SparseMatrix:
-        kw: dict[str, Any] = {n: getattr(self, n) for n in self._tensor_names}
-        kw.update(tensors)
-        return self._rebuild(kw)
+    @classmethod
+    def options_of(cls, params: tuple[int, ...]) -> dict[str, Any]:
+        """The ``to_sparse`` keyword arguments that give a matrix with these ``params``."""
+        return {}
 
-    def _rebuild(self, tensors: dict[str, Any]) -> SparseMatrix:
-        return type(self).from_parts(tensors, self._shape, self.params(), validate=False)
+    # --- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, dense: torch.Tensor, **options: Any) -> SparseMatrix:
+        """Store the nonzeros (slots, blocks) of a 2-D dense tensor."""
+        raise NotImplementedError
 
     @classmethod
     def from_parts(
@@ -82,16 +106,21 @@ class SparseMatrix:
         params: tuple[int, ...] = (),
         validate: bool = True,
     ) -> SparseMatrix:
-        """Build from the tensors named in ``_tensor_names`` and the ``params()`` of a matrix
+        """Build from the tensors named in ``tensor_names`` and the ``params()`` of a matrix
         of this layout (e.g. a ``SparseLinear``'s buffers); ``validate=False`` trusts them."""
         raise NotImplementedError
 
+    def _replace(self, **tensors: torch.Tensor) -> SparseMatrix:
+        kw: dict[str, Any] = {n: getattr(self, n) for n in self.tensor_names}
+        kw.update(tensors)
+        return type(self).from_parts(kw, self._shape, self.params(), validate=False)
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         """A copy on ``device`` and/or with values cast to ``dtype`` (indices keep theirs)."""
-        moved = {n: getattr(self, n).to(device) for n in self._tensor_names}
+        moved = {n: getattr(self, n).to(device) for n in self.tensor_names}
         if dtype is not None:
             moved["values"] = moved["values"].to(dtype)
-        return self._rebuild(moved)
+        return type(self).from_parts(moved, self._shape, self.params(), validate=False)
 
     def with_values(self, values: torch.Tensor) -> SparseMatrix:
         """Same structure, new values (same shape): no validation of the structure."""
@@ -104,8 +133,58 @@ class SparseMatrix:
     def to_dense(self) -> torch.Tensor:
         raise NotImplementedError
 
+    # --- before every product --------------------------------------------------------------
+    def check_fit(self) -> None:
+        """O(1): the tensors still fit ``shape`` (a replaced ``values``, a matrix built with
+        ``validate=False``); ValueError/TypeError naming the tensor. The indices themselves are
+        checked by the kernels, on every call."""
+        raise NotImplementedError
+
+    # --- the products' shapes (the fake kernels) and reference products -------------------
+    @staticmethod
+    def rows_of(structure: tuple[torch.Tensor, ...], values: torch.Tensor,
+                params: tuple[int, ...]) -> int:
+        """``M`` as the products' arguments give it (may be symbolic under tracing)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def sddmm_shape(structure: tuple[torch.Tensor, ...], a: torch.Tensor, b: torch.Tensor,
+                    params: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of ``sddmm``'s output (that of ``values``)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def reference_spmm(*args: Any) -> torch.Tensor:
+        """``S @ x`` in plain torch: ``(*structure, values, x (K, N), *params)`` → ``(M, N)``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def reference_spmm_t(*args: Any) -> torch.Tensor:
+        """``S^T @ d``: ``(*structure, values, d (M, N), num_cols, *params)`` → ``(K, N)``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def reference_sddmm(*args: Any) -> torch.Tensor:
+        """``<a[i], b[j]>`` at each stored ``(i, j)``: ``(*structure, a (M, N), b (K, N),
+        *params)`` → shaped like ``values``."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(shape={self.shape}, nnz={self.nnz}, "
             f"density={self.density:.4f}, dtype={self.dtype}, device={self.device})"
         )
+
+
+def fit_error(name: str, msg: str) -> None:
+    """Raise the ValueError of a failed ``check_fit``, naming the tensor."""
+    raise ValueError(f"{name}: {msg}")
+
+
+def expect_1d(name: str, t: object) -> torch.Tensor:
+    """``t`` as a 1-D tensor, else TypeError / ValueError naming it (for ``check_fit``)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 1:
+        fit_error(name, f"expected a 1-D tensor, got shape {tuple(t.shape)}")
+    return t

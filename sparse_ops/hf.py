@@ -120,7 +120,7 @@ def save_sparse(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
 def _shell(spec: dict[str, Any], dtype: torch.dtype, device: torch.device) -> SparseLinear:
     """An all-zero ``SparseLinear`` of ``spec``'s layout; ``load_state_dict`` resizes it."""
     rows, cols = spec["shape"]
-    kw = get_layout(spec["layout"]).options_of(tuple(spec["params"]))
+    kw = get_layout(spec["layout"]).matrix.options_of(tuple(spec["params"]))
     s = to_sparse(torch.zeros(rows, cols, dtype=dtype, device=device), spec["layout"], **kw)
     bias = torch.zeros(rows, dtype=dtype, device=device) if spec["bias"] else None
     return SparseLinear(s, bias, backend=spec["backend"])
@@ -195,7 +195,7 @@ def load_sparse(
         layer = model.get_submodule(name)
         w = layer.sparse_weight()  # validated in full: the files may be anything
         type(w).from_parts(
-            {t: getattr(w, t) for t in w._tensor_names}, w.shape, w.params(), validate=True
+            {t: getattr(w, t) for t in w.tensor_names}, w.shape, w.params(), validate=True
         )
     _tie(model, manifest.get("tied", []))
     # A model cast with .to(dtype) also cast its non-persistent buffers: cast them alike.

@@ -48,9 +48,9 @@ class SparseLinear(nn.Module):
         self.params_ = weight.params()
         self.backend = backend
         self.values = nn.Parameter(weight.values.detach().clone())
-        for name in weight._structure_names:
+        for name in weight.structure_names:
             self.register_buffer(name, getattr(weight, name).clone())
-        self._structure_names = weight._structure_names
+        self.structure_names = weight.structure_names
         if bias is not None:
             self.bias = nn.Parameter(bias.detach().clone())
         else:
@@ -85,7 +85,7 @@ class SparseLinear(nn.Module):
         check its tensors against its shape on every call.
         """
         values = self._parameters["values"]
-        structure = tuple(self._buffers[n] for n in self._structure_names)
+        structure = tuple(self._buffers[n] for n in self.structure_names)
         compiling = torch.compiler.is_compiling()
         if not compiling:
             memo = self.__dict__.get("_weight_memo")
@@ -95,7 +95,7 @@ class SparseLinear(nn.Module):
                 and all(a is b for a, b in zip(memo.structure(), structure, strict=True))
             ):
                 return memo
-        tensors = dict(zip(self._structure_names, structure, strict=True))
+        tensors = dict(zip(self.structure_names, structure, strict=True))
         tensors["values"] = values
         s = self._matrix.from_parts(
             tensors, (self.out_features, self.in_features), self.params_, validate=False
@@ -114,7 +114,7 @@ class SparseLinear(nn.Module):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args, **kwargs):
         # Another pattern may hold another number of nonzeros: take the incoming shapes.
-        for name in ("values", *self._structure_names):
+        for name in ("values", *self.structure_names):
             incoming = state_dict.get(prefix + name)
             current = getattr(self, name)
             if incoming is not None and incoming.shape != current.shape:

@@ -6,24 +6,10 @@ import os
 
 import torch
 
-from . import reference
-from .autograd import ProductOps
 from .format import SparseMatrix
-from .registry import get_layout, layout_of, register_ops
+from .registry import ProductOps, backend_ops, layout_of
 
 BACKENDS = ("cpp", "triton", "reference")
-
-
-
-def reference_ops(layout: str) -> ProductOps:
-    """``layout``'s products in plain torch (``reference.<layout>_<product>``)."""
-    entry = get_layout(layout)
-    ops = entry.ops.get("reference")
-    if ops is None:
-        fns = [getattr(reference, f"{entry.name}_{p}") for p in ("spmm", "spmm_t", "sddmm")]
-        ops = ProductOps(*fns, n_struct=entry.n_struct)
-        register_ops(entry.name, "reference", ops)
-    return ops
 
 
 def default_backend(device: torch.device) -> str:
@@ -42,11 +28,11 @@ def product_ops(layout: str, backend: str | None, device: torch.device) -> Produ
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS} or None, got {backend!r}")
     if backend == "reference":
-        return reference_ops(layout)
+        return backend_ops(layout, "reference")
     if backend == "cpp":
         if device.type != "cpu":
             raise ValueError(f"backend: 'cpp' runs on CPU tensors, got {device}")
-        return _backend_ops(layout, "cpp")
+        return backend_ops(layout, "cpp")
     interpreted = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
     if device.type != "cuda" and not interpreted:
         raise ValueError(
@@ -62,24 +48,15 @@ def product_ops(layout: str, backend: str | None, device: torch.device) -> Produ
             "backend: 'triton' needs the triton package, which is not installed "
             "(pip install 'sparse-ops[triton]', or triton matching your torch)"
         ) from e
-    return _backend_ops(layout, "triton")
-
-
-def _backend_ops(layout: str, backend: str) -> ProductOps:
-    entry = get_layout(layout)
-    ops = entry.ops.get(backend)
-    if ops is None:
-        raise ValueError(f"layout: {entry.name!r} has no products on backend {backend!r}")
-    return ops
+    return backend_ops(layout, "triton")
 
 
 def _checked_ops(s: SparseMatrix, backend: str | None, x: torch.Tensor) -> ProductOps:
     """``s``'s products for ``x`` after the O(1) check that its tensors fit ``s.shape``
     (ValueError naming the tensor); the common case (CPU, default backend) looks up nothing
     else."""
-    entry = layout_of(s)
-    entry.check(s)
-    ops = entry.ops.get("cpp") if backend is None and x.is_cpu else None
+    s.check_fit()
+    ops = layout_of(s).ops.get("cpp") if backend is None and x.is_cpu else None
     return ops if ops is not None else product_ops(s.layout, backend, x.device)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_float, check_nm, check_tensor
-from .consistency import check_nm as _check_consistent
-from .fake import fakes_of
-from .format import SparseMatrix
-from .registry import Layout, register_layout
+from .coo import coo_sddmm, coo_spmm
+from .format import SparseMatrix, fit_error
+from .registry import register_layout
 
 
 def meta_bits(m: int) -> int:
@@ -55,8 +54,11 @@ class NMMatrix(SparseMatrix):
     """
 
     layout = "nm"
-    _tensor_names = ("metadata", "values")
-    _structure_names = ("metadata",)
+    family = "nm"
+    tensor_names = ("metadata", "values")
+    structure_names = ("metadata",)
+    param_names = ("n", "m")
+    option_names = ("n", "m")
 
     def __init__(
         self,
@@ -76,6 +78,10 @@ class NMMatrix(SparseMatrix):
 
     def params(self) -> tuple[int, ...]:
         return (self.n, self.m)
+
+    @classmethod
+    def options_of(cls, params: tuple[int, ...]) -> dict:
+        return {"n": int(params[0]), "m": int(params[1])}
 
     @classmethod
     def from_parts(cls, tensors, shape, params=(), validate=True) -> NMMatrix:
@@ -138,6 +144,54 @@ class NMMatrix(SparseMatrix):
         out = torch.zeros(rows, k, dtype=self.dtype, device=self.device)
         return out.scatter_add_(1, self.columns(), self.values)
 
+    def check_fit(self) -> None:
+        m_rows, k = self.shape
+        n, m = self.params()
+        slots = num_groups(k, m) * n
+        v, meta = self.values, self.metadata
+        if not isinstance(v, torch.Tensor) or tuple(v.shape) != (m_rows, slots):
+            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            fit_error("values", f"expected shape {(m_rows, slots)} for {self.shape} at {n}:{m}, "
+                                f"got {got}")
+        width = meta_bytes(slots, m)
+        if not isinstance(meta, torch.Tensor) or tuple(meta.shape) != (m_rows, width):
+            got = tuple(meta.shape) if isinstance(meta, torch.Tensor) else type(meta).__name__
+            fit_error("metadata", f"expected shape {(m_rows, width)} for {self.shape} at "
+                                  f"{n}:{m}, got {got}")
+
+    @staticmethod
+    def rows_of(structure, values, params):
+        return values.shape[0]
+
+    @staticmethod
+    def sddmm_shape(structure, a, b, params):
+        n, m = params
+        return (a.shape[0], (b.shape[0] + m - 1) // m * n)
+
+    @staticmethod
+    def reference_spmm(metadata, values, x, n, m):
+        rows, cols = _nm_coo(metadata, values.shape[0], x.shape[0], n, m)
+        return coo_spmm(rows, cols, values.reshape(-1), x, values.shape[0])
+
+    @staticmethod
+    def reference_spmm_t(metadata, values, d, num_cols, n, m):
+        rows, cols = _nm_coo(metadata, values.shape[0], num_cols, n, m)
+        return coo_spmm(cols, rows, values.reshape(-1), d, num_cols)
+
+    @staticmethod
+    def reference_sddmm(metadata, a, b, n, m):
+        rows, cols = _nm_coo(metadata, a.shape[0], b.shape[0], n, m)
+        return coo_sddmm(rows, cols, a, b).reshape(a.shape[0], num_groups(b.shape[0], m) * n)
+
+
+def _nm_coo(metadata: torch.Tensor, rows: int, k: int, n: int, m: int):
+    """Row and column of every slot of an N:M structure (``rows`` x ``ceil(k/m) * n``)."""
+    slots = num_groups(k, m) * n
+    pos = unpack_positions(metadata, slots, m)
+    cols = (torch.arange(slots, device=metadata.device) // n) * m + pos
+    r = torch.arange(rows, device=metadata.device).repeat_interleave(slots)
+    return r, cols.reshape(-1)
+
 
 def validate_nm(
     values: torch.Tensor, metadata: torch.Tensor, shape: tuple[int, int], n: int, m: int
@@ -181,7 +235,4 @@ def validate_nm(
     return values.contiguous(), metadata.contiguous()
 
 
-LAYOUT = register_layout(Layout(
-    "nm", NMMatrix, "nm", ("n", "m"), fakes_of("nm"), _check_consistent,
-    options_of=lambda p: {"n": int(p[0]), "m": int(p[1])},
-))
+LAYOUT = register_layout(NMMatrix)

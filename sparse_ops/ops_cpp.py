@@ -2,13 +2,14 @@
 
 The operators are defined and implemented in C++ (``csrc/torch_ops.cpp``, ``TORCH_LIBRARY``
 on ``at::Tensor``): they validate their arguments, allocate their outputs and release the
-GIL there. Importing ``sparse_ops._C`` registers them; this module gives them the shared
-fake kernels (``fake.py``) and autograd (``autograd.py``). Each product ``P`` has a twin
+GIL there. Importing ``sparse_ops._C`` registers them; this module gives them their layouts'
+fake kernels and the shared autograd (``registry.register_backend``). Each product ``P`` has a twin
 ``P_call`` that ``so.matmul`` / ``so.linear`` invoke: it runs ``P`` below the autograd layer
 when no input needs a gradient (one dispatcher hop, no Python on the way), and ``P`` with
 its autograd otherwise; under ``torch.compile`` it decomposes into ``P``.
 
-Arguments are the formats' plain tensors (docs/formats.md) in the order of ``reference.py``.
+Arguments are the formats' plain tensors (docs/formats.md), in the order of the formats'
+reference products.
 The dense operand of ``spmm`` / ``linear`` may be row-strided (no copy); values and dense
 operands compute in float32 or float64 (bfloat16 / float16 are computed in float32 and
 rounded back). Every call checks the structure it reads (O(rows) up front, indices chunk by
@@ -21,8 +22,7 @@ from __future__ import annotations
 import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.sparse_ops.*)
-from .autograd import ProductOps, register_backend
-from .registry import get_layout, names
+from .registry import ProductOps, get_layout, names, register_backend
 
 _ops = torch.ops.sparse_ops
 

@@ -1,7 +1,8 @@
 """The Triton kernels (``kernels/``) as ``torch.library.triton_op`` custom ops.
 
 The twin of ``ops_cpp.py``: the same products (three per layout), with the same signatures
-(argument order of ``reference.py``), fake kernels (``fake.py``) and autograd (``autograd.py``),
+(argument order of the formats' reference products), fake kernels and autograd (registered by
+``registry.register_backend``),
 named ``sparse_ops::<product>_triton``. ``triton_op`` lets ``torch.compile`` trace into the
 launchers and see the Triton kernels themselves. On CUDA tensors the kernels are compiled; on
 CPU tensors they run only under the Triton interpreter (``TRITON_INTERPRET=1`` set before triton
@@ -37,7 +38,7 @@ from kernels.nm import nm_sddmm as _nm_sddmm
 from kernels.nm import nm_spmm as _nm_spmm
 from kernels.nm import nm_spmm_t as _nm_spmm_t
 
-from .autograd import ProductOps, register_backend
+from .registry import ProductOps, register_backend
 
 
 def _define(name: str):

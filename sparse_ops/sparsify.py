@@ -181,7 +181,7 @@ def sparsify(
                     f"tied: its {attr} Parameter is shared with {', '.join(others)}; left "
                     f"dense so that tie_weights() keeps working"
                 )
-        if "blocksize" in entry.options and blocksize is not None:
+        if "blocksize" in entry.option_names and blocksize is not None:
             try:
                 check_blocksize(blocksize, tuple(child.weight.shape))
             except ValueError as e:

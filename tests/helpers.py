@@ -89,6 +89,14 @@ def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
     return (got - want).norm().item() / (denom if denom > 0 else 1.0)
 
 
+def err_vs_magnitude(got: torch.Tensor, want: torch.Tensor, magnitude: torch.Tensor) -> float:
+    """Norm of ``got - want`` over the norm of ``magnitude`` (e.g. ``|A| @ |x|``): the error of
+    a product relative to the size of its terms, meaningful when cancellation makes the
+    result itself small (a one-element output summing terms of both signs)."""
+    denom = magnitude.double().norm().item()
+    return (got.double() - want.double()).norm().item() / (denom if denom > 0 else 1.0)
+
+
 def dense_at_slots(s: so.SparseMatrix, dense: torch.Tensor) -> torch.Tensor:
     """``dense (M, K)`` read at each stored slot of ``s``: a tensor shaped like ``s.values``.
 

@@ -124,9 +124,9 @@ def build(spec: Spec, base: torch.Tensor, device: str, dtype: torch.dtype,
     rows, cols = base.shape
     entry = get_layout(spec.layout, "spec.layout")
     kw: dict = {}
-    if "blocksize" in entry.options:
+    if "blocksize" in entry.option_names:
         kw["blocksize"] = (spec.block, spec.block)
-    elif "n" in entry.options:
+    elif "n" in entry.option_names:
         kw.update(n=spec.n, m=spec.m)
     if spec.pattern == "magnitude":
         density = None if entry.family == "nm" else spec.density

@@ -65,7 +65,7 @@ def prepare_ddp(model: torch.nn.Module, group: object | None = None) -> list[str
     for prefix, mod in model.named_modules():
         if not isinstance(mod, SparseLinear):
             continue
-        for b in mod._structure_names:
+        for b in mod.structure_names:
             buf = getattr(mod, b)
             if grp is not None:
                 wide = buf.to(torch.int64)

@@ -219,7 +219,7 @@ class DynamicSparsity:
             c.clear()
         if group is not None:
             tensors = [b for _, mod in self.layers for b in (getattr(mod, n) for n in
-                                                              mod._structure_names)]
+                                                              mod.structure_names)]
             if not check_same_structure(tensors, group):
                 raise RuntimeError(f"dst: ranks disagree on the sparse structure after step {t}")
         return True

@@ -62,8 +62,8 @@ def test_backward_matches_dense(case, backend):
 
 
 def _values_grad_reference(s, gy, x):
-    from sparse_ops.matmul import reference_ops
-    ops = reference_ops(s.layout)
+    from sparse_ops.registry import backend_ops
+    ops = backend_ops(s.layout, "reference")
     return ops.sddmm(*s.structure(), gy, x, *s.params())
 
 

@@ -205,7 +205,7 @@ def test_edits_torch_does_not_count_are_caught(li, seed, how, where, what, level
              "random": where % (2 * K + 3) - 1, "all_ones": 10**6}[what]
         flat[i] = max(info.min, min(info.max, v))
     assert t._version == version  # an edit torch did not count
-    edited = _rebuilt(s, {name: getattr(s, name) for name in s._tensor_names})
+    edited = _rebuilt(s, {name: getattr(s, name) for name in s.tensor_names})
     try:
         y = spmm(*st_, s.values, x, *s.params())
     except ERRORS:

@@ -42,9 +42,9 @@ def test_opcheck(idx):
 
 @pytest.mark.parametrize("idx", range(len(CASES)))
 def test_ops_match_reference(idx):
-    from sparse_ops.matmul import reference_ops
+    from sparse_ops.registry import backend_ops
     layout, shape, kw = CASES[idx]
-    ref = reference_ops(layout)
+    ref = backend_ops(layout, "reference")
     def ref_linear(*args):
         *struct, values, xb, bias, = args[: ref.n_struct + 3]
         params = args[ref.n_struct + 3:]

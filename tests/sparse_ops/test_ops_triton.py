@@ -11,7 +11,7 @@ import torch
 
 import sparse_ops as so
 from kernels.autotune import INTERPRET
-from sparse_ops.matmul import reference_ops
+from sparse_ops.registry import backend_ops
 from tests.helpers import CASE_IDS, CASES, random_sparse, rel_err
 
 pytestmark = pytest.mark.skipif(
@@ -66,7 +66,7 @@ def test_opcheck(idx):
 @pytest.mark.parametrize("idx", range(len(CASES)), ids=CASE_IDS)
 def test_ops_match_reference(idx, dtype):
     layout, shape, kw = CASES[idx]
-    ref = reference_ops(layout)
+    ref = backend_ops(layout, "reference")
     tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.float16: 5e-3, torch.bfloat16: 3e-2}
     for (op, args), ref_op in zip(_samples(layout, shape, kw, dtype),
                                   (ref.spmm, ref.spmm_t, ref.sddmm), strict=True):

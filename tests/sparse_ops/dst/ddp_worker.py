@@ -51,7 +51,7 @@ def main(rank: int, world: int, port: int, out: str, seed: int) -> None:
             dst.step()
         opt.zero_grad()
     result = {f"{name}.{b}": getattr(mod, b).clone() for name, mod in model.named_modules()
-              if isinstance(mod, so.SparseLinear) for b in mod._structure_names}
+              if isinstance(mod, so.SparseLinear) for b in mod.structure_names}
     result["stats"] = {n: s["total_swapped"] for dst in dsts for n, s in dst.stats().items()}
     torch.save(result, out)
     dist.destroy_process_group()
