@@ -7,16 +7,65 @@ an impossible architecture raises ``ValueError`` (bad value) or ``TypeError`` (b
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
-from .weight_format import DEFAULT_WEIGHT_FORMAT, check_weight_format
+from .layout import DEFAULT_LAYOUT, check_layout
 
 DATAFLOWS = ("os", "ws", "is")
 SPARSITY_MODES = ("dense", "nm", "block", "unstructured")
+# Former names of Arch fields -> their names now. Wherever a user names a field (the
+# constructor, ``with_``, ``from_dict``, sweep grids, space files, the command line) a former
+# name still works, with a DeprecationWarning.
+FIELD_ALIASES = {"weight_format": "layout"}
+
+
+def check_arch(arch: Any, name: str = "arch") -> Arch:
+    """``arch`` itself if it is an ``Arch``; ``TypeError`` naming ``name`` otherwise."""
+    if not isinstance(arch, Arch):
+        raise TypeError(f"{name} must be a simulator.Arch, got {type(arch).__name__}")
+    return arch
+
+
+def field_name(name: str, where: str = "Arch", *, stacklevel: int = 3) -> str:
+    """The current name of the ``Arch`` field called ``name`` (a former name warns).
+
+    ``where`` says where the name was given (for the warning), e.g. ``"space.yaml:5"``.
+    """
+    new = FIELD_ALIASES.get(name)
+    if new is None:
+        return name
+    warnings.warn(f"{where}: Arch field {name!r} is deprecated, use {new!r}",
+                  DeprecationWarning, stacklevel=stacklevel)
+    return new
+
+
+def current_fields(fields: dict[str, Any], where: str = "Arch", *, stacklevel: int = 3
+                   ) -> dict[str, Any]:
+    """``fields`` (field name -> value) with former names replaced by current ones, in order.
+
+    Raises:
+        TypeError: a field given under both its names.
+    """
+    if not fields.keys() & FIELD_ALIASES.keys():
+        return dict(fields)
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        new = field_name(key, where, stacklevel=stacklevel + 1)
+        if new in out or (new != key and new in fields):
+            raise TypeError(f"{where}: give {new!r} or its former name "
+                            f"{_former(new)!r}, not both")
+        out[new] = value
+    return out
+
+
+def _former(name: str) -> str:
+    return next(old for old, new in FIELD_ALIASES.items() if new == name)
 
 
 def _check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -74,9 +123,11 @@ class Arch:
         dram_latency: cycles between the last word of a DRAM read and its use.
         clock_ghz: clock used only to turn cycles into seconds (``Result.seconds``).
         name: a label carried into reports.
-        weight_format: for ``"unstructured"``: how weight tiles are stored, ``"csr"`` (an
-            index per nonzero plus a pointer per lane, the default) or ``"bitmap"`` (one bit
-            per weight position); see ``weight_format.py``. Ignored by the other modes.
+        layout: for ``"unstructured"``: how weight tiles are stored, ``"csr"`` (an index per
+            nonzero plus a pointer per lane, the default) or ``"bitmap"`` (one bit per weight
+            position); see ``layout.py``. Ignored by the other modes. Formerly
+            ``weight_format``: ``Arch(weight_format=...)``, ``with_(weight_format=...)`` and
+            ``arch.weight_format`` still work, with a ``DeprecationWarning``.
     """
 
     rows: int = 32
@@ -94,7 +145,7 @@ class Arch:
     dram_latency: int = 100
     clock_ghz: float = 1.0
     name: str = field(default="", compare=False)
-    weight_format: str = DEFAULT_WEIGHT_FORMAT
+    layout: str = DEFAULT_LAYOUT
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -132,7 +183,7 @@ class Arch:
         set_(self, "clock_ghz", _check_real("clock_ghz", self.clock_ghz))
         if not isinstance(self.name, str):
             raise TypeError(f"Arch.name must be a string, got {self.name!r}")
-        set_(self, "weight_format", check_weight_format(self.weight_format))
+        set_(self, "layout", check_layout(self.layout))
 
     # Derived quantities -----------------------------------------------------------------
 
@@ -144,6 +195,13 @@ class Arch:
     @property
     def word_bits(self) -> int:
         return 8 * self.word_bytes
+
+    @property
+    def weight_format(self) -> str:
+        """Deprecated name of ``layout``."""
+        warnings.warn("Arch.weight_format is deprecated, use Arch.layout", DeprecationWarning,
+                      stacklevel=2)
+        return self.layout
 
     def sram_words(self, operand: str) -> int:
         """Capacity of one operand buffer in words (both halves together)."""
@@ -159,8 +217,8 @@ class Arch:
         return Fraction(self.dram_words_per_cycle).limit_denominator(1 << 20)
 
     def with_(self, **changes: Any) -> Arch:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+        """A copy with some fields changed (validated again; former names accepted)."""
+        return replace(self, **current_fields(changes, "Arch.with_"))
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON values (``nm`` as ``"n:m"``, ``block`` as ``"bkxbn"``)."""
@@ -173,14 +231,17 @@ class Arch:
     def from_dict(cls, data: dict[str, Any]) -> Arch:
         """The architecture ``to_dict`` gave (missing fields take their defaults).
 
+        Former field names (``weight_format``) are read as the current ones, with a
+        ``DeprecationWarning``.
+
         Raises:
             ValueError: a key that is not an ``Arch`` field, or a bad value.
-            TypeError: a value of the wrong type.
+            TypeError: a value of the wrong type, or a field under both its names.
         """
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__) - set(FIELD_ALIASES))
         if unknown:
             raise ValueError(f"not Arch fields: {unknown}")
-        fields = dict(data)
+        fields = current_fields(dict(data), "Arch.from_dict")
         if isinstance(fields.get("block"), str):
             fields["block"] = fields["block"].lower().replace("x", ":")
         return cls(**fields)
@@ -218,3 +279,19 @@ class Arch:
         macs = max(1, round(peak / (2 * clock)))
         return cls.from_roofline(macs, bw / (word_bytes * clock), word_bytes=word_bytes,
                                  clock_ghz=clock / 1e9, **kwargs)
+
+
+_dataclass_init = Arch.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init_accepting_former_names(self: Arch, *args: Any, **kwargs: Any) -> None:
+    """The dataclass ``__init__``, with former field names accepted as keywords (warned)."""
+    if kwargs.keys() & FIELD_ALIASES.keys():
+        if "weight_format" in kwargs:  # name the keyword the caller gave in a bad value's error
+            check_layout(kwargs["weight_format"], "Arch.weight_format (now Arch.layout)")
+        kwargs = current_fields(kwargs, "Arch")
+    _dataclass_init(self, *args, **kwargs)
+
+
+Arch.__init__ = _init_accepting_former_names  # type: ignore[method-assign]

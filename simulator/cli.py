@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ ARCH_FLAGS = {"rows": "rows", "cols": "cols", "dataflow": "dataflow",
               "ofmap_kb": "ofmap_sram_kb", "sram_kb": "sram_kb",
               "bandwidth": "dram_words_per_cycle", "latency": "dram_latency",
               "sparsity": "sparsity", "nm": "nm", "block": "block", "balance": "balance",
-              "word_bytes": "word_bytes", "weight_format": "weight_format"}
+              "word_bytes": "word_bytes", "layout": "layout"}
+# Former flag -> its flag now (still accepted, with a warning).
+FORMER_FLAGS = {"weight_format": "layout"}
 
 
 def _number(text: str) -> Any:
@@ -62,7 +65,7 @@ def _number(text: str) -> Any:
 def _value(field: str, text: str) -> Any:
     if field in ("nm", "block"):
         return text.replace("x", ":")
-    if field in ("dataflow", "sparsity", "weight_format"):
+    if field in ("dataflow", "sparsity", "layout"):
         return text
     return _number(text)
 
@@ -84,8 +87,9 @@ def _add_arch_flags(p: argparse.ArgumentParser, multi: bool) -> None:
     p.add_argument("--block", help="block shape KxN, e.g. 16x16" + h)
     p.add_argument("--balance", help="true/false: balance unstructured lanes" + h)
     p.add_argument("--word-bytes", dest="word_bytes", help="bytes per word" + h)
+    p.add_argument("--layout", help="csr or bitmap: how unstructured weights are stored" + h)
     p.add_argument("--weight-format", dest="weight_format",
-                   help="csr or bitmap: how unstructured weights are stored" + h)
+                   help="deprecated name of --layout")
 
 
 def _add_workload_flags(p: argparse.ArgumentParser) -> None:
@@ -151,7 +155,23 @@ def _base_arch(args: argparse.Namespace) -> Arch:
     return load_scalesim_config(args.config) if args.config else Arch()
 
 
+def _former_flags(args: argparse.Namespace) -> None:
+    """Move the values of former flags (``--weight-format``) to their flags now, warning."""
+    for old, new in FORMER_FLAGS.items():
+        raw = getattr(args, old, None)
+        if raw is None:
+            continue
+        flag, now = "--" + old.replace("_", "-"), "--" + new.replace("_", "-")
+        if getattr(args, new, None) is not None:
+            raise ValueError(f"give {now} or its former name {flag}, not both")
+        print(f"warning: {flag} is deprecated, use {now}", file=sys.stderr)
+        warnings.warn(f"{flag} is deprecated, use {now}", DeprecationWarning, stacklevel=2)
+        setattr(args, new, raw)
+        setattr(args, old, None)
+
+
 def _arch_changes(args: argparse.Namespace, multi: bool) -> dict[str, Any]:
+    _former_flags(args)
     changes: dict[str, Any] = {}
     for flag, field in ARCH_FLAGS.items():
         raw = getattr(args, flag, None)

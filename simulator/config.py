@@ -12,17 +12,22 @@ Understood (keys case-insensitive, ``key : value`` or ``key = value``):
   the topology file, as in SCALE-Sim v3).
 * ``[sparse_ops]`` (this simulator's own, optional): ``Sparsity``, ``NM`` (``2:4``),
   ``Block`` (``16x16``), ``Balance``, ``WordBytes``, ``DramLatency``, ``ClockGHz``,
-  ``WeightFormat`` (``csr`` or ``bitmap``).
+  ``Layout`` (``csr`` or ``bitmap``; its former name ``WeightFormat`` still works, with a
+  ``DeprecationWarning``).
 
 Errors are ``ValueError`` naming the file, the line and the field.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
-from .arch import Arch
+from .arch import Arch, current_fields
+
+# The former name of the [sparse_ops] key Layout (Arch.weight_format, now Arch.layout).
+FORMER_LAYOUT_KEY = "WeightFormat"
 
 
 class ConfigError(ValueError):
@@ -149,13 +154,19 @@ def load_scalesim_config(path: str | Path, **overrides: Any) -> Arch:
     so = "sparse_ops"
     if so in ini:
         for key, target in (("Sparsity", "sparsity"), ("NM", "nm"), ("Block", "block"),
-                            ("WeightFormat", "weight_format")):
+                            ("Layout", "layout"), (FORMER_LAYOUT_KEY, "layout")):
             entry = get(so, key, required=False)
             if entry is not None:
                 value = entry[0]
+                if key == FORMER_LAYOUT_KEY:
+                    if "layout" in fields:
+                        raise ConfigError(f"{path}:{entry[1]}: field {entry[2]!r} in [{so}]: "
+                                          f"give Layout or its former name {key}, not both")
+                    warnings.warn(f"{path}:{entry[1]}: [{so}] {key} is deprecated, use "
+                                  f"Layout", DeprecationWarning, stacklevel=2)
                 if target == "block":
                     value = value.lower().replace("x", ":")
-                fields[target] = (value.lower() if target in ("sparsity", "weight_format")
+                fields[target] = (value.lower() if target in ("sparsity", "layout")
                                   else value)
         bal = boolean(so, "Balance")
         if bal is not None:
@@ -169,7 +180,7 @@ def load_scalesim_config(path: str | Path, **overrides: Any) -> Arch:
         clk = real(so, "ClockGHz", required=False)
         if clk is not None:
             fields["clock_ghz"] = clk
-    fields.update(overrides)
+    fields.update(current_fields(overrides, "load_scalesim_config"))
     try:
         return Arch(**fields)
     except (TypeError, ValueError) as exc:

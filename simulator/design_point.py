@@ -16,17 +16,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .arch import Arch
+from .arch import Arch, current_fields
+from .layout import DEFAULT_LAYOUT
 from .sparsity import check_density
-from .weight_format import DEFAULT_WEIGHT_FORMAT
 
 # Bump when a change alters any figure a row holds: stored rows then no longer match.
 SIMULATOR_VERSION = "1.1.0"
 
 WORKLOAD_AXES = ("density",)
-# Arch fields added after SIMULATOR_VERSION 1.1.0, with the default that gives the rows of
-# before: left out of a point's hash at that default, so stored point ids stay valid.
-LATER_FIELDS = {"weight_format": DEFAULT_WEIGHT_FORMAT}
+# Arch fields renamed since they were first hashed -> the name a point's hash uses for them:
+# the hash keeps the first name, so the ids of stored points stay valid.
+HASHED_NAMES = {"layout": "weight_format"}
+# Arch fields added after SIMULATOR_VERSION 1.1.0 (by hashed name), with the default that
+# gives the rows of before: left out of a point's hash at that default, so stored point ids
+# stay valid.
+LATER_FIELDS = {"weight_format": DEFAULT_LAYOUT}
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,10 @@ def design_points(grid: dict[str, Iterable[Any]], base: Arch | None = None,
     ``grid`` maps field names (plus ``"sram_kb"`` for all three buffers, and ``"density"``)
     to lists of values; fields not in it come from ``base``, the density from ``density``.
     The last key varies fastest. Invalid combinations raise the ``Arch`` error of the first.
+    A former field name (``weight_format``) is read as the current one, with a warning.
     """
     base = base or Arch()
+    grid = current_fields(dict(grid), "sweep grid")
     fields = set(Arch.__dataclass_fields__) | {"sram_kb"} | set(WORKLOAD_AXES)
     for key in grid:
         if key not in fields:
@@ -95,8 +101,9 @@ def point_id(point: DesignPoint, workload_key: str) -> str:
     ``workload_key`` (see ``evaluate.WorkloadSpec.key``) with this simulator version.
 
     Fields of ``LATER_FIELDS`` at their default are not hashed, so a point that existed
-    before such a field did keeps its id (and a results directory its points)."""
-    arch = point.arch.to_dict()
+    before such a field did keeps its id (and a results directory its points); renamed
+    fields are hashed under their first name (``HASHED_NAMES``)."""
+    arch = {HASHED_NAMES.get(k, k): v for k, v in point.arch.to_dict().items()}
     for key, default in LATER_FIELDS.items():
         if arch.get(key) == default:
             del arch[key]

@@ -1,5 +1,7 @@
-"""The public simulation calls: one GEMM, one convolution, a list of layers.
+"""The public simulation calls: one GEMM, one convolution, an SDDMM, a list of layers.
 
+Each checks its arguments, asks ``mask_choice`` which weight pattern to run (the one rule
+shared with ``PreparedWorkload``) and runs it with ``gemm_engine.run_gemm``:
 ``engine="fast"`` (default) uses the closed-form fold table (``folding.py``), the traffic
 model and the fold-level DRAM schedule (``memory.py``): its cost grows with the number of
 folds, not with cycles. ``engine="reference"`` (or ``trace=True``) steps every cycle
@@ -14,47 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from .arch import Arch
-from .energy import EnergyTable, estimate_energy
-from .folding import build_fold_table, build_sddmm_table
-from .memory import schedule, traffic
+from .arch import Arch, check_arch
+from .energy import EnergyTable
+from .folding import build_sddmm_table
+from .gemm_engine import ENGINES, check_engine, result_from_table, run_gemm
+from .mask_choice import prepare_mask
 from .pattern import WeightPattern
+from .prepared import PreparedWorkload
 from .result import Result, summarize
-from .sparsity import check_density, check_nm, synthetic_mask, to_numpy, weight_mask
-from .workload import ConvShape, Layer, check_dim
+from .sparsity import weight_mask
+from .workload import ConvShape, Layer, check_dim, conv_weight_to_gemm
 
-ENGINES = ("fast", "reference")
-
-
-def prepare_mask(arch: Arch, K: int, N: int, weight: Any = None, density: float | None = None,
-                 seed: int = 0) -> np.ndarray | None:
-    """The ``K x N`` nonzero pattern to simulate, or ``None`` for the closed-form dense case.
-
-    A given ``weight`` is used as is (and checked against ``arch.nm`` in ``"nm"`` mode). With
-    no weight, ``density`` makes a synthetic pattern of the architecture's kind: uniform for
-    ``"dense"`` and ``"unstructured"``, whole blocks for ``"block"``; ``"nm"`` without a weight
-    assumes exactly n nonzeros in every group of m.
-    """
-    if weight is not None:
-        if density is not None:
-            raise ValueError("give either weight or density, not both")
-        mask = weight_mask(weight, K, N)
-        if arch.sparsity == "nm":
-            check_nm(mask, *arch.nm)
-        return mask
-    density = check_density(density)
-    if density is None:
-        return None
-    if arch.sparsity == "nm":
-        return None
-    kind = "block" if arch.sparsity == "block" else "uniform"
-    return synthetic_mask(K, N, float(density), kind, seed=seed, block=arch.block)
-
-
-def _check_arch(arch: Any) -> Arch:
-    if not isinstance(arch, Arch):
-        raise TypeError(f"arch must be a simulator.Arch, got {type(arch).__name__}")
-    return arch
+# The public calls, and names that lived here before (ENGINES, conv_weight_to_gemm,
+# prepare_mask, result_from_table), still importable from here.
+__all__ = ["ENGINES", "conv_weight_to_gemm", "prepare_mask", "result_from_table",
+           "simulate_conv", "simulate_gemm", "simulate_layers", "simulate_sddmm",
+           "simulate_topology"]
 
 
 def simulate_gemm(arch: Arch, M: int, K: int, N: int, weight: Any = None, *,
@@ -77,10 +54,9 @@ def simulate_gemm(arch: Arch, M: int, K: int, N: int, weight: Any = None, *,
         pattern: the weight pattern already prepared (``pattern.WeightPattern``, e.g. by
             ``PreparedWorkload``), replacing ``weight``/``density``; reused across calls.
     """
-    arch = _check_arch(arch)
+    arch = check_arch(arch)
     M, K, N = check_dim("M", M), check_dim("K", K), check_dim("N", N)
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check_engine(engine)
     if pattern is not None:
         if weight is not None or density is not None:
             raise ValueError("give either pattern or weight/density, not both")
@@ -89,38 +65,8 @@ def simulate_gemm(arch: Arch, M: int, K: int, N: int, weight: Any = None, *,
         mask: np.ndarray | WeightPattern | None = pattern
     else:
         mask = prepare_mask(arch, K, N, weight, density, seed)
-    if trace or engine == "reference":
-        from .reference import run_reference
-
-        if isinstance(mask, WeightPattern):
-            mask = mask.mask
-        return run_reference(arch, M, K, N, mask, trace=trace, energy_table=energy_table,
-                             name=name)
-    table = build_fold_table(arch, M, K, N, mask)
-    return result_from_table(arch, M, K, N, table, energy_table, name)
-
-
-def result_from_table(arch: Arch, M: int, K: int, N: int, table: Any,
-                      energy_table: EnergyTable | str | Path | None, name: str) -> Result:
-    """Traffic, DRAM schedule and energy of a fold table, as a ``Result``."""
-    tr = traffic(table, arch)
-    tl = schedule(table.length, tr.load_words, tr.write_words, arch.bandwidth,
-                  arch.dram_latency)
-    compute = table.compute_cycles()
-    energy = estimate_energy(arch, table.useful_macs, table.performed_macs, tr.sram_reads,
-                             tr.sram_writes, tr.dram_reads, tr.dram_writes, energy_table)
-    return Result(
-        name=name, M=M, K=K, N=N, arch=arch,
-        compute_cycles=compute, stall_cycles=tl.stall, total_cycles=compute + tl.stall,
-        elapsed_cycles=tl.end,
-        utilization=table.useful_macs / (arch.pes * tl.end) if tl.end else 0.0,
-        mapping_efficiency=table.mapping_efficiency(),
-        useful_macs=table.useful_macs, performed_macs=table.performed_macs,
-        folds=table.folds, active_folds=int((table.length > 0).sum()),
-        sram_reads=tr.sram_reads, sram_writes=tr.sram_writes, dram_reads=tr.dram_reads,
-        dram_writes=tr.dram_writes, energy_pj=energy,
-        stall_breakdown={"fill": tl.fill, "between": tl.between, "drain": tl.drain},
-        engine="fast")
+    return run_gemm(arch, M, K, N, mask, engine=engine, trace=trace, energy_table=energy_table,
+                    name=name)
 
 
 def simulate_sddmm(arch: Arch, M: int, K: int, N: int, mask: Any = None, *,
@@ -134,7 +80,7 @@ def simulate_sddmm(arch: Arch, M: int, K: int, N: int, mask: Any = None, *,
     weight-gradient product of sparse training (dW at W's nonzeros). See
     ``folding.build_sddmm_table`` for how each dataflow skips work. Fast engine only.
     """
-    arch = _check_arch(arch)
+    arch = check_arch(arch)
     M, K, N = check_dim("M", M), check_dim("K", K), check_dim("N", N)
     if mask is not None:
         if density is not None:
@@ -146,23 +92,6 @@ def simulate_sddmm(arch: Arch, M: int, K: int, N: int, mask: Any = None, *,
         out = np.ones((M, N), dtype=bool)
     table = build_sddmm_table(arch, M, K, N, out)
     return result_from_table(arch, M, K, N, table, energy_table, name)
-
-
-def conv_weight_to_gemm(weight: Any, conv: ConvShape) -> np.ndarray:
-    """A convolution weight as the ``K x N`` GEMM weight of its im2col lowering.
-
-    Accepts ``(num_filters, channels, filter_h, filter_w)`` (PyTorch's layout; K is then
-    ordered channel-major, so N:M groups run along input channels) or ``K x N`` already.
-    """
-    arr = to_numpy(weight)
-    M, K, N = conv.gemm()
-    if arr.ndim == 4:
-        want = (conv.num_filters, conv.channels, conv.filter_h, conv.filter_w)
-        if tuple(arr.shape) != want:
-            raise ValueError(f"conv weight has shape {tuple(arr.shape)}, expected {want} "
-                             f"(num_filters, channels, filter_h, filter_w)")
-        return arr.reshape(conv.num_filters, -1).T
-    return arr
 
 
 def simulate_conv(arch: Arch, ifmap_h: int, ifmap_w: int, filter_h: int, filter_w: int,
@@ -178,13 +107,6 @@ def simulate_conv(arch: Arch, ifmap_h: int, ifmap_w: int, filter_h: int, filter_
     return simulate_gemm(arch, M, K, N, weight, **kwargs)
 
 
-def layer_arch(arch: Arch, layer: Layer) -> Arch:
-    """The architecture a layer runs on: an ``"nm"`` array takes the layer's own N:M ratio."""
-    if arch.sparsity == "nm" and layer.nm is not None and layer.nm[0] < layer.nm[1]:
-        return arch.with_(nm=layer.nm)
-    return arch
-
-
 def simulate_layers(arch: Arch, layers: list[Layer], *, weights: dict[str, Any] | None = None,
                     density: float | None = None, seed: int = 0, engine: str = "fast",
                     energy_table: EnergyTable | str | Path | None = None) -> list[Result]:
@@ -195,9 +117,7 @@ def simulate_layers(arch: Arch, layers: list[Layer], *, weights: dict[str, Any] 
     ``PreparedWorkload`` once and call its ``simulate``: the weight patterns are then
     derived once, not per call.
     """
-    from .prepared import PreparedWorkload
-
-    arch = _check_arch(arch)
+    arch = check_arch(arch)
     work = PreparedWorkload(layers, weights=weights, density=density, seed=seed)
     return work.simulate(arch, engine=engine, energy_table=energy_table)
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arch import Arch
+from .layout import metadata_words
 from .pattern import WeightPattern, lane_order, pattern_of
 from .sparsity import nm_slots
-from .weight_format import metadata_words
 
 __all__ = ["FoldTable", "build_fold_table", "build_sddmm_table", "index_bits", "lane_order",
            "tile_extents"]
@@ -205,7 +205,7 @@ def _os(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTa
         T = tile_max.astype(I64)
         kread = pat.tile_rows_touched(C, arch.balance)
         fwords = tile_nnz
-        mwords = metadata_words(arch.weight_format, nnz=tile_nnz, positions=K * cu, lanes=cu,
+        mwords = metadata_words(arch.layout, nnz=tile_nnz, positions=K * cu, lanes=cu,
                                 index_bits=index_bits(K), word_bits=wb)
         slots = tile_nnz
         nnz = tile_nnz
@@ -335,8 +335,8 @@ def _ws(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTa
                       ).astype(I64)
             inputs = pat.ws_fold_inputs(R, C, arch.balance, fold_base, F)
             positions = (pat.ws_fold_bitmap_bits(R, C, arch.balance, fold_base, F)
-                         if arch.weight_format == "bitmap" else 0)
-            mwords = metadata_words(arch.weight_format, nnz=fwords, positions=positions,
+                         if arch.layout == "bitmap" else 0)
+            mwords = metadata_words(arch.layout, nnz=fwords, positions=positions,
                                     lanes=cc, index_bits=index_bits(K), word_bits=wb)
             performed = int(M * fwords.sum())
         ifmap_tile = gid.astype(I64)
@@ -412,7 +412,7 @@ def _is(arch: Arch, M: int, K: int, N: int, pat: WeightPattern | None) -> FoldTa
         row_nnz = pat.row_nnz[pat.row_order(arch.balance)]
         T = np.maximum.reduceat(row_nnz, starts).astype(I64)
         fwords = np.add.reduceat(row_nnz, starts)
-        mwords = metadata_words(arch.weight_format, nnz=fwords, positions=rk * N, lanes=rk,
+        mwords = metadata_words(arch.layout, nnz=fwords, positions=rk * N, lanes=rk,
                                 index_bits=index_bits(N), word_bits=wb)
         inputs = rk
         slots = fwords

@@ -13,8 +13,8 @@ holds everything that does not depend on that cut, computed lazily and kept:
 
 The per-architecture questions (``tile_rows_touched``, ``ws_fold_inputs``, ...) are then a few
 vectorised passes over those lists, with no sorting and no hashing. Counts are exact: they
-equal what the closed-form code derives from the full mask (tested against the reference
-engine and the previous implementation).
+equal what the closed-form code derives from the full mask (tested field by field against
+the reference engine, ``tests/simulator/test_pattern.py``).
 """
 
 from __future__ import annotations

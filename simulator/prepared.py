@@ -2,9 +2,11 @@
 
 Everything about a layer's weights that no architecture changes (the mask, drawn from a seed
 or read from a weight, and what ``pattern.WeightPattern`` derives from it) is computed the
-first time an architecture needs it and kept, keyed by (layer, pattern kind, density). Every
-further architecture only folds those counts. ``simulate_layers`` builds a throw-away one per
-call; sweeps keep one per worker process (``workload_cache``).
+first time an architecture needs it and kept, keyed by (layer, ``MaskChoice.key``). Which
+pattern a layer runs with is decided by ``mask_choice.mask_choice``, the rule
+``simulate_gemm`` follows too. Every further architecture only folds those counts.
+``simulate_layers`` builds a throw-away one per call; sweeps keep one per worker process
+(``evaluate.prepared``).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from .arch import Arch
+from .arch import Arch, check_arch
 from .energy import EnergyTable, resolve_table
+from .gemm_engine import check_engine, run_gemm
+from .mask_choice import layer_arch, mask_choice
 from .pattern import WeightPattern
 from .result import Result
-from .sparsity import check_density, check_nm, synthetic_mask, weight_mask
-from .workload import Layer
+from .sparsity import check_density, weight_mask
+from .workload import Layer, conv_weight_to_gemm
 
 _DEFAULT = object()
 
@@ -39,8 +43,6 @@ class PreparedWorkload:
 
     def __init__(self, layers: list[Layer] | Layer, *, weights: dict[str, Any] | None = None,
                  density: float | None = None, seed: int = 0) -> None:
-        from .engine import conv_weight_to_gemm
-
         self.layers = [layers] if isinstance(layers, Layer) else list(layers)
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
@@ -58,51 +60,39 @@ class PreparedWorkload:
             if layer.conv is not None:
                 w = conv_weight_to_gemm(w, layer.conv)
             self._weight_masks[i] = weight_mask(w, layer.K, layer.N)
-        self._patterns: dict[tuple, WeightPattern | None] = {}
+        self._patterns: dict[tuple, WeightPattern] = {}
         self._nm_checked: set[tuple[int, tuple[int, int]]] = set()
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the prepared patterns (masks and nonzero lists)."""
-        return sum(p.nbytes for p in self._patterns.values() if p is not None)
+        return sum(p.nbytes for p in self._patterns.values())
 
     def pattern(self, i: int, arch: Arch, density: float | None | object = _DEFAULT
                 ) -> WeightPattern | None:
-        """The pattern layer ``i`` runs with on ``arch`` (``None``: dense, closed form).
+        """The pattern layer ``i`` runs with on ``arch`` (``None``: closed form).
 
-        A given weight is used as is (checked against ``arch.nm`` in ``"nm"`` mode). Otherwise
-        ``density`` draws a pattern of the architecture's kind: whole ``arch.block`` blocks for
-        ``"block"``, uniform for ``"dense"`` and ``"unstructured"``; ``"nm"`` assumes exactly
-        n nonzeros per group of m. Block and unstructured arrays without a density run an
-        all-nonzero pattern.
+        ``mask_choice.mask_choice`` decides it, with the layer's own N:M ratio (``Layer.nm``):
+        a given weight is used as is (checked against the N:M ratio in ``"nm"`` mode);
+        otherwise ``density`` (default: the workload's) draws a pattern of the
+        architecture's kind, and block and unstructured arrays without a density run an
+        all-nonzero pattern. Patterns are kept, one per (layer, ``MaskChoice.key``).
         """
         layer = self.layers[i]
         d = self.density if density is _DEFAULT else check_density(density)
-        mode = arch.sparsity
-        if i in self._weight_masks:
-            if mode == "nm" and (i, arch.nm) not in self._nm_checked:
-                check_nm(self._weight_masks[i], *arch.nm)
-                self._nm_checked.add((i, arch.nm))
-            key: tuple = (i, "weight")
-        elif d is None:
-            if mode not in ("block", "unstructured"):
-                return None
-            key = (i, "ones")
-        elif mode == "nm":
+        has_weight = i in self._weight_masks
+        # a layer's own weight wins over the workload's density
+        choice = mask_choice(arch, weight=has_weight, density=None if has_weight else d,
+                             layer_nm=layer.nm)
+        if choice.kind == "closed_form":
             return None
-        elif mode == "block":
-            key = (i, "block", d, arch.block)
-        else:
-            key = (i, "uniform", d)
+        if choice.nm is not None and (i, choice.nm) not in self._nm_checked:
+            choice.check(self._weight_masks[i])
+            self._nm_checked.add((i, choice.nm))
+        key = (i, choice.key)
         if key not in self._patterns:
-            if key[1] == "weight":
-                mask = self._weight_masks[i]
-            elif key[1] == "ones":
-                mask = np.ones((layer.K, layer.N), dtype=bool)
-            else:
-                mask = synthetic_mask(layer.K, layer.N, d, key[1], seed=self.seed + i,
-                                      block=arch.block)
-            self._patterns[key] = WeightPattern(mask)
+            self._patterns[key] = WeightPattern(choice.build(
+                layer.K, layer.N, weight_mask=self._weight_masks.get(i), seed=self.seed + i))
         return self._patterns[key]
 
     def simulate(self, arch: Arch, *, density: float | None | object = _DEFAULT,
@@ -113,22 +103,21 @@ class PreparedWorkload:
         ``density`` overrides the workload's default for this call (patterns of every
         density used are kept).
         """
-        from .engine import _check_arch, layer_arch, simulate_gemm
-
-        arch = _check_arch(arch)
+        arch = check_arch(arch)
+        check_engine(engine)
         d = self.density if density is _DEFAULT else check_density(density)
         table = resolve_table(energy_table)
         out = []
         same: dict[tuple, Result] = {}  # closed-form (pattern-free) GEMMs of equal shape
         for i, layer in enumerate(self.layers):
-            la = layer_arch(arch, layer)
+            la = layer_arch(arch, layer.nm)
             pat = self.pattern(i, la, d)
             key = (la, layer.M, layer.K, layer.N)
             if pat is None and key in same:
                 out.append(dataclasses.replace(same[key], name=layer.name))
                 continue
-            r = simulate_gemm(la, layer.M, layer.K, layer.N, engine=engine,
-                              energy_table=table, name=layer.name, pattern=pat)
+            r = run_gemm(la, layer.M, layer.K, layer.N, pat, engine=engine,
+                         energy_table=table, name=layer.name)
             if pat is None:
                 same[key] = r
             out.append(r)

@@ -20,9 +20,9 @@ import numpy as np
 from .arch import Arch
 from .energy import EnergyTable, estimate_energy
 from .folding import index_bits
+from .layout import metadata_words
 from .result import Result
 from .sparsity import block_mask
-from .weight_format import metadata_words
 
 MAX_CYCLES = 2_000_000
 
@@ -84,9 +84,9 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def _meta(arch: Arch, nnz: int, positions: int, lanes: int, length: int) -> int:
-    """Unstructured metadata words of one stored tile in ``arch.weight_format``; ``length``
+    """Unstructured metadata words of one stored tile in ``arch.layout``; ``length``
     is the extent a CSR index addresses (K, or N in ``is``)."""
-    return int(metadata_words(arch.weight_format, nnz=nnz, positions=positions, lanes=lanes,
+    return int(metadata_words(arch.layout, nnz=nnz, positions=positions, lanes=lanes,
                               index_bits=index_bits(length), word_bits=arch.word_bits))
 
 
@@ -329,7 +329,7 @@ def _ws_folds(folds, arch, M, K, t_idx, tcols, lanes, mask, mode, nm_bits, in_bl
                 blocks += len({col // bn for col in tcols if bmask[kb, col // bn]})
             meta = blocks + len(block_rows) + (1 if ru else 0)
         elif mode == "unstructured":
-            bits = _ws_bitmap_bits(lanes, r0, R, K) if arch.weight_format == "bitmap" else 0
+            bits = _ws_bitmap_bits(lanes, r0, R, K) if arch.layout == "bitmap" else 0
             meta = _meta(arch, placed, bits, cu, K)
         else:
             meta = 0

@@ -83,7 +83,7 @@ class Result:
             "name": self.name, "M": self.M, "K": self.K, "N": self.N,
             "rows": a.rows, "cols": a.cols, "dataflow": a.dataflow, "sparsity": a.sparsity,
             "nm": f"{a.nm[0]}:{a.nm[1]}", "block": f"{a.block[0]}x{a.block[1]}",
-            "balance": a.balance, "weight_format": a.weight_format,
+            "balance": a.balance, "layout": a.layout,
             "ifmap_sram_kb": a.ifmap_sram_kb,
             "filter_sram_kb": a.filter_sram_kb, "ofmap_sram_kb": a.ofmap_sram_kb,
             "dram_words_per_cycle": a.dram_words_per_cycle, "word_bytes": a.word_bytes,

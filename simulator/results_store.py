@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 PART_GLOB = "part-*.parquet"
+# Columns renamed since a results file could hold them -> their names now (Arch.weight_format
+# is Arch.layout): rows read from older files come back under the current names.
+FORMER_COLUMNS = {"weight_format": "layout"}
 # Columns that may be None (nullable floats) whatever the first chunk holds.
 FLOAT_COLUMNS = frozenset({"dram_words_per_cycle", "density", "utilization",
                            "mapping_efficiency", "ifmap_sram_kb", "filter_sram_kb",
@@ -77,7 +80,9 @@ class ResultsStore:
         return sorted(self.path.glob(PART_GLOB), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """Every stored row by ``point_id`` (a point stored twice counts once: the first)."""
+        """Every stored row by ``point_id`` (a point stored twice counts once: the first).
+
+        Columns of older files under a former name (``FORMER_COLUMNS``) are renamed."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -89,6 +94,9 @@ class ResultsStore:
                 raise ValueError(f"{f}: not a readable Parquet file: {exc}") from exc
             if "point_id" not in table.column_names:
                 raise ValueError(f"{f}: no point_id column: not a simulator results file")
+            renamed = [FORMER_COLUMNS.get(c, c) for c in table.column_names]
+            if renamed != table.column_names and len(set(renamed)) == len(renamed):
+                table = table.rename_columns(renamed)
             for row in table.to_pylist():
                 out.setdefault(row["point_id"], row)
         return out

@@ -16,13 +16,14 @@ A space file is YAML::
       - mode: unstructured
         density: [0.1, 0.3]    # density of the synthetic weight patterns
         balance: [false, true]
-        weight_format: [csr, bitmap]   # how the sparse weights are stored
+        layout: [csr, bitmap]  # how the sparse weights are stored
     seed: 0                    # optional: seed of the patterns
 
 A range is ``{low, high}`` with optional ``step`` and ``log``; it is an integer range when
 ``low``, ``high`` (and ``step``) are integers. ``dram_words_per_cycle: none`` (or ``null``)
 means unlimited. Errors are ``SpaceError`` (a ``ValueError``) naming the file, the line and
-the field.
+the field. A former ``Arch`` field name (``weight_format`` for ``layout``) is read as the
+current one, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ from typing import Any
 
 import yaml
 
-from .arch import SPARSITY_MODES, Arch
+from .arch import FIELD_ALIASES, SPARSITY_MODES, Arch, field_name
 from .design_point import DesignPoint
 from .sparsity import check_density
 
 TOP_KEYS = ("base", "arch", "sparsity", "seed")
-SPARSITY_KEYS = ("mode", "density", "nm", "block", "balance", "weight_format")
+SPARSITY_KEYS = ("mode", "density", "nm", "block", "balance", "layout")
 # the per-mode Arch fields a sparsity entry may sweep
-MODE_FIELDS = ("nm", "block", "balance", "weight_format")
+MODE_FIELDS = ("nm", "block", "balance", "layout")
 ARCH_FIELDS = tuple(f for f in Arch.__dataclass_fields__ if f not in ("sparsity", "name")) \
     + ("sram_kb",)
 
@@ -162,6 +163,22 @@ def _mapping(node: yaml.Node, path: str, where: str) -> list[tuple[str, yaml.Nod
     return out
 
 
+def _arch_keys(items: list[tuple[str, yaml.Node, int]], path: str, where: str
+               ) -> list[tuple[str, yaml.Node, int]]:
+    """``items`` with former ``Arch`` field names replaced by the current ones (warned)."""
+    out = []
+    given = {k for k, _, _ in items}
+    for key, node, ln in items:
+        if key in FIELD_ALIASES:
+            new = field_name(key, f"{path}:{ln}: field '{where}.{key}'", stacklevel=4)
+            if new in given:
+                raise SpaceError(f"{path}:{ln}: field '{where}.{key}': give {new!r} or its "
+                                 f"former name {key!r}, not both")
+            key = new
+        out.append((key, node, ln))
+    return out
+
+
 def _convert(name: str, value: Any) -> Any:
     if name == "dram_words_per_cycle" and isinstance(value, str) \
             and value.strip().lower() in ("none", "unlimited", "inf"):
@@ -236,7 +253,7 @@ def _sparsity(path: str, node: yaml.Node, base: Arch) -> list[SparsityOption]:
     options: list[SparsityOption] = []
     for n, entry in enumerate(node.value):
         where = f"sparsity[{n}]"
-        items = _mapping(entry, path, where)
+        items = _arch_keys(_mapping(entry, path, where), path, where)
         keys = {k: (v, ln) for k, v, ln in items}
         for k, _, ln in items:
             if k not in SPARSITY_KEYS:
@@ -308,7 +325,8 @@ def load_space(path: str | Path) -> Space:
     base = Arch()
     if "base" in sections:
         change = {}
-        for k, v, ln in _mapping(sections["base"][0], str(p), "base"):
+        for k, v, ln in _arch_keys(_mapping(sections["base"][0], str(p), "base"), str(p),
+                                   "base"):
             if k not in ARCH_FIELDS and k != "sparsity":
                 raise SpaceError(f"{p}:{ln}: field 'base.{k}': not an Arch field")
             val = _check_value(str(p), ln, f"base.{k}", k, _construct(v), base)
@@ -321,7 +339,7 @@ def load_space(path: str | Path) -> Space:
     if "arch" not in sections:
         raise SpaceError(f"{p}: no 'arch' mapping of swept Arch fields")
     axes: dict[str, list[Any] | Range] = {}
-    for k, v, ln in _mapping(sections["arch"][0], str(p), "arch"):
+    for k, v, ln in _arch_keys(_mapping(sections["arch"][0], str(p), "arch"), str(p), "arch"):
         if k not in ARCH_FIELDS:
             hint = " (sweep it in the 'sparsity' section)" if k == "sparsity" else ""
             raise SpaceError(f"{p}:{ln}: field 'arch.{k}': not a sweepable Arch field{hint}")

@@ -1,120 +1,32 @@
-"""How an unstructured-sparse weight tile is stored: the metadata words of each encoding.
-
-``Arch(sparsity="unstructured", weight_format=...)`` picks the encoding of the weight tiles
-the array fetches (the other sparsity modes have their own fixed formats and ignore it).
-Both keep the nonzero values packed, one word each; they differ in the metadata that says
-where the values sit. For a tile of ``P`` weight positions cut into ``lanes`` lanes (PE
-columns in ``os``/``ws``, PE rows in ``is``) holding ``nnz`` nonzeros, with index width
-``b = index_bits`` (``ceil(log2 K)``, ``is``: ``ceil(log2 N)``) and ``w = word_bits``:
-
-* ``"csr"`` (the default, the model the simulator always had): a ``b``-bit index per nonzero
-  plus one pointer (count) word per lane::
-
-      csr_words(tile) = ceil(nnz * b / w) + lanes
-
-* ``"bitmap"`` (SparAMX, arXiv 2502.12444): one bit per position, no per-lane pointers (a
-  lane finds its values by a popcount of the bits before it)::
-
-      bitmap_words(tile) = ceil(P / w)
-
-At density ``d = nnz / P``, ignoring the rounding, the metadata alone costs the same at
-``d* = 1 / b`` (bitmap cheaper above, CSR cheaper below); CSR's lane pointers move the exact
-crossing down to ``(1 / b) * (1 - w / L)`` with ``L = P / lanes`` positions per lane. With
-the values counted too, a bitmap tile (``d P + P / w`` words) is as large as the dense tile
-(``P`` words) at ``d = 1 - 1 / w``, a CSR tile (``d P (1 + b / w) + P / L``) at
-``d = (1 - 1 / L) / (1 + b / w)``.
-"""
+"""Deprecated: the former name of ``simulator.layout`` (``Arch.weight_format`` is now
+``Arch.layout``). Importing it warns; it only re-exports ``layout``'s names under their old
+names, so code written against them keeps working."""
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
 
-WEIGHT_FORMATS = ("csr", "bitmap")
-DEFAULT_WEIGHT_FORMAT = "csr"
+from .layout import (
+    DEFAULT_LAYOUT,
+    LAYOUTS,
+    bitmap_words,
+    break_even_density,
+    check_layout,
+    csr_words,
+    dense_break_even_density,
+    metadata_words,
+)
+
+warnings.warn("simulator.weight_format is deprecated: use simulator.layout (Arch.layout)",
+              DeprecationWarning, stacklevel=2)
+
+WEIGHT_FORMATS = LAYOUTS
+DEFAULT_WEIGHT_FORMAT = DEFAULT_LAYOUT
 
 __all__ = ["DEFAULT_WEIGHT_FORMAT", "WEIGHT_FORMATS", "bitmap_words", "break_even_density",
            "check_weight_format", "csr_words", "dense_break_even_density", "metadata_words"]
 
-I64 = np.int64
-
 
 def check_weight_format(value: object) -> str:
-    """``value`` as a weight format (stripped, lower case).
-
-    Raises:
-        TypeError: not a string.
-        ValueError: not one of ``WEIGHT_FORMATS`` (the message names ``Arch.weight_format``).
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"Arch.weight_format must be a string, got {type(value).__name__} "
-                        f"{value!r}")
-    fmt = value.strip().lower()
-    if fmt not in WEIGHT_FORMATS:
-        raise ValueError(f"Arch.weight_format must be one of {WEIGHT_FORMATS}, got {value!r}")
-    return fmt
-
-
-def _ceil_div(a: np.ndarray | int, b: int) -> np.ndarray:
-    return -(-np.asarray(a, dtype=I64) // b)
-
-
-def csr_words(nnz: np.ndarray | int, lanes: np.ndarray | int, index_bits: int,
-              word_bits: int) -> np.ndarray:
-    """CSR metadata of tiles: ``ceil(nnz * index_bits / word_bits) + lanes`` words each."""
-    return _ceil_div(np.asarray(nnz, dtype=I64) * index_bits, word_bits) \
-        + np.asarray(lanes, dtype=I64)
-
-
-def bitmap_words(positions: np.ndarray | int, word_bits: int) -> np.ndarray:
-    """Bitmap metadata of tiles: ``ceil(positions / word_bits)`` words each."""
-    return _ceil_div(positions, word_bits)
-
-
-def metadata_words(fmt: str, *, nnz: np.ndarray | int, positions: np.ndarray | int,
-                   lanes: np.ndarray | int, index_bits: int, word_bits: int) -> np.ndarray:
-    """Metadata words of tiles stored as ``fmt`` (``"csr"`` or ``"bitmap"``), element-wise.
-
-    ``nnz``: nonzeros of each tile; ``positions``: weight positions the tile covers (its
-    bits in a bitmap); ``lanes``: lanes the tile spans (CSR pointers); ``index_bits``: CSR
-    index width. Tiles without a nonzero are not stored and cost 0 in either format.
-    """
-    nnz = np.asarray(nnz, dtype=I64)
-    if fmt == "csr":
-        words = csr_words(nnz, lanes, index_bits, word_bits)
-    elif fmt == "bitmap":
-        words = bitmap_words(positions, word_bits)
-    else:
-        raise ValueError(f"Arch.weight_format must be one of {WEIGHT_FORMATS}, got {fmt!r}")
-    return np.where(nnz > 0, words, 0)
-
-
-def break_even_density(index_bits: int, word_bits: int | None = None,
-                       lane_positions: int | None = None) -> float:
-    """Density at which CSR and bitmap metadata cost the same (bitmap cheaper above).
-
-    ``1 / index_bits`` for the metadata alone; with ``word_bits`` and ``lane_positions``
-    (``L``) CSR's one pointer word per lane is counted too: ``(1 / index_bits) * (1 - w / L)``
-    (clipped at 0). Rounding to whole words per tile is ignored.
-    """
-    d = 1.0 / index_bits
-    if word_bits is not None and lane_positions is not None:
-        d *= max(0.0, 1.0 - word_bits / lane_positions)
-    return d
-
-
-def dense_break_even_density(fmt: str, word_bits: int, index_bits: int | None = None,
-                             lane_positions: int | None = None) -> float:
-    """Density at which a tile stored as ``fmt`` (values + metadata) is as large as dense.
-
-    Bitmap: ``1 - 1 / word_bits``. CSR: ``(1 - 1 / L) / (1 + index_bits / word_bits)`` with
-    ``L = lane_positions`` (``1 / L`` dropped when it is ``None``). Below it the sparse tile is
-    smaller. Rounding to whole words per tile is ignored.
-    """
-    if fmt == "bitmap":
-        return 1.0 - 1.0 / word_bits
-    if fmt == "csr":
-        if index_bits is None:
-            raise ValueError("the CSR break-even against dense needs index_bits")
-        pointers = 1.0 / lane_positions if lane_positions else 0.0
-        return (1.0 - pointers) / (1.0 + index_bits / word_bits)
-    raise ValueError(f"Arch.weight_format must be one of {WEIGHT_FORMATS}, got {fmt!r}")
+    """``layout.check_layout`` under its former name."""
+    return check_layout(value, "Arch.weight_format")

@@ -14,6 +14,10 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from .sparsity import to_numpy
+
 
 def check_dim(name: str, value: Any) -> int:
     """A positive integer dimension, or ``TypeError``/``ValueError`` naming it."""
@@ -58,6 +62,25 @@ class ConvShape:
         """``(M, K, N)`` of the im2col lowering."""
         return (self.ofmap_h * self.ofmap_w, self.filter_h * self.filter_w * self.channels,
                 self.num_filters)
+
+
+def conv_weight_to_gemm(weight: Any, conv: ConvShape) -> np.ndarray:
+    """A convolution weight as the ``K x N`` GEMM weight of its im2col lowering.
+
+    Accepts ``(num_filters, channels, filter_h, filter_w)`` (PyTorch's layout; K is then
+    ordered channel-major, so N:M groups run along input channels) or ``K x N`` already.
+
+    Raises:
+        ValueError: a 4-D weight whose shape is not the convolution's.
+    """
+    arr = to_numpy(weight)
+    if arr.ndim == 4:
+        want = (conv.num_filters, conv.channels, conv.filter_h, conv.filter_w)
+        if tuple(arr.shape) != want:
+            raise ValueError(f"conv weight has shape {tuple(arr.shape)}, expected {want} "
+                             f"(num_filters, channels, filter_h, filter_w)")
+        return arr.reshape(conv.num_filters, -1).T
+    return arr
 
 
 @dataclass(frozen=True)

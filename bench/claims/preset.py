@@ -96,9 +96,9 @@ def sparse_arch(arch: sim.Arch, layout: str, block: int = 1, nm: tuple[int, int]
 
     By the layout's family in the sparse_ops registry: unstructured (``csr``, ``bitmap``) →
     zero skipping per PE lane (``"unstructured"``, SparTen-style ``balance``) with the weight
-    tiles stored in that layout's encoding (``Arch.weight_format``: CSR indices or one bit a
-    position); block (``bsr``) → skipping all-zero ``block x block`` tiles; ``nm`` → an N:M
-    sparse array (sparse tensor core style); ``dense`` → ``arch`` itself.
+    tiles stored in that layout (``Arch.layout``: CSR indices or one bit a position); block
+    (``bsr``) → skipping all-zero ``block x block`` tiles; ``nm`` → an N:M sparse array
+    (sparse tensor core style); ``dense`` → ``arch`` itself.
     """
     if layout == "dense":
         return arch
@@ -107,10 +107,10 @@ def sparse_arch(arch: sim.Arch, layout: str, block: int = 1, nm: tuple[int, int]
     except ValueError:
         raise ValueError(f"layout: expected dense or one of {names()}, got {layout!r}") from None
     if family == "unstructured":
-        if layout not in sim.WEIGHT_FORMATS:
-            raise ValueError(f"layout: the simulator has no weight format {layout!r} "
-                             f"(Arch.weight_format: one of {sim.WEIGHT_FORMATS})")
-        return arch.with_(sparsity="unstructured", balance=balance, weight_format=layout)
+        if layout not in sim.LAYOUTS:
+            raise ValueError(f"layout: the simulator has no layout {layout!r} "
+                             f"(Arch.layout: one of {sim.LAYOUTS})")
+        return arch.with_(sparsity="unstructured", balance=balance, layout=layout)
     if family == "block":
         return arch.with_(sparsity="block", block=(block, block))
     return arch.with_(sparsity="nm", nm=nm)

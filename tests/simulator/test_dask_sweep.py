@@ -1,5 +1,7 @@
 """Sweeps on a 2-worker Dask LocalCluster (localhost): same rows as the local executor, a
-worker killed mid-sweep loses no point, a SIGKILLed driver resumes from its results."""
+driver that dies after k chunks resumes from its results (deterministic); and, marked
+``chaos`` (wall-clock races, left out of the default run: ``pytest -m chaos`` runs them), a
+worker killed mid-sweep loses no point and a SIGKILLed driver resumes from its results."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 import simulator as sim
 from simulator.dask_executor import DaskExecutor
 from simulator.results_store import ResultsStore
+from tests.simulator import test_sweep_resume as resume
 
 distributed = pytest.importorskip("distributed")
 
@@ -58,6 +61,22 @@ def test_dask_rows_equal_local_rows(cluster):
     assert len({r["point_id"] for r in local}) == 48
 
 
+@pytest.mark.parametrize("k", [0, 2])
+def test_driver_dying_after_k_chunks_resumes_on_dask(cluster, tmp_path, k):
+    """The deterministic form of the driver-kill test below: the executor dies after ``k``
+    chunks came back (the others were in flight), the rerun gives every point once."""
+    lc, client = cluster
+    full = _local(resume.points(), resume.LAYERS)
+    with DaskExecutor(client=client) as ex:
+        rows, again, stored = resume.interrupted_then_resumed(ex, ex, tmp_path, 4, k)
+    unique = sorted({r["point_id"] for r in full})
+    assert len(unique) == 16 and stored == 4 * k  # 4 chunks of 4, in any order
+    assert rows == full
+    assert again.points_given == len(unique) - stored
+    assert sorted(resume.stored_point_ids(tmp_path)) == unique
+
+
+@pytest.mark.chaos
 def test_worker_killed_mid_sweep_loses_no_point(cluster, tmp_path):
     lc, client = cluster
     local = _local(SLOW_GRID, SLOW_LAYERS)
@@ -115,6 +134,7 @@ DRIVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.chaos
 def test_driver_sigkill_then_resume_gives_every_point_once(cluster, tmp_path):
     lc, client = cluster
     out = tmp_path / "results"

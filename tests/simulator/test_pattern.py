@@ -1,8 +1,14 @@
-"""The pattern-based fold tables equal the ones computed from the full mask before issue 12."""
+"""The fast engine's pattern-based fold tables equal the reference engine's, field by field.
+
+The reference engine (``simulator.reference.plan_folds``) re-derives every fold from the full
+mask with plain loops; ``fold_oracle`` puts its folds in the form of a ``FoldTable``. Small
+and skewed shapes are compared with it live; network layers, too large to step through in
+every run, against its tables pinned in ``data/fold_tables.json``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -10,40 +16,34 @@ import pytest
 import simulator as sim
 from simulator.folding import build_fold_table
 from simulator.pattern import WeightPattern
-from tests.simulator import _folding_before as before
+from tests.simulator import fold_oracle as oracle
 
-MODES = ("dense", "block", "unstructured")
-
-
-def assert_same_table(new, old) -> None:
-    for f in dataclasses.fields(old):
-        a, b = getattr(new, f.name), getattr(old, f.name)
-        assert np.array_equal(np.asarray(a), np.asarray(b)), f.name
+PINNED = json.loads(oracle.DATA.read_text())
 
 
-def _layers(name: str, picks: list[int]) -> list[sim.Layer]:
-    layers = sim.load_topology(sim.bundled_topology(name))
-    return [layers[i] for i in picks]
+def test_pinned_data_covers_every_case():
+    assert PINNED["fields"] == list(oracle.FIELDS)
+    keys = [key for layer in oracle.network_layers() for key, _ in oracle.network_cases(layer)]
+    assert sorted(keys) == sorted(PINNED["cases"]) and len(keys) == 216
 
 
-@pytest.mark.parametrize("layer", _layers("resnet50", [0, 2, 9, 30, 50]) +
-                         _layers("bert_base", [0, 3, 20]), ids=lambda x: x.name)
-def test_network_layers_match_previous_code(layer):
-    M = min(layer.M, 64)  # M only scales the counts; keep the old code's runs short
-    mask = sim.synthetic_weight(layer.K, layer.N, 0.3, seed=7) != 0
-    pat = WeightPattern(mask)  # one pattern shared by every architecture, as in a sweep
-    for mode in MODES:
-        for df in ("os", "ws", "is"):
-            for rows, cols, balance in ((16, 16, False), (32, 8, True), (7, 48, True)):
-                arch = sim.Arch(rows=rows, cols=cols, dataflow=df, sparsity=mode,
-                                balance=balance, block=(8, 4))
-                assert_same_table(build_fold_table(arch, M, layer.K, layer.N, pat),
-                                  before.build_fold_table(arch, M, layer.K, layer.N, mask))
+@pytest.mark.parametrize("layer", oracle.network_layers(), ids=lambda x: x.name)
+def test_network_layers_match_the_reference_engine(layer):
+    M = min(layer.M, oracle.NETWORK_M)
+    pat = WeightPattern(oracle.network_mask(layer))  # one pattern for every array, as in a sweep
+    for key, arch in oracle.network_cases(layer):
+        want = PINNED["cases"][key]
+        assert (want["M"], want["K"], want["N"]) == (M, layer.K, layer.N), key
+        got = oracle.digest(oracle.fast_table(arch, M, layer.K, layer.N, pat))
+        assert got["folds"] == want["folds"], key
+        sums = dict(zip(oracle.FIELDS, got["sums"], strict=True))
+        assert sums == dict(zip(oracle.FIELDS, want["sums"], strict=True)), key
+        assert got["sha256"] == want["sha256"], key
 
 
 @pytest.mark.parametrize("kind", ["uniform", "powerlaw"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_skewed_and_tiny_arrays_match_previous_code(kind, seed):
+def test_skewed_and_tiny_arrays_match_the_reference_engine(kind, seed):
     """Power-law lanes and 1-row arrays spread a run over many row folds (the exact fallback
     of ``ws_fold_inputs``); small, odd shapes hit every edge tile."""
     rng = np.random.default_rng(seed)
@@ -56,8 +56,30 @@ def test_skewed_and_tiny_arrays_match_previous_code(kind, seed):
             for balance in (False, True):
                 arch = sim.Arch(rows=rows, cols=cols, dataflow=df, sparsity="unstructured",
                                 balance=balance)
-                assert_same_table(build_fold_table(arch, 5, K, N, pat),
-                                  before.build_fold_table(arch, 5, K, N, mask))
+                oracle.assert_same_table(oracle.fast_table(arch, 5, K, N, pat),
+                                         oracle.reference_table(arch, 5, K, N, mask),
+                                         f"seed {seed} {K}x{N} {df} {rows}x{cols} {balance}")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_every_mode_and_layout_matches_the_reference_engine(seed):
+    """Random small GEMMs, every sparsity mode, dataflow and layout (seeded, see ids)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        K, N, M = (int(x) for x in rng.integers(1, 40, size=3))
+        kind = str(rng.choice(["uniform", "powerlaw", "block"]))
+        mask = sim.synthetic_weight(K, N, float(rng.uniform(0.02, 1)), kind, seed=seed,
+                                    alpha=2.0, block=(2, 3)) != 0
+        pat = WeightPattern(mask)
+        for mode in ("dense", "block", "unstructured"):
+            for df in ("os", "ws", "is"):
+                arch = sim.Arch(rows=int(rng.integers(1, 9)), cols=int(rng.integers(1, 9)),
+                                dataflow=df, sparsity=mode, balance=bool(rng.integers(2)),
+                                block=(int(rng.integers(1, 5)), int(rng.integers(1, 5))),
+                                layout=str(rng.choice(["csr", "bitmap"])))
+                oracle.assert_same_table(oracle.fast_table(arch, M, K, N, pat),
+                                         oracle.reference_table(arch, M, K, N, mask),
+                                         f"seed {seed}: {arch} M={M} K={K} N={N}")
 
 
 @pytest.mark.parametrize("cols", [4, 2])
@@ -69,8 +91,8 @@ def test_wide_runs_are_exact(cols):
     mask[:, 0] = mask[:, 1] = True
     mask[::50, 2] = mask[::40, 3] = True
     arch = sim.Arch(rows=1, cols=cols, dataflow="ws", sparsity="unstructured")
-    assert_same_table(build_fold_table(arch, 3, 400, 4, WeightPattern(mask)),
-                      before.build_fold_table(arch, 3, 400, 4, mask))
+    oracle.assert_same_table(oracle.fast_table(arch, 3, 400, 4, WeightPattern(mask)),
+                             oracle.reference_table(arch, 3, 400, 4, mask))
 
 
 def test_pattern_checks_and_caches():

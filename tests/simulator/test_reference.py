@@ -21,7 +21,7 @@ def cases(draw):
         rows=draw(st.integers(1, 5)), cols=draw(st.integers(1, 5)),
         dataflow=draw(st.sampled_from(["os", "ws", "is"])), sparsity=mode, nm=(n, m),
         block=(draw(st.integers(1, 4)), draw(st.integers(1, 4))),
-        balance=draw(st.booleans()), weight_format=draw(st.sampled_from(["csr", "bitmap"])),
+        balance=draw(st.booleans()), layout=draw(st.sampled_from(["csr", "bitmap"])),
         dram_words_per_cycle=draw(st.sampled_from([None, 0.25, 1, 3, 16])),
         dram_latency=draw(st.integers(0, 12)),
         ifmap_sram_kb=draw(st.sampled_from([0.03, 0.25, 4])),
