@@ -5,9 +5,10 @@ SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 
 .PHONY: demo test build kernels bench models dst dse load wheel-check sanitize clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 # The C++ extension sparse_ops/_C*.so, rebuilt when a source changes, and the repo put on the

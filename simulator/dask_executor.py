@@ -7,11 +7,23 @@ others, every worker able to ``import simulator``); ``DaskExecutor(client=...)``
 ``distributed.Client`` you made (a ``dask_jobqueue.SLURMCluster``'s, say). Each chunk is one
 task. A task whose worker dies is run again on another worker by the scheduler (up to
 ``distributed.scheduler.allowed-failures`` times), so no point is lost.
+
+From a script without ``if __name__ == "__main__":``: Dask starts its local workers with
+``multiprocessing``'s spawn, which runs the parent's ``__main__`` file again in each worker;
+an unguarded script would start its sweep again there, and Dask reports only "Nanny failed
+to start". The workers need nothing from ``__main__`` (the chunk function lives in
+``simulator``), so the LocalCluster is started with ``__main__``'s file and module spec
+hidden from multiprocessing, and the workers do not re-run the script. Code that still ends
+up starting an executor inside a spawned child's start-up gets a ``RuntimeError`` that says
+what to add.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +31,45 @@ from .design_point import DesignPoint
 from .evaluate import WorkloadSpec, evaluate_chunk
 
 Chunk = list[tuple[int, DesignPoint]]
+
+GUARD_ADVICE = (
+    "put the code that runs the sweep under `if __name__ == \"__main__\":` (worker processes "
+    "started with spawn run the main script again), or pass address= of a running Dask "
+    "scheduler"
+)
+
+
+def in_spawned_startup() -> bool:
+    """Whether this process is a spawned child still re-running its parent's main script."""
+    main = sys.modules.get("__main__")
+    return (getattr(main, "__name__", "") == "__mp_main__"
+            or bool(getattr(multiprocessing.current_process(), "_inheriting", False)))
+
+
+@contextlib.contextmanager
+def main_not_reimported() -> Iterator[None]:
+    """While open, processes started with spawn / forkserver do not run ``__main__`` again.
+
+    multiprocessing re-runs the parent's main module in a child when ``__main__`` has a
+    ``__spec__`` (``python -m``) or a ``__file__`` (a script); both are hidden here and put
+    back on exit. Only for children that need nothing defined in ``__main__``.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    missing = object()
+    saved = {k: main.__dict__.get(k, missing) for k in ("__file__", "__spec__")}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is missing:
+                main.__dict__.pop(k, None)
+            else:
+                main.__dict__[k] = v
 
 
 class DaskExecutor:
@@ -54,14 +105,26 @@ class DaskExecutor:
         else:
             import dask
 
+            if in_spawned_startup():
+                raise RuntimeError(
+                    "executor='dask': this process is a worker process re-running its "
+                    "parent's main script, which started a Dask cluster again; "
+                    + GUARD_ADVICE)
             n = n_workers or os.cpu_count() or 1
             # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's
             # adaptive mmap threshold: every large numpy temporary is then mapped and faulted
             # in afresh, which slows the sparse folds down markedly. Leave glibc's default.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ."
-                                  "MALLOC_TRIM_THRESHOLD_": None}):
-                self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
-                                             processes=True, dashboard_address=None)
+            try:
+                with dask.config.set({"distributed.nanny.pre-spawn-environ."
+                                      "MALLOC_TRIM_THRESHOLD_": None}), main_not_reimported():
+                    self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
+                                                 processes=True, dashboard_address=None)
+            except RuntimeError as exc:
+                if "failed to start" not in str(exc):
+                    raise
+                raise RuntimeError(f"executor='dask': the local Dask workers failed to start "
+                                   f"({exc}); if this runs from a script, " + GUARD_ADVICE
+                                   ) from exc
             self.client = Client(self._cluster)
 
     @property

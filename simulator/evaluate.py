@@ -30,13 +30,15 @@ _CACHE: OrderedDict[str, PreparedWorkload] = OrderedDict()
 @dataclass(frozen=True)
 class WorkloadSpec:
     """The workload of a sweep: ``layers`` run one after another, layer ``i`` drawing its
-    synthetic pattern with seed ``seed + i``, priced with ``energy_table`` and
-    ``area_table`` (resolved tables, not paths)."""
+    synthetic pattern with seed ``seed + i`` unless ``weights`` (``PackedPatterns``) holds
+    its real one, priced with ``energy_table`` and ``area_table`` (resolved tables, not
+    paths)."""
 
     layers: tuple[Layer, ...]
     seed: int
     energy_table: EnergyTable
     area_table: AreaTable
+    weights: Any = None
 
     @property
     def key(self) -> str:
@@ -45,9 +47,12 @@ class WorkloadSpec:
         if cached is None:
             layers = [[x.name, x.M, x.K, x.N, list(x.nm) if x.nm else None,
                        dataclasses.astuple(x.conv) if x.conv else None] for x in self.layers]
-            text = canonical({"v": SIMULATOR_VERSION, "layers": layers, "seed": self.seed,
-                              "energy": _table_dict(self.energy_table),
-                              "area": _table_dict(self.area_table)})
+            payload = {"v": SIMULATOR_VERSION, "layers": layers, "seed": self.seed,
+                       "energy": _table_dict(self.energy_table),
+                       "area": _table_dict(self.area_table)}
+            if self.weights is not None:  # real patterns: their digest (absent: keys as before)
+                payload["weights"] = self.weights.digest
+            text = canonical(payload)
             cached = hashlib.sha256(text.encode()).hexdigest()[:16]
             object.__setattr__(self, "_key", cached)
         return cached
@@ -64,7 +69,8 @@ def prepared(spec: WorkloadSpec) -> PreparedWorkload:
     """This process's ``PreparedWorkload`` for ``spec`` (built on first use, then kept)."""
     work = _CACHE.get(spec.key)
     if work is None:
-        work = PreparedWorkload(list(spec.layers), seed=spec.seed)
+        weights = spec.weights.unpack() if spec.weights is not None else None
+        work = PreparedWorkload(list(spec.layers), seed=spec.seed, weights=weights)
         _CACHE[spec.key] = work
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)

@@ -23,6 +23,7 @@ from .design_point import DesignPoint, design_points, to_point
 from .energy import EnergyTable, resolve_table
 from .evaluate import WorkloadSpec
 from .local_executor import LocalExecutor
+from .packed_patterns import PackedPatterns
 from .results_store import ResultsStore
 from .workload import Layer
 
@@ -54,10 +55,23 @@ def expand_points(archs: Iterable[Any] | dict[str, Iterable[Any]], base: Arch | 
     return [to_point(a, i, density) for i, a in enumerate(archs)]
 
 
+def split_workload(workload: Any, weights: dict[str, Any] | None
+                   ) -> tuple[Layer | list[Layer], dict[str, Any] | None]:
+    """Layers and real weights of ``workload``: a layer, a layer list, or an object with
+    ``layers`` and ``weights`` (``workload_from_model``'s ``ModelWorkload``), whose weights
+    an explicit ``weights=`` overrides."""
+    if hasattr(workload, "layers") and hasattr(workload, "weights") \
+            and not isinstance(workload, Layer):
+        return list(workload.layers), dict(workload.weights) if weights is None else weights
+    return workload, weights
+
+
 def workload_spec(workload: Layer | list[Layer], *, seed: int = 0,
                   energy_table: EnergyTable | str | Path | None = None,
-                  area_table: AreaTable | str | Path | None = None) -> WorkloadSpec:
-    """The shared part of every point: layers, seed and the resolved cost tables."""
+                  area_table: AreaTable | str | Path | None = None,
+                  weights: dict[str, Any] | None = None) -> WorkloadSpec:
+    """The shared part of every point: layers, seed, real weight patterns (``weights``:
+    layer name -> ``K x N`` weight, its zeros the pattern) and the resolved cost tables."""
     layers = [workload] if isinstance(workload, Layer) else list(workload)
     if not layers:
         raise ValueError("sweep needs at least one layer")
@@ -67,8 +81,9 @@ def workload_spec(workload: Layer | list[Layer], *, seed: int = 0,
                             f"{type(layer).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an integer, got {seed!r}")
+    packed = PackedPatterns(weights, layers) if weights else None
     return WorkloadSpec(tuple(layers), int(seed), resolve_table(energy_table),
-                        resolve_area_table(area_table))
+                        resolve_area_table(area_table), weights=packed)
 
 
 def make_executor(executor: Any = "local", *, processes: int | None = None,
@@ -141,15 +156,17 @@ def sweep(archs: Iterable[Any] | dict[str, Iterable[Any]], workload: Layer | lis
           seed: int = 0, energy_table: EnergyTable | str | Path | None = None,
           base: Arch | None = None, executor: Any = "local", address: str | None = None,
           chunk: int | None = None, out: str | Path | None = None,
-          area_table: AreaTable | str | Path | None = None, n_workers: int | None = None
-          ) -> list[dict[str, Any]]:
-    """Simulate ``workload`` (a layer or a layer list) on every design point.
+          area_table: AreaTable | str | Path | None = None, n_workers: int | None = None,
+          weights: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Simulate ``workload`` (a layer, a layer list, or ``workload_from_model``'s result) on
+    every design point.
 
     Args:
         archs: a grid (see ``design_points``: ``Arch`` fields, ``"sram_kb"`` and the workload
             axis ``"density"``) expanded around ``base``, or architectures, ``DesignPoint``s
             or ``(Arch, density)`` pairs.
-        workload: what to run on each; the layers run one after another.
+        workload: what to run on each; the layers run one after another. A
+            ``ModelWorkload`` brings its layers' real weight patterns.
         processes: local worker processes (default: all cores; 1 runs in this process).
         progress: show a tqdm progress bar (points done / all points).
         density: density of the synthetic weight patterns of points that give none.
@@ -161,13 +178,18 @@ def sweep(archs: Iterable[Any] | dict[str, Iterable[Any]], workload: Layer | lis
         chunk: points per task (default: about 8 tasks per worker, at most 500).
         out: a directory: finished chunks are written there as a Parquet dataset and points
             already there are not simulated again.
+        weights: layer name -> weight (``K x N``; a convolution's may be ``(N, C, R, S)``):
+            those layers run their weight's zeros at every point (the point's density is
+            for the others); their digest enters ``point_id``.
     Returns:
         One flat row per point, in the order of the points: ``Result.to_row`` of the summed
         result plus ``point`` (index), ``layers``, ``arch_name``, ``density``, ``seed``,
         ``point_id`` and ``area_pe_mm2``, ``area_sram_mm2``, ``area_mm2`` (mm^2).
     """
     points = expand_points(archs, base, density)
-    spec = workload_spec(workload, seed=seed, energy_table=energy_table, area_table=area_table)
+    workload, weights = split_workload(workload, weights)
+    spec = workload_spec(workload, seed=seed, energy_table=energy_table, area_table=area_table,
+                         weights=weights)
     ex = make_executor(executor, processes=processes, address=address, n_workers=n_workers)
     try:
         return run_points(points, spec, ex, chunk=chunk, out=out, progress=progress)

@@ -9,27 +9,40 @@ from .format import SparseMatrix
 
 from . import ops_cpp as _ops_cpp  # noqa: F401, I001  (registers torch.ops.sparse_ops.*)
 from . import dst
+from .compressed_checkpoint import load_compressed, save_compressed
 from .convert import to_sparse
 from .hf import densify, load_sparse, save_sparse
 from .layer import SparseLinear
 from .matmul import linear, matmul
 from .prune import prune
 from .sparsify import sparsify
+from .sparsify_config import (
+    BlockSparseWeightConfig,
+    SemiSparseWeightConfig,
+    UnstructuredSparseWeightConfig,
+    sparsify_,
+)
 
 __all__ = [
     "BSRMatrix",
     "BitmapMatrix",
+    "BlockSparseWeightConfig",
     "CSRMatrix",
     "NMMatrix",
+    "SemiSparseWeightConfig",
     "SparseLinear",
     "SparseMatrix",
+    "UnstructuredSparseWeightConfig",
     "densify",
     "dst",
     "linear",
+    "load_compressed",
     "load_sparse",
     "matmul",
     "prune",
+    "save_compressed",
     "save_sparse",
     "sparsify",
+    "sparsify_",
     "to_sparse",
 ]

@@ -7,7 +7,7 @@ missing, and silently re-initialises those layers at random. The round trip here
 sparse weights::
 
     so.sparsify(model, "csr", density=0.5)
-    so.save_sparse(model, "ckpt/")                   # config.json (HF) + sparse_ops.json + .pt
+    so.save_sparse(model, "ckpt/")     # config.json (HF) + sparse_ops.json + .safetensors
     model2 = so.load_sparse(LlamaForCausalLM, "ckpt/")   # a class: built from the saved config
     model3 = so.load_sparse(LlamaForCausalLM(config), "ckpt/")  # or a dense instance, in place
 
@@ -15,18 +15,23 @@ sparse weights::
 
 ``save_sparse`` writes ``sparse_ops.json`` (which layers are sparse: layout, pattern
 parameters, backend; which Parameters were tied; the dtypes of non-persistent buffers) and
-``sparse_ops_state.pt`` (the whole ``state_dict``, tied tensors once), plus, for a Hugging Face
-model, ``config.json`` and ``generation_config.json``. ``load_sparse`` swaps the listed
+the whole ``state_dict`` in safetensors, tied tensors once: ``sparse_ops_state.safetensors``,
+or shards ``sparse_ops_state-00001-of-0000N.safetensors`` with
+``sparse_ops_state.safetensors.index.json`` past ``max_shard_size``; no pickle. Plus, for a
+Hugging Face model, ``config.json`` and ``generation_config.json``. ``load_sparse`` swaps the listed
 layers of the dense architecture for empty ``SparseLinear`` layers of the right layout, loads
 the state dict strictly (every key must match: nothing is left at its random init),
-re-validates the sparse indices, and ties the Parameters that were tied when saved. This
-module never imports ``transformers`` at import time.
+re-validates the sparse indices, and ties the Parameters that were tied when saved. A
+checkpoint of the first format (``sparse_ops_state.pt``, a pickle) is still read, with
+``torch.load(weights_only=True)`` only. This module never imports ``transformers`` at import
+time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +42,14 @@ from .convert import to_sparse
 from .format import SparseMatrix
 from .layer import SparseLinear
 from .registry import get_layout, names
+from .safetensors_files import Checkpoint, has_checkpoint, parse_size, write_checkpoint
 
 MANIFEST = "sparse_ops.json"
-STATE = "sparse_ops_state.pt"
-FORMAT_VERSION = 1
+STATE_STEM = "sparse_ops_state"  # <stem>.safetensors, or shards plus <stem>.safetensors.index.json
+STATE = STATE_STEM + ".safetensors"
+LEGACY_STATE = "sparse_ops_state.pt"  # format 1: a torch.save pickle
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 
 def _check_model(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
@@ -48,7 +57,7 @@ def _check_model(model: object) -> nn.Module:
     return model
 
 
-def _tied_groups(model: nn.Module) -> list[list[str]]:
+def tied_groups(model: nn.Module) -> list[list[str]]:
     """Parameter names that share one Parameter object (ties), each group in module order."""
     groups: dict[int, list[str]] = {}
     for mod_name, mod in model.named_modules(remove_duplicate=False):
@@ -70,18 +79,49 @@ def _nonpersistent_dtypes(model: nn.Module) -> dict[str, str]:
     }
 
 
-def save_sparse(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
+def _state_for_safetensors(model: nn.Module, tied: list[list[str]]) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` with each tied group stored under its first name only, and any
+    other tensor that shares memory with an earlier one copied (safetensors stores no
+    aliases). Raises ValueError for an entry that is not a tensor."""
+    drop = {name for group in tied for name in group[1:]}
+    out: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for key, value in model.state_dict().items():
+        if key in drop:
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"model: state_dict entry {key} is a {type(value).__name__}, not a "
+                             f"tensor; safetensors stores tensors only")
+        value = value.detach()
+        ptr = value.untyped_storage().data_ptr() if value.numel() else 0
+        if ptr and ptr in storages:
+            value = value.clone()
+        elif ptr:
+            storages.add(ptr)
+        out[key] = value
+    return out
+
+
+def save_sparse(
+    model: nn.Module,
+    directory: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str = "5GB",
+) -> Path:
     """Write ``model`` (sparsified or not) to ``directory`` so ``load_sparse`` restores it.
 
     Files: ``sparse_ops.json`` (the sparse layers by name: layout, pattern parameters,
     shape ``(out_features, in_features)``, backend; the tied Parameter groups; the model's
-    ``sparsify_skipped``), ``sparse_ops_state.pt`` (``model.state_dict()``), and when the model
-    has a Hugging Face ``config`` (``generation_config``), ``config.json``
-    (``generation_config.json``). Returns the directory as a ``Path``.
+    ``sparsify_skipped``), the ``state_dict`` in safetensors (``sparse_ops_state.safetensors``,
+    or shards of at most ``max_shard_size`` bytes (or ``"5GB"``, ``"500MB"``) with
+    ``sparse_ops_state.safetensors.index.json``; each tied group under its first name), and
+    when the model has a Hugging Face ``config`` (``generation_config``), ``config.json``
+    (``generation_config.json``). No pickle is written. Returns the directory as a ``Path``.
     """
     _check_model(model)
     if not isinstance(directory, (str, os.PathLike)):
         raise TypeError(f"directory: expected a path, got {type(directory).__name__}")
+    max_bytes = parse_size(max_shard_size, "max_shard_size")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     layers = {}
@@ -97,11 +137,13 @@ def save_sparse(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
                 "bias": mod.bias is not None,
                 "backend": mod.backend,
             }
+    tied = tied_groups(model)
+    state = _state_for_safetensors(model, tied)
     manifest = {
         "format": FORMAT_VERSION,
         "model_class": type(model).__name__,
         "layers": layers,
-        "tied": _tied_groups(model),
+        "tied": tied,
         "sparsify_skipped": dict(getattr(model, "sparsify_skipped", {}) or {}),
         "sparsify_densities": dict(getattr(model, "sparsify_densities", {}) or {}),
         "nonpersistent_buffer_dtypes": _nonpersistent_dtypes(model),
@@ -112,9 +154,46 @@ def save_sparse(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     gen = getattr(model, "generation_config", None)
     if gen is not None and callable(getattr(gen, "save_pretrained", None)):
         gen.save_pretrained(out)
-    torch.save(model.state_dict(), out / STATE)
+    write_checkpoint(state, out, STATE_STEM, max_shard_bytes=max_bytes)
+    legacy = out / LEGACY_STATE
+    if legacy.is_file():  # an older save in the same directory: the manifest now says format 2
+        legacy.unlink()
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
+
+
+def _why_unpickling_failed(e: Exception) -> str:
+    """The informative line of a failed ``torch.load`` (torch's message spans many lines)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "Unsupported global" in ln or "WeightsUnpickler error" in ln:
+            return ln[:200]
+    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _read_state(src: Path, fmt: int, map_location: str | torch.device
+                ) -> dict[str, torch.Tensor]:
+    """The saved state dict: safetensors (format 2) or the old pickle (format 1), read with
+    ``weights_only=True``."""
+    if fmt == 1:
+        path = src / LEGACY_STATE
+        if not path.is_file():
+            raise ValueError(f"directory: {src} holds no {LEGACY_STATE} (its manifest says "
+                             f"format 1)")
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure gets the same advice
+            raise ValueError(
+                f"{path}: an old (format 1) pickle checkpoint that torch.load(weights_only=True) "
+                f"cannot read ({_why_unpickling_failed(e)}). Only if you trust the file: read it "
+                f"with torch.load(path, weights_only=False), rebuild the model from it (an "
+                f"earlier sparse_ops release loads it), and save it again with so.save_sparse "
+                f"(safetensors)") from None
+    state = Checkpoint(src, STATE_STEM).read_all()
+    if str(map_location) != "cpu":
+        state = {k: v.to(map_location) for k, v in state.items()}
+    return state
 
 
 def _shell(spec: dict[str, Any], dtype: torch.dtype, device: torch.device) -> SparseLinear:
@@ -146,12 +225,18 @@ def load_sparse(
     if not isinstance(directory, (str, os.PathLike)):
         raise TypeError(f"directory: expected a path, got {type(directory).__name__}")
     src = Path(directory)
-    if not (src / MANIFEST).is_file() or not (src / STATE).is_file():
-        raise ValueError(f"directory: {src} holds no {MANIFEST} / {STATE} (see save_sparse)")
-    manifest = json.loads((src / MANIFEST).read_text())
-    if manifest.get("format") != FORMAT_VERSION:
-        raise ValueError(f"directory: {src / MANIFEST} has format {manifest.get('format')!r}, "
-                         f"expected {FORMAT_VERSION}")
+    if not (src / MANIFEST).is_file():
+        raise ValueError(f"directory: {src} holds no {MANIFEST} (see save_sparse)")
+    try:
+        manifest = json.loads((src / MANIFEST).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{src / MANIFEST}: not JSON ({e})") from None
+    fmt = manifest.get("format") if isinstance(manifest, dict) else None
+    if fmt not in READABLE_FORMATS:
+        raise ValueError(f"directory: {src / MANIFEST} has format {fmt!r}, expected one of "
+                         f"{READABLE_FORMATS}")
+    if fmt == 2 and not has_checkpoint(src, STATE_STEM):
+        raise ValueError(f"directory: {src} holds no {STATE} (nor its sharded index)")
     if isinstance(model, type):
         config_class = getattr(model, "config_class", None)
         if config_class is None or not issubclass(model, nn.Module):
@@ -169,7 +254,12 @@ def load_sparse(
     first = next(iter(model.parameters()), None)
     if map_location is None:
         map_location = first.device if first is not None else torch.device("cpu")
-    state = torch.load(src / STATE, map_location=map_location, weights_only=True)
+    state = _read_state(src, fmt, map_location)
+    for group in manifest.get("tied", []):  # stored once: every name of the group gets it
+        have = next((n for n in group if n in state), None)
+        if have is not None:
+            for n in group:
+                state.setdefault(n, state[have])
 
     layers: dict[str, dict[str, Any]] = manifest["layers"]
     for name, spec in layers.items():
@@ -183,13 +273,13 @@ def load_sparse(
                              f"{shape}; {src} stores a {spec['shape']} {spec['layout']} layer")
         values = state.get(f"{name}.values")
         if values is None:
-            raise ValueError(f"directory: {src / STATE} lacks {name}.values")
+            raise ValueError(f"directory: {src} stores no {name}.values")
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, attr, _shell(spec, values.dtype, values.device))
     result = model.load_state_dict(state, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"directory: {src / STATE} does not match the model: missing "
+        raise ValueError(f"directory: {src}'s state does not match the model: missing "
                          f"{result.missing_keys}, unexpected {result.unexpected_keys}")
     for name in layers:
         layer = model.get_submodule(name)

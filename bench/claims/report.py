@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import plots
+from . import model_row, plots
 from .agreement import FormatAgreement
 from .agreement import to_dict as agreement_dict
 from .config import Sizes
@@ -60,8 +60,8 @@ def _jsonable(x: Any) -> Any:
 
 def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal: dict,
              machine: Machine, preset: Preset, sizes: Sizes, info: RunInfo,
-             plot_dir: str, plot_files: list[str]) -> str:
-    """The claims.md text."""
+             plot_dir: str, plot_files: list[str], model: dict | None = None) -> str:
+    """The claims.md text (``model``: the model row's figures, ``model_row.model_rows``)."""
     mins, secs = divmod(round(info.seconds), 60)
     lines = [
         "# Hardware claims of the sparsity literature: kernels and simulator",
@@ -124,8 +124,10 @@ def markdown(results: list[ClaimResult], agree: list[FormatAgreement], dense_cal
     for b, d in dense_cal.items():
         lines.append(f"| {b} | {d['measured_s'] * 1e3:.3f} | {d['simulated_s'] * 1e3:.3f} | "
                      f"{d['measured_over_simulated']:.2f} |")
+    lines.append("")
+    if model is not None:
+        lines += model_row.markdown(model)
     lines += [
-        "",
         "## How the figures are made",
         "",
         "- Break-even density: where speedup crosses 1, interpolated linearly in log(speedup) "
@@ -182,7 +184,7 @@ def cell_rows(cells: list[Cell]) -> list[dict[str, Any]]:
 
 def write(out: Path, results: list[ClaimResult], agree: list[FormatAgreement],
           dense_cal: dict, machine: Machine, preset: Preset, sizes: Sizes, info: RunInfo,
-          cells: list[Cell]) -> dict[str, Path]:
+          cells: list[Cell], model: dict | None = None) -> dict[str, Path]:
     """Write every file; return their paths by kind."""
     out.mkdir(parents=True, exist_ok=True)
     stem = info_stem(info)
@@ -193,7 +195,7 @@ def write(out: Path, results: list[ClaimResult], agree: list[FormatAgreement],
     plot_files = plots.draw_all(results, rows, plot_dir)
     info.seconds += time.perf_counter() - t0  # the run's length includes its plots
     md = markdown(results, agree, dense_cal, machine, preset, sizes, info, plot_dir.name,
-                  plot_files)
+                  plot_files, model)
     paths = {"md": out / f"{stem}.md", "json": out / f"{stem}.json",
              "csv": out / f"{stem}_cells.csv", "plots": plot_dir}
     paths["md"].write_text(md)
@@ -205,6 +207,7 @@ def write(out: Path, results: list[ClaimResult], agree: list[FormatAgreement],
                     "verdict": r.verdict.verdict, "rule": r.verdict.rule,
                     "figures": r.figures, "plots": r.plots} for r in results],
         "agreement": agreement_dict(agree), "dense_calibration": dense_cal,
+        "model_row": model,
     }
     paths["json"].write_text(json.dumps(_jsonable(payload), indent=1))
     keys: list[str] = []

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from sparse_ops.matmul import default_backend
 
-from . import agreement, breakeven, energy, imbalance, machine, nm, report, training
+from . import agreement, breakeven, energy, imbalance, machine, model_row, nm, report, training
 from . import bytes as bytes_claims
 from .config import Sizes
 from .lab import Lab
@@ -69,6 +69,8 @@ def run_claims(sizes: Sizes, device: str, out: Path, seed: int = 0,
     results = [analyse(lab) for _, analyse in EXPERIMENTS]
     _tag_cells(lab)
     agree, dense_cal = agreement.compare(lab)
+    bar.set_postfix_str("simulating the sparsified Llama")
+    model = model_row.model_rows(sizes, mach, preset)
     wall = time.perf_counter() - t0
     others = (machine.others_cpu_seconds() - others0) / (wall * mach.cores)
     info = report.RunInfo(
@@ -81,7 +83,7 @@ def run_claims(sizes: Sizes, device: str, out: Path, seed: int = 0,
         timed_cells=sum(c.speedup is not None for c in lab.cells.values()),
     )
     paths = report.write(out, results, agree, dense_cal, mach, preset, sizes, info,
-                         list(lab.cells.values()))
+                         list(lab.cells.values()), model=model)
     bar.update(1)
     bar.close()
     return paths

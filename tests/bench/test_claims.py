@@ -88,6 +88,26 @@ def test_bitmap_rows_in_the_claims(tiny_run):
     assert {r["product"] for r in rows} == {"spmm", "spmm_t", "sddmm"}
 
 
+def test_model_row_simulates_the_sparsified_llama(tiny_run):
+    """The report's model row: the sparsified Llama of bench.models traced from the model and
+    simulated with its real patterns, next to the measured decode speed (or "not measured")."""
+    from bench.claims.model_row import VARIANTS
+    md = (tiny_run / "claims.md").read_text()
+    section = md.split("## A sparsified model: Llama decode, simulated next to measured", 1)[1]
+    table = section.split("\n\n")[2]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == [v[0] for v in VARIANTS]
+    data = json.loads((tiny_run / "claims.json").read_text())["model_row"]
+    by = {r["variant"]: r for r in data["rows"]}
+    for variant, layout, _ in VARIANTS:
+        r = by[variant]
+        assert r["layout"] == layout and r["density"] == pytest.approx(0.5, abs=1e-6)
+        assert r["simulated_tok_s"] > r["simulated_dense_tok_s"] > 0  # half the bytes
+        if r["measured_tok_s"] is None:
+            assert "not measured" in section
+    assert "workload_from_model" in section
+
+
 def test_bitmap_spec_builds_the_csr_nonzeros_and_simulates_as_bitmap():
     import simulator as sim
     from bench.claims.preset import sparse_arch

@@ -3,6 +3,7 @@ the save_sparse / load_sparse round trip, densify."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -249,3 +250,113 @@ def test_densify_bert_float64_reference():
     got = model(x).last_hidden_state
     ref = so.densify(model).double()(x).last_hidden_state
     assert rel_err(got, ref) < 1e-5
+
+
+# --- the files save_sparse writes: safetensors, never a pickle ------------------------------
+
+
+def _pickle_files(directory) -> list[str]:
+    """Files that hold a pickle (a zip with a data.pkl, or the pickle protocol's magic)."""
+    import zipfile
+
+    out = []
+    for p in directory.rglob("*"):
+        if not p.is_file():
+            continue
+        head = p.read_bytes()[:2]
+        if head[:1] == b"\x80" or (zipfile.is_zipfile(p) and any(
+                n.endswith(".pkl") for n in zipfile.ZipFile(p).namelist())):
+            out.append(p.name)
+    return out
+
+
+def test_save_sparse_writes_safetensors_and_no_pickle(tmp_path):
+    from safetensors.torch import load_file
+
+    model = so.sparsify(llama(tie=True), "bitmap", density=0.5)
+    x = ids()
+    want = model(x).logits
+    so.save_sparse(model, tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "sparse_ops_state.safetensors" in names and not any(n.endswith(".pt") for n in names)
+    assert _pickle_files(tmp_path) == []
+    state = load_file(str(tmp_path / "sparse_ops_state.safetensors"))  # the real reader
+    assert "model.layers.0.self_attn.q_proj.bitmap" in state
+    assert "lm_head.weight" not in state  # tied to the embeddings: stored once
+    manifest = json.loads((tmp_path / "sparse_ops.json").read_text())
+    assert manifest["format"] == 2
+    back = so.load_sparse(LlamaForCausalLM, tmp_path)
+    assert back.lm_head.weight is back.model.embed_tokens.weight
+    assert torch.equal(back(x).logits, want)
+
+
+def test_save_sparse_shards_past_a_size(tmp_path):
+    model = so.sparsify(llama(), "nm", n=2, m=4)
+    x = ids()
+    want = model(x).logits
+    so.save_sparse(model, tmp_path, max_shard_size="30KB")
+    shards = sorted(tmp_path.glob("sparse_ops_state-*-of-*.safetensors"))
+    index = json.loads((tmp_path / "sparse_ops_state.safetensors.index.json").read_text())
+    assert len(shards) >= 3 and set(index["weight_map"].values()) == {p.name for p in shards}
+    assert not (tmp_path / "sparse_ops_state.safetensors").exists()
+    assert torch.equal(so.load_sparse(LlamaForCausalLM, tmp_path)(x).logits, want)
+    # Saving again unsharded into the same directory leaves no stale shard behind.
+    so.save_sparse(model, tmp_path)
+    assert not list(tmp_path.glob("sparse_ops_state-*")) and _pickle_files(tmp_path) == []
+    assert torch.equal(so.load_sparse(LlamaForCausalLM, tmp_path)(x).logits, want)
+
+
+def _as_format_1(directory) -> None:
+    """Turn a save_sparse directory into the first format: the state as a torch.save pickle."""
+    from sparse_ops.safetensors_files import Checkpoint
+
+    manifest = json.loads((directory / "sparse_ops.json").read_text())
+    state = Checkpoint(directory, "sparse_ops_state").read_all()
+    for group in manifest["tied"]:
+        for n in group[1:]:
+            state[n] = state[group[0]]
+    torch.save(state, directory / "sparse_ops_state.pt")
+    (directory / "sparse_ops_state.safetensors").unlink()
+    manifest["format"] = 1
+    (directory / "sparse_ops.json").write_text(json.dumps(manifest))
+
+
+def test_an_old_pt_checkpoint_loads_with_weights_only(tmp_path):
+    model = so.sparsify(llama(), "csr", density=0.4)
+    x = ids()
+    want = model(x).logits
+    so.save_sparse(model, tmp_path)
+    _as_format_1(tmp_path)
+    back = so.load_sparse(LlamaForCausalLM, tmp_path)
+    assert torch.equal(back(x).logits, want)
+
+
+class _NotATensor:
+    """An object torch.load(weights_only=True) must refuse (any class, in a real attack)."""
+
+
+def test_an_old_pt_checkpoint_with_objects_gets_a_clear_message(tmp_path):
+    model = so.sparsify(llama(), "csr", density=0.4)
+    so.save_sparse(model, tmp_path)
+    _as_format_1(tmp_path)
+    state = torch.load(tmp_path / "sparse_ops_state.pt", weights_only=True)
+    state["evil"] = _NotATensor()
+    torch.save(state, tmp_path / "sparse_ops_state.pt")
+    with pytest.raises(ValueError, match=r"weights_only=True\) cannot read .*save it again "
+                                         r"with so\.save_sparse"):
+        so.load_sparse(llama(), tmp_path)
+
+
+def test_load_sparse_checks_the_manifest_and_state_files(tmp_path):
+    so.save_sparse(so.sparsify(llama(), "csr", density=0.4), tmp_path)
+    state = tmp_path / "sparse_ops_state.safetensors"
+    data = state.read_bytes()
+    state.write_bytes(data[:-64])
+    with pytest.raises(ValueError, match="truncated"):
+        so.load_sparse(llama(), tmp_path)
+    state.unlink()
+    with pytest.raises(ValueError, match="holds no sparse_ops_state.safetensors"):
+        so.load_sparse(llama(), tmp_path)
+    (tmp_path / "sparse_ops.json").write_text('{"format": 9}')
+    with pytest.raises(ValueError, match="format 9"):
+        so.load_sparse(llama(), tmp_path)
