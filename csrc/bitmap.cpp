@@ -1,5 +1,5 @@
-// Bitmap entry points: bitmap_spmm, bitmap_spmm_t, bitmap_sddmm (validation, threading,
-// dispatch). SpMV (N == 1) has its own kernel (bitmap_kernels.h); wider products decode each
+// Bitmap drivers: bitmap_spmm, bitmap_spmm_t, bitmap_sddmm (structure checks, threading,
+// dispatch; drivers.h). SpMV (N == 1) has its own kernel (bitmap_kernels.h); wider products decode each
 // row chunk to CSR column indices in L2-resident scratch and run the CSR kernels on it, so a
 // chunk's 1-bit-a-position structure becomes 2 bytes a nonzero only while it is computed.
 // S^T @ d needs no transposed structure: each task owns a range of S's columns (64-bit words
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "entry_points.h"
+#include "drivers.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "validate.h"
@@ -18,40 +18,12 @@
 namespace sparse_ops {
 namespace {
 
-struct BitmapShape {
-  int64_t M, K, rb, nnz;
-};
-
-int64_t row_bytes(int64_t K) { return (K + 63) / 64 * 8; }
+using BitmapShape = BitmapStructure;
 
 // The narrowest CSR column type for K columns (as sparse_ops._checks.index_dtype_for).
 DT column_dtype(int64_t K) { return K <= 32767 ? DT::i16 : DT::i32; }
 
 int64_t popcount64(uint64_t w) { return __builtin_popcountll(w); }
-
-// Types and shapes of row_offsets (int32 (M+1,)) and bitmap (uint8 (M, 8 ceil(K/64))), and
-// nnz against row_offsets[M] (the one element read before the structure is checked).
-BitmapShape check_bitmap_arrays(const Arr& off, const Arr& bits, int64_t K, int64_t nnz) {
-  if (K < 0 || K >= INT32_MAX) throw_value("K: need 0 <= K < 2**31 - 1, got " + std::to_string(K));
-  expect(off, DT::i32, {"M+1"});
-  if (off.dim(0) < 1)
-    throw_value("row_offsets: expected shape (M+1,) with M >= 0, got an empty array");
-  const int64_t M = off.dim(0) - 1, rb = row_bytes(K);
-  if (bits.dt != DT::u8) expect(bits, DT::u8, {M, rb});  // the TypeError
-  if (bits.ndim() != 2 || bits.dim(0) != M || bits.dim(1) != rb) {
-    std::ostringstream o;
-    o << "bitmap: expected shape (" << M << ", " << rb << ") (M rows of 8 * ceil(K / 64) bytes "
-      << "for K = " << K << "), got " << bits.describe();
-    throw_value(o.str());
-  }
-  const int32_t last = off.ptr<int32_t>()[M];
-  if (nnz != last) {
-    std::ostringstream o;
-    o << "nnz: " << nnz << " differs from row_offsets[M] = " << last;
-    throw_value(o.str());
-  }
-  return {M, K, rb, nnz};
-}
 
 // The precise message for a structure that failed a check (offsets already checked): the
 // first row whose span is not its popcount or that sets a bit past K. O(M K / 64), run only
@@ -123,19 +95,16 @@ DecodedChunk<I> decode_chunk(const KernelTable& tab, const int32_t* off, const u
 }
 
 template <class T>
-void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const T* val,
-              const HalfValues& hv, const T* x, int64_t ldx, T* out, int64_t N, int threads) {
+void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const Values& stored,
+              const T* x, int64_t ldx, T* out, int64_t N, int threads) {
   const KernelTable& tab = active_table();
   const int64_t M = s.M, K = s.K, nnz = s.nnz;
   const double work = static_cast<double>(nnz + M * s.rb) * static_cast<double>(N);
   threads = threads_for(threads, work);
   if (N == 1) {
-    BitmapArgs<T> args{off, bits, val, x, out, M, K, 1, nnz, s.rb, 1};
-    if (hv.bits) {
-      args.val = nullptr;
-      args.hval = hv.bits;
-      args.hkind = hv.kind;
-    }
+    BitmapArgs<T> args{off, bits, nullptr, x, out, M, K, 1, nnz, s.rb, 1};
+    args.stored = stored;
+    if (stored.dt == compute_dtype(stored.dt)) args.val = static_cast<const T*>(stored.data);
     const int64_t nchunks = chunk_count(threads, M, nnz * 4 + M * s.rb);
     // A row costs its bitmap scan (rb / 8 words) plus its values.
     const auto bounds = split_by_prefix(off, M, nchunks, 1 + s.rb / 4, 1);
@@ -164,7 +133,7 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
           const DecodedChunk<I> d = decode_chunk<I>(tab, off, bits, s.rb, r0, r1);
           CsrSpmmArgs<T, I> a{d.crow, d.col, nullptr, xt.data(t), out + r0 * N,
                               r1 - r0, K, N, xt.ld(t), xt.col0(t)};
-          a.val = chunk_values(val, hv, nnz, v0, v1) + v0;
+          a.val = chunk_values<T>(stored, nnz, v0, v1) + v0;
           if (!fn(a, 0, r1 - r0, tiles[t].first, tiles[t].second)) bad.record(c);
         },
         xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
@@ -239,72 +208,33 @@ void spmm_t_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, c
   });
 }
 
-void check_nnz(int64_t nnz) {
-  if (nnz < 0 || nnz >= INT32_MAX)
-    throw_value("nnz: need 0 <= nnz < 2**31 - 1, got " + std::to_string(nnz));
-}
-
-// Shared checks of the three products, on every call; returns the shape. The offsets (O(M))
-// here; the bitmap against them chunk by chunk as the products run (ChunkCheck, or the
-// SpMV's own guards), so no kernel trusts what it has not checked.
-BitmapShape check_all(const Arr& off, const Arr& bits, int64_t K, int64_t nnz) {
-  const BitmapShape s = check_bitmap_arrays(off, bits, K, nnz);
-  check_row_pointers(off.ptr<int32_t>(), s.M, s.nnz, "row_offsets", "values");
-  return s;
-}
-
 }  // namespace
 
-void bitmap_spmm_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& x,
-                      const Arr& out, int64_t nnz, int threads) {
-  check_nnz(nnz);
-  const DT vt = value_dtype(val), ft = compute_dtype(vt);
-  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
-  const int64_t K = x.dim(0), N = x.dim(1);
-  expect(val, vt, {nnz});
-  const BitmapShape s = check_all(off, bits, K, nnz);
-  expect(out, ft, {s.M, N}, "the dtype of values");
-  for (const Arr* in : {&off, &bits, &val, &x}) expect_disjoint(out, *in);
-  if (N == 1 && x.ld != 1 && K > 1) throw_value("x: a single column must be contiguous");
-  with_float(ft, [&](auto tf) {
+void bitmap_spmm(const BitmapStructure& s, Values val, const Dense& x, const Dense& out,
+                 int threads) {
+  check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
+  with_compute(x.dt, [&](auto tf) {
     using T = decltype(tf);
-    const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
-    spmm_run<T>(s, off.ptr<int32_t>(), bits.ptr<uint8_t>(), hv.bits ? nullptr : val.ptr<T>(),
-                hv, x.ptr<T>(), x.ld, out.ptr<T>(), N, threads);
+    spmm_run<T>(s, s.off, s.bits, val, x.ptr<T>(), x.ld, out.ptr<T>(), x.cols, threads);
   });
 }
 
-void bitmap_spmm_t_arrs(const Arr& off, const Arr& bits, const Arr& val, const Arr& d,
-                        const Arr& out, int64_t num_cols, int64_t nnz, int threads) {
-  check_nnz(nnz);
-  const DT ft = float_dtype(val);
-  expect(val, ft, {nnz});
-  const BitmapShape s = check_all(off, bits, num_cols, nnz);
-  expect(d, ft, {s.M, "N"}, "the dtype of values");
-  const int64_t N = d.dim(1);
-  expect(out, ft, {num_cols, N}, "the dtype of values");
-  for (const Arr* in : {&off, &bits, &val, &d}) expect_disjoint(out, *in);
-  with_float(ft, [&](auto tf) {
+void bitmap_spmm_t(const BitmapStructure& s, Values val, const Dense& d, const Dense& out,
+                   int threads) {
+  check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
+  with_compute(d.dt, [&](auto tf) {
     using T = decltype(tf);
-    spmm_t_run<T>(s, off.ptr<int32_t>(), bits.ptr<uint8_t>(), val.ptr<T>(), d.ptr<T>(), d.ld,
-                  out.ptr<T>(), N, threads);
+    spmm_t_run<T>(s, s.off, s.bits, static_cast<const T*>(val.data), d.ptr<T>(), d.ld,
+                  out.ptr<T>(), d.cols, threads);
   });
 }
 
-void bitmap_sddmm_arrs(const Arr& off, const Arr& bits, const Arr& a, const Arr& b,
-                       const Arr& out, int64_t nnz, int threads) {
-  check_nnz(nnz);
-  const DT ft = float_dtype(a);
-  expect(b, ft, {"K", "N"}, "the dtype of a");
-  const int64_t K = b.dim(0), N = b.dim(1);
-  const BitmapShape s = check_all(off, bits, K, nnz);
-  expect(a, ft, {s.M, N});
-  expect(out, ft, {nnz}, "the dtype of a");
-  for (const Arr* in : {&off, &bits, &a, &b}) expect_disjoint(out, *in);
-  with_float(ft, [&](auto tf) {
+void bitmap_sddmm(const BitmapStructure& s, const Dense& a, const Dense& b, const Dense& out,
+                  int threads) {
+  check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
+  with_compute(a.dt, [&](auto tf) {
     using T = decltype(tf);
-    sddmm_run<T>(s, off.ptr<int32_t>(), bits.ptr<uint8_t>(), a.ptr<T>(), b.ptr<T>(),
-                 out.ptr<T>(), N, threads);
+    sddmm_run<T>(s, s.off, s.bits, a.ptr<T>(), b.ptr<T>(), out.ptr<T>(), a.cols, threads);
   });
 }
 

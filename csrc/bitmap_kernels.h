@@ -253,17 +253,13 @@ int64_t bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
 
 template <class T>
 int64_t bitmap_spmv_rows(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
-  if constexpr (std::is_same_v<T, float>) {
+  return with_storage<T>(a.stored.dt, [&](auto tv) {
+    using TV = decltype(tv);
 #if SPARSE_OPS_ISA >= 2
-    if (a.hkind == kBf16) return bitmap_spmv_vec<Bf16>(a, r0, r1);
-    if (a.hkind == kF16) return bitmap_spmv_vec<F16>(a, r0, r1);
-    return bitmap_spmv_vec<float>(a, r0, r1);
-#else
-    if (a.hkind == kBf16) return bitmap_spmv_bits<T, Bf16>(a, r0, r1);
-    if (a.hkind == kF16) return bitmap_spmv_bits<T, F16>(a, r0, r1);
+    if constexpr (std::is_same_v<T, float>) return bitmap_spmv_vec<TV>(a, r0, r1);
 #endif
-  }
-  return bitmap_spmv_bits<T, T>(a, r0, r1);
+    return bitmap_spmv_bits<T, TV>(a, r0, r1);
+  });
 }
 
 // ---------------------------------------------------------------- decoding to CSR columns

@@ -1,44 +1,18 @@
-// BSR entry points: bsr_spmm, bsr_sddmm (validation, threading, dispatch).
+// BSR drivers: bsr_spmm, bsr_spmm_t_transposed, bsr_sddmm (block-column checks, threading,
+// dispatch; drivers.h).
 #include <sstream>
 #include <stdexcept>
 #include <vector>
 
-#include "entry_points.h"
+#include "drivers.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "validate.h"
 
 namespace sparse_ops {
 
-void bsr_check_indices(const Arr& crow, const Arr& col) {
-  expect(crow, DT::i32, {"Mb+1"});
-  if (crow.dim(0) < 1)
-    throw_value("crow_indices: expected shape (Mb+1,) with Mb >= 0, got an empty array");
-  expect(col, DT::i32, {"nnzb"});
-}
-
 namespace {
 
-
-// R x C from a (nnzb, R, C) array; both must be >= 1.
-void block_dims(const Arr& blocks, DT ft, int64_t nnzb, int64_t* R, int64_t* C) {
-  expect(blocks, ft, {nnzb, "R", "C"});
-  *R = blocks.dim(1);
-  *C = blocks.dim(2);
-  if (*R < 1 || *C < 1) {
-    std::ostringstream o;
-    o << blocks.name << ": block size R x C must be at least 1 x 1, got " << *R << " x " << *C;
-    throw_value(o.str());
-  }
-}
-
-void check_block_multiple(const Arr& a, int64_t rows, int64_t block, const char* what) {
-  if (rows % block != 0) {
-    std::ostringstream o;
-    o << a.name << ": " << rows << " rows is not a multiple of the block " << what << " " << block;
-    throw_value(o.str());
-  }
-}
 
 struct BlockColCheck {
   const KernelTable& tab;
@@ -58,15 +32,16 @@ struct BlockColCheck {
   }
 };
 
-[[noreturn]] void throw_bad_block_col(const int32_t* col, int64_t p, int64_t Kb) {
+[[noreturn]] void throw_bad_block_col(const int32_t* col, int64_t p, int64_t Kb,
+                                      const char* name = "col_indices") {
   std::ostringstream o;
-  o << "col_indices: value " << col[p] << " at position " << p << " out of range [0, " << Kb
+  o << name << ": value " << col[p] << " at position " << p << " out of range [0, " << Kb
     << ") (block columns)";
   throw std::invalid_argument(o.str());
 }
 
 template <class T>
-void spmm_run(const BsrSpmmArgs<T>& args, const HalfValues& hv, int threads) {
+void spmm_run(const BsrSpmmArgs<T>& args, const Values& stored, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).bsr_spmm;
   const int64_t Mb = args.Mb, R = args.R, C = args.C, N = args.N, K = args.Kb * C;
@@ -83,15 +58,15 @@ void spmm_run(const BsrSpmmArgs<T>& args, const HalfValues& hv, int threads) {
       check,
       [&](int64_t t, int64_t c) {
         BsrSpmmArgs<T> a = args;
-        set_chunk_values(a, args.val, hv, nnzb * R * C, args.crow[bounds[c]] * R * C,
-                             args.crow[bounds[c + 1]] * R * C);
+        set_chunk_values(a, stored, nnzb * R * C, args.crow[bounds[c]] * R * C,
+                         args.crow[bounds[c + 1]] * R * C);
         a.x = xt.data(t);
         a.ldx = xt.ld(t);
         a.xc0 = xt.col0(t);
         fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
       },
       xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
-  if (bad.any()) throw_bad_block_col(args.col, bad.get(), args.Kb);
+  if (bad.any()) throw_bad_block_col(args.col, bad.get(), args.Kb, args.perm ? "col_t" : "col_indices");
 }
 
 template <class T>
@@ -117,104 +92,42 @@ void sddmm_run(const BsrSddmmArgs<T>& args, int threads) {
 
 }  // namespace
 
-void bsr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out,
-                   int threads) {
-  bsr_check_indices(crow, col);
-  const DT vt = value_dtype(val), ft = compute_dtype(vt);
-  const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
-  int64_t R = 0, C = 0;
-  block_dims(val, vt, nnzb, &R, &C);
-  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
-  const int64_t K = x.dim(0), N = x.dim(1);
-  check_block_multiple(x, K, C, "width C =");
-  expect(out, ft, {Mb * R, N}, "the dtype of values");
-  for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
-  with_float(ft, [&](auto tf) {
+void bsr_spmm(const RowPointers& s, int64_t R, int64_t C, Values val, const Dense& x,
+              const Dense& out, int threads) {
+  check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
+  with_compute(x.dt, [&](auto tf) {
     using T = decltype(tf);
-    const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
-    const BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(),
-                              hv.bits ? nullptr : val.ptr<T>(), x.ptr<T>(),
-                              out.ptr<T>(), Mb, K / C, R, C, N, x.ld, 0};
-    spmm_run<T>(args, hv, threads);
+    const BsrSpmmArgs<T> args{s.crow, static_cast<const int32_t*>(s.col), nullptr, x.ptr<T>(),
+                              out.ptr<T>(), s.rows, x.rows / C, R, C, x.cols, x.ld, 0};
+    spmm_run<T>(args, val, threads);
   });
 }
 
-void bsr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const Arr& val,
-                        const Arr& x, const Arr& out, int threads) {
-  bsr_check_indices(crow, col);
-  const DT ft = float_dtype(val);
-  const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
-  int64_t Rs = 0, Cs = 0;  // the stored blocks: (Cs, Rs) are the transposed blocks' (R, C)
-  block_dims(val, ft, nnzb, &Rs, &Cs);
-  const int64_t R = Cs, C = Rs;
-  expect(perm, DT::i32, {nnzb});
-  expect(x, ft, {"K", "N"}, "the dtype of values");
-  const int64_t K = x.dim(0), N = x.dim(1);
-  if (N <= 1) throw_value("x: the permuted-blocks product needs N > 1 columns");
-  check_block_multiple(x, K, C, "width C =");
-  expect(out, ft, {Mb * R, N}, "the dtype of values");
-  for (const Arr* in : {&crow, &col, &perm, &val, &x}) expect_disjoint(out, *in);
-  // perm is a permutation of [0, nnzb) by construction (the transposed structure); the block
-  // columns were checked when it was built. Check the permutation's range anyway.
+void bsr_spmm_t_transposed(const RowPointers& t, const int32_t* perm, int64_t R, int64_t C,
+                           Values val, const Dense& d, const Dense& out, int threads) {
+  check_row_pointers(t.crow, t.rows, t.count, "crow_t", "col_t");
   const KernelTable& tab = active_table();
-  if (first_bad(tab, perm.ptr<int32_t>(), nnzb, nnzb) >= 0)
-    throw_value("perm: entries must lie in [0, nnzb)");
-  with_float(ft, [&](auto tf) {
+  if (first_bad(tab, perm, t.count, t.count) >= 0)
+    throw_value("perm_t: entries must lie in [0, nnzb)");
+  // Block p of S^T is stored block perm[p] (R x C) transposed: the transposed blocks are C x R.
+  with_compute(d.dt, [&](auto tf) {
     using T = decltype(tf);
-    BsrSpmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), x.ptr<T>(),
-                        out.ptr<T>(), Mb, K / C, R, C, N, x.ld, 0};
-    args.perm = perm.ptr<int32_t>();
-    spmm_run<T>(args, HalfValues{}, threads);
+    BsrSpmmArgs<T> args{t.crow, static_cast<const int32_t*>(t.col), nullptr, d.ptr<T>(),
+                        out.ptr<T>(), t.rows, d.rows / R, C, R, d.cols, d.ld, 0};
+    args.perm = perm;
+    spmm_run<T>(args, val, threads);
   });
 }
 
-void bsr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out,
-                    int threads) {
-  bsr_check_indices(crow, col);
-  const DT ft = float_dtype(a);
-  const int64_t Mb = crow.dim(0) - 1, nnzb = col.dim(0);
-  int64_t R = 0, C = 0;
-  if (out.dt != ft)
-    expect(out, ft, {nnzb, "R", "C"}, "the dtype of a");  // throws the dtype error
-  block_dims(out, ft, nnzb, &R, &C);
-  expect(a, ft, {Mb * R, "N"});
-  const int64_t N = a.dim(1);
-  expect(b, ft, {"K", N}, "the dtype of a");
-  const int64_t K = b.dim(0);
-  check_block_multiple(b, K, C, "width C =");
-  for (const Arr* in : {&crow, &col, &a, &b}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), Mb, nnzb, "crow_indices", "col_indices");
-  with_float(ft, [&](auto tf) {
+void bsr_sddmm(const RowPointers& s, int64_t R, int64_t C, const Dense& a, const Dense& b,
+               const Dense& out, int threads) {
+  check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
+  with_compute(a.dt, [&](auto tf) {
     using T = decltype(tf);
-    const BsrSddmmArgs<T> args{crow.ptr<int32_t>(), col.ptr<int32_t>(), a.ptr<T>(), b.ptr<T>(),
-                               out.ptr<T>(), Mb, K / C, R, C, N};
+    const BsrSddmmArgs<T> args{s.crow, static_cast<const int32_t*>(s.col), a.ptr<T>(),
+                               b.ptr<T>(), out.ptr<T>(), s.rows, b.rows / C, R, C, a.cols};
     sddmm_run<T>(args, threads);
   });
-}
-
-void bsr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h,
-              py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr val = as_array(val_h, "values");
-  const Arr x = as_array(x_h, "x");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
-  py::gil_scoped_release nogil;
-  bsr_spmm_arrs(crow, col, val, x, out, threads);
-}
-
-void bsr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
-               py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr a = as_array(a_h, "a");
-  const Arr b = as_array(b_h, "b");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
-  py::gil_scoped_release nogil;
-  bsr_sddmm_arrs(crow, col, a, b, out, threads);
 }
 
 }  // namespace sparse_ops

@@ -159,11 +159,8 @@ void bsr_spmm_rows(const BsrSpmmArgs<T>& a, int64_t br0, int64_t br1, int64_t n0
   constexpr int NVMAX = Tune::bsr_nv;
   if (a.N == 1) {
     if (n0 >= n1) return;
-    if constexpr (std::is_same_v<T, float>) {
-      if (a.hkind == kBf16) return bsr_spmv_rows<T, Bf16>(a, br0, br1);
-      if (a.hkind == kF16) return bsr_spmv_rows<T, F16>(a, br0, br1);
-    }
-    bsr_spmv_rows(a, br0, br1);
+    with_storage<T>(a.stored.dt,
+                    [&](auto tv) { bsr_spmv_rows<T, decltype(tv)>(a, br0, br1); });
     return;
   }
   for (int64_t c = n0; c < n1; c += NVMAX * W) {

@@ -1,4 +1,5 @@
-// CSR entry points: csr_spmm, csr_sddmm, csr_transpose (validation, threading, dispatch).
+// CSR drivers: csr_spmm, csr_spmm_t_*, csr_sddmm, csr_transpose (structure checks, threading,
+// dispatch; drivers.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -9,7 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "entry_points.h"
+#include "drivers.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "validate.h"
@@ -18,29 +19,19 @@ namespace sparse_ops {
 namespace {
 
 template <class I>
-[[noreturn]] void throw_bad_col(const I* col, int64_t p, int64_t hi) {
+[[noreturn]] void throw_bad_col(const I* col, int64_t p, int64_t hi,
+                                const char* name = "col_indices") {
   std::ostringstream o;
-  o << "col_indices: value " << static_cast<int64_t>(col[p]) << " at position " << p
+  o << name << ": value " << static_cast<int64_t>(col[p]) << " at position " << p
     << " out of range [0, " << hi << ")";
   throw std::invalid_argument(o.str());
 }
 
-// Checks crow_indices (1-D int32, >= 1 entry) and col_indices (1-D int16/int32) types and
-// shapes; returns the column dtype.
-DT check_csr_arrays(const Arr& crow, const Arr& col) {
-  expect(crow, DT::i32, {"M+1"});
-  if (crow.dim(0) < 1)
-    throw_value("crow_indices: expected shape (M+1,) with M >= 0, got an empty array");
-  const DT it = index_dtype(col, {DT::i16, DT::i32});
-  expect(col, it, {"nnz"});
-  return it;
-}
-
 template <class I>
 [[noreturn]] void throw_first_bad_col(const KernelTable& tab, const I* col, int64_t nnz,
-                                      int64_t K) {
+                                      int64_t K, const char* name = "col_indices") {
   const int64_t p = first_bad(tab, col, nnz, K);
-  throw_bad_col(col, p >= 0 ? p : 0, K);
+  throw_bad_col(col, p >= 0 ? p : 0, K, name);
 }
 
 // Decides g_csr_spmv_loads once: times the AVX2 SpMV with gathers and with scalar loads on a
@@ -101,8 +92,8 @@ namespace {
 // The kernels validate the column indices as they run (fused); a chunk reporting a bad one
 // sets `bad`, and the first bad position is then located for the message.
 template <class T, class I>
-void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues& hv, const T* x,
-              int64_t ldx, T* out, int64_t M, int64_t K, int64_t N, int threads,
+void spmm_run(const int32_t* crow, const I* col, const Values& stored, const T* x, int64_t ldx,
+              T* out, int64_t M, int64_t K, int64_t N, int threads,
               const int32_t* vperm = nullptr) {
   const KernelTable& tab = active_table();
   if (N == 1 && g_csr_spmv_loads.load(std::memory_order_relaxed) < 0 &&
@@ -110,7 +101,7 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues&
     calibrate_csr_spmv(tab);
   const auto fn = csr_fns<T, I>(tab).spmm;
   const int64_t nnz = crow[M];
-  CsrSpmmArgs<T, I> args{crow, col, val, x, out, M, K, N, ldx, 0};
+  CsrSpmmArgs<T, I> args{crow, col, nullptr, x, out, M, K, N, ldx, 0};
   args.vperm = vperm;
   threads = threads_for(threads, static_cast<double>(nnz + M) * static_cast<double>(N));
   // Through a permutation every x tile is another pass of random value loads: wider tiles.
@@ -124,7 +115,7 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues&
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad, [](int64_t) { return true; },
       [&](int64_t t, int64_t c) {
         CsrSpmmArgs<T, I> a = args;
-        set_chunk_values(a, val, hv, nnz, crow[bounds[c]], crow[bounds[c + 1]]);
+        set_chunk_values(a, stored, nnz, crow[bounds[c]], crow[bounds[c + 1]]);
         a.x = xt.data(t);
         a.ldx = xt.ld(t);
         a.xc0 = xt.col0(t);
@@ -132,7 +123,7 @@ void spmm_run(const int32_t* crow, const I* col, const T* val, const HalfValues&
       },
       xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
   if (bad.any() || (N == 0 && first_bad(tab, col, nnz, K) >= 0))
-    throw_first_bad_col(tab, col, nnz, K);
+    throw_first_bad_col(tab, col, nnz, K, vperm ? "col_t" : "col_indices");
 }
 
 // out (K, N) = S^T @ d by scatter. With N wide enough, each task owns a slice of out's columns
@@ -191,7 +182,7 @@ void sddmm_run(const int32_t* crow, const I* col, const T* a, const T* b, T* out
 // start offsets per column, then each part scatters its nonzeros in row order.
 template <class I>
 void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int32_t* crow_t,
-                   int32_t* col_t, int64_t* perm, int threads) {
+                   int32_t* col_t, int32_t* perm, int threads) {
   const int64_t nnz = crow[M];
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, nnz / 65536));
   const auto bounds = split_by_prefix(crow, M, parts, 1, 1);
@@ -216,165 +207,75 @@ void transpose_run(const int32_t* crow, const I* col, int64_t M, int64_t K, int3
       for (int64_t p = crow[i]; p < crow[i + 1]; ++p) {
         const int32_t q = c[col[p]]++;
         col_t[q] = static_cast<int32_t>(i);
-        perm[q] = p;
+        perm[q] = static_cast<int32_t>(p);
       }
   });
 }
 
 }  // namespace
 
-void csr_spmm_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& x, const Arr& out,
-                   int threads) {
-  const DT it = check_csr_arrays(crow, col);
-  const DT vt = value_dtype(val), ft = compute_dtype(vt);
-  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
-  expect(val, vt, {nnz});
-  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
-  const int64_t K = x.dim(0), N = x.dim(1);
-  expect(out, ft, {M, N}, "the dtype of values");
-  for (const Arr* in : {&crow, &col, &val, &x}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
-  with_float(ft, [&](auto tf) {
+void csr_spmm(const RowPointers& s, Values val, const Dense& x, const Dense& out, int threads) {
+  check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
+  with_compute(x.dt, [&](auto tf) {
     using T = decltype(tf);
-    with_index(it, [&](auto ti) {
+    with_index(s.col_dt, [&](auto ti) {
       using I = decltype(ti);
-      const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
-      spmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), hv.bits ? nullptr : val.ptr<T>(), hv,
-                     x.ptr<T>(), x.ld, out.ptr<T>(), M, K, N, threads);
+      spmm_run<T, I>(s.crow, static_cast<const I*>(s.col), val, x.ptr<T>(), x.ld, out.ptr<T>(),
+                     s.rows, x.rows, x.cols, threads);
     });
   });
 }
 
-void csr_sddmm_arrs(const Arr& crow, const Arr& col, const Arr& a, const Arr& b, const Arr& out,
-                    int threads) {
-  const DT it = check_csr_arrays(crow, col);
-  const DT ft = float_dtype(a);
-  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
-  expect(a, ft, {M, "N"});
-  const int64_t N = a.dim(1);
-  expect(b, ft, {"K", N}, "the dtype of a");
-  const int64_t K = b.dim(0);
-  expect(out, ft, {nnz}, "the dtype of a");
-  for (const Arr* in : {&crow, &col, &a, &b}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
-  with_float(ft, [&](auto tf) {
+void csr_spmm_t_scatter(const RowPointers& s, Values val, const Dense& d, const Dense& out,
+                        int threads) {
+  check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
+  with_compute(d.dt, [&](auto tf) {
     using T = decltype(tf);
-    with_index(it, [&](auto ti) {
+    with_index(s.col_dt, [&](auto ti) {
       using I = decltype(ti);
-      sddmm_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), a.ptr<T>(), b.ptr<T>(), out.ptr<T>(), M,
-                      K, N, threads);
+      spmm_t_run<T, I>(s.crow, static_cast<const I*>(s.col), static_cast<const T*>(val.data),
+                       d.ptr<T>(), d.ld, out.ptr<T>(), s.rows, out.rows, d.cols, threads);
     });
   });
 }
 
-void csr_spmm_t_arrs(const Arr& crow, const Arr& col, const Arr& val, const Arr& d, const Arr& out,
-                     int threads) {
-  const DT it = check_csr_arrays(crow, col);
-  const DT ft = float_dtype(val);
-  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
-  expect(val, ft, {nnz});
-  expect(d, ft, {M, "N"}, "the dtype of values");
-  const int64_t N = d.dim(1);
-  expect(out, ft, {"K", N}, "the dtype of values");
-  const int64_t K = out.dim(0);
-  for (const Arr* in : {&crow, &col, &val, &d}) expect_disjoint(out, *in);
-  check_row_pointers(crow.ptr<int32_t>(), M, nnz, "crow_indices", "col_indices");
-  with_float(ft, [&](auto tf) {
-    using T = decltype(tf);
-    with_index(it, [&](auto ti) {
-      using I = decltype(ti);
-      spmm_t_run<T, I>(crow.ptr<int32_t>(), col.ptr<I>(), val.ptr<T>(), d.ptr<T>(), d.ld,
-                       out.ptr<T>(), M, K, N, threads);
-    });
-  });
-}
-
-void csr_spmm_perm_arrs(const Arr& crow, const Arr& col, const Arr& perm, const Arr& val,
-                        const Arr& x, const Arr& out, int threads) {
-  check_csr_arrays(crow, col);
-  expect(col, DT::i32, {"nnz"});
-  const DT ft = float_dtype(val);
-  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0);
-  expect(perm, DT::i32, {nnz});
-  expect(val, ft, {nnz});
-  expect(x, ft, {"K", "N"}, "the dtype of values");
-  const int64_t K = x.dim(0), N = x.dim(1);
-  if (N <= 1) throw_value("x: the permuted-values product needs N > 1 columns");
-  expect(out, ft, {M, N}, "the dtype of values");
-  for (const Arr* in : {&crow, &col, &perm, &val, &x}) expect_disjoint(out, *in);
-  // perm is a permutation of [0, nnz) by construction (csr_transpose); check its range anyway.
+void csr_spmm_t_transposed(const RowPointers& t, const int32_t* perm, Values val,
+                           const Dense& d, const Dense& out, int threads) {
+  check_row_pointers(t.crow, t.rows, t.count, "crow_t", "col_t");
   const KernelTable& tab = active_table();
-  if (first_bad(tab, perm.ptr<int32_t>(), nnz, nnz) >= 0)
-    throw_value("perm: entries must lie in [0, nnz)");
-  with_float(ft, [&](auto tf) {
+  if (first_bad(tab, perm, t.count, t.count) >= 0)
+    throw_value("perm_t: entries must lie in [0, nnz)");
+  with_compute(d.dt, [&](auto tf) {
     using T = decltype(tf);
-    spmm_run<T, int32_t>(crow.ptr<int32_t>(), col.ptr<int32_t>(), val.ptr<T>(), HalfValues{},
-                         x.ptr<T>(), x.ld, out.ptr<T>(), M, K, N, threads, perm.ptr<int32_t>());
+    spmm_run<T, int32_t>(t.crow, static_cast<const int32_t*>(t.col), val, d.ptr<T>(), d.ld,
+                         out.ptr<T>(), t.rows, d.rows, d.cols, threads, perm);
   });
 }
 
-void csr_transpose_check(const Arr& crow, const Arr& col, int64_t num_cols) {
-  check_csr_arrays(crow, col);
-  if (num_cols < 0 || num_cols >= INT32_MAX)
-    throw_value("num_cols: need 0 <= num_cols < 2**31 - 1, got " + std::to_string(num_cols));
-  check_row_pointers(crow.ptr<int32_t>(), crow.dim(0) - 1, col.dim(0), "crow_indices",
-                     "col_indices");
+void csr_sddmm(const RowPointers& s, const Dense& a, const Dense& b, const Dense& out,
+               int threads) {
+  check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
+  with_compute(a.dt, [&](auto tf) {
+    using T = decltype(tf);
+    with_index(s.col_dt, [&](auto ti) {
+      using I = decltype(ti);
+      sddmm_run<T, I>(s.crow, static_cast<const I*>(s.col), a.ptr<T>(), b.ptr<T>(),
+                      out.ptr<T>(), s.rows, b.rows, a.cols, threads);
+    });
+  });
 }
 
-void csr_transpose_arrs(const Arr& crow, const Arr& col, int64_t num_cols, int32_t* crow_t,
-                        int32_t* col_t, int64_t* perm, int threads) {
-  const DT it = check_csr_arrays(crow, col);
-  const int64_t M = crow.dim(0) - 1, nnz = col.dim(0), K = num_cols;
+void csr_transpose(const RowPointers& s, int64_t cols, int32_t* crow_t, int32_t* col_t,
+                   int32_t* perm, int threads) {
+  check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
   const KernelTable& tab = active_table();
-  with_index(it, [&](auto ti) {
+  with_index(s.col_dt, [&](auto ti) {
     using I = decltype(ti);
-    const I* c = col.ptr<I>();
-    const int64_t p = first_bad(tab, c, nnz, K);
-    if (p >= 0) throw_bad_col(c, p, K);
-    transpose_run<I>(crow.ptr<int32_t>(), c, M, K, crow_t, col_t, perm, threads);
+    const I* c = static_cast<const I*>(s.col);
+    const int64_t p = first_bad(tab, c, s.count, cols);
+    if (p >= 0) throw_bad_col(c, p, cols);
+    transpose_run<I>(s.crow, c, s.rows, cols, crow_t, col_t, perm, threads);
   });
-}
-
-py::tuple csr_transpose(py::handle crow_h, py::handle col_h, int64_t num_cols) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  csr_transpose_check(crow, col, num_cols);
-  const int64_t nnz = col.dim(0), K = num_cols;
-  py::array_t<int32_t> crow_t(K + 1);
-  py::array_t<int32_t> col_t(nnz);
-  py::array_t<int64_t> perm(nnz);
-  int32_t* crow_tp = crow_t.mutable_data();
-  int32_t* col_tp = col_t.mutable_data();
-  int64_t* perm_p = perm.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    csr_transpose_arrs(crow, col, K, crow_tp, col_tp, perm_p, default_threads());
-  }
-  return py::make_tuple(crow_t, col_t, perm);
-}
-
-void csr_spmm(py::handle crow_h, py::handle col_h, py::handle val_h, py::handle x_h,
-              py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr val = as_array(val_h, "values");
-  const Arr x = as_array(x_h, "x");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
-  py::gil_scoped_release nogil;
-  csr_spmm_arrs(crow, col, val, x, out, threads);
-}
-
-void csr_sddmm(py::handle crow_h, py::handle col_h, py::handle a_h, py::handle b_h,
-               py::handle out_h, int64_t num_threads) {
-  const Arr crow = as_array(crow_h, "crow_indices");
-  const Arr col = as_array(col_h, "col_indices");
-  const Arr a = as_array(a_h, "a");
-  const Arr b = as_array(b_h, "b");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
-  py::gil_scoped_release nogil;
-  csr_sddmm_arrs(crow, col, a, b, out, threads);
 }
 
 }  // namespace sparse_ops

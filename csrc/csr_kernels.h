@@ -289,20 +289,14 @@ bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
   constexpr int NVMAX = Tune::csr_nv;
   if (a.N == 1) {
     if (n0 >= n1) return true;
+    return with_storage<T>(a.stored.dt, [&](auto tv) {
+      using TV = decltype(tv);
 #if SPARSE_OPS_ISA == 2
-    if (g_csr_spmv_loads.load(std::memory_order_relaxed) == 1) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (a.hkind == kBf16) return csr_spmv_rows_loads<T, I, Bf16>(a, r0, r1);
-        if (a.hkind == kF16) return csr_spmv_rows_loads<T, I, F16>(a, r0, r1);
-      }
-      return csr_spmv_rows_loads(a, r0, r1);
-    }
+      if (g_csr_spmv_loads.load(std::memory_order_relaxed) == 1)
+        return csr_spmv_rows_loads<T, I, TV>(a, r0, r1);
 #endif
-    if constexpr (std::is_same_v<T, float>) {
-      if (a.hkind == kBf16) return csr_spmv_rows<T, I, Bf16>(a, r0, r1);
-      if (a.hkind == kF16) return csr_spmv_rows<T, I, F16>(a, r0, r1);
-    }
-    return csr_spmv_rows(a, r0, r1);
+      return csr_spmv_rows<T, I, TV>(a, r0, r1);
+    });
   }
   // Values read through the permutation are random loads, paid once per pass over the
   // rows: twice the tile width (8 vectors, one accumulator set) halves the passes.

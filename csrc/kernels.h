@@ -1,7 +1,9 @@
 // The kernel table: argument structs and function pointers of every compute kernel, one table
 // per SIMD level (isa_scalar.cpp, isa_avx2.cpp, isa_avx512.cpp), picked at run time by
-// dispatch.cpp. The entry points (csr.cpp, bsr.cpp, nm.cpp) validate shapes and structure
-// before calling them; the CSR kernels check column indices themselves (fused validation).
+// dispatch.cpp. The drivers (csr.cpp, bsr.cpp, nm.cpp, bitmap.cpp) check the structure before
+// or while calling them; the CSR kernels and the bitmap SpMV check indices themselves.
+// `stored`: the values as stored (value_types.h); the N == 1 paths read them in their own
+// dtype (widened in registers), the wider paths read `val`, a row chunk widened to T.
 // Kernels work on a range of rows and a range of output columns [n0, n1) so that the entry
 // points can split the work among threads.
 #pragma once
@@ -10,18 +12,9 @@
 #include <cstdint>
 #include <type_traits>
 
-namespace sparse_ops {
+#include "value_types.h"
 
-// Half-precision value storage (bit patterns): the kernels of the SpMV paths read these
-// directly and widen in registers (simd.h's V<float>::load overloads).
-struct Bf16 {
-  uint16_t bits;
-};
-struct F16 {
-  uint16_t bits;
-};
-// hkind of an SpMM's args: 0 = values in `val` (T), 1 = bfloat16 in `hval`, 2 = float16.
-enum HalfKind : int { kNoHalf = 0, kBf16 = 1, kF16 = 2 };
+namespace sparse_ops {
 
 // The dense operand x of an SpMM may be a packed copy of a column tile of the caller's x:
 // element (k, c) of the caller's x, for c in the tile being computed, is x[k * ldx + c - xc0].
@@ -35,8 +28,7 @@ struct CsrSpmmArgs {  // out (M, N) = S @ x, x (K, N)
   T* out;
   int64_t M, K, N;
   int64_t ldx, xc0;
-  const void* hval = nullptr;  // half-precision values (hkind != 0; N == 1 paths)
-  int hkind = kNoHalf;
+  Values stored{};  // the values as stored (N == 1 paths)
   // If set (N > 1 only): value of nonzero p is val[vperm[p]], e.g. S^T's structure over S's
   // values in S's order, so a transposed product needs no permuted copy of the values.
   const int32_t* vperm = nullptr;
@@ -62,8 +54,7 @@ struct BsrSpmmArgs {  // out (Mb*R, N) = S @ x, x (Kb*C, N), val (nnzb, R, C)
   T* out;
   int64_t Mb, Kb, R, C, N;
   int64_t ldx, xc0;
-  const void* hval = nullptr;
-  int hkind = kNoHalf;
+  Values stored{};
   // Non-null (N > 1, float values): block p is the transpose of stored block perm[p], which
   // is (C, R) row-major: the product of S^T on its cached transposed structure, no copy.
   const int32_t* perm = nullptr;
@@ -95,8 +86,7 @@ struct NmArgs {
   T* out;
   int64_t M, K, N, G, n, m, bits, meta_stride;
   int64_t ldx, xc0;  // nm_spmm's x, nm_sddmm's y (b) may be packed tiles
-  const void* hval = nullptr;
-  int hkind = kNoHalf;
+  Values stored{};
   uint64_t call = 0;  // nonzero: one tag per call (per-thread operands built once a call)
 };
 
@@ -114,17 +104,17 @@ struct BitmapArgs {
   T* out;
   int64_t M, K, N, nnz, rb;
   int64_t ldx;
-  const void* hval = nullptr;  // half-precision values (hkind != 0; SpMV only)
-  int hkind = kNoHalf;
+  Values stored{};  // the values as stored (SpMV only)
 };
 
-// The values array of `a` as stored: T (hkind 0) or a half type.
+// The values array of `a` as storage type TV: `val` when TV is the compute type, else the
+// stored values.
 template <class TV, class A>
 inline const TV* values_of(const A& a) {
   if constexpr (std::is_same_v<TV, std::remove_const_t<std::remove_pointer_t<decltype(a.val)>>>)
     return a.val;
   else
-    return static_cast<const TV*>(a.hval);
+    return static_cast<const TV*>(a.stored.data);
 }
 
 // The CSR kernels check every column index against K as they go (never dereferencing a bad
@@ -204,20 +194,12 @@ struct KernelTable {
   // First position p in [0, n) with v[p] outside [0, hi), or -1.
   int64_t (*first_bad_i16)(const int16_t* v, int64_t n, int64_t hi);
   int64_t (*first_bad_i32)(const int32_t* v, int64_t n, int64_t hi);
-  // dst[i] = float(src[i]) for bfloat16 / float16 bit patterns (the half-precision values
-  // of a row chunk, widened into L2-resident scratch just before the chunk is computed).
-  void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
-  void (*widen_f16)(const uint16_t* src, float* dst, int64_t n);
+  // dst[i] = float(src[offset + i]) for i in [0, n): reduced-precision values of a row chunk
+  // widened into L2-resident scratch just before the chunk is computed.
+  void (*widen)(Values src, int64_t offset, float* dst, int64_t n);
   BitmapDecodeFn<int16_t> bitmap_decode16;
   BitmapDecodeFn<int32_t> bitmap_decode32;
   BitmapCheckFn bitmap_check;
-};
-
-// Half-precision values of an SpMM: the stored bits, widened per row chunk (parallel.h).
-struct HalfValues {
-  const uint16_t* bits = nullptr;
-  void (*widen)(const uint16_t*, float*, int64_t) = nullptr;
-  int kind = kNoHalf;
 };
 
 namespace scalar {

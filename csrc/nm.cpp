@@ -1,4 +1,4 @@
-// N:M entry points: nm_spmm, nm_spmm_t, nm_sddmm (validation, threading, dispatch).
+// N:M drivers: nm_spmm, nm_spmm_t, nm_sddmm (metadata checks, threading, dispatch; drivers.h).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "entry_points.h"
+#include "drivers.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "validate.h"
@@ -133,14 +133,8 @@ std::vector<int32_t> group_base(const NmGeom& g) {
   return gb;
 }
 
-// values (M, G*n) and metadata (M, mbytes) shapes.
-void check_nm_arrays(const Arr* values, DT ft, const Arr& meta, int64_t M, const NmGeom& g) {
-  if (values) expect(*values, ft, {M, g.Gn});
-  expect(meta, DT::u8, {M, g.mbytes});
-}
-
 template <class T>
-void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int threads) {
+void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int threads) {
   const KernelTable& tab = active_table();
   const auto fn = typed<T>(tab).nm_spmm;
   const int64_t M = args.M, N = args.N;
@@ -165,7 +159,7 @@ void spmm_run(const NmArgs<T>& args, const HalfValues& hv, const NmGeom& g, int 
       [&](int64_t t, int64_t c) {
         NmArgs<T> a = args;
         a.call = call;
-        set_chunk_values(a, args.val, hv, M * g.Gn, bounds[c] * g.Gn, bounds[c + 1] * g.Gn);
+        set_chunk_values(a, stored, M * g.Gn, bounds[c] * g.Gn, bounds[c + 1] * g.Gn);
         a.x = xt.data(t);
         a.ldx = xt.ld(t);
         a.xc0 = xt.col0(t);
@@ -272,99 +266,40 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
 
 }  // namespace
 
-void nm_spmm_arrs(const Arr& val, const Arr& meta, const Arr& x, const Arr& out, int64_t n,
-                  int64_t m, int threads) {
-  const DT vt = value_dtype(val), ft = compute_dtype(vt);
-  expect(x, ft, {"K", "N"}, vt == ft ? "the dtype of values" : "float32 for half values");
-  const int64_t K = x.dim(0), N = x.dim(1);
-  const NmGeom g = geometry(n, m, K);
-  if (val.ndim() != 2) expect(val, vt, {"M", g.Gn});
-  const int64_t M = val.dim(0);
-  check_nm_arrays(&val, vt, meta, M, g);
-  expect(out, ft, {M, N}, "the dtype of values");
-  for (const Arr* in : {&val, &meta, &x}) expect_disjoint(out, *in);
+void nm_spmm(const NmStructure& s, Values val, const Dense& x, const Dense& out, int threads) {
+  const NmGeom g = geometry(s.n, s.m, s.K);
   const std::vector<int32_t> gb = group_base(g);
-  with_float(ft, [&](auto tf) {
+  with_compute(x.dt, [&](auto tf) {
     using T = decltype(tf);
-    const HalfValues hv = half_values(val.data, vt == DT::bf16, vt == DT::f16);
-    const NmArgs<T> args{hv.bits ? nullptr : val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(),
-                         x.ptr<T>(), nullptr,
-                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
-    spmm_run<T>(args, hv, g, threads);
+    const NmArgs<T> args{nullptr, s.meta, gb.data(), x.ptr<T>(), nullptr, out.ptr<T>(),
+                         s.M, s.K, x.cols, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
+    spmm_run<T>(args, val, g, threads);
   });
 }
 
-void nm_spmm_t_arrs(const Arr& val, const Arr& meta, const Arr& d, const Arr& out, int64_t n,
-                    int64_t m, int threads) {
-  const DT ft = float_dtype(val);
-  expect(out, ft, {"K", "N"}, "the dtype of values");
-  const int64_t K = out.dim(0), N = out.dim(1);
-  const NmGeom g = geometry(n, m, K);
-  if (val.ndim() != 2) expect(val, ft, {"M", g.Gn});
-  const int64_t M = val.dim(0);
-  check_nm_arrays(&val, ft, meta, M, g);
-  expect(d, ft, {M, N}, "the dtype of values");
-  for (const Arr* in : {&val, &meta, &d}) expect_disjoint(out, *in);
+void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& out,
+               int threads) {
+  const NmGeom g = geometry(s.n, s.m, s.K);
   const std::vector<int32_t> gb = group_base(g);
-  with_float(ft, [&](auto tf) {
+  with_compute(d.dt, [&](auto tf) {
     using T = decltype(tf);
-    const NmArgs<T> args{val.ptr<T>(), meta.ptr<uint8_t>(), gb.data(), d.ptr<T>(), nullptr,
-                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
+    const NmArgs<T> args{static_cast<const T*>(val.data), s.meta, gb.data(), d.ptr<T>(),
+                         nullptr, out.ptr<T>(), s.M, s.K, d.cols, g.G, g.n, g.m, g.b, g.mbytes,
+                         d.cols, 0};
     spmm_t_run<T>(args, g, threads);
   });
 }
 
-void nm_sddmm_arrs(const Arr& meta, const Arr& a, const Arr& b, const Arr& out, int64_t n,
-                   int64_t m, int threads) {
-  const DT ft = float_dtype(a);
-  expect(a, ft, {"M", "N"});
-  const int64_t M = a.dim(0), N = a.dim(1);
-  expect(b, ft, {"K", N}, "the dtype of a");
-  const int64_t K = b.dim(0);
-  const NmGeom g = geometry(n, m, K);
-  check_nm_arrays(nullptr, ft, meta, M, g);
-  expect(out, ft, {M, g.Gn}, "the dtype of a");
-  for (const Arr* in : {&meta, &a, &b}) expect_disjoint(out, *in);
+void nm_sddmm(const NmStructure& s, const Dense& a, const Dense& b, const Dense& out,
+              int threads) {
+  const NmGeom g = geometry(s.n, s.m, s.K);
   const std::vector<int32_t> gb = group_base(g);
-  with_float(ft, [&](auto tf) {
+  with_compute(a.dt, [&](auto tf) {
     using T = decltype(tf);
-    const NmArgs<T> args{nullptr, meta.ptr<uint8_t>(), gb.data(), a.ptr<T>(), b.ptr<T>(),
-                         out.ptr<T>(), M, K, N, g.G, g.n, g.m, g.b, g.mbytes, N, 0};
+    const NmArgs<T> args{nullptr, s.meta, gb.data(), a.ptr<T>(), b.ptr<T>(), out.ptr<T>(),
+                         s.M, s.K, a.cols, g.G, g.n, g.m, g.b, g.mbytes, a.cols, 0};
     sddmm_run<T>(args, g, threads);
   });
-}
-
-void nm_spmm(py::handle val_h, py::handle meta_h, py::handle x_h, py::handle out_h, int64_t n,
-             int64_t m, int64_t num_threads) {
-  const Arr val = as_array(val_h, "values");
-  const Arr meta = as_array(meta_h, "metadata");
-  const Arr x = as_array(x_h, "x");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
-  py::gil_scoped_release nogil;
-  nm_spmm_arrs(val, meta, x, out, n, m, threads);
-}
-
-void nm_spmm_t(py::handle val_h, py::handle meta_h, py::handle d_h, py::handle out_h, int64_t n,
-               int64_t m, int64_t num_threads) {
-  const Arr val = as_array(val_h, "values");
-  const Arr meta = as_array(meta_h, "metadata");
-  const Arr d = as_array(d_h, "d");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
-  py::gil_scoped_release nogil;
-  nm_spmm_t_arrs(val, meta, d, out, n, m, threads);
-}
-
-void nm_sddmm(py::handle meta_h, py::handle a_h, py::handle b_h, py::handle out_h, int64_t n,
-              int64_t m, int64_t num_threads) {
-  const Arr meta = as_array(meta_h, "metadata");
-  const Arr a = as_array(a_h, "a");
-  const Arr b = as_array(b_h, "b");
-  const Arr out = as_array(out_h, "out", true);
-  const int threads = threads_arg(num_threads);
-  py::gil_scoped_release nogil;
-  nm_sddmm_arrs(meta, a, b, out, n, m, threads);
 }
 
 }  // namespace sparse_ops

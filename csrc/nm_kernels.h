@@ -424,11 +424,7 @@ void nm_spmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_
   constexpr int NVMAX = Tune::nm_nv;
   if (a.N == 1) {
     if (n0 >= n1) return;
-    if constexpr (std::is_same_v<T, float>) {
-      if (a.hkind == kBf16) return nm_spmv_rows<T, Bf16>(a, r0, r1);
-      if (a.hkind == kF16) return nm_spmv_rows<T, F16>(a, r0, r1);
-    }
-    nm_spmv_rows(a, r0, r1);
+    with_storage<T>(a.stored.dt, [&](auto tv) { nm_spmv_rows<T, decltype(tv)>(a, r0, r1); });
     return;
   }
   // N = 16 goes to the row tile: one x vector a slot with the values broadcast from a

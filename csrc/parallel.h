@@ -59,51 +59,38 @@ int64_t tile_cols(int64_t K, int64_t N, int64_t elem, int64_t budget_bytes);
 int64_t l2_tile_budget();
 void set_tile_budget(int64_t bytes);
 
-// The values [v0, v1) of a row chunk as float: the caller's array, or, for half-precision
-// values, their bits widened into the calling thread's scratch (L2-resident: the chunk is
-// sized for it), so memory is read at 2 bytes a value. Returns p with p[v] = value v for v
-// in [v0, v1 + kValuePad) (values past the array are 0: vector loads may overrun a row).
+// The values [v0, v1) of a row chunk in the compute type T: the caller's array when the values
+// are stored as T, else (reduced-precision values) widened into the calling thread's scratch
+// (L2-resident: the chunk is sized for it), so memory is read in the stored dtype. Returns p
+// with p[v] = value v for v in [v0, v1 + kValuePad) (values past the array are 0: vector
+// loads may overrun a row).
 constexpr int64_t kValuePad = 64;
 template <class T>
-const T* chunk_values(const T* native, const HalfValues& hv, int64_t total, int64_t v0,
-                      int64_t v1) {
+const T* chunk_values(const Values& stored, int64_t total, int64_t v0, int64_t v1) {
   if constexpr (!std::is_same_v<T, float>) {
-    return native;
+    return static_cast<const T*>(stored.data);
   } else {
-    if (!hv.bits) return native;
+    if (stored.dt == DT::f32) return static_cast<const T*>(stored.data);
     const int64_t n = v1 - v0, avail = std::min(total, v1 + kValuePad) - v0;
     float* buf = static_cast<float*>(
         scratch_buffer(kScratchValues, static_cast<size_t>(n + kValuePad) * sizeof(float)));
-    hv.widen(hv.bits + v0, buf, avail);
+    active_table().widen(stored, v0, buf, avail);
     for (int64_t i = avail; i < n + kValuePad; ++i) buf[i] = 0.0f;
     return buf - v0;
   }
 }
 
-// The HalfValues of a values array of dtype bfloat16 (`bf16`) or float16 (`f16`), else none.
-inline HalfValues half_values(const void* data, bool bf16, bool f16) {
-  HalfValues hv;
-  if (bf16 || f16) {
-    hv.bits = static_cast<const uint16_t*>(data);
-    hv.widen = bf16 ? active_table().widen_bf16 : active_table().widen_f16;
-    hv.kind = bf16 ? kBf16 : kF16;
-  }
-  return hv;
-}
-
-// Points a row chunk's args at its values: at N == 1 the SpMV kernels read half-precision
-// values directly (2 bytes a value from memory, widened in registers); otherwise the chunk's
-// values are widened into scratch (chunk_values) and shared by the N columns.
-template <class A, class T>
-void set_chunk_values(A& a, const T* native, const HalfValues& hv, int64_t total, int64_t v0,
-                      int64_t v1) {
-  if (hv.bits && a.N == 1) {
-    a.val = nullptr;
-    a.hval = hv.bits;
-    a.hkind = hv.kind;
-  } else {
-    a.val = chunk_values(native, hv, total, v0, v1);
-  }
+// Points a row chunk's args at its values: at N == 1 the SpMV kernels read the stored values
+// directly (their own bytes from memory, widened in registers); otherwise the chunk's values
+// in the compute type (chunk_values), shared by the N columns.
+template <class A>
+void set_chunk_values(A& a, const Values& stored, int64_t total, int64_t v0, int64_t v1) {
+  using T = std::remove_const_t<std::remove_pointer_t<decltype(a.val)>>;
+  a.stored = stored;
+  if (a.N == 1)
+    a.val = stored.dt == compute_dtype(stored.dt) ? static_cast<const T*>(stored.data) : nullptr;
+  else
+    a.val = chunk_values<T>(stored, total, v0, v1);
 }
 
 // The smallest bad position seen by any thread.

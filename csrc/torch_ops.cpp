@@ -1,46 +1,59 @@
-// The CPU kernels as torch operators: TORCH_LIBRARY(sparse_ops) schemas and their CPU
-// implementations on at::Tensor. The fakes and the autograd formulas are registered from
-// Python (sparse_ops/fake.py, sparse_ops/autograd.py); this file only validates, allocates
-// and calls the entry points of entry_points.h. It is the only source file that includes
-// torch headers: the per-ISA kernel files stay free of them.
+// The op boundary: every product of every layout as a torch operator, from one table.
 //
-// Every call checks its integer parameters before anything is allocated or divided by them,
-// and the entry points check the structure on every call (O(rows) here and there, the
-// indices chunk by chunk inside the products): an in-place edit that torch does not count
-// (`.data`, numpy, a raw pointer) is caught like any other. What is cached per structure is
-// only the transposed structure of S^T @ d (TransposeCache below), keyed by the tensors'
-// identity, data pointer, size and version counter; it is rebuilt when they change, and its
-// own indices are checked again on every call.
+// A layout is one traits struct below (Csr, Bsr, Nm, Bitmap): the names of its structure
+// tensors and integer parameters (the schema), the check that turns its tensors into the
+// drivers' views (drivers.h), the rows of its products, and how it runs S^T @ d. One template
+// per product does the rest, the same for every layout: tensors in, one check (dtypes, shapes,
+// devices, parameters before anything is allocated), the output allocated, the driver called
+// (which checks the structure's data as it reads it), errors turned into ValueError /
+// TypeError naming the argument. `linear` is written once over `spmm`. The schemas
+// (TORCH_LIBRARY) and the implementations (TORCH_LIBRARY_IMPL) are registered by one loop over
+// the layouts and products.
+//
+// Every product P also has a twin P_call (see CallProduct) that Python's matmul / linear use.
+// CSR and BSR products take, after their parameters, the transposed structure (crow_t, col_t,
+// perm_t: optional, computed once by the format, see sparse_ops/csr.py) which S^T @ d reads.
+//
+// This file and team.cpp are the only ones with torch headers: the kernels and drivers stay
+// free of them.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <c10/core/TensorImpl.h>
-#include <c10/util/Exception.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "entry_points.h"
+#include "drivers.h"
+#include "team.h"
 #include "validate.h"
 
 namespace sparse_ops {
 namespace {
 
-// ------------------------------------------------------------------ tensors as Arr views
+using at::Tensor;
+
+// ------------------------------------------------------------------ errors and dtypes
+[[noreturn]] void value_error(const std::string& msg) { TORCH_CHECK_VALUE(false, msg); }
+[[noreturn]] void type_error(const std::string& msg) { TORCH_CHECK_TYPE(false, msg); }
+
 DT dt_of(at::ScalarType s) {
   switch (s) {
     case at::kFloat:
       return DT::f32;
     case at::kDouble:
       return DT::f64;
+    case at::kBFloat16:
+      return DT::bf16;
+    case at::kHalf:
+      return DT::f16;
     case at::kShort:
       return DT::i16;
     case at::kInt:
@@ -49,576 +62,633 @@ DT dt_of(at::ScalarType s) {
       return DT::i64;
     case at::kByte:
       return DT::u8;
-    case at::kBFloat16:
-      return DT::bf16;
-    case at::kHalf:
-      return DT::f16;
     default:
       return DT::other;
   }
 }
 
-[[noreturn]] void throw_value_error(const std::string& msg) { TORCH_CHECK_VALUE(false, msg); }
-[[noreturn]] void throw_type_error(const std::string& msg) { TORCH_CHECK_TYPE(false, msg); }
+std::string shape_str(const Tensor& t) {
+  std::string s = "(";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + (t.dim() == 1 ? ",)" : ")");
+}
 
-// How an argument may be laid out in memory.
-enum class Layout {
-  kContiguous,  // any non-contiguous tensor is copied
-  kRows,        // 2-D with unit column stride and any row stride (no copy); else copied
-};
+std::string describe(const Tensor& t) {
+  return std::to_string(t.dim()) + "-D " + std::string(c10::toString(t.scalar_type())) +
+         " tensor of shape " + shape_str(t);
+}
 
-// `t` as an Arr. Non-CPU tensors raise; negative/conjugate views are resolved (a copy);
-// a layout the kernels cannot read is copied into `t` (which then owns the copy).
-Arr view_of(at::Tensor& t, const char* name, Layout layout = Layout::kContiguous) {
-  if (!t.defined()) throw_type_error(std::string(name) + ": expected a tensor, got None");
-  if (t.device().type() != c10::DeviceType::CPU)
-    throw_value_error(std::string(name) + ": the cpp backend takes CPU tensors, got one on " +
-                      t.device().str());
+// A defined, strided CPU tensor (TypeError / ValueError naming it otherwise).
+const Tensor& expect_cpu(const Tensor& t, const char* name) {
+  if (!t.defined()) type_error(std::string(name) + ": expected a tensor, got None");
   if (t.layout() != c10::kStrided)
-    throw_type_error(std::string(name) + ": expected a dense (strided) tensor");
-  if (t.is_neg()) t = t.resolve_neg();
-  if (t.is_conj()) t = t.resolve_conj();
-  bool rows_ok = false;
-  if (layout == Layout::kRows && t.dim() == 2) {
-    const int64_t r = t.size(0), c = t.size(1);
-    // A single column must be unit-stride: the SpMV paths read x[k] directly.
-    rows_ok = (c <= 1 || t.stride(1) == 1) && (r <= 1 || t.stride(0) >= c) &&
-              (r <= 1 || t.stride(0) >= 1) && (c != 1 || r <= 1 || t.stride(0) == 1);
+    type_error(std::string(name) + ": expected a dense (strided) tensor");
+  if (t.device().type() != c10::DeviceType::CPU)
+    value_error(std::string(name) + ": the cpp backend takes CPU tensors, got one on " +
+                t.device().str());
+  return t;
+}
+
+// An index / metadata tensor: dtype among `allowed`, `dim` dimensions; a contiguous view.
+Tensor index_tensor(const Tensor& t, const char* name, std::initializer_list<DT> allowed,
+                    int64_t dim) {
+  expect_cpu(t, name);
+  const DT dt = dt_of(t.scalar_type());
+  bool ok = false;
+  std::string names;
+  for (DT a : allowed) {
+    ok = ok || a == dt;
+    names += (names.empty() ? "" : " or ") + std::string(dt_name(a));
   }
-  if (!rows_ok && !t.is_contiguous()) t = t.contiguous();
-  Arr a;
-  a.name = name;
-  a.dt = dt_of(t.scalar_type());
-  if (a.dt == DT::other) a.dtname = c10::toString(t.scalar_type());
-  a.shape.assign(t.sizes().begin(), t.sizes().end());
-  // Empty tensors may have no storage; the kernels compare row pointers derived from the
-  // data pointer against null (a skipped bad index), so give them a real, unread address.
+  if (!ok) type_error(std::string(name) + ": expected an " + names + " tensor, got " +
+                      describe(t));
+  if (t.dim() != dim)
+    value_error(std::string(name) + ": expected a " + std::to_string(dim) + "-D tensor, got " +
+                describe(t));
+  return t.contiguous();
+}
+
+// The values: float32, float64, bfloat16 or float16, `dim` dimensions, contiguous.
+Tensor values_tensor(const Tensor& t, int64_t dim, const char* name = "values") {
+  expect_cpu(t, name);
+  if (!is_value_dtype(dt_of(t.scalar_type())))
+    type_error(std::string(name) + ": expected a float32, float64, bfloat16 or float16 "
+               "tensor, got " + describe(t));
+  if (t.dim() != dim)
+    value_error(std::string(name) + ": expected a " + std::to_string(dim) + "-D tensor, got " +
+                describe(t));
+  Tensor v = t.is_neg() ? t.resolve_neg() : t;
+  return v.contiguous();
+}
+
+// A tensor's data; empty tensors may have no storage, and the kernels take a null row pointer
+// for a skipped bad index: give them a real, never read address.
+void* ptr_of(const Tensor& t) {
   alignas(64) static double empty_storage[8] = {};
-  a.data = t.data_ptr() ? t.data_ptr() : static_cast<void*>(empty_storage);
-  const int64_t es = static_cast<int64_t>(t.element_size());
-  if (reinterpret_cast<uintptr_t>(a.data) % static_cast<uintptr_t>(es) != 0)
-    throw_value_error(std::string(name) + ": misaligned data");
-  if (t.dim() >= 2) {
-    const int64_t r = t.size(0), c = t.size(t.dim() - 1);
-    a.ld = (rows_ok && r > 1) ? t.stride(0) : (t.dim() == 2 ? c : t.numel() / (r ? r : 1));
-  } else {
-    a.ld = 1;
-  }
-  // Bytes spanned (for the overlap check): the last element's offset + 1.
-  int64_t span = t.numel() ? 1 : 0;
-  for (int64_t d = 0; d < t.dim() && t.numel(); ++d) span += (t.size(d) - 1) * t.stride(d);
-  a.nbytes = span * es;
-  return a;
+  void* p = t.data_ptr();
+  return p ? p : static_cast<void*>(empty_storage);
 }
 
-// Runs an entry point, turning its exceptions into torch's ValueError / TypeError.
-template <class F>
-void guarded(F&& f) {
-  try {
-    f();
-  } catch (const py::type_error& e) {
-    throw_type_error(e.what());
-  } catch (const py::value_error& e) {
-    throw_value_error(e.what());
-  } catch (const std::invalid_argument& e) {
-    throw_value_error(e.what());
-  }
+Values values_view(const Tensor& v) { return {ptr_of(v), dt_of(v.scalar_type())}; }
+
+// A dense operand of the same dtype as `like` (values, or a), 2-D, in the compute type
+// (bfloat16 / float16 are computed in float32: widened here, the result narrowed back).
+// Row-strided operands are read in place when `rows_ok`; anything else is copied.
+Tensor dense_tensor(const Tensor& t, const char* name, const Tensor& like, const char* like_name,
+                    bool rows_ok = true) {
+  expect_cpu(t, name);
+  if (t.scalar_type() != like.scalar_type())
+    type_error(std::string(name) + ": dtype " + std::string(c10::toString(t.scalar_type())) +
+               " differs from " + like_name + "'s " +
+               std::string(c10::toString(like.scalar_type())));
+  if (t.dim() != 2)
+    value_error(std::string(name) + ": expected a 2-D tensor, got " + describe(t));
+  Tensor d = t;
+  if (d.is_neg()) d = d.resolve_neg();
+  const DT dt = dt_of(d.scalar_type());
+  if (compute_dtype(dt) != dt) d = d.to(at::kFloat);
+  const int64_t r = d.size(0), c = d.size(1);
+  // A single column must be unit-stride: the SpMV paths read x[k] directly.
+  const bool rows = rows_ok && (c <= 1 || d.stride(1) == 1) && (r <= 1 || d.stride(0) >= c) &&
+                    (r <= 1 || d.stride(0) >= 1) && (c != 1 || r <= 1 || d.stride(0) == 1);
+  if (!rows && !d.is_contiguous()) d = d.contiguous();
+  return d;
 }
 
-bool is_float(const at::Tensor& t) {
-  return t.defined() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
-}
-bool is_half(const at::Tensor& t) {
-  return t.defined() && (t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf);
-}
-
-// bfloat16 / float16 operands are computed in float32 and the result rounded back.
-at::Tensor widened(const at::Tensor& t) { return is_half(t) ? t.to(at::kFloat) : t; }
-at::ScalarType compute_type(const at::Tensor& t) {
-  return is_float(t) ? t.scalar_type() : at::kFloat;
-}
-at::Tensor narrowed(const at::Tensor& out, const at::Tensor& like) {
-  return is_half(like) ? out.to(like.scalar_type()) : out;
+Dense dense_view(const Tensor& t) {
+  Dense v;
+  v.data = ptr_of(t);
+  v.dt = dt_of(t.scalar_type());
+  v.rows = t.size(0);
+  v.cols = t.size(1);
+  v.ld = t.size(0) > 1 ? t.stride(0) : t.size(1);
+  return v;
 }
 
-// Dense operands take the dtype of the values (or of a); checked before any widening.
-void same_dtype(const at::Tensor& ref, const char* ref_name, const at::Tensor& t,
-                const char* name) {
-  if (ref.defined() && t.defined() && ref.scalar_type() != t.scalar_type())
-    throw_type_error(std::string(name) + ": dtype " + c10::toString(t.scalar_type()) +
-                     " differs from " + ref_name + "'s " + c10::toString(ref.scalar_type()));
+at::ScalarType compute_type(const Tensor& like) {
+  return compute_dtype(dt_of(like.scalar_type())) == DT::f64 ? at::kDouble : at::kFloat;
+}
+Tensor narrowed(const Tensor& out, const Tensor& like) {
+  return out.scalar_type() == like.scalar_type() ? out : out.to(like.scalar_type());
 }
 
-int torch_threads() { return std::max(1, at::get_num_threads()); }
-
-// ------------------------------------------------------------------ the transpose cache
-// One structure's transpose: weak references to its tensors (so the addresses cannot be
-// reused while an entry names them), their data pointers, sizes and versions, the integer
-// parameters it depended on, and the transposed structure.
-struct Entry {
-  std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> refs;
-  std::vector<const void*> data;
-  std::vector<int64_t> numel, version;
-  std::vector<int64_t> params;
-  std::vector<at::Tensor> transposed;  // crow_t, col_t, perm (CSR/BSR)
-};
-
-class TransposeCache {
- public:
-  void clear() {
-    std::lock_guard<std::mutex> lk(mu_);
-    entries_.clear();
-  }
-
-  size_t size() {
-    std::lock_guard<std::mutex> lk(mu_);
-    return entries_.size();
-  }
-
-  // The transposed structure recorded for these tensors, or an empty vector.
-  std::vector<at::Tensor> transposed(const std::vector<at::Tensor>& ts,
-                                     const std::vector<int64_t>& params) {
-    std::lock_guard<std::mutex> lk(mu_);
-    Entry* e = find_locked(ts, params);
-    return e ? e->transposed : std::vector<at::Tensor>{};
-  }
-
-  void set_transposed(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params,
-                      const std::vector<at::Tensor>& t) {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (Entry* e = insert_locked(ts, params)) e->transposed = t;
-  }
-
- private:
-  static constexpr size_t kMax = 4096;
-
-  // Inference tensors carry no version counter: they are validated on every call.
-  static bool cacheable(const at::Tensor& t) { return t.defined() && !t.is_inference(); }
-
-  static bool matches(const Entry& e, const std::vector<at::Tensor>& ts,
-                      const std::vector<int64_t>& params) {
-    if (e.refs.size() != ts.size() || e.params != params) return false;
-    for (size_t i = 0; i < ts.size(); ++i) {
-      const at::Tensor& t = ts[i];
-      if (!cacheable(t)) return false;
-      if (e.refs[i]._unsafe_get_target() != t.unsafeGetTensorImpl()) return false;
-      if (e.refs[i].expired()) return false;
-      if (e.data[i] != t.data_ptr() || e.numel[i] != t.numel() ||
-          e.version[i] != static_cast<int64_t>(t._version()))
-        return false;
-    }
-    return true;
-  }
-
-  // Entries are found by the first tensor's TensorImpl (a hash lookup, whatever the number
-  // of weights), then compared in full.
-  Entry* find_locked(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-    if (ts.empty() || !ts[0].defined()) return nullptr;
-    auto range = entries_.equal_range(ts[0].unsafeGetTensorImpl());
-    for (auto it = range.first; it != range.second; ++it)
-      if (matches(it->second, ts, params)) return &it->second;
-    return nullptr;
-  }
-
-  Entry* insert_locked(const std::vector<at::Tensor>& ts, const std::vector<int64_t>& params) {
-    if (Entry* e = find_locked(ts, params)) return e;
-    if (ts.empty()) return nullptr;
-    for (const at::Tensor& t : ts)
-      if (!cacheable(t)) return nullptr;
-    if (entries_.size() >= kMax) prune_locked();
-    Entry e;
-    for (const at::Tensor& t : ts) {
-      e.refs.emplace_back(t.getIntrusivePtr());
-      e.data.push_back(t.data_ptr());
-      e.numel.push_back(t.numel());
-      e.version.push_back(static_cast<int64_t>(t._version()));
-    }
-    e.params = params;
-    return &entries_.emplace(ts[0].unsafeGetTensorImpl(), std::move(e))->second;
-  }
-
-  // Drops stale entries (a tensor gone, or modified since: it can never match again),
-  // then everything if that was not enough (a process holding over 4096 live structures).
-  void prune_locked() {
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      bool stale = false;
-      for (size_t i = 0; i < it->second.refs.size() && !stale; ++i) {
-        const auto& r = it->second.refs[i];
-        if (r.expired()) {
-          stale = true;
-        } else {
-          const auto strong = r.lock();
-          stale = static_cast<int64_t>(strong->version_counter().current_version()) !=
-                  it->second.version[i];
-        }
-      }
-      it = stale ? entries_.erase(it) : std::next(it);
-    }
-    if (entries_.size() >= kMax) entries_.clear();
-  }
-
-  std::mutex mu_;
-  // Keyed by the first structure tensor's TensorImpl; nodes are stable, so Entry* stays valid
-  // until the entry is erased (under mu_).
-  std::unordered_multimap<const c10::TensorImpl*, Entry> entries_;
-};
-
-TransposeCache& cache() {
-  static TransposeCache* c = new TransposeCache();  // leaked: used until exit
-  return *c;
-}
-
-// ------------------------------------------------------------------ integer parameters
 // lo <= v < hi, else a ValueError naming the parameter: checked before anything is allocated
 // or divided by it.
 void expect_param(int64_t v, int64_t lo, int64_t hi, const char* name, const char* bound) {
   if (v < lo || v >= hi)
-    throw_value_error(std::string(name) + ": need " + std::to_string(lo) + " <= " + name +
-                      " < " + bound + ", got " + std::to_string(v));
+    value_error(std::string(name) + ": need " + std::to_string(lo) + " <= " + name + " < " +
+                bound + ", got " + std::to_string(v));
 }
 constexpr int64_t kI32 = INT32_MAX;  // 2**31 - 1: sizes the kernels index with int32
-void expect_block(int64_t r, int64_t c) {
-  expect_param(r, 1, kI32, "r", "2**31 - 1");
-  expect_param(c, 1, kI32, "c", "2**31 - 1");
-}
-void expect_num_cols(int64_t num_cols, int64_t hi = kI32, const char* bound = "2**31 - 1") {
-  expect_param(num_cols, 0, hi, "num_cols", bound);
-}
-// Mb * r output rows (Mb = len(crow) - 1) must fit the kernels' row indices.
-void expect_block_rows(const at::Tensor& crow, int64_t r) {
-  const int64_t mb = crow.defined() && crow.dim() == 1 && crow.numel() >= 1 ? crow.numel() - 1 : 0;
-  if (mb > 0 && r > kI32 / mb)
-    throw_value_error("r: " + std::to_string(mb) + " block rows of r = " + std::to_string(r) +
-                      " exceed 2**31 - 1 rows");
-}
-void expect_nnz(int64_t nnz) { expect_param(nnz, 0, kI32, "nnz", "2**31 - 1"); }
-void expect_nm(int64_t n, int64_t m) {
-  if (m < 2 || m > 16 || n < 1 || n >= m)
-    throw_value_error(std::string(m < 2 || m > 16 ? "m" : "n") +
-                      ": need 1 <= n < m <= 16, got n=" + std::to_string(n) +
-                      ", m=" + std::to_string(m));
+
+void expect_rows(const Tensor& d, int64_t rows, const char* name) {
+  if (d.size(0) != rows)
+    value_error(std::string(name) + ": expected " + std::to_string(rows) +
+                " rows (the sparse matrix's), got " + std::to_string(d.size(0)));
 }
 
-// ------------------------------------------------------------------ CSR
-int64_t rows_of(const at::Tensor& crow, int64_t per = 1) {
-  return crow.defined() && crow.dim() == 1 && crow.numel() >= 1 ? (crow.numel() - 1) * per : 0;
-}
-int64_t size_or0(const at::Tensor& t, int64_t d) {
-  return t.defined() && t.dim() > d ? t.size(d) : 0;
-}
-
-at::Tensor csr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
-                       const at::Tensor& values, const at::Tensor& x_in) {
-  same_dtype(values, "values", x_in, "x");
-  // Half-precision values stay as stored (read at 2 bytes, widened per row chunk in C++).
-  at::Tensor crow = crow_in, col = col_in, val = values, x = widened(x_in);
-  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
-  const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
-  at::Tensor out = at::empty({rows_of(crow), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { csr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads()); });
-  return narrowed(out, values);
-}
-
-at::Tensor csr_sddmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
-                        const at::Tensor& a_in, const at::Tensor& b_in) {
-  same_dtype(a_in, "a", b_in, "b");
-  at::Tensor crow = crow_in, col = col_in, a = widened(a_in), b = widened(b_in);
-  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
-  const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
-  at::Tensor out = at::empty({size_or0(col, 0)}, a.options().dtype(compute_type(a)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { csr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads()); });
-  return narrowed(out, a_in);
-}
-
-// The transposed structure of a CSR (or BSR block) structure with `num_cols` (block)
-// columns: (crow_t, col_t, perm), computed once per structure and cached beside its
-// validation.
-std::vector<at::Tensor> transposed_structure(const at::Tensor& crow_in, const at::Tensor& col_in,
-                                             int64_t num_cols, int64_t kind) {
-  at::Tensor crow = crow_in, col = col_in;
-  const std::vector<at::Tensor> key{crow_in, col_in};
-  const std::vector<int64_t> params{num_cols, kind};
-  {
-    auto hit = cache().transposed(key, params);
-    if (!hit.empty()) return hit;
+// Runs a driver, turning its std::invalid_argument into torch's ValueError.
+template <class F>
+void guarded(F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    value_error(e.what());
   }
-  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
-  guarded([&] { csr_transpose_check(a_crow, a_col, num_cols); });
-  const int64_t nnz = col.numel();
-  at::Tensor crow_t = at::empty({num_cols + 1}, crow.options().dtype(at::kInt));
-  at::Tensor col_t = at::empty({nnz}, crow.options().dtype(at::kInt));
-  at::Tensor perm = at::empty({nnz}, crow.options().dtype(at::kLong));
+}
+
+int threads() { return team_size(); }
+
+// ------------------------------------------------------------------ the transposed structure
+// (crow_t, col_t, perm_t) of a row-pointer structure over `cols` columns: checked when given
+// (types and shapes here; the data by the driver), computed for this call when not.
+struct TransposedTensors {
+  Tensor crow_t, col_t, perm;
+};
+
+TransposedTensors transposed_of(const RowPointers& s, int64_t cols,
+                                const c10::optional<Tensor>& crow_t,
+                                const c10::optional<Tensor>& col_t,
+                                const c10::optional<Tensor>& perm_t) {
+  const bool given = crow_t.has_value() || col_t.has_value() || perm_t.has_value();
+  if (given) {
+    if (!crow_t.has_value() || !col_t.has_value() || !perm_t.has_value())
+      value_error("crow_t, col_t, perm_t: give the whole transposed structure or none of it");
+    TransposedTensors t{index_tensor(*crow_t, "crow_t", {DT::i32}, 1),
+                        index_tensor(*col_t, "col_t", {DT::i32}, 1),
+                        index_tensor(*perm_t, "perm_t", {DT::i32}, 1)};
+    if (t.crow_t.size(0) != cols + 1)
+      value_error("crow_t: expected " + std::to_string(cols + 1) + " entries (num_cols + 1), "
+                  "got " + std::to_string(t.crow_t.size(0)));
+    if (t.col_t.size(0) != s.count || t.perm.size(0) != s.count)
+      value_error("col_t, perm_t: expected " + std::to_string(s.count) + " entries each (the "
+                  "structure's), got " + std::to_string(t.col_t.size(0)) + " and " +
+                  std::to_string(t.perm.size(0)));
+    return t;
+  }
+  auto opts = at::TensorOptions().dtype(at::kInt);
+  TransposedTensors t{at::empty({cols + 1}, opts), at::empty({s.count}, opts),
+                      at::empty({s.count}, opts)};
   guarded([&] {
-    csr_transpose_arrs(a_crow, a_col, num_cols, crow_t.data_ptr<int32_t>(),
-                       col_t.data_ptr<int32_t>(), perm.data_ptr<int64_t>(), torch_threads());
+    csr_transpose(s, cols, t.crow_t.data_ptr<int32_t>(),
+                  static_cast<int32_t*>(ptr_of(t.col_t)), static_cast<int32_t*>(ptr_of(t.perm)),
+                  threads());
   });
-  // The permutation is kept as int32 only (nnz < 2**31): 4 bytes a nonzero in the cache, and
-  // half the index bytes a product reads. t[2] and t[3] are the same tensor.
-  const at::Tensor perm32 = perm.to(at::kInt);
-  std::vector<at::Tensor> t{crow_t, col_t, perm32, perm32};
-  cache().set_transposed(key, params, t);
   return t;
 }
 
-void expect_rows(const at::Tensor& d, int64_t rows, const char* name) {
-  if (!d.defined() || d.dim() != 2)
-    throw_value_error(std::string(name) + ": expected a 2-D tensor");
-  if (d.size(0) != rows)
-    throw_value_error(std::string(name) + ": expected " + std::to_string(rows) +
-                      " rows (the sparse matrix's), got " + std::to_string(d.size(0)));
+RowPointers transposed_view(const TransposedTensors& t, int64_t cols) {
+  return {t.crow_t.data_ptr<int32_t>(), ptr_of(t.col_t), DT::i32, cols, t.col_t.size(0)};
 }
 
-// S^T @ d without a permuted copy of the values (a random gather of nnz values, ~7 ns each,
-// every call): for N > 1 the cached transposed structure read through its permutation; for
-// N <= 1 a scatter into the output (no cached transpose needed).
-at::Tensor csr_spmm_t_op(const at::Tensor& crow_in, const at::Tensor& col_in,
-                         const at::Tensor& values, const at::Tensor& d_in, int64_t num_cols) {
-  expect_num_cols(num_cols);
-  same_dtype(values, "values", d_in, "d");
-  expect_rows(d_in, rows_of(crow_in), "d");
-  at::Tensor crow = crow_in, col = col_in, val = widened(values), d = widened(d_in);
-  if (!val.defined() || val.dim() != 1 || val.numel() != size_or0(col, 0))
-    throw_value_error("values: expected shape (nnz,) matching col_indices");
-  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
-  if (d.size(1) > 1) {
-    // The cached transposed structure, reading the values through its permutation: the
-    // forward kernel's speed, no permuted copy of the values.
-    const auto t = transposed_structure(crow_in, col_in, num_cols, 0);
-    at::Tensor crow_t = t[0], col_t = t[1], perm = t[3];
-    const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
-    const Arr a_perm = view_of(perm, "perm"), a_val = view_of(val, "values");
-    const Arr a_d = view_of(d, "d", Layout::kRows), a_out = view_of(out, "out");
-    guarded([&] {
-      csr_spmm_perm_arrs(a_crow, a_col, a_perm, a_val, a_d, a_out, torch_threads());
-    });
-    return narrowed(out, d_in);
+// ------------------------------------------------------------------ the layouts
+// A traits struct per layout:
+//   name, structure[] (schema names of the index tensors), params[] (of the int parameters),
+//   transposed (whether the products take crow_t, col_t, perm_t after the parameters);
+//   struct View: the structure checked for a product whose dense operand has K rows:
+//     view(st, values_or_undefined, p, K) (st: the index tensors; p: the parameters);
+//   rows(view), values_dim, check_values(view, values), sddmm_shape(view, a, b);
+//   spmm / sddmm: the drivers; spmm_t(view, values, d, num_cols, aux): S^T @ d.
+using Params = std::array<int64_t, 2>;
+using Aux = std::array<c10::optional<Tensor>, 3>;
+
+void expect_values_count(const Tensor& v, int64_t count, const char* unit) {
+  if (v.size(0) != count)
+    value_error("values: expected " + std::to_string(count) + " " + unit +
+                " (one per stored index), got " + describe(v));
+}
+
+struct Csr {
+  static constexpr const char* name = "csr";
+  static constexpr std::array<const char*, 2> structure{"crow", "col"};
+  static constexpr std::array<const char*, 0> params{};
+  static constexpr bool transposed = true;
+  static constexpr int64_t values_dim = 1;
+
+  struct View {
+    RowPointers s;
+    Tensor crow, col;
+  };
+  static void check_params(const Params&) {}
+  static View view(const Tensor* st, const Params&, int64_t) {
+    View v;
+    v.crow = index_tensor(st[0], "crow_indices", {DT::i32}, 1);
+    v.col = index_tensor(st[1], "col_indices", {DT::i16, DT::i32}, 1);
+    if (v.crow.size(0) < 1)
+      value_error("crow_indices: expected shape (M+1,) with M >= 0, got an empty tensor");
+    v.s = {v.crow.data_ptr<int32_t>(), ptr_of(v.col), dt_of(v.col.scalar_type()),
+           v.crow.size(0) - 1, v.col.size(0)};
+    return v;
   }
-  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
-  const Arr a_val = view_of(val, "values"), a_d = view_of(d, "d", Layout::kRows);
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { csr_spmm_t_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads()); });
-  return narrowed(out, d_in);
+  static int64_t rows(const View& v) { return v.s.rows; }
+  static void check_values(const View& v, const Tensor& values) {
+    expect_values_count(values, v.s.count, "values");
+  }
+  static std::vector<int64_t> sddmm_shape(const View& v, const Tensor&, const Tensor&,
+                                          const Params&) {
+    return {v.s.count};
+  }
+  static void spmm(const View& v, const Params&, Values val, const Dense& x, const Dense& out) {
+    csr_spmm(v.s, val, x, out, threads());
+  }
+  static void sddmm(const View& v, const Params&, const Dense& a, const Dense& b,
+                    const Dense& out) {
+    csr_sddmm(v.s, a, b, out, threads());
+  }
+  // N > 1: S's forward kernel on the transposed structure, reading the values through perm;
+  // N <= 1: a scatter (no transposed structure needed).
+  static void spmm_t(const View& v, const Params&, const Tensor& values, const Dense& d,
+                     const Dense& out, int64_t num_cols, const Aux& aux) {
+    expect_param(num_cols, 0, kI32, "num_cols", "2**31 - 1");
+    if (d.cols > 1) {
+      const TransposedTensors t = transposed_of(v.s, num_cols, aux[0], aux[1], aux[2]);
+      csr_spmm_t_transposed(transposed_view(t, num_cols),
+                            static_cast<const int32_t*>(ptr_of(t.perm)),
+                            values_view(values), d, out, threads());
+      return;
+    }
+    csr_spmm_t_scatter(v.s, values_view(values), d, out, threads());
+  }
+};
+
+struct Bsr {
+  static constexpr const char* name = "bsr";
+  static constexpr std::array<const char*, 2> structure{"crow", "col"};
+  static constexpr std::array<const char*, 2> params{"r", "c"};
+  static constexpr bool transposed = true;
+  static constexpr int64_t values_dim = 3;
+
+  struct View {
+    RowPointers s;
+    Tensor crow, col;
+    int64_t R = 0, C = 0;
+  };
+  static void check_params(const Params& p) {
+    expect_param(p[0], 1, kI32, "r", "2**31 - 1");
+    expect_param(p[1], 1, kI32, "c", "2**31 - 1");
+  }
+  static View view(const Tensor* st, const Params& p, int64_t K) {
+    View v;
+    v.crow = index_tensor(st[0], "crow_indices", {DT::i32}, 1);
+    v.col = index_tensor(st[1], "col_indices", {DT::i32}, 1);
+    if (v.crow.size(0) < 1)
+      value_error("crow_indices: expected shape (Mb+1,) with Mb >= 0, got an empty tensor");
+    v.R = p[0];
+    v.C = p[1];
+    const int64_t mb = v.crow.size(0) - 1;
+    if (mb > 0 && v.R > kI32 / mb)
+      value_error("r: " + std::to_string(mb) + " block rows of r = " + std::to_string(v.R) +
+                  " exceed 2**31 - 1 rows");
+    if (K % v.C != 0)
+      value_error("x: " + std::to_string(K) + " rows is not a multiple of the block width C = " +
+                  std::to_string(v.C));
+    v.s = {v.crow.data_ptr<int32_t>(), ptr_of(v.col), DT::i32, mb, v.col.size(0)};
+    return v;
+  }
+  static int64_t rows(const View& v) { return v.s.rows * v.R; }
+  static void check_values(const View& v, const Tensor& values) {
+    if (values.size(1) != v.R || values.size(2) != v.C)
+      value_error("values: blocks are (" + std::to_string(values.size(1)) + ", " +
+                  std::to_string(values.size(2)) + "), but r, c = (" + std::to_string(v.R) +
+                  ", " + std::to_string(v.C) + ") were passed");
+    expect_values_count(values, v.s.count, "blocks");
+  }
+  static std::vector<int64_t> sddmm_shape(const View& v, const Tensor&, const Tensor&,
+                                          const Params&) {
+    return {v.s.count, v.R, v.C};
+  }
+  static void spmm(const View& v, const Params&, Values val, const Dense& x, const Dense& out) {
+    bsr_spmm(v.s, v.R, v.C, val, x, out, threads());
+  }
+  static void sddmm(const View& v, const Params&, const Dense& a, const Dense& b,
+                    const Dense& out) {
+    bsr_sddmm(v.s, v.R, v.C, a, b, out, threads());
+  }
+  // Over the transposed block structure: N > 1 reads each stored block through perm,
+  // transposed in place; N <= 1 gathers the blocks transposed (one copy) for the SpMV.
+  static void spmm_t(const View& v, const Params&, const Tensor& values, const Dense& d,
+                     const Dense& out, int64_t num_cols, const Aux& aux) {
+    if (num_cols % v.C != 0)
+      value_error("num_cols: " + std::to_string(num_cols) +
+                  " is not a multiple of the block width " + std::to_string(v.C));
+    const int64_t kb = num_cols / v.C;
+    const TransposedTensors t = transposed_of(v.s, kb, aux[0], aux[1], aux[2]);
+    const RowPointers tv = transposed_view(t, kb);
+    if (d.cols > 1) {
+      bsr_spmm_t_transposed(tv, static_cast<const int32_t*>(ptr_of(t.perm)), v.R, v.C,
+                            values_view(values), d, out, threads());
+      return;
+    }
+    guarded([&] { check_row_pointers(tv.crow, tv.rows, tv.count, "crow_t", "col_t"); });
+    const int32_t* perm = static_cast<const int32_t*>(ptr_of(t.perm));
+    for (int64_t q = 0; q < tv.count; ++q)
+      if (perm[q] < 0 || perm[q] >= tv.count) value_error("perm_t: entries must lie in [0, nnzb)");
+    const Tensor vt = values.index_select(0, t.perm.to(at::kLong)).transpose(1, 2).contiguous();
+    bsr_spmm(tv, v.C, v.R, values_view(vt), d, out, threads());
+  }
+};
+
+struct Nm {
+  static constexpr const char* name = "nm";
+  static constexpr std::array<const char*, 1> structure{"metadata"};
+  static constexpr std::array<const char*, 2> params{"n", "m"};
+  static constexpr bool transposed = false;
+  static constexpr int64_t values_dim = 2;
+
+  struct View {
+    NmStructure s;
+    Tensor meta;
+    int64_t slots = 0;
+  };
+  static void check_params(const Params& p) {
+    const int64_t n = p[0], m = p[1];
+    if (m < 2 || m > 16 || n < 1 || n >= m)
+      value_error(std::string(m < 2 || m > 16 ? "m" : "n") + ": need 1 <= n < m <= 16, got n=" +
+                  std::to_string(n) + ", m=" + std::to_string(m));
+  }
+  static int64_t meta_bytes(int64_t slots, int64_t m) {
+    const int64_t b = m == 2 ? 1 : (m <= 4 ? 2 : 4);
+    return (slots * b + 7) / 8;
+  }
+  static View view(const Tensor* st, const Params& p, int64_t K) {
+    View v;
+    expect_param(K, 0, (int64_t{1} << 31) - 16, "K", "2**31 - 16 (columns)");
+    v.meta = index_tensor(st[0], "metadata", {DT::u8}, 2);
+    v.slots = (K + p[1] - 1) / p[1] * p[0];
+    const int64_t mb = meta_bytes(v.slots, p[1]);
+    if (v.meta.size(1) != mb)
+      value_error("metadata: expected shape (M, " + std::to_string(mb) + ") for " +
+                  std::to_string(v.slots) + " slots of K = " + std::to_string(K) + ", got " +
+                  describe(v.meta));
+    v.s = {static_cast<const uint8_t*>(ptr_of(v.meta)), v.meta.size(0), K, p[0], p[1], mb};
+    return v;
+  }
+  static int64_t rows(const View& v) { return v.s.M; }
+  static void check_values(const View& v, const Tensor& values) {
+    if (values.size(0) != v.s.M || values.size(1) != v.slots)
+      value_error("values: expected shape (" + std::to_string(v.s.M) + ", " +
+                  std::to_string(v.slots) + ") (M, ceil(K/m)*n), got " + describe(values));
+  }
+  static std::vector<int64_t> sddmm_shape(const View& v, const Tensor&, const Tensor&,
+                                          const Params&) {
+    return {v.s.M, v.slots};
+  }
+  static void spmm(const View& v, const Params&, Values val, const Dense& x, const Dense& out) {
+    nm_spmm(v.s, val, x, out, threads());
+  }
+  static void sddmm(const View& v, const Params&, const Dense& a, const Dense& b,
+                    const Dense& out) {
+    nm_sddmm(v.s, a, b, out, threads());
+  }
+  static void spmm_t(const View& v, const Params&, const Tensor& values, const Dense& d,
+                     const Dense& out, int64_t, const Aux&) {
+    nm_spmm_t(v.s, values_view(values), d, out, threads());
+  }
+};
+
+struct Bitmap {
+  static constexpr const char* name = "bitmap";
+  static constexpr std::array<const char*, 2> structure{"row_offsets", "bitmap"};
+  static constexpr std::array<const char*, 1> params{"nnz"};
+  static constexpr bool transposed = false;
+  static constexpr int64_t values_dim = 1;
+
+  struct View {
+    BitmapStructure s;
+    Tensor off, bits;
+  };
+  static void check_params(const Params& p) { expect_param(p[0], 0, kI32, "nnz", "2**31 - 1"); }
+  static View view(const Tensor* st, const Params& p, int64_t K) {
+    View v;
+    expect_param(K, 0, kI32, "K", "2**31 - 1 (columns)");
+    v.off = index_tensor(st[0], "row_offsets", {DT::i32}, 1);
+    if (v.off.size(0) < 1)
+      value_error("row_offsets: expected shape (M+1,) with M >= 0, got an empty tensor");
+    const int64_t M = v.off.size(0) - 1, rb = (K + 63) / 64 * 8;
+    if (st[1].defined() && st[1].scalar_type() != at::kByte)
+      type_error("bitmap: expected a uint8 tensor, got " + describe(st[1]));
+    v.bits = index_tensor(st[1], "bitmap", {DT::u8}, st[1].dim() == 2 ? 2 : st[1].dim());
+    if (v.bits.dim() != 2 || v.bits.size(0) != M || v.bits.size(1) != rb)
+      value_error("bitmap: expected shape (" + std::to_string(M) + ", " + std::to_string(rb) +
+                  ") (M rows of 8 * ceil(K / 64) bytes for K = " + std::to_string(K) +
+                  "), got " + describe(v.bits));
+    const int32_t last = v.off.data_ptr<int32_t>()[M];
+    if (p[0] != last)
+      value_error("nnz: " + std::to_string(p[0]) + " differs from row_offsets[M] = " +
+                  std::to_string(last));
+    v.s = {v.off.data_ptr<int32_t>(), static_cast<const uint8_t*>(ptr_of(v.bits)), M, K, rb,
+           p[0]};
+    return v;
+  }
+  static int64_t rows(const View& v) { return v.s.M; }
+  static void check_values(const View& v, const Tensor& values) {
+    expect_values_count(values, v.s.nnz, "values");
+  }
+  static std::vector<int64_t> sddmm_shape(const View&, const Tensor&, const Tensor&,
+                                          const Params& p) {
+    return {p[0]};
+  }
+  static void spmm(const View& v, const Params&, Values val, const Dense& x, const Dense& out) {
+    bitmap_spmm(v.s, val, x, out, threads());
+  }
+  static void sddmm(const View& v, const Params&, const Dense& a, const Dense& b,
+                    const Dense& out) {
+    bitmap_sddmm(v.s, a, b, out, threads());
+  }
+  static void spmm_t(const View& v, const Params&, const Tensor& values, const Dense& d,
+                     const Dense& out, int64_t, const Aux&) {
+    bitmap_spmm_t(v.s, values_view(values), d, out, threads());
+  }
+};
+
+// ------------------------------------------------------------------ the products, once
+// The arguments of one call, as the schema orders them: structure, the product's dense
+// operands, then the parameters and (CSR, BSR) the transposed structure.
+template <class F>
+struct Call {
+  std::array<Tensor, F::structure.size()> st;
+  Params p{0, 0};
+  Aux aux;
+};
+
+template <class F>
+Tensor spmm(const Call<F>& c, const Tensor& values_in, const Tensor& x_in) {
+  F::check_params(c.p);
+  const Tensor values = values_tensor(values_in, F::values_dim);
+  const Tensor x = dense_tensor(x_in, "x", values_in, "values");
+  const auto v = F::view(c.st.data(), c.p, x.size(0));
+  F::check_values(v, values);
+  Tensor out = at::empty({F::rows(v), x.size(1)}, x.options().dtype(compute_type(values)));
+  guarded([&] { F::spmm(v, c.p, values_view(values), dense_view(x), dense_view(out)); });
+  return narrowed(out, values_in);
 }
 
-// ------------------------------------------------------------------ BSR
-void expect_blocks(const at::Tensor& values, int64_t r, int64_t c, const char* name) {
-  if (!values.defined() || values.dim() != 3)
-    throw_value_error(std::string(name) + ": expected a 3-D (nnzb, R, C) tensor of blocks");
-  if (values.size(1) != r || values.size(2) != c)
-    throw_value_error(std::string(name) + ": blocks are (" + std::to_string(values.size(1)) +
-                      ", " + std::to_string(values.size(2)) + "), but r, c = (" +
-                      std::to_string(r) + ", " + std::to_string(c) + ") were passed");
+template <class F>
+Tensor spmm_t(const Call<F>& c, const Tensor& values_in, const Tensor& d_in, int64_t num_cols) {
+  F::check_params(c.p);
+  expect_param(num_cols, 0, (int64_t{1} << 31) - 16, "num_cols", "2**31 - 16");
+  // S^T @ d reads the values in the compute type (widened once for reduced storage).
+  Tensor values = values_tensor(values_in, F::values_dim);
+  if (compute_type(values) != values.scalar_type()) values = values.to(compute_type(values));
+  const Tensor d = dense_tensor(d_in, "d", values_in, "values");
+  const auto v = F::view(c.st.data(), c.p, num_cols);
+  F::check_values(v, values);
+  expect_rows(d_in, F::rows(v), "d");
+  Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(values)));
+  guarded([&] { F::spmm_t(v, c.p, values, dense_view(d), dense_view(out), num_cols, c.aux); });
+  return narrowed(out, values_in);
 }
 
-at::Tensor bsr_spmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
-                       const at::Tensor& values, const at::Tensor& x_in, int64_t r, int64_t c) {
-  expect_block(r, c);
-  expect_block_rows(crow_in, r);
-  expect_blocks(values, r, c, "values");
-  same_dtype(values, "values", x_in, "x");
-  at::Tensor crow = crow_in, col = col_in, val = values, x = widened(x_in);
-  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
-  const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
-  at::Tensor out =
-      at::empty({rows_of(crow, r), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_x, a_out, torch_threads()); });
-  return narrowed(out, values);
-}
-
-at::Tensor bsr_sddmm_op(const at::Tensor& crow_in, const at::Tensor& col_in,
-                        const at::Tensor& a_in, const at::Tensor& b_in, int64_t r, int64_t c) {
-  expect_block(r, c);
-  expect_block_rows(crow_in, r);
-  same_dtype(a_in, "a", b_in, "b");
-  at::Tensor crow = crow_in, col = col_in, a = widened(a_in), b = widened(b_in);
-  const Arr a_crow = view_of(crow, "crow_indices"), a_col = view_of(col, "col_indices");
-  const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
-  at::Tensor out = at::empty({size_or0(col, 0), r, c}, a.options().dtype(compute_type(a)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { bsr_sddmm_arrs(a_crow, a_col, a_a, a_b, a_out, torch_threads()); });
+template <class F>
+Tensor sddmm(const Call<F>& c, const Tensor& a_in, const Tensor& b_in) {
+  F::check_params(c.p);
+  expect_cpu(a_in, "a");
+  if (!is_value_dtype(dt_of(a_in.scalar_type())))
+    type_error("a: expected a float32, float64, bfloat16 or float16 tensor, got " +
+               describe(a_in));
+  const Tensor a = dense_tensor(a_in, "a", a_in, "a", false);
+  const Tensor b = dense_tensor(b_in, "b", a_in, "a", false);
+  const auto v = F::view(c.st.data(), c.p, b.size(0));
+  expect_rows(a_in, F::rows(v), "a");
+  if (a.size(1) != b.size(1))
+    value_error("b: expected " + std::to_string(a.size(1)) + " columns (a's), got " +
+                describe(b_in));
+  Tensor out = at::empty(F::sddmm_shape(v, a, b, c.p), a.options());
+  Dense o;
+  o.data = ptr_of(out);
+  o.dt = dt_of(out.scalar_type());
+  o.rows = out.numel();
+  o.cols = 1;
+  o.ld = 1;
+  guarded([&] { F::sddmm(v, c.p, dense_view(a), dense_view(b), o); });
   return narrowed(out, a_in);
 }
 
-at::Tensor bsr_spmm_t_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                         const at::Tensor& d_in, int64_t num_cols, int64_t r, int64_t c) {
-  expect_block(r, c);
-  expect_block_rows(crow, r);
-  expect_num_cols(num_cols);
-  expect_blocks(values, r, c, "values");
-  if (values.size(0) != size_or0(col, 0))
-    throw_value_error("values: expected one block per block column index");
-  if (num_cols % c != 0)
-    throw_value_error("num_cols: " + std::to_string(num_cols) +
-                      " is not a multiple of the block width " + std::to_string(c));
-  {  // the layout's index rule (int32 block columns) before the transpose, which takes int16
-    at::Tensor crow_v = crow, col_v = col;
-    const Arr a_crow = view_of(crow_v, "crow_indices"), a_col = view_of(col_v, "col_indices");
-    guarded([&] { bsr_check_indices(a_crow, a_col); });
-  }
-  same_dtype(values, "values", d_in, "d");
-  expect_rows(d_in, rows_of(crow, r), "d");
-  const auto t = transposed_structure(crow, col, num_cols / c, 1);
-  at::Tensor d = widened(d_in), crow_t = t[0], col_t = t[1];
-  if (d.size(1) > 1) {  // read the stored blocks through the permutation, transposed in place
-    at::Tensor val = widened(values), perm = t[2];
-    const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
-    const Arr a_perm = view_of(perm, "perm"), a_val = view_of(val, "values");
-    const Arr a_d = view_of(d, "d", Layout::kRows);
-    at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
-    const Arr a_out = view_of(out, "out");
-    guarded([&] { bsr_spmm_perm_arrs(a_crow, a_col, a_perm, a_val, a_d, a_out, torch_threads()); });
-    return narrowed(out, d_in);
-  }
-  at::Tensor val_t =
-      widened(values).index_select(0, t[2].to(at::kLong)).transpose(1, 2).contiguous();
-  const Arr a_crow = view_of(crow_t, "crow_indices"), a_col = view_of(col_t, "col_indices");
-  const Arr a_val = view_of(val_t, "values"), a_d = view_of(d, "d", Layout::kRows);
-  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { bsr_spmm_arrs(a_crow, a_col, a_val, a_d, a_out, torch_threads()); });
-  return narrowed(out, d_in);
-}
-
-// ------------------------------------------------------------------ N:M
-at::Tensor nm_spmm_op(const at::Tensor& meta_in, const at::Tensor& values, const at::Tensor& x_in,
-                      int64_t n, int64_t m) {
-  expect_nm(n, m);
-  same_dtype(values, "values", x_in, "x");
-  at::Tensor meta = meta_in, val = values, x = widened(x_in);
-  const Arr a_meta = view_of(meta, "metadata"), a_val = view_of(val, "values");
-  const Arr a_x = view_of(x, "x", Layout::kRows);
-  at::Tensor out =
-      at::empty({size_or0(val, 0), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { nm_spmm_arrs(a_val, a_meta, a_x, a_out, n, m, torch_threads()); });
-  return narrowed(out, values);
-}
-
-at::Tensor nm_spmm_t_op(const at::Tensor& meta_in, const at::Tensor& values,
-                        const at::Tensor& d_in, int64_t num_cols, int64_t n, int64_t m) {
-  expect_nm(n, m);
-  expect_num_cols(num_cols, (int64_t{1} << 31) - 16, "2**31 - 16");
-  same_dtype(values, "values", d_in, "d");
-  at::Tensor meta = meta_in, val = widened(values), d = widened(d_in);
-  const Arr a_meta = view_of(meta, "metadata"), a_val = view_of(val, "values");
-  const Arr a_d = view_of(d, "d");
-  at::Tensor out = at::empty({num_cols, size_or0(d, 1)}, d.options().dtype(compute_type(d)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { nm_spmm_t_arrs(a_val, a_meta, a_d, a_out, n, m, torch_threads()); });
-  return narrowed(out, d_in);
-}
-
-at::Tensor nm_sddmm_op(const at::Tensor& meta_in, const at::Tensor& a_in, const at::Tensor& b_in,
-                       int64_t n, int64_t m) {
-  expect_nm(n, m);
-  same_dtype(a_in, "a", b_in, "b");
-  at::Tensor meta = meta_in, a = widened(a_in), b = widened(b_in);
-  const Arr a_meta = view_of(meta, "metadata"), a_a = view_of(a, "a"), a_b = view_of(b, "b");
-  const int64_t K = size_or0(b, 0);
-  expect_param(K, 0, (int64_t{1} << 31) - 16, "b", "2**31 - 16 rows");
-  const int64_t slots = (K + m - 1) / m * n;
-  at::Tensor out = at::empty({size_or0(a, 0), slots}, a.options().dtype(compute_type(a)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { nm_sddmm_arrs(a_meta, a_a, a_b, a_out, n, m, torch_threads()); });
-  return narrowed(out, a_in);
-}
-
-// ------------------------------------------------------------------ bitmap
-at::Tensor bitmap_spmm_op(const at::Tensor& off_in, const at::Tensor& bits_in,
-                          const at::Tensor& values, const at::Tensor& x_in, int64_t nnz) {
-  expect_nnz(nnz);
-  same_dtype(values, "values", x_in, "x");
-  at::Tensor off = off_in, bits = bits_in, val = values, x = widened(x_in);
-  const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
-  const Arr a_val = view_of(val, "values"), a_x = view_of(x, "x", Layout::kRows);
-  at::Tensor out = at::empty({rows_of(off), size_or0(x, 1)}, x.options().dtype(compute_type(x)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { bitmap_spmm_arrs(a_off, a_bits, a_val, a_x, a_out, nnz, torch_threads()); });
-  return narrowed(out, values);
-}
-
-at::Tensor bitmap_spmm_t_op(const at::Tensor& off_in, const at::Tensor& bits_in,
-                            const at::Tensor& values, const at::Tensor& d_in, int64_t num_cols,
-                            int64_t nnz) {
-  expect_num_cols(num_cols);
-  expect_nnz(nnz);
-  same_dtype(values, "values", d_in, "d");
-  expect_rows(d_in, rows_of(off_in), "d");
-  at::Tensor off = off_in, bits = bits_in, val = widened(values), d = widened(d_in);
-  const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
-  const Arr a_val = view_of(val, "values"), a_d = view_of(d, "d", Layout::kRows);
-  at::Tensor out = at::empty({num_cols, d.size(1)}, d.options().dtype(compute_type(d)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] {
-    bitmap_spmm_t_arrs(a_off, a_bits, a_val, a_d, a_out, num_cols, nnz, torch_threads());
-  });
-  return narrowed(out, d_in);
-}
-
-at::Tensor bitmap_sddmm_op(const at::Tensor& off_in, const at::Tensor& bits_in,
-                           const at::Tensor& a_in, const at::Tensor& b_in, int64_t nnz) {
-  expect_nnz(nnz);
-  same_dtype(a_in, "a", b_in, "b");
-  at::Tensor off = off_in, bits = bits_in, a = widened(a_in), b = widened(b_in);
-  const Arr a_off = view_of(off, "row_offsets"), a_bits = view_of(bits, "bitmap");
-  const Arr a_a = view_of(a, "a"), a_b = view_of(b, "b");
-  at::Tensor out = at::empty({nnz}, a.options().dtype(compute_type(a)));
-  const Arr a_out = view_of(out, "out");
-  guarded([&] { bitmap_sddmm_arrs(a_off, a_bits, a_a, a_b, a_out, nnz, torch_threads()); });
-  return narrowed(out, a_in);
-}
-
-// ------------------------------------------------------------------ linear: x @ S^T
-// x (B, K) row-major → (B, M). At B = 1 the row is the (K, 1) column the SpMV reads, and
-// the (M, 1) result is the (1, M) row: no copies. For B > 1 the activations are transposed
-// once into a (K, B) operand and the (M, B) result back.
-at::Tensor as_columns(const at::Tensor& x) {
-  if (!x.defined() || x.dim() != 2)
-    throw_value_error("x: expected a 2-D (B, in_features) tensor");
-  return x.size(0) == 1 ? x.view({x.size(1), 1}) : x.t();
-}
-at::Tensor as_rows(const at::Tensor& y, const c10::optional<at::Tensor>& bias) {
-  at::Tensor r = y.size(1) == 1 ? y.view({1, y.size(0)}) : y.t().contiguous();
+// x @ S^T + bias, x (B, K) row-major → (B, M): at B = 1 the row is the (K, 1) column the SpMV
+// reads and the (M, 1) result is the (1, M) row (no copies); for B > 1 x is read transposed
+// (strided) and the (M, B) result transposed once.
+template <class F>
+Tensor linear(const Call<F>& c, const Tensor& values, const Tensor& x,
+              const c10::optional<Tensor>& bias) {
+  expect_cpu(x, "x");
+  if (x.dim() != 2) value_error("x: expected a 2-D (B, in_features) tensor, got " + describe(x));
+  const Tensor cols = x.size(0) == 1 ? x.view({x.size(1), 1}) : x.t();
+  const Tensor y = spmm<F>(c, values, cols);
+  Tensor r = y.size(1) == 1 ? y.view({1, y.size(0)}) : y.t().contiguous();
   if (bias.has_value() && bias->defined()) {
-    const at::Tensor& b = *bias;
+    const Tensor& b = *bias;
     if (b.dim() != 1 || b.size(0) != r.size(1))
-      throw_value_error("bias: expected shape (" + std::to_string(r.size(1)) + ",), got a " +
-                        std::to_string(b.dim()) + "-D tensor");
-    same_dtype(r, "the output", b, "bias");
+      value_error("bias: expected shape (" + std::to_string(r.size(1)) + ",), got a " +
+                  describe(b));
+    if (b.scalar_type() != r.scalar_type())
+      type_error("bias: dtype " + std::string(c10::toString(b.scalar_type())) +
+                 " differs from the output's " + std::string(c10::toString(r.scalar_type())));
     r.add_(b);
   }
   return r;
 }
 
-at::Tensor csr_linear_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                         const at::Tensor& x, const c10::optional<at::Tensor>& bias) {
-  return as_rows(csr_spmm_op(crow, col, values, as_columns(x)), bias);
-}
-at::Tensor bsr_linear_op(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                         const at::Tensor& x, const c10::optional<at::Tensor>& bias, int64_t r,
-                         int64_t c) {
-  return as_rows(bsr_spmm_op(crow, col, values, as_columns(x), r, c), bias);
-}
-at::Tensor nm_linear_op(const at::Tensor& meta, const at::Tensor& values, const at::Tensor& x,
-                        const c10::optional<at::Tensor>& bias, int64_t n, int64_t m) {
-  return as_rows(nm_spmm_op(meta, values, as_columns(x), n, m), bias);
-}
-
-at::Tensor bitmap_linear_op(const at::Tensor& off, const at::Tensor& bits,
-                            const at::Tensor& values, const at::Tensor& x,
-                            const c10::optional<at::Tensor>& bias, int64_t nnz) {
-  return as_rows(bitmap_spmm_op(off, bits, values, as_columns(x), nnz), bias);
+// ------------------------------------------------------------------ schemas and boxed kernels
+enum class Product { spmm, spmm_t, sddmm, linear };
+constexpr std::array<Product, 4> kProducts{Product::spmm, Product::spmm_t, Product::sddmm,
+                                           Product::linear};
+const char* product_name(Product p) {
+  switch (p) {
+    case Product::spmm:
+      return "spmm";
+    case Product::spmm_t:
+      return "spmm_t";
+    case Product::sddmm:
+      return "sddmm";
+    default:
+      return "linear";
+  }
 }
 
-// ------------------------------------------------------------------ the *_call entry ops
+// "(Tensor crow, Tensor col, Tensor values, Tensor x, int r, int c, Tensor? crow_t=None, ...)"
+template <class F>
+std::string schema_args(Product p) {
+  std::string s = "(";
+  for (const char* n : F::structure) s += std::string("Tensor ") + n + ", ";
+  switch (p) {
+    case Product::spmm:
+      s += "Tensor values, Tensor x";
+      break;
+    case Product::spmm_t:
+      s += "Tensor values, Tensor d, int num_cols";
+      break;
+    case Product::sddmm:
+      s += "Tensor a, Tensor b";
+      break;
+    case Product::linear:
+      s += "Tensor values, Tensor x, Tensor? bias";
+      break;
+  }
+  for (const char* n : F::params) s += std::string(", int ") + n;
+  if (F::transposed) s += ", Tensor? crow_t=None, Tensor? col_t=None, Tensor? perm_t=None";
+  return s + ") -> Tensor";
+}
+
+// Reads the structure, parameters and transposed structure of a call from the stack's
+// arguments `args` (`dense` of them between the structure and the parameters).
+template <class F>
+Call<F> read_call(const c10::ArrayRef<c10::IValue> args, size_t dense) {
+  Call<F> c;
+  size_t i = 0;
+  for (size_t k = 0; k < F::structure.size(); ++k, ++i) {
+    if (!args[i].isTensor())
+      type_error(std::string(F::structure[k]) + ": expected a tensor, got None");
+    c.st[k] = args[i].toTensor();
+  }
+  i += dense;
+  for (size_t k = 0; k < F::params.size(); ++k, ++i) c.p[k] = args[i].toInt();
+  if constexpr (F::transposed) {
+    for (size_t k = 0; k < 3; ++k, ++i)
+      if (i < args.size() && args[i].isTensor()) c.aux[k] = args[i].toTensor();
+  }
+  return c;
+}
+
+template <class F, Product P>
+void boxed(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
+  const size_t n = op.schema().arguments().size();
+  const auto args = torch::jit::last(*stack, n);
+  const size_t ns = F::structure.size();
+  Tensor out;
+  switch (P) {
+    case Product::spmm: {
+      const Call<F> c = read_call<F>(args, 2);
+      out = spmm<F>(c, args[ns].toTensor(), args[ns + 1].toTensor());
+      break;
+    }
+    case Product::spmm_t: {
+      const Call<F> c = read_call<F>(args, 3);
+      out = spmm_t<F>(c, args[ns].toTensor(), args[ns + 1].toTensor(), args[ns + 2].toInt());
+      break;
+    }
+    case Product::sddmm: {
+      const Call<F> c = read_call<F>(args, 2);
+      out = sddmm<F>(c, args[ns].toTensor(), args[ns + 1].toTensor());
+      break;
+    }
+    case Product::linear: {
+      const Call<F> c = read_call<F>(args, 3);
+      out = linear<F>(c, args[ns].toTensor(), args[ns + 1].toTensor(),
+                      args[ns + 2].toOptional<Tensor>());
+      break;
+    }
+  }
+  torch::jit::drop(*stack, n);
+  torch::jit::push(*stack, std::move(out));
+}
+
+// ------------------------------------------------------------------ the *_call twins
 // Every product P also has an op P_call (CompositeImplicitAutograd) that Python's matmul /
 // linear use: when no input needs a gradient it runs P below the autograd layer, skipping
 // the Python autograd kernel that torch.library.register_autograd installs on P (about
-// 3-4 us a call); otherwise it calls P with its autograd. Under torch.compile the call
-// decomposes into P, whose fake kernel and autograd formula the compiler uses.
+// 3 us a call, measured: bench.layers "percall"); otherwise it calls P with its autograd.
+// Under torch.compile the call decomposes into P, whose fake kernel and autograd formula the
+// compiler uses.
 bool any_requires_grad(const torch::jit::Stack& stack, size_t first, size_t count) {
   for (size_t i = first; i < first + count; ++i) {
     const c10::IValue& v = stack[i];
@@ -627,8 +697,6 @@ bool any_requires_grad(const torch::jit::Stack& stack, size_t first, size_t coun
   return false;
 }
 
-// The boxed kernel of one P_call: finds its product P by name on first use (std::call_once:
-// no lock or lookup on later calls).
 class CallProduct final : public c10::OperatorKernel {
  public:
   explicit CallProduct(std::string target) : target_(std::move(target)) {}
@@ -654,79 +722,81 @@ class CallProduct final : public c10::OperatorKernel {
   std::optional<c10::OperatorHandle> handle_;
 };
 
-}  // namespace
-
-// Testing aids (bound in bindings.cpp).
-size_t transpose_cache_size() { return cache().size(); }
-void transpose_cache_clear() { cache().clear(); }
-
-}  // namespace sparse_ops
-
-namespace {
-
-// Each product's name and the rest of its schema; every product P is also defined as P_call.
-const char* const kSchemas[][2] = {
-    {"csr_spmm", "(Tensor crow, Tensor col, Tensor values, Tensor x) -> Tensor"},
-    {"csr_spmm_t", "(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols) -> Tensor"},
-    {"csr_sddmm", "(Tensor crow, Tensor col, Tensor a, Tensor b) -> Tensor"},
-    {"csr_linear", "(Tensor crow, Tensor col, Tensor values, Tensor x, Tensor? bias) -> Tensor"},
-    {"bsr_spmm", "(Tensor crow, Tensor col, Tensor values, Tensor x, int r, int c) -> Tensor"},
-    {"bsr_spmm_t",
-     "(Tensor crow, Tensor col, Tensor values, Tensor d, int num_cols, int r, int c) -> Tensor"},
-    {"bsr_sddmm", "(Tensor crow, Tensor col, Tensor a, Tensor b, int r, int c) -> Tensor"},
-    {"bsr_linear",
-     "(Tensor crow, Tensor col, Tensor values, Tensor x, Tensor? bias, int r, int c) -> Tensor"},
-    {"nm_spmm", "(Tensor metadata, Tensor values, Tensor x, int n, int m) -> Tensor"},
-    {"nm_spmm_t",
-     "(Tensor metadata, Tensor values, Tensor d, int num_cols, int n, int m) -> Tensor"},
-    {"nm_sddmm", "(Tensor metadata, Tensor a, Tensor b, int n, int m) -> Tensor"},
-    {"nm_linear",
-     "(Tensor metadata, Tensor values, Tensor x, Tensor? bias, int n, int m) -> Tensor"},
-    {"bitmap_spmm",
-     "(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor x, int nnz) -> Tensor"},
-    {"bitmap_spmm_t",
-     "(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor d, int num_cols, int nnz) -> "
-     "Tensor"},
-    {"bitmap_sddmm", "(Tensor row_offsets, Tensor bitmap, Tensor a, Tensor b, int nnz) -> Tensor"},
-    {"bitmap_linear",
-     "(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor x, Tensor? bias, int nnz) -> "
-     "Tensor"},
-};
-
-}  // namespace
-
-TORCH_LIBRARY(sparse_ops, m) {
-  for (const auto& s : kSchemas) {
-    m.def(torch::schema((std::string(s[0]) + s[1]).c_str(), c10::AliasAnalysisKind::FROM_SCHEMA));
-    m.def(torch::schema((std::string(s[0]) + "_call" + s[1]).c_str(),
-                        c10::AliasAnalysisKind::FROM_SCHEMA));
+// ------------------------------------------------------------------ registration, one table
+template <class F>
+void define_layout(torch::Library& m) {
+  for (Product p : kProducts) {
+    const std::string base = std::string(F::name) + "_" + product_name(p);
+    const std::string args = schema_args<F>(p);
+    m.def(torch::schema((base + args).c_str(), c10::AliasAnalysisKind::FROM_SCHEMA));
+    m.def(torch::schema((base + "_call" + args).c_str(), c10::AliasAnalysisKind::FROM_SCHEMA));
   }
 }
 
-TORCH_LIBRARY_IMPL(sparse_ops, CompositeImplicitAutograd, m) {
-  for (const auto& s : kSchemas) {
-    const std::string name = std::string(s[0]) + "_call";
-    m.impl(name.c_str(), torch::CppFunction::makeFromBoxedFunctor(std::make_unique<sparse_ops::CallProduct>(
-                             std::string("sparse_ops::") + s[0])));
+template <class F, Product P>
+void impl_product(torch::Library& m) {
+  const std::string base = std::string(F::name) + "_" + product_name(P);
+  m.impl(base.c_str(), torch::CppFunction::makeFromBoxedFunction<&boxed<F, P>>());
+}
+
+template <class F>
+void impl_layout(torch::Library& m) {
+  impl_product<F, Product::spmm>(m);
+  impl_product<F, Product::spmm_t>(m);
+  impl_product<F, Product::sddmm>(m);
+  impl_product<F, Product::linear>(m);
+}
+
+template <class F>
+void impl_calls(torch::Library& m) {
+  for (Product p : kProducts) {
+    const std::string base = std::string(F::name) + "_" + product_name(p);
+    m.impl((base + "_call").c_str(), torch::CppFunction::makeFromBoxedFunctor(
+                                         std::make_unique<CallProduct>("sparse_ops::" + base)));
   }
+}
+
+// The transposed structure of a row-pointer structure (CSR's entries, BSR's blocks) over
+// num_cols (block) columns: (crow_t int32 (num_cols + 1), col_t int32 (nnz), perm_t int32
+// (nnz)), the format's data for S^T @ d (sparse_ops/csr.py computes it once).
+std::tuple<Tensor, Tensor, Tensor> csr_transpose_op(const Tensor& crow_in, const Tensor& col_in,
+                                                    int64_t num_cols) {
+  expect_param(num_cols, 0, kI32, "num_cols", "2**31 - 1");
+  const Tensor crow = index_tensor(crow_in, "crow_indices", {DT::i32}, 1);
+  const Tensor col = index_tensor(col_in, "col_indices", {DT::i16, DT::i32}, 1);
+  if (crow.size(0) < 1)
+    value_error("crow_indices: expected shape (M+1,) with M >= 0, got an empty tensor");
+  const RowPointers s{crow.data_ptr<int32_t>(), ptr_of(col), dt_of(col.scalar_type()),
+                      crow.size(0) - 1, col.size(0)};
+  const TransposedTensors t = transposed_of(s, num_cols, {}, {}, {});
+  return {t.crow_t, t.col_t, t.perm};
+}
+
+}  // namespace
+}  // namespace sparse_ops
+
+TORCH_LIBRARY(sparse_ops, m) {
+  using namespace sparse_ops;
+  define_layout<Csr>(m);
+  define_layout<Bsr>(m);
+  define_layout<Nm>(m);
+  define_layout<Bitmap>(m);
+  m.def("csr_transpose(Tensor crow, Tensor col, int num_cols) -> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(sparse_ops, CompositeImplicitAutograd, m) {
+  using namespace sparse_ops;
+  impl_calls<Csr>(m);
+  impl_calls<Bsr>(m);
+  impl_calls<Nm>(m);
+  impl_calls<Bitmap>(m);
 }
 
 TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   using namespace sparse_ops;
-  m.impl("csr_spmm", &csr_spmm_op);
-  m.impl("csr_spmm_t", &csr_spmm_t_op);
-  m.impl("csr_sddmm", &csr_sddmm_op);
-  m.impl("csr_linear", &csr_linear_op);
-  m.impl("bsr_spmm", &bsr_spmm_op);
-  m.impl("bsr_spmm_t", &bsr_spmm_t_op);
-  m.impl("bsr_sddmm", &bsr_sddmm_op);
-  m.impl("bsr_linear", &bsr_linear_op);
-  m.impl("nm_spmm", &nm_spmm_op);
-  m.impl("nm_spmm_t", &nm_spmm_t_op);
-  m.impl("nm_sddmm", &nm_sddmm_op);
-  m.impl("nm_linear", &nm_linear_op);
-  m.impl("bitmap_spmm", &bitmap_spmm_op);
-  m.impl("bitmap_spmm_t", &bitmap_spmm_t_op);
-  m.impl("bitmap_sddmm", &bitmap_sddmm_op);
-  m.impl("bitmap_linear", &bitmap_linear_op);
+  impl_layout<Csr>(m);
+  impl_layout<Bsr>(m);
+  impl_layout<Nm>(m);
+  impl_layout<Bitmap>(m);
+  m.impl("csr_transpose", &csr_transpose_op);
 }

@@ -1,4 +1,5 @@
-// bfloat16 / float16 → float32 widening of value arrays, compiled per SIMD level.
+// Reduced-precision (bfloat16, float16, ...) → float32 widening of value arrays, compiled per
+// SIMD level.
 #pragma once
 
 namespace sparse_ops {
@@ -6,10 +7,9 @@ namespace ISA_NS {
 
 // The same half loads the SpMV kernels use (V<float>::load overloads for Bf16 / F16).
 template <class H>
-inline void widen_half(const uint16_t* src, float* dst, int64_t n) {
+inline void widen_half(const H* h, float* dst, int64_t n) {
   using VT = V<float>;
   constexpr int W = VT::W;
-  const H* h = reinterpret_cast<const H*>(src);
   int64_t i = 0;
   for (; i + W <= n; i += W) VT::store(dst + i, VT::load(h + i));
   if (i < n) {
@@ -18,11 +18,13 @@ inline void widen_half(const uint16_t* src, float* dst, int64_t n) {
   }
 }
 
-inline void widen_bf16(const uint16_t* src, float* dst, int64_t n) {
-  widen_half<Bf16>(src, dst, n);
-}
-inline void widen_f16(const uint16_t* src, float* dst, int64_t n) {
-  widen_half<F16>(src, dst, n);
+// Values of a reduced-precision storage type (value_types.h), widened to float32.
+inline void widen_values(Values src, int64_t offset, float* dst, int64_t n) {
+  with_storage<float>(src.dt, [&](auto tv) {
+    using TV = decltype(tv);
+    if constexpr (!std::is_same_v<TV, float>)
+      widen_half<TV>(static_cast<const TV*>(src.data) + offset, dst, n);
+  });
 }
 
 }  // namespace ISA_NS

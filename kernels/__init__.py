@@ -1,15 +1,15 @@
 """Triton kernels for sparse x dense products (CSR, BSR, N:M, bitmap); see kernels/README.md."""
 
-from kernels.bitmap import (
+from .bitmap import (
     bitmap_sddmm,
     bitmap_spmm,
     bitmap_spmm_t,
     bitmap_width,
     bitmap_word_prefix,
 )
-from kernels.bsr import bsr_sddmm, bsr_spmm, bsr_spmm_t, bsr_transpose
-from kernels.csr import csr_sddmm, csr_spmm, csr_spmm_t, csr_transpose
-from kernels.nm import metadata_bits, nm_sddmm, nm_spmm, nm_spmm_t
+from .bsr import bsr_sddmm, bsr_spmm, bsr_spmm_t, bsr_transpose
+from .csr import csr_sddmm, csr_spmm, csr_spmm_t, csr_transpose
+from .nm import metadata_bits, nm_sddmm, nm_spmm, nm_spmm_t
 
 __all__ = [
     "bitmap_sddmm",

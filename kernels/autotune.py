@@ -10,13 +10,15 @@ import math
 import torch
 import triton
 
+from ..dtypes import VALUE_DTYPES
+
 # The same switch `@triton.jit` reads when it decides between the compiler and the interpreter,
 # read once at import: the decorators below every kernel have already made that choice.
 INTERPRET: bool = bool(triton.knobs.runtime.interpret)
 
-# The value dtypes the Triton kernels take; outputs have the dtype of the inputs. Sums run in
-# fp32, or in fp64 for fp64 inputs (kept for gradcheck and the fp64 paths of the formats).
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# The value dtypes the Triton kernels take (the package's one table); outputs have the dtype of
+# the inputs. Sums run in fp32, or in fp64 for fp64 inputs (gradcheck, the formats' fp64 paths).
+FLOAT_DTYPES = VALUE_DTYPES
 
 
 def configs(gpu: list[triton.Config], interpret: triton.Config) -> list[triton.Config]:

@@ -35,8 +35,8 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from kernels.autotune import configs, dot_in_fp32, dot_precision, next_pow2
-from kernels.validation import (
+from .autotune import configs, dot_in_fp32, dot_precision, next_pow2
+from .validation import (
     check_device,
     check_dim,
     check_out,

@@ -17,16 +17,16 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from kernels.autotune import (
+from ..dtypes import INDEX_DTYPES
+from .autotune import (
     configs,
     density_bucket,
     dot_in_fp32,
     dot_precision,
     next_pow2,
 )
-from kernels.csr import csr_transpose
-from kernels.validation import (
-    INDEX_DTYPES,
+from .csr import csr_transpose
+from .validation import (
     check_device,
     check_dim,
     check_out,
@@ -355,12 +355,15 @@ def bsr_spmm_t(
     d: torch.Tensor,
     num_cols: int,
     *,
+    transposed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``Z = S^T @ D``: ``S`` ``(M, num_cols)`` in BSR, ``d`` ``(M, N)`` → ``(num_cols, N)``.
 
-    Transposes the block structure with torch ops (:func:`bsr_transpose`) and runs the SpMM
-    kernel on the transposed blocks: deterministic, no atomics.
+    Runs the SpMM kernel on the transposed blocks: over ``transposed = (crow_t, col_t,
+    perm_t)`` when the matrix holds it (``BSRMatrix.transposed()``, blocks gathered through
+    ``perm_t``), else transposed here with torch ops (:func:`bsr_transpose`). Deterministic,
+    no atomics.
     """
     mb, nnzb = _check_structure(crow, col)
     check_values("values", values, ndim=3)
@@ -375,7 +378,13 @@ def bsr_spmm_t(
     check_dim("d", d.shape[0], mb * r, "d.shape[0] = (len(crow) - 1) * R")
     if num_cols % c != 0:
         raise ValueError(f"num_cols = {num_cols} is not a multiple of the block width C = {c}")
-    crow_t, col_t, values_t = bsr_transpose(crow, col, values, num_cols // c)
+    if transposed is not None:
+        crow_t, col_t, perm_t = transposed
+        check_dim("crow_t", crow_t.shape[0], num_cols // c + 1, "len(crow_t) = num_cols / C + 1")
+        check_dim("perm_t", perm_t.shape[0], nnzb, "len(perm_t) = len(col)")
+        values_t = values[perm_t.long()].transpose(1, 2)
+    else:
+        crow_t, col_t, values_t = bsr_transpose(crow, col, values, num_cols // c)
     return bsr_spmm(crow_t, col_t, values_t, d, out=out)
 
 

@@ -17,9 +17,9 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from kernels.autotune import configs, density_bucket, next_pow2
-from kernels.validation import (
-    INDEX_DTYPES,
+from ..dtypes import INDEX_DTYPES
+from .autotune import configs, density_bucket, next_pow2
+from .validation import (
     check_device,
     check_dim,
     check_out,
@@ -280,12 +280,15 @@ def csr_spmm_t(
     d: torch.Tensor,
     num_cols: int,
     *,
+    transposed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``Z = S^T @ D``: ``S`` ``(M, num_cols)`` in CSR, ``d`` ``(M, N)`` → ``(num_cols, N)``.
 
-    Transposes the structure with torch ops (:func:`csr_transpose`) and runs the SpMM kernel:
-    deterministic, no atomics.
+    Runs the SpMM kernel on the transposed structure: ``transposed = (crow_t, col_t, perm_t)``
+    when the matrix holds it (computed once, ``CSRMatrix.transposed()``; the values are then
+    gathered through ``perm_t``), else transposed here with torch ops (:func:`csr_transpose`,
+    a stable sort). Deterministic, no atomics.
     """
     m, nnz = _check_structure(crow, col)
     check_values("values", values, ndim=1)
@@ -297,7 +300,13 @@ def csr_spmm_t(
     check_size("num_cols", num_cols)
     if out is None and (num_cols == 0 or d.shape[1] == 0 or nnz == 0):
         return torch.zeros((num_cols, d.shape[1]), dtype=d.dtype, device=device)
-    crow_t, col_t, values_t = csr_transpose(crow, col, values, num_cols)
+    if transposed is not None:
+        crow_t, col_t, perm_t = transposed
+        check_dim("crow_t", crow_t.shape[0], num_cols + 1, "len(crow_t) = num_cols + 1")
+        check_dim("perm_t", perm_t.shape[0], nnz, "len(perm_t) = len(col)")
+        values_t = values[perm_t.long()]
+    else:
+        crow_t, col_t, values_t = csr_transpose(crow, col, values, num_cols)
     return csr_spmm(crow_t, col_t, values_t, d, out=out)
 
 

@@ -19,8 +19,8 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from kernels.autotune import configs, dot_in_fp32, dot_precision, next_pow2
-from kernels.validation import (
+from .autotune import configs, dot_in_fp32, dot_precision, next_pow2
+from .validation import (
     check_device,
     check_dim,
     check_out,
@@ -419,8 +419,8 @@ def _check_operands(values, metadata) -> None:
 
 
 def nm_spmm(
-    values: torch.Tensor,
     metadata: torch.Tensor,
+    values: torch.Tensor,
     x: torch.Tensor,
     n: int,
     m: int,
@@ -469,12 +469,12 @@ def nm_spmm(
 
 
 def nm_spmm_t(
-    values: torch.Tensor,
     metadata: torch.Tensor,
+    values: torch.Tensor,
     d: torch.Tensor,
+    num_cols: int,
     n: int,
     m: int,
-    num_cols: int,
     *,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:

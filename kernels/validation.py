@@ -9,9 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from kernels.autotune import FLOAT_DTYPES, INTERPRET
-
-INDEX_DTYPES = (torch.int16, torch.int32)
+from .autotune import FLOAT_DTYPES, INTERPRET
 
 
 def _dtype_names(dtypes: Sequence[torch.dtype]) -> str:

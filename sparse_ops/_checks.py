@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-INDEX_DTYPES = (torch.int16, torch.int32, torch.int64)
+from .dtypes import INPUT_INDEX_DTYPES, VALUE_DTYPES
 
 
 def check_tensor(name: str, t: object, ndim: int | None = None) -> torch.Tensor:
@@ -20,7 +19,7 @@ def check_tensor(name: str, t: object, ndim: int | None = None) -> torch.Tensor:
 
 
 def check_float(name: str, t: torch.Tensor) -> None:
-    if t.dtype not in FLOAT_DTYPES:
+    if t.dtype not in VALUE_DTYPES:
         raise TypeError(
             f"{name}: expected a floating dtype (float32, float64, bfloat16, float16), "
             f"got {t.dtype}"
@@ -28,7 +27,7 @@ def check_float(name: str, t: torch.Tensor) -> None:
 
 
 def check_index(name: str, t: torch.Tensor) -> None:
-    if t.dtype not in INDEX_DTYPES:
+    if t.dtype not in INPUT_INDEX_DTYPES:
         raise TypeError(f"{name}: expected an integer index dtype (int16/32/64), got {t.dtype}")
 
 

@@ -16,6 +16,8 @@ class BSRMatrix(CompressedRows):
 
     ``crow_indices``: int32 ``(M/R + 1,)``; ``col_indices``: int32 ``(nnzb,)`` block columns
     in ``[0, K/C)``; ``values``: ``(nnzb, R, C)``, each block row-major.
+    ``crow_t``, ``col_t``, ``perm_t``: the transposed block structure, int32 ``(K/C + 1,)``,
+    ``(nnzb,)``, ``(nnzb,)`` (``transposed()``; None until computed).
     """
 
     layout = "bsr"
@@ -82,6 +84,9 @@ class BSRMatrix(CompressedRows):
             check_invariants=False,  # validated on construction
         )
 
+    def transposed_cols(self) -> int:
+        return self.shape[1] // self.blocksize[1]
+
     def block_row_indices(self) -> torch.Tensor:
         """int64 ``(nnzb,)``: the block row of each stored block."""
         return self._row_of_each()
@@ -122,7 +127,7 @@ class BSRMatrix(CompressedRows):
         return (structure[1].shape[0], params[0], params[1])
 
     @staticmethod
-    def reference_spmm(crow, col, values, x, r, c):
+    def reference_spmm(crow, col, values, x, r, c, *aux):
         mb, kb = crow.numel() - 1, x.shape[0] // c
         brow = rows_of_pointers(crow, values.shape[0])
         xb = x.reshape(kb, c, x.shape[1])[col.long()]  # (nnzb, C, N)
@@ -130,7 +135,7 @@ class BSRMatrix(CompressedRows):
         return out.index_add(0, brow, values @ xb).reshape(mb * r, x.shape[1])
 
     @staticmethod
-    def reference_spmm_t(crow, col, values, d, num_cols, r, c):
+    def reference_spmm_t(crow, col, values, d, num_cols, r, c, *aux):
         mb, kb = crow.numel() - 1, num_cols // c
         brow = rows_of_pointers(crow, values.shape[0])
         db = d.reshape(mb, r, d.shape[1])[brow]  # (nnzb, R, N)
@@ -139,7 +144,7 @@ class BSRMatrix(CompressedRows):
                                                                                   d.shape[1])
 
     @staticmethod
-    def reference_sddmm(crow, col, a, b, r, c):
+    def reference_sddmm(crow, col, a, b, r, c, *aux):
         mb, kb, n = crow.numel() - 1, b.shape[0] // c, a.shape[1]
         brow = rows_of_pointers(crow, col.numel())
         ab = a.reshape(mb, r, n)[brow]

@@ -1,4 +1,5 @@
-"""What CSR and BSR share: row pointers, column indices, values — and their checks."""
+"""What CSR and BSR share: row pointers, column indices, values, the transposed structure
+that ``S^T @ d`` reads — and their checks."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ from .format import SparseMatrix
 class CompressedRows(SparseMatrix):
     """A matrix stored as ``crow_indices``, ``col_indices`` and ``values`` (CSR or BSR).
 
-    Subclasses implement ``validate(crow, col, values, shape)`` returning canonical tensors.
+    The transposed structure (``crow_t``, ``col_t``, ``perm_t``: the structure of ``S^T`` and
+    the position in ``S`` of each of its entries) is data of the matrix: ``transposed()``
+    computes it once (``None`` until then), and the products take it after their parameters
+    (``aux()``), so ``S^T @ d`` (the backward of a product) reads it instead of sorting the
+    structure again. It describes the structure as it was when computed: ``transposed(True)``
+    recomputes it after an in-place change of the structure.
+
+    Subclasses implement ``validate(crow, col, values, shape)`` returning canonical tensors
+    and ``transposed_cols()``, the (block) columns of ``S``.
     """
 
     tensor_names = ("crow_indices", "col_indices", "values")
     structure_names = ("crow_indices", "col_indices")
+    aux_names = ("crow_t", "col_t", "perm_t")
 
     def __init__(
         self,
@@ -33,6 +43,9 @@ class CompressedRows(SparseMatrix):
         self.crow_indices = crow_indices
         self.col_indices = col_indices
         self.values = values
+        self.crow_t: torch.Tensor | None = None
+        self.col_t: torch.Tensor | None = None
+        self.perm_t: torch.Tensor | None = None
 
     @staticmethod
     def validate(crow, col, values, shape):  # pragma: no cover - overridden
@@ -40,14 +53,45 @@ class CompressedRows(SparseMatrix):
 
     @classmethod
     def from_parts(cls, tensors, shape, params=(), validate=True) -> CompressedRows:
-        return cls(tensors["crow_indices"], tensors["col_indices"], tensors["values"], shape,
-                   validate=validate)
+        s = cls(tensors["crow_indices"], tensors["col_indices"], tensors["values"], shape,
+                validate=validate)
+        for name in cls.aux_names:
+            setattr(s, name, tensors.get(name))
+        return s
+
+    def transposed_cols(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def transposed(self, refresh: bool = False) -> tuple[torch.Tensor, torch.Tensor,
+                                                          torch.Tensor]:
+        """``(crow_t, col_t, perm_t)``: int32 ``(K' + 1,)``, ``(nnz',)``, ``(nnz',)`` over the
+        ``K'`` (block) columns and ``nnz'`` stored entries (blocks); computed once and kept."""
+        if refresh or self.crow_t is None or self.col_t is None or self.perm_t is None:
+            self.crow_t, self.col_t, self.perm_t = transpose_structure(
+                self.crow_indices, self.col_indices, self.transposed_cols())
+        return self.crow_t, self.col_t, self.perm_t
 
     def _row_of_each(self) -> torch.Tensor:
         """int64: the (block) row of each stored entry, expanded from the row pointers."""
         counts = self.crow_indices.diff().long()
         rows = torch.arange(self.crow_indices.numel() - 1, device=self.device)
         return torch.repeat_interleave(rows, counts, output_size=self.values.shape[0])
+
+
+def transpose_structure(crow: torch.Tensor, col: torch.Tensor,
+                        cols: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The transposed structure of a row-pointer structure over ``cols`` columns:
+    ``(crow_t, col_t, perm_t)`` int32, entries in a stable column order (rows ascend within a
+    transposed row). A counting sort in C++ on the CPU, a stable sort in torch elsewhere."""
+    if crow.device.type == "cpu":
+        return torch.ops.sparse_ops.csr_transpose(crow, col, cols)
+    nnz = col.shape[0]
+    rows = torch.repeat_interleave(torch.arange(crow.numel() - 1, device=crow.device),
+                                   crow.diff().long(), output_size=nnz)
+    perm = torch.argsort(col.to(torch.int32), stable=True)
+    crow_t = torch.zeros(cols + 1, dtype=torch.int32, device=crow.device)
+    crow_t[1:] = torch.cumsum(torch.bincount(col.long(), minlength=cols), 0)
+    return crow_t, rows[perm].to(torch.int32), perm.to(torch.int32)
 
 
 def check_compressed(

@@ -17,6 +17,8 @@ class CSRMatrix(CompressedRows):
     ``crow_indices``: int32 ``(M + 1,)``, non-decreasing from 0 to nnz.
     ``col_indices``: int16 (``K <= 32767``) or int32 ``(nnz,)``, each in ``[0, K)``.
     ``values``: floating ``(nnz,)``, row by row.
+    ``crow_t``, ``col_t``, ``perm_t``: the transposed structure, int32 ``(K + 1,)``,
+    ``(nnz,)``, ``(nnz,)`` (``transposed()``; None until computed).
     """
 
     layout = "csr"
@@ -61,6 +63,9 @@ class CSRMatrix(CompressedRows):
             check_invariants=False,  # validated on construction
         )
 
+    def transposed_cols(self) -> int:
+        return self.shape[1]
+
     def row_indices(self) -> torch.Tensor:
         """int64 ``(nnz,)``: the row of each stored value."""
         return self._row_of_each()
@@ -100,18 +105,19 @@ class CSRMatrix(CompressedRows):
     def sddmm_shape(structure, a, b, params):
         return (structure[1].shape[0],)
 
+    # The reference products ignore the transposed structure (trailing ``*aux``).
     @staticmethod
-    def reference_spmm(crow, col, values, x):
+    def reference_spmm(crow, col, values, x, *aux):
         rows = rows_of_pointers(crow, values.numel())
         return coo_spmm(rows, col.long(), values, x, crow.numel() - 1)
 
     @staticmethod
-    def reference_spmm_t(crow, col, values, d, num_cols):
+    def reference_spmm_t(crow, col, values, d, num_cols, *aux):
         rows = rows_of_pointers(crow, values.numel())
         return coo_spmm(col.long(), rows, values, d, num_cols)
 
     @staticmethod
-    def reference_sddmm(crow, col, a, b):
+    def reference_sddmm(crow, col, a, b, *aux):
         return coo_sddmm(rows_of_pointers(crow, col.numel()), col.long(), a, b)
 
 

@@ -5,8 +5,10 @@ The class holds everything the package knows about the layout, and the registry 
 (``registry.register_layout``) is built from it:
 
 - what it stores: ``tensor_names`` (structure first, then ``values``), ``structure_names``
-  (the index tensors, in the order the products take them) and ``param_names`` (the integer
-  parameters the products take after the dense operands, ``params()``);
+  (the index tensors, in the order the products take them), ``param_names`` (the integer
+  parameters the products take after the dense operands, ``params()``) and ``aux_names``
+  (derived index tensors the products take last, ``aux()``: CSR's and BSR's transposed
+  structure);
 - how it is built and checked: ``from_dense``, ``from_parts`` (validation at construction),
   ``check_fit`` (the O(1) check, before every product, that the tensors still fit ``shape``);
 - how it is pruned and converted: ``family`` (which entries compete for the kept slots),
@@ -16,9 +18,9 @@ The class holds everything the package knows about the layout, and the registry 
   them) and its reference products (``reference_spmm``, ``reference_spmm_t``,
   ``reference_sddmm``: plain torch, the reference backend and the tests' oracle).
 
-The products take ``(*structure, values, x, *params)`` (``spmm``), ``(*structure, values, d,
-num_cols, *params)`` (``spmm_t``), ``(*structure, a, b, *params)`` (``sddmm``) and
-``(*structure, values, x, bias, *params)`` (``linear``).
+The products take ``(*structure, values, x, *params, *aux)`` (``spmm``), ``(*structure,
+values, d, num_cols, *params, *aux)`` (``spmm_t``), ``(*structure, a, b, *params, *aux)``
+(``sddmm``) and ``(*structure, values, x, bias, *params, *aux)`` (``linear``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class SparseMatrix:
     tensor_names: ClassVar[tuple[str, ...]] = ()
     structure_names: ClassVar[tuple[str, ...]] = ()
     param_names: ClassVar[tuple[str, ...]] = ()
+    aux_names: ClassVar[tuple[str, ...]] = ()
     option_names: ClassVar[tuple[str, ...]] = ()
     torch_layouts: ClassVar[tuple[torch.layout, ...]] = ()
     values: torch.Tensor
@@ -87,6 +90,11 @@ class SparseMatrix:
         """The integer parameters the products take after the dense operands."""
         return ()
 
+    def aux(self) -> tuple[torch.Tensor | None, ...]:
+        """Derived index tensors the products take after the parameters (``aux_names``: the
+        transposed structure of CSR and BSR, ``None`` until computed); empty elsewhere."""
+        return tuple(getattr(self, n) for n in self.aux_names)
+
     @classmethod
     def options_of(cls, params: tuple[int, ...]) -> dict[str, Any]:
         """The ``to_sparse`` keyword arguments that give a matrix with these ``params``."""
@@ -112,12 +120,15 @@ class SparseMatrix:
 
     def _replace(self, **tensors: torch.Tensor) -> SparseMatrix:
         kw: dict[str, Any] = {n: getattr(self, n) for n in self.tensor_names}
+        kw.update(zip(self.aux_names, self.aux(), strict=True))  # same structure
         kw.update(tensors)
         return type(self).from_parts(kw, self._shape, self.params(), validate=False)
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         """A copy on ``device`` and/or with values cast to ``dtype`` (indices keep theirs)."""
         moved = {n: getattr(self, n).to(device) for n in self.tensor_names}
+        moved.update((n, t.to(device)) for n, t in zip(self.aux_names, self.aux(), strict=True)
+                     if t is not None)
         if dtype is not None:
             moved["values"] = moved["values"].to(dtype)
         return type(self).from_parts(moved, self._shape, self.params(), validate=False)

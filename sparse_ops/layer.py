@@ -19,7 +19,14 @@ class SparseLinear(nn.Module):
 
     The values are a trainable ``nn.Parameter`` (``self.values``); the pattern's index tensors
     are buffers, so ``state_dict`` carries them and ``.to(device)`` moves them. The pattern is
-    fixed: training updates the stored values only.
+    fixed: training updates the stored values only (``so.dst`` rewrites it in place).
+
+    CSR and BSR layers also hold their transposed structure (``crow_t``, ``col_t``,
+    ``perm_t``: non-persistent buffers, ``None`` until needed), which the backward of the
+    product reads: computed at the first forward that records a gradient of the values (in
+    eager mode), kept while the structure buffers stay the same tensors, refreshed by
+    ``refresh_transposed()`` (``so.dst`` calls it after each rewrite) and dropped when a state
+    dict loads another structure.
     """
 
     def __init__(
@@ -51,6 +58,9 @@ class SparseLinear(nn.Module):
         for name in weight.structure_names:
             self.register_buffer(name, getattr(weight, name).clone())
         self.structure_names = weight.structure_names
+        self.aux_names = weight.aux_names
+        for name, t in zip(weight.aux_names, weight.aux(), strict=True):
+            self.register_buffer(name, None if t is None else t.clone(), persistent=False)
         if bias is not None:
             self.bias = nn.Parameter(bias.detach().clone())
         else:
@@ -86,6 +96,7 @@ class SparseLinear(nn.Module):
         """
         values = self._parameters["values"]
         structure = tuple(self._buffers[n] for n in self.structure_names)
+        aux = tuple(self._buffers[n] for n in self.aux_names)
         compiling = torch.compiler.is_compiling()
         if not compiling:
             memo = self.__dict__.get("_weight_memo")
@@ -93,9 +104,11 @@ class SparseLinear(nn.Module):
                 memo is not None
                 and memo.values is values
                 and all(a is b for a, b in zip(memo.structure(), structure, strict=True))
+                and all(a is b for a, b in zip(memo.aux(), aux, strict=True))
             ):
                 return memo
         tensors = dict(zip(self.structure_names, structure, strict=True))
+        tensors.update(zip(self.aux_names, aux, strict=True))
         tensors["values"] = values
         s = self._matrix.from_parts(
             tensors, (self.out_features, self.in_features), self.params_, validate=False
@@ -104,12 +117,29 @@ class SparseLinear(nn.Module):
             self.__dict__["_weight_memo"] = s
         return s
 
+    def refresh_transposed(self) -> None:
+        """(Re)compute the transposed structure buffers from the structure buffers as they are
+        now (CSR, BSR; nothing for other layouts)."""
+        if not self.aux_names:
+            return
+        t = self.sparse_weight().transposed(refresh=True)
+        for name, v in zip(self.aux_names, t, strict=True):
+            self._buffers[name] = v
+
     @property
     def weight(self) -> torch.Tensor:
         """The weight densified ``(out_features, in_features)``: for code that reads it."""
         return self.sparse_weight().to_dense()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            self.aux_names
+            and self._buffers[self.aux_names[0]] is None
+            and self.values.requires_grad
+            and torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+        ):
+            self.refresh_transposed()  # the backward's S^T @ dY reads it
         return linear(x, self.sparse_weight(), self.bias, backend=self.backend)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args, **kwargs):
@@ -124,6 +154,8 @@ class SparseLinear(nn.Module):
                 else:
                     setattr(self, name, resized)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        for name in self.aux_names:  # of the structure before: computed again when needed
+            self._buffers[name] = None
         self.params_ = self.sparse_weight().params()  # bitmap's nnz follows its values
 
     def extra_repr(self) -> str:

@@ -106,7 +106,7 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
             f"x: has {shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
         )
     ops = _checked_ops(s, backend, x)
-    return ops.entry("spmm")(*s.structure(), s.values, x, *s.params())
+    return ops.entry("spmm")(*s.structure(), s.values, x, *s.params(), *s.aux())
 
 
 def linear(
@@ -130,9 +130,11 @@ def linear(
     ops = _checked_ops(weight, backend, x)
     x2 = x if len(shape) == 2 else x.reshape(-1, K)
     if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
-        y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params())
+        y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params(),
+                                *weight.aux())
     else:
-        y = ops.entry("spmm")(*weight.structure(), weight.values, x2.t(), *weight.params()).t()
+        y = ops.entry("spmm")(*weight.structure(), weight.values, x2.t(), *weight.params(),
+                              *weight.aux()).t()
         if bias is not None:
             y = y + bias
     return y if len(shape) == 2 else y.reshape(*shape[:-1], M)

@@ -24,20 +24,19 @@ from __future__ import annotations
 from torch import Tensor
 from torch.library import custom_op, triton_op
 
-from kernels.autotune import INTERPRET
-from kernels.bitmap import bitmap_sddmm as _bitmap_sddmm
-from kernels.bitmap import bitmap_spmm as _bitmap_spmm
-from kernels.bitmap import bitmap_spmm_t as _bitmap_spmm_t
-from kernels.bsr import bsr_sddmm as _bsr_sddmm
-from kernels.bsr import bsr_spmm as _bsr_spmm
-from kernels.bsr import bsr_spmm_t as _bsr_spmm_t
-from kernels.csr import csr_sddmm as _csr_sddmm
-from kernels.csr import csr_spmm as _csr_spmm
-from kernels.csr import csr_spmm_t as _csr_spmm_t
-from kernels.nm import nm_sddmm as _nm_sddmm
-from kernels.nm import nm_spmm as _nm_spmm
-from kernels.nm import nm_spmm_t as _nm_spmm_t
-
+from .kernels.autotune import INTERPRET
+from .kernels.bitmap import bitmap_sddmm as _bitmap_sddmm
+from .kernels.bitmap import bitmap_spmm as _bitmap_spmm
+from .kernels.bitmap import bitmap_spmm_t as _bitmap_spmm_t
+from .kernels.bsr import bsr_sddmm as _bsr_sddmm
+from .kernels.bsr import bsr_spmm as _bsr_spmm
+from .kernels.bsr import bsr_spmm_t as _bsr_spmm_t
+from .kernels.csr import csr_sddmm as _csr_sddmm
+from .kernels.csr import csr_spmm as _csr_spmm
+from .kernels.csr import csr_spmm_t as _csr_spmm_t
+from .kernels.nm import nm_sddmm as _nm_sddmm
+from .kernels.nm import nm_spmm as _nm_spmm
+from .kernels.nm import nm_spmm_t as _nm_spmm_t
 from .registry import ProductOps, register_backend
 
 
@@ -45,6 +44,16 @@ def _define(name: str):
     """``triton_op`` on a real Triton backend; an opaque ``custom_op`` under the interpreter."""
     register = custom_op if INTERPRET else triton_op
     return register(name, mutates_args=())
+
+
+def _transposed(crow_t: Tensor | None, col_t: Tensor | None,
+                perm_t: Tensor | None) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The matrix's transposed structure (all three tensors), or None to compute it."""
+    if crow_t is None and col_t is None and perm_t is None:
+        return None
+    if crow_t is None or col_t is None or perm_t is None:
+        raise ValueError("crow_t, col_t, perm_t: give the whole transposed structure or none")
+    return crow_t, col_t, perm_t
 
 
 def _check_blocks(values: Tensor, r: int, c: int) -> None:
@@ -56,26 +65,34 @@ def _check_blocks(values: Tensor, r: int, c: int) -> None:
 
 # --- CSR ------------------------------------------------------------------------------------
 @_define("sparse_ops::csr_spmm_triton")
-def csr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor) -> Tensor:
+def csr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, crow_t: Tensor | None = None,
+             col_t: Tensor | None = None, perm_t: Tensor | None = None) -> Tensor:
     """``S @ x`` for CSR ``S (M, K)``, ``x (K, N)`` → ``(M, N)``."""
     return _csr_spmm(crow, col, values, x)
 
 
 @_define("sparse_ops::csr_spmm_t_triton")
-def csr_spmm_t(crow: Tensor, col: Tensor, values: Tensor, d: Tensor, num_cols: int) -> Tensor:
-    """``S^T @ d`` for CSR ``S (M, K)``, ``d (M, N)`` → ``(K, N)``."""
-    return _csr_spmm_t(crow, col, values, d, num_cols)
+def csr_spmm_t(crow: Tensor, col: Tensor, values: Tensor, d: Tensor, num_cols: int,
+               crow_t: Tensor | None = None, col_t: Tensor | None = None,
+               perm_t: Tensor | None = None) -> Tensor:
+    """``S^T @ d`` for CSR ``S (M, K)``, ``d (M, N)`` → ``(K, N)``, on the matrix's transposed
+    structure when given."""
+    return _csr_spmm_t(crow, col, values, d, num_cols,
+                       transposed=_transposed(crow_t, col_t, perm_t))
 
 
 @_define("sparse_ops::csr_sddmm_triton")
-def csr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
+def csr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, crow_t: Tensor | None = None,
+              col_t: Tensor | None = None, perm_t: Tensor | None = None) -> Tensor:
     """``<a[i], b[j]>`` at each stored ``(i, j)``: ``a (M, N)``, ``b (K, N)`` → ``(nnz,)``."""
     return _csr_sddmm(crow, col, a, b)
 
 
 # --- BSR ------------------------------------------------------------------------------------
 @_define("sparse_ops::bsr_spmm_triton")
-def bsr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, r: int, c: int) -> Tensor:
+def bsr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, r: int, c: int,
+             crow_t: Tensor | None = None, col_t: Tensor | None = None,
+             perm_t: Tensor | None = None) -> Tensor:
     """``S @ x`` for BSR ``S (M, K)`` of ``r x c`` blocks → ``(M, N)``."""
     _check_blocks(values, r, c)
     return _bsr_spmm(crow, col, values, x)
@@ -83,15 +100,20 @@ def bsr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, r: int, c: in
 
 @_define("sparse_ops::bsr_spmm_t_triton")
 def bsr_spmm_t(
-    crow: Tensor, col: Tensor, values: Tensor, d: Tensor, num_cols: int, r: int, c: int
+    crow: Tensor, col: Tensor, values: Tensor, d: Tensor, num_cols: int, r: int, c: int,
+    crow_t: Tensor | None = None, col_t: Tensor | None = None, perm_t: Tensor | None = None,
 ) -> Tensor:
-    """``S^T @ d`` for BSR ``S (M, K)`` of ``r x c`` blocks, ``d (M, N)`` → ``(K, N)``."""
+    """``S^T @ d`` for BSR ``S (M, K)`` of ``r x c`` blocks, ``d (M, N)`` → ``(K, N)``, on the
+    matrix's transposed block structure when given."""
     _check_blocks(values, r, c)
-    return _bsr_spmm_t(crow, col, values, d, num_cols)
+    return _bsr_spmm_t(crow, col, values, d, num_cols,
+                       transposed=_transposed(crow_t, col_t, perm_t))
 
 
 @_define("sparse_ops::bsr_sddmm_triton")
-def bsr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, r: int, c: int) -> Tensor:
+def bsr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, r: int, c: int,
+              crow_t: Tensor | None = None, col_t: Tensor | None = None,
+              perm_t: Tensor | None = None) -> Tensor:
     """Block-sampled ``a @ b^T`` → ``(nnzb, r, c)``."""
     return _bsr_sddmm(crow, col, a, b, r, c)
 
@@ -100,7 +122,7 @@ def bsr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, r: int, c: int) -
 @_define("sparse_ops::nm_spmm_triton")
 def nm_spmm(metadata: Tensor, values: Tensor, x: Tensor, n: int, m: int) -> Tensor:
     """``S @ x`` for N:M ``S (M, K)`` → ``(M, N)``."""
-    return _nm_spmm(values, metadata, x, n, m)
+    return _nm_spmm(metadata, values, x, n, m)
 
 
 @_define("sparse_ops::nm_spmm_t_triton")
@@ -108,7 +130,7 @@ def nm_spmm_t(
     metadata: Tensor, values: Tensor, d: Tensor, num_cols: int, n: int, m: int
 ) -> Tensor:
     """``S^T @ d`` for N:M ``S (M, K)``, ``d (M, N)`` → ``(K, N)``."""
-    return _nm_spmm_t(values, metadata, d, n, m, num_cols)
+    return _nm_spmm_t(metadata, values, d, num_cols, n, m)
 
 
 @_define("sparse_ops::nm_sddmm_triton")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import bench  # noqa: F401  (the repo's kernels/ and simulator/ folders are not top-level names)
 from tests import helpers
 from tests.helpers import CASE_IDS, CASES, SEED_ENV
 

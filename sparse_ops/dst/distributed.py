@@ -72,5 +72,9 @@ def prepare_ddp(model: torch.nn.Module, group: object | None = None) -> list[str
                 dist.broadcast(wide, src=0, group=grp)
                 buf.copy_(wide)
             names.append(f"{prefix}.{b}" if prefix else b)
+        # the transposed structure is derived on each rank from the (equal) structure
+        names += [f"{prefix}.{b}" if prefix else b for b in mod.aux_names]
+        if mod.aux_names and mod._buffers[mod.aux_names[0]] is not None:
+            mod.refresh_transposed()
     DDP._set_params_and_buffers_to_ignore_for_model(model, names)
     return names

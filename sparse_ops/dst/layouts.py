@@ -77,6 +77,8 @@ class GridLayer:
         crow[1:] = torch.cumsum(counts, 0)
         mod.crow_indices.copy_(crow)
         mod.col_indices.copy_(new_ids % self.cols_u)
+        if mod._buffers[mod.aux_names[0]] is not None:  # the backward reads it: keep it true
+            mod.refresh_transposed()
         return src
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from kernels.autotune import INTERPRET
+from sparse_ops.kernels.autotune import INTERPRET
 
 # Under the interpreter the kernels run on CPU tensors; otherwise they need a GPU.
 DEVICE = "cpu" if INTERPRET or not torch.cuda.is_available() else "cuda"

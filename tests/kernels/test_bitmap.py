@@ -9,8 +9,12 @@ import pytest
 import torch
 import triton
 
-from kernels import bitmap_sddmm, bitmap_spmm, bitmap_spmm_t, bitmap_word_prefix
-from kernels.bitmap import _bitmap_sddmm_kernel, _bitmap_spmm_kernel, _bitmap_spmm_t_kernel
+from sparse_ops.kernels import bitmap_sddmm, bitmap_spmm, bitmap_spmm_t, bitmap_word_prefix
+from sparse_ops.kernels.bitmap import (
+    _bitmap_sddmm_kernel,
+    _bitmap_spmm_kernel,
+    _bitmap_spmm_t_kernel,
+)
 from tests.kernels.random_parts import (
     DEVICE,
     TOLERANCE,

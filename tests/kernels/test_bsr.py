@@ -4,8 +4,8 @@ import pytest
 import torch
 import triton
 
-from kernels import bsr_sddmm, bsr_spmm, bsr_spmm_t
-from kernels.bsr import _bsr_sddmm_kernel, _bsr_spmm_kernel
+from sparse_ops.kernels import bsr_sddmm, bsr_spmm, bsr_spmm_t
+from sparse_ops.kernels.bsr import _bsr_sddmm_kernel, _bsr_spmm_kernel
 from tests.kernels.random_parts import (
     DEVICE,
     TOLERANCE,

@@ -4,8 +4,8 @@ import pytest
 import torch
 import triton
 
-from kernels import csr_sddmm, csr_spmm, csr_spmm_t
-from kernels.csr import _csr_sddmm_kernel, _csr_spmm_kernel
+from sparse_ops.kernels import csr_sddmm, csr_spmm, csr_spmm_t
+from sparse_ops.kernels.csr import _csr_sddmm_kernel, _csr_spmm_kernel
 from tests.kernels.random_parts import (
     DEVICE,
     TOLERANCE,

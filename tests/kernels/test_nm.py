@@ -4,8 +4,8 @@ import pytest
 import torch
 import triton
 
-from kernels import nm_sddmm, nm_spmm, nm_spmm_t
-from kernels.nm import _nm_sddmm_kernel, _nm_spmm_kernel, _nm_spmm_t_kernel
+from sparse_ops.kernels import nm_sddmm, nm_spmm, nm_spmm_t
+from sparse_ops.kernels.nm import _nm_sddmm_kernel, _nm_spmm_kernel, _nm_spmm_t_kernel
 from tests.kernels.random_parts import (
     DEVICE,
     TOLERANCE,
@@ -46,10 +46,10 @@ def test_products_fp32(nm, n_cols):
     seed, g, values, meta, dense = _case(n, m)
     x = randn(g, K, n_cols)
     d = randn(g, M, n_cols)
-    y = nm_spmm(values, meta, x, n, m)
+    y = nm_spmm(meta, values, x, n, m)
     assert y.shape == (M, n_cols) and y.dtype == torch.float32
     assert rel_err(y, dense @ x.double().cpu()) < 1e-5, f"spmm, seed {seed}"
-    z = nm_spmm_t(values, meta, d, n, m, K)
+    z = nm_spmm_t(meta, values, d, K, n, m)
     assert z.shape == (K, n_cols)
     assert rel_err(z, dense.T @ d.double().cpu()) < 1e-5, f"spmm_t, seed {seed}"
     v = nm_sddmm(meta, d, x, n, m)
@@ -65,8 +65,8 @@ def test_products_low_and_double_precision(nm, dtype):
     x = randn(g, K, 19, dtype=dtype)
     d = randn(g, M, 19, dtype=dtype)
     tol = TOLERANCE[dtype]
-    y = nm_spmm(values, meta, x, n, m)
-    z = nm_spmm_t(values, meta, d, n, m, K)
+    y = nm_spmm(meta, values, x, n, m)
+    z = nm_spmm_t(meta, values, d, K, n, m)
     v = nm_sddmm(meta, d, x, n, m)
     assert y.dtype == z.dtype == v.dtype == dtype
     assert rel_err(y, dense @ x.double().cpu()) < tol, f"spmm, seed {seed}"
@@ -80,10 +80,10 @@ def test_outputs_fully_written():
     x, d = randn(g, K, 19), randn(g, M, 19)
     nan = float("nan")
     y = torch.full((19, M), nan, device=DEVICE).T
-    assert nm_spmm(values, meta, x, n, m, out=y) is y
+    assert nm_spmm(meta, values, x, n, m, out=y) is y
     assert not y.isnan().any() and rel_err(y, dense @ x.double().cpu()) < 1e-5, seed
     z = torch.full((19, K), nan, device=DEVICE).T
-    nm_spmm_t(values, meta, d, n, m, K, out=z)
+    nm_spmm_t(meta, values, d, K, n, m, out=z)
     assert not z.isnan().any() and rel_err(z, dense.T @ d.double().cpu()) < 1e-5, seed
     v = torch.full(values.shape[::-1], nan, device=DEVICE).T
     nm_sddmm(meta, d, x, n, m, out=v)
@@ -97,8 +97,8 @@ def test_strided_operands():
     dense = nm_dense(values, meta, n, m, K)
     x = randn(g, 6, K).T
     d = randn(g, M, 12)[:, ::2]
-    assert rel_err(nm_spmm(values, meta, x, n, m), dense @ x.double().cpu()) < 1e-5, seed
-    got = nm_spmm_t(values, meta, d, n, m, K)
+    assert rel_err(nm_spmm(meta, values, x, n, m), dense @ x.double().cpu()) < 1e-5, seed
+    got = nm_spmm_t(meta, values, d, K, n, m)
     assert rel_err(got, dense.T @ d.double().cpu()) < 1e-5, seed
 
 
@@ -116,8 +116,8 @@ def test_other_tilings(monkeypatch, config):
     n, m = 2, 4
     seed, g, values, meta, dense = _case(n, m, rows=45, k=77)
     x, d = randn(g, 77, 40), randn(g, 45, 40)
-    assert rel_err(nm_spmm(values, meta, x, n, m), dense @ x.double().cpu()) < 1e-5, seed
-    got = nm_spmm_t(values, meta, d, n, m, 77)
+    assert rel_err(nm_spmm(meta, values, x, n, m), dense @ x.double().cpu()) < 1e-5, seed
+    got = nm_spmm_t(meta, values, d, 77, n, m)
     assert rel_err(got, dense.T @ d.double().cpu()) < 1e-5, seed
     got = nm_sddmm(meta, d, x, n, m)
     assert rel_err(got, _sddmm_want(meta, d, x, n, m)) < 1e-5, seed
@@ -129,20 +129,20 @@ def test_empty_cases():
     # M = 0
     v0 = torch.zeros(0, 14 * n, device=DEVICE)
     meta0 = torch.zeros(0, 7, dtype=torch.uint8, device=DEVICE)
-    assert nm_spmm(v0, meta0, randn(g, K, 3), n, m).shape == (0, 3)
-    assert torch.equal(nm_spmm_t(v0, meta0, randn(g, 0, 3), n, m, K).cpu(), torch.zeros(K, 3))
+    assert nm_spmm(meta0, v0, randn(g, K, 3), n, m).shape == (0, 3)
+    assert torch.equal(nm_spmm_t(meta0, v0, randn(g, 0, 3), K, n, m).cpu(), torch.zeros(K, 3))
     assert nm_sddmm(meta0, randn(g, 0, 3), randn(g, K, 3), n, m).shape == (0, 14 * n)
     # K = 0: no groups
     v1 = torch.zeros(M, 0, device=DEVICE)
     meta1 = torch.zeros(M, 0, dtype=torch.uint8, device=DEVICE)
     out = torch.full((M, 3), float("nan"), device=DEVICE)
-    assert torch.equal(nm_spmm(v1, meta1, randn(g, 0, 3), n, m, out=out).cpu(), torch.zeros(M, 3))
-    assert nm_spmm_t(v1, meta1, randn(g, M, 3), n, m, 0).shape == (0, 3)
+    assert torch.equal(nm_spmm(meta1, v1, randn(g, 0, 3), n, m, out=out).cpu(), torch.zeros(M, 3))
+    assert nm_spmm_t(meta1, v1, randn(g, M, 3), 0, n, m).shape == (0, 3)
     assert nm_sddmm(meta1, randn(g, M, 3), randn(g, 0, 3), n, m).shape == (M, 0)
     # N = 0
     seed, g, values, meta, _ = _case(n, m)
-    assert nm_spmm(values, meta, randn(g, K, 0), n, m).shape == (M, 0)
-    assert nm_spmm_t(values, meta, randn(g, M, 0), n, m, K).shape == (K, 0)
+    assert nm_spmm(meta, values, randn(g, K, 0), n, m).shape == (M, 0)
+    assert nm_spmm_t(meta, values, randn(g, M, 0), K, n, m).shape == (K, 0)
     got = nm_sddmm(meta, randn(g, M, 0), randn(g, K, 0), n, m)
     assert torch.equal(got.cpu(), torch.zeros(values.shape)), seed
 
@@ -152,25 +152,25 @@ def test_bad_inputs_raise():
     seed, g, values, meta, _ = _case(n, m)
     x = randn(g, K, 5)
     with pytest.raises(ValueError, match="n:m"):
-        nm_spmm(values, meta, x, 4, 4)
+        nm_spmm(meta, values, x, 4, 4)
     with pytest.raises(ValueError, match="n:m"):
-        nm_spmm(values, meta, x, 2, 17)
+        nm_spmm(meta, values, x, 2, 17)
     with pytest.raises(TypeError, match="m must be an int"):
-        nm_spmm(values, meta, x, 2, 4.0)
+        nm_spmm(meta, values, x, 2, 4.0)
     with pytest.raises(TypeError, match="metadata"):
-        nm_spmm(values, meta.to(torch.int32), x, n, m)
+        nm_spmm(meta.to(torch.int32), values, x, n, m)
     with pytest.raises(ValueError, match="metadata"):
-        nm_spmm(values, meta[:, :-1], x, n, m)
+        nm_spmm(meta[:, :-1], values, x, n, m)
     with pytest.raises(ValueError, match="values"):
-        nm_spmm(values[:, :-1], meta, x, n, m)
+        nm_spmm(meta, values[:, :-1], x, n, m)
     with pytest.raises(ValueError, match="metadata"):
-        nm_spmm(values, meta, randn(g, K + 8, 5), n, m)  # K implies more groups
+        nm_spmm(meta, values, randn(g, K + 8, 5), n, m)  # K implies more groups
     with pytest.raises(TypeError, match="x"):
-        nm_spmm(values, meta, x.to(torch.bfloat16), n, m)
+        nm_spmm(meta, values, x.to(torch.bfloat16), n, m)
     with pytest.raises(ValueError, match="d"):
-        nm_spmm_t(values, meta, randn(g, M + 1, 5), n, m, K)
+        nm_spmm_t(meta, values, randn(g, M + 1, 5), K, n, m)
     with pytest.raises(ValueError, match="num_cols"):
-        nm_spmm_t(values, meta, randn(g, M, 5), n, m, -1)
+        nm_spmm_t(meta, values, randn(g, M, 5), -1, n, m)
     with pytest.raises(ValueError, match="b"):
         nm_sddmm(meta, randn(g, M, 5), randn(g, K, 6), n, m)
     with pytest.raises(ValueError, match="metadata"):

@@ -1,4 +1,5 @@
-"""The C++ custom ops as PyTorch expects of a custom op: opcheck and torch.compile."""
+"""The C++ custom ops under torch.compile (opcheck, products and gradients against the
+reference: the conformance suite, test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -7,56 +8,7 @@ import torch
 
 import sparse_ops as so
 from sparse_ops.ops_cpp import OPS
-from tests.helpers import CASES, random_sparse, rel_err
-
-
-def _samples(layout, shape, kw, dtype):
-    s, _ = random_sparse(layout, shape, kw, dtype=dtype)
-    ops = OPS[layout]
-    m, k = shape
-    x = torch.randn(k, 5, dtype=dtype)
-    d = torch.randn(m, 5, dtype=dtype)
-    st, p = s.structure(), s.params()
-    xb = torch.randn(3, k, dtype=dtype)
-    bias = torch.randn(m, dtype=dtype)
-    return [
-        (ops.spmm, (*st, s.values, x, *p)),
-        (ops.spmm_t, (*st, s.values, d, k, *p)),
-        (ops.sddmm, (*st, d, x, *p)),
-        (ops.linear, (*st, s.values, xb, bias, *p)),
-        (ops.linear, (*st, s.values, xb[:1], None, *p)),
-    ]
-
-
-@pytest.mark.parametrize("idx", range(len(CASES)))
-def test_opcheck(idx):
-    layout, shape, kw = CASES[idx]
-    for op, args in _samples(layout, shape, kw, torch.float64):
-        torch.library.opcheck(op, args)
-        grad_args = tuple(
-            a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point()
-            else a for a in args
-        )
-        torch.library.opcheck(op, grad_args)
-
-
-@pytest.mark.parametrize("idx", range(len(CASES)))
-def test_ops_match_reference(idx):
-    from sparse_ops.registry import backend_ops
-    layout, shape, kw = CASES[idx]
-    ref = backend_ops(layout, "reference")
-    def ref_linear(*args):
-        *struct, values, xb, bias, = args[: ref.n_struct + 3]
-        params = args[ref.n_struct + 3:]
-        y = ref.spmm(*struct, values, xb.t(), *params).t()
-        return y if bias is None else y + bias
-
-    for (op, args), ref_op in zip(_samples(layout, shape, kw, torch.float32),
-                                  (ref.spmm, ref.spmm_t, ref.sddmm, ref_linear, ref_linear),
-                                  strict=True):
-        dargs = tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-                      for a in args)
-        assert rel_err(op(*args), ref_op(*dargs)) < 1e-5
+from tests.helpers import rel_err
 
 
 def _model(layout, kw):

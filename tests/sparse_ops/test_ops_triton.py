@@ -1,4 +1,5 @@
-"""The Triton custom ops: opcheck, forward and backward against the reference backend, compile.
+"""The Triton custom ops: gradcheck, linear, torch.compile, empty products (opcheck, products
+and gradients against the reference: the conformance suite, test_conformance.py).
 
 Runs under the Triton interpreter (``TRITON_INTERPRET=1``, as ``make test`` sets) on CPU
 tensors, or on CUDA when there is a GPU; skipped otherwise.
@@ -10,9 +11,8 @@ import pytest
 import torch
 
 import sparse_ops as so
-from kernels.autotune import INTERPRET
-from sparse_ops.registry import backend_ops
-from tests.helpers import CASE_IDS, CASES, random_sparse, rel_err
+from sparse_ops.kernels.autotune import INTERPRET
+from tests.helpers import random_sparse, rel_err
 
 pytestmark = pytest.mark.skipif(
     not INTERPRET and not torch.cuda.is_available(),
@@ -34,66 +34,6 @@ def _on_device(s, *tensors):
         s = s.to(device=DEVICE)
         tensors = tuple(t.to(DEVICE) for t in tensors)
     return (s, *tensors)
-
-
-def _samples(layout, shape, kw, dtype, n_cols=5):
-    s, dense = random_sparse(layout, shape, kw, dtype=dtype)
-    m, k = shape
-    x = torch.randn(k, n_cols, dtype=dtype)
-    d = torch.randn(m, n_cols, dtype=dtype)
-    s, x, d = _on_device(s, x, d)
-    ops = _ops()[layout]
-    st, p = s.structure(), s.params()
-    return [
-        (ops.spmm, (*st, s.values, x, *p)),
-        (ops.spmm_t, (*st, s.values, d, k, *p)),
-        (ops.sddmm, (*st, d, x, *p)),
-    ]
-
-
-@pytest.mark.parametrize("idx", range(len(CASES)), ids=CASE_IDS)
-def test_opcheck(idx):
-    layout, shape, kw = CASES[idx]
-    for op, args in _samples(layout, shape, kw, torch.float32):
-        grad_args = tuple(
-            a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point()
-            else a for a in args
-        )
-        torch.library.opcheck(op, grad_args)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
-@pytest.mark.parametrize("idx", range(len(CASES)), ids=CASE_IDS)
-def test_ops_match_reference(idx, dtype):
-    layout, shape, kw = CASES[idx]
-    ref = backend_ops(layout, "reference")
-    tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.float16: 5e-3, torch.bfloat16: 3e-2}
-    for (op, args), ref_op in zip(_samples(layout, shape, kw, dtype),
-                                  (ref.spmm, ref.spmm_t, ref.sddmm), strict=True):
-        dargs = tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-                      for a in args)
-        got = op(*args)
-        assert got.dtype == dtype and got.device.type == DEVICE
-        assert rel_err(got, ref_op(*dargs)) < tol[dtype], op
-
-
-@pytest.mark.parametrize("n_cols", [1, 19])
-def test_matmul_forward_backward(case, n_cols):
-    """``so.matmul(..., backend="triton")`` and its gradients against the reference backend."""
-    layout, shape, kw = case
-    s, _ = random_sparse(layout, shape, kw)
-    x0 = torch.randn(shape[1], n_cols)
-    gy = torch.randn(shape[0], n_cols)
-    s, x0, gy = _on_device(s, x0, gy)
-    grads = {}
-    for backend in ("triton", "reference"):
-        values = s.values.detach().clone().requires_grad_(True)
-        x = x0.clone().requires_grad_(True)
-        y = so.matmul(s.with_values(values), x, backend=backend)
-        y.backward(gy)
-        grads[backend] = (y.detach(), values.grad, x.grad)
-    for got, want in zip(grads["triton"], grads["reference"], strict=True):
-        assert rel_err(got, want) < 1e-5
 
 
 @pytest.mark.parametrize(
@@ -173,12 +113,12 @@ import torch
 from functorch.compile import aot_function, make_boxed_func
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-import kernels.validation
+import sparse_ops.kernels.validation as validation
 import sparse_ops.ops_triton as T
 
 # Fake CPU tensors stand in for CUDA ones (a CPU-only torch cannot slice fake CUDA tensors);
 # the kernels stay compiled-Triton JITFunctions, so wrap_triton records them in the graph.
-kernels.validation.INTERPRET = True
+validation.INTERPRET = True
 graphs = []
 
 
