@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 
-.PHONY: demo test build kernels bench models dst dse load wheel-check sanitize clean
+.PHONY: demo test test-chaos build kernels bench models dst dse load wheel-check sanitize clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	python3 -m venv .venv
@@ -11,12 +11,19 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
-# The C++ extension sparse_ops/_C*.so, rebuilt when a source changes, and the repo put on the
-# venv's path (an editable install as a .pth file: `pip install -e .` would compile the
-# extension a second time), so sparse_ops, kernels and simulator import from any directory.
+# The C++ extension sparse_ops/_C*.so, rebuilt when a source changes, and a development
+# install under the wheel's names (`pip install -e .` would compile the extension a second
+# time): .venv/dev holds two links, sparse_ops -> sparse_ops/ and sparse_accel_sim ->
+# simulator/, and a .pth file puts .venv/dev (not the repository root) on the venv's path.
+DEV := .venv/dev
 .venv/.built: $(STAMP) $(SOURCES)
 	$(PY) setup.py -q build_ext --inplace
-	$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/sparse_ops_repo.pth', 'w').write(sys.argv[1])" "$(CURDIR)"
+	mkdir -p $(DEV)
+	ln -sfn $(CURDIR)/sparse_ops $(DEV)/sparse_ops
+	ln -sfn $(CURDIR)/simulator $(DEV)/sparse_accel_sim
+	$(PY) -c "import os, site, sys; d = site.getsitepackages()[0]; \
+	  os.path.exists(d + '/sparse_ops_repo.pth') and os.remove(d + '/sparse_ops_repo.pth'); \
+	  open(d + '/sparse_ops_dev.pth', 'w').write(sys.argv[1])" "$(CURDIR)/$(DEV)"
 	touch .venv/.built
 
 build: .venv/.built
@@ -31,6 +38,10 @@ kernels: build
 test: build
 	$(PY) -m ruff check .
 	TRITON_INTERPRET=1 $(PY) -m pytest -q -p no:cacheprovider tests
+
+# Dask kill/resume under wall-clock deadlines (marked `chaos`): run apart from the unit tests.
+test-chaos: build
+	$(PY) -m pytest -q -p no:cacheprovider -m chaos tests/simulator
 
 bench: build
 	$(PY) -m pytest -q bench --benchmark-only

@@ -1,8 +1,8 @@
 """Builds the C++ CPU kernels (csrc/*.cpp) into the torch extension ``sparse_ops._C``.
 
 ``python setup.py build_ext --inplace`` drops ``sparse_ops/_C*.so`` next to the package.
-Importing it registers the torch operators ``torch.ops.sparse_ops.*`` (csrc/torch_ops.cpp)
-and exposes the raw numpy entry points used by the kernel tests. The build is portable (no
+Importing it registers the torch operators ``torch.ops.sparse_ops.*`` (csrc/torch_ops.cpp),
+the only entry points into the kernels. The build is portable (no
 -march=native): the kernels are compiled three times, for the default x86-64 target,
 AVX2+FMA and AVX-512, and the module picks one at run time (csrc/README.md). The kernels run
 on torch's intra-op thread team (at::parallel_for, csrc/team.h): compiled with -fopenmp, the
@@ -40,10 +40,16 @@ ext = CppExtension(
     depends=sorted(glob(os.path.join("csrc", "*.h"))),
 )
 
+# The wheel's only top-level names are the project's own: ``sparse_ops`` (the Triton kernels
+# ship inside it as ``sparse_ops.kernels``, a link to the repository's ``kernels/`` folder) and
+# the simulator as ``sparse_accel_sim`` (the repository's ``simulator/`` folder). Neither claims
+# a generic name such as ``kernels``, which is Hugging Face's package that transformers probes.
+TOP_LEVEL = {"sparse_ops": "sparse_ops", "sparse_accel_sim": "simulator"}
+
 setup(
-    # sparse_ops imports kernels (Triton); the simulator ships its YAML tables and topologies.
-    packages=find_packages(include=["sparse_ops*", "kernels*", "simulator*"]),
-    package_data={"simulator": ["*.yaml", "topologies/*.csv"]},
+    packages=[*find_packages(include=["sparse_ops", "sparse_ops.*"]), "sparse_accel_sim"],
+    package_dir={"sparse_accel_sim": TOP_LEVEL["sparse_accel_sim"]},
+    package_data={"sparse_accel_sim": ["*.yaml", "topologies/*.csv"]},
     ext_modules=[ext],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
     zip_safe=False,

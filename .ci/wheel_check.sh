@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the wheel, installs it into a fresh venv (CPU torch from the pinned requirements
-# first, as the README says), and runs the README's usage example from another directory.
+# first, as the README says), checks its top-level names are only the project's own, and runs
+# the README's usage example from another directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -14,6 +15,14 @@ python3 -m venv "$WORK/venv"
 # The first ```python block of the README, run outside the repository.
 awk '/^```python$/{f=1; next} /^```$/{if (f) exit} f' "$ROOT/README.md" > "$WORK/example.py"
 cd "$WORK"
-"$WORK/venv/bin/python" -c "import simulator, sparse_ops; print('imports ok')"
+"$WORK/venv/bin/python" - <<'PY'
+# The installed wheel's top-level names are only the project's own.
+import importlib.metadata as md
+import sparse_accel_sim, sparse_ops, sparse_ops.kernels  # noqa: F401
+files = md.distribution("sparse_ops").files
+top = {f.parts[0] for f in files if not f.parts[0].endswith((".dist-info", ".data"))}
+assert top == {"sparse_ops", "sparse_accel_sim"}, top
+print("imports ok; top-level names:", sorted(top))
+PY
 "$WORK/venv/bin/python" example.py
 echo "wheel check: README example ran from $WORK"

@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import simulator as sim
-from simulator import evaluate
-from simulator.dask_executor import DaskExecutor
-from simulator.local_executor import LocalExecutor
-from simulator.prepared import PreparedWorkload
+import sparse_accel_sim as sim
+from sparse_accel_sim import evaluate
+from sparse_accel_sim.dask_executor import DaskExecutor
+from sparse_accel_sim.local_executor import LocalExecutor
+from sparse_accel_sim.prepared import PreparedWorkload
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_REF = "fb3dc4e"  # the last commit before issue 12 touched the simulator
@@ -100,7 +100,7 @@ def time_points_now(network: str, mode: str, archs: list[sim.Arch]) -> dict[str,
 
 BASELINE_SCRIPT = textwrap.dedent("""
     import json, sys, time
-    import simulator as sim
+    import sparse_accel_sim as sim
     spec = json.loads(sys.argv[1])
     layers = sim.load_topology(sim.bundled_topology(spec["network"]))
     times = []
@@ -161,7 +161,7 @@ def _clear_worker_cache() -> None:
 
 
 def _warm_worker() -> None:
-    import simulator.evaluate  # noqa: F401 - imports are start-up, not sweep time
+    import sparse_accel_sim.evaluate  # noqa: F401 - imports are start-up, not sweep time
 
 
 def timed_sweep(points: list[sim.DesignPoint], layers: list[sim.Layer], ex: Any,
@@ -249,7 +249,7 @@ def run(quick: bool, workers: int, out_dir: Path, baseline_ref: str | None) -> d
         local.close()
         dask.close()
 
-    from simulator.front_plot import plot_front
+    from sparse_accel_sim.front_plot import plot_front
 
     objectives = ("elapsed_cycles", "energy_total_pj", "area_mm2")
     stored = sim.ResultsStore(results).rows()

@@ -20,7 +20,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-import simulator as sim
+import sparse_accel_sim as sim
 
 
 def measure(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, float, Any]:

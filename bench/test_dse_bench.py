@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator.pareto import pareto_mask
-from simulator.prepared import PreparedWorkload
+import sparse_accel_sim as sim
+from sparse_accel_sim.pareto import pareto_mask
+from sparse_accel_sim.prepared import PreparedWorkload
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-import simulator as sim
+import sparse_accel_sim as sim
 
 ARCH = sim.Arch(rows=32, cols=32, dram_words_per_cycle=16)
 

@@ -560,18 +560,17 @@ struct V {
     for (int l = 0; l < W; ++l) r.v[l] = l < n ? p[l] : T(0);
     return r;
   }
-  static T half(Bf16 h) { return static_cast<T>(bf16_bits_to_f32(h.bits)); }
-  static T half(F16 h) { return static_cast<T>(f16_bits_to_f32(h.bits)); }
-  template <class H, class = std::enable_if_t<std::is_same_v<H, Bf16> || std::is_same_v<H, F16>>>
+  // Any reduced storage type (value_types.h), widened through its scalar_of().
+  template <class H, class = std::enable_if_t<is_reduced(H::dt)>>
   static reg load(const H* p) {
     reg r;
-    for (int l = 0; l < W; ++l) r.v[l] = half(p[l]);
+    for (int l = 0; l < W; ++l) r.v[l] = static_cast<T>(scalar_of(p[l]));
     return r;
   }
-  template <class H, class = std::enable_if_t<std::is_same_v<H, Bf16> || std::is_same_v<H, F16>>>
+  template <class H, class = std::enable_if_t<is_reduced(H::dt)>>
   static reg loadn(const H* p, int n) {
     reg r;
-    for (int l = 0; l < W; ++l) r.v[l] = l < n ? half(p[l]) : T(0);
+    for (int l = 0; l < W; ++l) r.v[l] = l < n ? static_cast<T>(scalar_of(p[l])) : T(0);
     return r;
   }
   static void store(T* p, reg a) {

@@ -6,16 +6,23 @@
 
 namespace sparse_ops {
 
+namespace {
+// The name a reduced storage type declares (value_types.h), or nullptr.
+template <class... S>
+const char* reduced_name(DT dt, TypeList<S...>) {
+  const char* name = nullptr;
+  (void)((dt == S::dt ? (name = S::name, true) : false) || ...);
+  return name;
+}
+}  // namespace
+
 const char* dt_name(DT dt) {
+  if (const char* name = reduced_name(dt, ReducedTypes{})) return name;
   switch (dt) {
     case DT::f32:
       return "float32";
     case DT::f64:
       return "float64";
-    case DT::bf16:
-      return "bfloat16";
-    case DT::f16:
-      return "float16";
     case DT::i16:
       return "int16";
     case DT::i32:

@@ -4,7 +4,8 @@
 //
 // Adding a value dtype (say fp8 e4m3) touches:
 //   - here: its DT enumerator, its storage struct (with `dt` and `name`), and its entry in
-//     ReducedTypes (which every dispatch over storage types walks);
+//     ReducedTypes (which every dispatch over storage types, the value-dtype check and the
+//     error messages' dtype names walk);
 //   - simd.h: V<float>::load / loadn overloads for its storage pointer (the widen in
 //     registers), per SIMD level, and scalar_of() for the scalar paths;
 //   - torch_ops.cpp: its at::ScalarType in dt_of();
@@ -42,10 +43,18 @@ using ReducedTypes = TypeList<Bf16, F16>;
 // The compute type of values stored as `dt`: float64 for float64, else float32.
 inline DT compute_dtype(DT dt) { return dt == DT::f64 ? DT::f64 : DT::f32; }
 
-// True for a dtype the products take as values.
-inline bool is_value_dtype(DT dt) {
-  return dt == DT::f32 || dt == DT::f64 || dt == DT::bf16 || dt == DT::f16;
+namespace detail {
+template <class... S>
+constexpr bool is_reduced_in(DT dt, TypeList<S...>) {
+  return ((dt == S::dt) || ...);
 }
+}  // namespace detail
+
+// True for a reduced-precision storage dtype (one of ReducedTypes).
+constexpr bool is_reduced(DT dt) { return detail::is_reduced_in(dt, ReducedTypes{}); }
+
+// True for a dtype the products take as values.
+constexpr bool is_value_dtype(DT dt) { return dt == DT::f32 || dt == DT::f64 || is_reduced(dt); }
 
 // Values as stored: a pointer and its dtype.
 struct Values {

@@ -1,4 +1,4 @@
-"""Compile every kernel for a GPU that is not here: ``python -m kernels.aot_check``.
+"""Compile every kernel for a GPU that is not here: ``python -m sparse_ops.kernels.aot_check``.
 
 The interpreter runs the kernels' arithmetic but never compiles them, so a kernel that passes
 every interpreter test can still fail to compile (a layout `tl.reshape` cannot handle, a dot
@@ -33,8 +33,8 @@ _NM_PATTERNS = [(2, 4), (1, 4), (4, 8), (3, 7)]
 
 
 def _kernels():
-    from kernels import bsr, csr, nm
-    from kernels.autotune import next_pow2
+    from sparse_ops.kernels import bsr, csr, nm
+    from sparse_ops.kernels.autotune import next_pow2
 
     def bsr_tiles(r, c, dt):
         br, bc = next_pow2(r), next_pow2(c)

@@ -1,4 +1,4 @@
-"""``python -m simulator``: see ``simulator/cli.py``."""
+"""``python -m sparse_accel_sim``: see ``simulator/cli.py``."""
 
 import sys
 

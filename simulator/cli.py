@@ -1,4 +1,4 @@
-"""Command line: ``python -m simulator run ...`` and ``python -m simulator sweep ...``.
+"""Command line: ``python -m sparse_accel_sim run|sweep|pareto ...``.
 
 ``run`` simulates one GEMM (``--gemm M,K,N``) or a topology CSV (``--topology``) on one
 architecture (``--config x.cfg`` and/or flags); ``sweep`` simulates a workload on every
@@ -107,7 +107,7 @@ def _add_workload_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulator",
+    parser = argparse.ArgumentParser(prog="python -m sparse_accel_sim",
                                      description="Systolic accelerator simulator")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="simulate one architecture")

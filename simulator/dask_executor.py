@@ -3,7 +3,7 @@
 ``DaskExecutor()`` starts a ``LocalCluster`` on this machine (one single-threaded worker
 process per core); ``DaskExecutor(address="tcp://host:8786")`` connects to a running
 scheduler (``dask scheduler`` on one machine, ``dask worker tcp://host:8786`` on each of the
-others, every worker able to ``import simulator``); ``DaskExecutor(client=...)`` uses a
+others, every worker able to ``import sparse_accel_sim``); ``DaskExecutor(client=...)`` uses a
 ``distributed.Client`` you made (a ``dask_jobqueue.SLURMCluster``'s, say). Each chunk is one
 task. A task whose worker dies is run again on another worker by the scheduler (up to
 ``distributed.scheduler.allowed-failures`` times), so no point is lost.

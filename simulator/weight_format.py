@@ -17,7 +17,8 @@ from .layout import (
     metadata_words,
 )
 
-warnings.warn("simulator.weight_format is deprecated: use simulator.layout (Arch.layout)",
+warnings.warn("sparse_accel_sim.weight_format is deprecated: use sparse_accel_sim.layout "
+              "(Arch.layout)",
               DeprecationWarning, stacklevel=2)
 
 WEIGHT_FORMATS = LAYOUTS

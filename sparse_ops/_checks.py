@@ -20,10 +20,8 @@ def check_tensor(name: str, t: object, ndim: int | None = None) -> torch.Tensor:
 
 def check_float(name: str, t: torch.Tensor) -> None:
     if t.dtype not in VALUE_DTYPES:
-        raise TypeError(
-            f"{name}: expected a floating dtype (float32, float64, bfloat16, float16), "
-            f"got {t.dtype}"
-        )
+        names = ", ".join(str(d).removeprefix("torch.") for d in VALUE_DTYPES)
+        raise TypeError(f"{name}: expected a floating dtype ({names}), got {t.dtype}")
 
 
 def check_index(name: str, t: torch.Tensor) -> None:

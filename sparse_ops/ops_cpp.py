@@ -3,18 +3,20 @@
 The operators are defined and implemented in C++ (``csrc/torch_ops.cpp``, ``TORCH_LIBRARY``
 on ``at::Tensor``): they validate their arguments, allocate their outputs and release the
 GIL there. Importing ``sparse_ops._C`` registers them; this module gives them their layouts'
-fake kernels and the shared autograd (``registry.register_backend``). Each product ``P`` has a twin
-``P_call`` that ``so.matmul`` / ``so.linear`` invoke: it runs ``P`` below the autograd layer
-when no input needs a gradient (one dispatcher hop, no Python on the way), and ``P`` with
-its autograd otherwise; under ``torch.compile`` it decomposes into ``P``.
+fake kernels and the shared autograd (``registry.register_backend``). Each product ``P`` has
+a twin ``P_call`` that ``so.matmul`` / ``so.linear`` invoke: it runs ``P`` below the autograd
+layer when no input needs a gradient (one dispatcher hop, no Python on the way), and ``P``
+with its autograd otherwise; under ``torch.compile`` it decomposes into ``P``.
 
 Arguments are the formats' plain tensors (docs/formats.md), in the order of the formats'
 reference products.
 The dense operand of ``spmm`` / ``linear`` may be row-strided (no copy); values and dense
 operands compute in float32 or float64 (bfloat16 / float16 are computed in float32 and
 rounded back). Every call checks the structure it reads (O(rows) up front, indices chunk by
-chunk in the products); only the transposed structure of ``S^T @ d`` is cached per structure
-tensor in C++, keyed by the tensor's version counter (an in-place change rebuilds it).
+chunk in the products). C++ keeps no state between calls: the transposed structure that
+``S^T @ d`` reads (CSR, BSR) is data of the matrix, passed in as ``crow_t, col_t, perm_t``
+(computed by ``torch.ops.sparse_ops.csr_transpose`` once per structure, see ``csr.py``), and
+computed for that call alone when they are omitted.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ buffer size changes no traffic: every weight is used once).
 
 from __future__ import annotations
 
-import simulator as sim
+import sparse_accel_sim as sim
 
 from . import verdict as rules
 from .config import Sizes

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-import simulator as sim
+import sparse_accel_sim as sim
 import sparse_ops as so
 from bench.timing import median_seconds
 from sparse_ops.matmul import product_ops

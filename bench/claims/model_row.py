@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-import simulator as sim
+import sparse_accel_sim as sim
 import sparse_ops as so
 from bench.host import slug
 from bench.models import FULL as MODELS_FULL

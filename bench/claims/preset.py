@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import simulator as sim
+import sparse_accel_sim as sim
 from sparse_ops.registry import get_layout, names
 
 from .machine import Machine

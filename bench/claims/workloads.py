@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import simulator as sim
+import sparse_accel_sim as sim
 import sparse_ops as so
 from sparse_ops.registry import get_layout
 

@@ -109,7 +109,7 @@ def test_model_row_simulates_the_sparsified_llama(tiny_run):
 
 
 def test_bitmap_spec_builds_the_csr_nonzeros_and_simulates_as_bitmap():
-    import simulator as sim
+    import sparse_accel_sim as sim
     from bench.claims.preset import sparse_arch
     from bench.claims.workloads import Spec, base_weight, build
     base = base_weight(64, 96, seed=3)
@@ -128,8 +128,8 @@ def test_bitmap_spec_builds_the_csr_nonzeros_and_simulates_as_bitmap():
         build(Spec("bsr", 0.3, block=4, pattern="uniform"), base, "cpu", torch.float32, 3)
     arch = sim.Arch(rows=4, cols=16)
     a = sparse_arch(arch, "bitmap", balance=True)
-    assert (a.sparsity, a.weight_format, a.balance) == ("unstructured", "bitmap", True)
-    assert sparse_arch(arch, "csr").weight_format == "csr"
+    assert (a.sparsity, a.layout, a.balance) == ("unstructured", "bitmap", True)
+    assert sparse_arch(arch, "csr").layout == "csr"
     assert sparse_arch(arch, "bsr", 4).block == (4, 4)
     assert sparse_arch(arch, "nm", nm=(1, 4)).nm == (1, 4)
     assert sparse_arch(arch, "dense") is arch
@@ -297,7 +297,7 @@ def _machine(peak: float, bw: float, simd: str = "avx512", device: str = "cpu"):
                                                 (150e9, 30e9, "avx2", (4, 8)),
                                                 (20e9, 5e9, "avx512", (1, 4))])
 def test_preset_reproduces_measured_peak_and_bandwidth(peak, bw, simd, shape):
-    import simulator as sim
+    import sparse_accel_sim as sim
     from bench.claims.preset import make_preset
     p = make_preset(_machine(peak, bw, simd))
     a = p.arch

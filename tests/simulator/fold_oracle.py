@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-import simulator as sim
-from simulator.folding import FoldTable, build_fold_table
-from simulator.pattern import WeightPattern
-from simulator.reference import plan_folds
+import sparse_accel_sim as sim
+from sparse_accel_sim.folding import FoldTable, build_fold_table
+from sparse_accel_sim.pattern import WeightPattern
+from sparse_accel_sim.reference import plan_folds
 
 DATA = Path(__file__).resolve().parent / "data" / "fold_tables.json"
 # FoldTable's fields, less the array shape (rows, cols)

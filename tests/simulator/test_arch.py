@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import simulator as sim
+import sparse_accel_sim as sim
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [

@@ -1,4 +1,4 @@
-"""``python -m simulator run|sweep`` smoke tests."""
+"""``python -m sparse_accel_sim run|sweep`` smoke tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.cli import main
+from sparse_accel_sim.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import simulator as sim
-from simulator.config import load_scalesim_config
+import sparse_accel_sim as sim
+from sparse_accel_sim.config import load_scalesim_config
 
 SCALESIM_CFG = """[general]
 run_name = scale_example_run_32x32_ws

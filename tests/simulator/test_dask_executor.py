@@ -6,7 +6,6 @@ add."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from simulator.dask_executor import in_spawned_startup, main_not_reimported
+from sparse_accel_sim.dask_executor import in_spawned_startup, main_not_reimported
 
 pytest.importorskip("distributed")
-ROOT = Path(__file__).resolve().parents[2]
 
 UNGUARDED = textwrap.dedent("""
     import json
     import numpy as np
-    import simulator as sim
+    import sparse_accel_sim as sim
 
     layers = [sim.Layer("a", 16, 40, 24), sim.Layer("b", 4, 64, 8)]
     rng = np.random.default_rng(3)
@@ -38,9 +36,8 @@ UNGUARDED = textwrap.dedent("""
 def _run(tmp_path: Path, code: str) -> subprocess.CompletedProcess:
     script = tmp_path / "script.py"
     script.write_text(code)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env=env)
+                          timeout=120, cwd=tmp_path)
 
 
 def test_unguarded_script_sweeps_on_dask(tmp_path):
@@ -53,7 +50,7 @@ def test_unguarded_script_sweeps_on_dask(tmp_path):
 
 SPAWNED = textwrap.dedent("""
     import multiprocessing as mp
-    from simulator.dask_executor import DaskExecutor
+    from sparse_accel_sim.dask_executor import DaskExecutor
 
     if __name__ == "__mp_main__":  # a spawned child re-running this unguarded script
         try:

@@ -12,18 +12,16 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-import simulator as sim
-from simulator.dask_executor import DaskExecutor
-from simulator.results_store import ResultsStore
+import sparse_accel_sim as sim
+from sparse_accel_sim.dask_executor import DaskExecutor
+from sparse_accel_sim.results_store import ResultsStore
 from tests.simulator import test_sweep_resume as resume
 
 distributed = pytest.importorskip("distributed")
 
-ROOT = Path(__file__).resolve().parents[2]
 GRID = {"rows": [4, 8], "cols": [4, 8], "dataflow": ["os", "ws", "is"],
         "sparsity": ["dense", "unstructured"], "density": [None, 0.3]}
 LAYERS = [sim.Layer("a", 64, 96, 48), sim.Layer("b", 8, 128, 16)]
@@ -115,8 +113,8 @@ def test_worker_killed_mid_sweep_loses_no_point(cluster, tmp_path):
 
 DRIVER = textwrap.dedent("""
     import sys, time
-    import simulator as sim
-    from simulator import results_store
+    import sparse_accel_sim as sim
+    from sparse_accel_sim import results_store
 
     write = results_store.ResultsStore.write_chunk
 
@@ -139,9 +137,8 @@ def test_driver_sigkill_then_resume_gives_every_point_once(cluster, tmp_path):
     lc, client = cluster
     out = tmp_path / "results"
     script = DRIVER.format(grid=GRID, layers=[(x.name, x.M, x.K, x.N) for x in LAYERS])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", script, lc.scheduler_address, str(out)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         line: list[str] = []

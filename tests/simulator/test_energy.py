@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import simulator as sim
-from simulator.energy import DEFAULT_TABLE_PATH, EnergyTable, default_table
+import sparse_accel_sim as sim
+from sparse_accel_sim.energy import DEFAULT_TABLE_PATH, EnergyTable, default_table
 
 
 def test_default_table_ships_with_package():

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-import simulator as sim
+import sparse_accel_sim as sim
 
 
 def test_public_surface():

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import simulator as sim
-from simulator.folding import build_fold_table, tile_extents
+import sparse_accel_sim as sim
+from sparse_accel_sim.folding import build_fold_table, tile_extents
 
 # (rows, cols, dataflow, M, K, N, SCALE-Sim compute cycles, SCALE-Sim mapping efficiency %).
 # Recorded with the real SCALE-Sim v3.0.0 (`pip install scalesim` in a scratch venv, numpy<2

@@ -6,16 +6,17 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = "simulator"
-ROOT = Path(__file__).resolve().parents[2] / PACKAGE
+PACKAGE = "sparse_accel_sim"  # the installed name of the repository's simulator/ folder
+ROOT = Path(__file__).resolve().parents[2] / "simulator"
 
 
 def imported_modules(source: str, modules: set[str]) -> set[str]:
     """The modules of the package that ``source`` imports anywhere (top level or in a body).
 
-    ``from .x import y`` / ``from simulator.x import y`` / ``import simulator.x`` import ``x``;
+    ``from .x import y`` / ``from sparse_accel_sim.x import y`` / ``import sparse_accel_sim.x``
+    import ``x``;
     ``from . import y`` imports module ``y`` if there is one, else the package's
-    ``__init__``, as ``import simulator`` does.
+    ``__init__``, as ``import sparse_accel_sim`` does.
     """
     out: set[str] = set()
     for node in ast.walk(ast.parse(source)):
@@ -103,9 +104,9 @@ def test_finds_a_cycle_through_a_function_level_import():
     assert find_cycle(import_graph(sources)) == ["engine", "prepared", "engine"]
     sources["prepared"] = "import numpy\n"
     assert find_cycle(import_graph(sources)) is None
-    # the package itself counts: a module importing `simulator` imports every module
+    # the package itself counts: a module importing `sparse_accel_sim` imports every module
     sources["__init__"] = "from .engine import simulate_layers\n"
-    sources["arch"] = "def f():\n    import simulator\n"
+    sources["arch"] = "def f():\n    import sparse_accel_sim\n"
     assert find_cycle(import_graph(sources)) == ["__init__", "engine", "arch", "__init__"]
-    sources["arch"] = "from simulator import engine\n"
+    sources["arch"] = "from sparse_accel_sim import engine\n"
     assert find_cycle(import_graph(sources)) == ["engine", "arch", "engine"]

@@ -11,19 +11,19 @@ import sys
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator import design_point
-from simulator.folding import build_fold_table, index_bits
-from simulator.layout import (
+import sparse_accel_sim as sim
+from sparse_accel_sim import design_point
+from sparse_accel_sim.folding import build_fold_table, index_bits
+from sparse_accel_sim.layout import (
     bitmap_words,
     break_even_density,
     csr_words,
     dense_break_even_density,
 )
-from simulator.pattern import WeightPattern
-from simulator.results_store import ResultsStore
-from simulator.space import load_space
-from simulator.sweep import workload_spec
+from sparse_accel_sim.pattern import WeightPattern
+from sparse_accel_sim.results_store import ResultsStore
+from sparse_accel_sim.space import load_space
+from sparse_accel_sim.sweep import workload_spec
 
 # Recorded with the simulator before the layout field (first named weight_format) existed:
 # 37 x 70 x 45, density 0.3, seed 1, 8 x 8 array, 0.25 KB buffers, 2.5 words/cycle,
@@ -256,7 +256,7 @@ def test_space_file_sweeps_the_layout(tmp_path):
 
 
 def test_cli_flag(tmp_path, capsys):
-    from simulator.cli import main
+    from sparse_accel_sim.cli import main
 
     out = tmp_path / "r.json"
     assert main(["run", "--gemm", "8,64,16", "--sparsity", "unstructured", "--density", "0.5",
@@ -338,7 +338,7 @@ def test_former_name_in_grids_space_and_config_files(tmp_path):
 
 
 def test_former_cli_flag(tmp_path, capsys):
-    from simulator.cli import main
+    from sparse_accel_sim.cli import main
 
     out = tmp_path / "r.json"
     with pytest.warns(DeprecationWarning, match="--weight-format"):
@@ -351,9 +351,9 @@ def test_former_cli_flag(tmp_path, capsys):
 
 
 def test_former_module_and_results_column(tmp_path):
-    sys.modules.pop("simulator.weight_format", None)
-    with pytest.warns(DeprecationWarning, match="simulator.layout"):
-        old = importlib.import_module("simulator.weight_format")
+    sys.modules.pop("sparse_accel_sim.weight_format", None)
+    with pytest.warns(DeprecationWarning, match="sparse_accel_sim.layout"):
+        old = importlib.import_module("sparse_accel_sim.weight_format")
     assert old.WEIGHT_FORMATS == sim.LAYOUTS and old.DEFAULT_WEIGHT_FORMAT == "csr"
     assert old.check_weight_format(" CSR ") == "csr"
     # a results file written when the column was still called weight_format reads back as

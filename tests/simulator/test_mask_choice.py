@@ -8,8 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator.mask_choice import MASK_KINDS, MaskChoice, layer_arch, mask_choice
+import sparse_accel_sim as sim
+from sparse_accel_sim.mask_choice import MASK_KINDS, MaskChoice, layer_arch, mask_choice
 
 MODES = ("dense", "nm", "block", "unstructured")
 K, N, M = 24, 10, 6

@@ -7,8 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator.memory import dram_fetches, schedule
+import sparse_accel_sim as sim
+from sparse_accel_sim.memory import dram_fetches, schedule
 
 
 def test_unlimited_bandwidth_never_stalls():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-import simulator as sim
+import sparse_accel_sim as sim
 import sparse_ops as so
 from tests.helpers import draw_seed
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator.evaluate import WorkloadSpec
-from simulator.packed_patterns import PackedPatterns
-from simulator.sweep import workload_spec
+import sparse_accel_sim as sim
+from sparse_accel_sim.evaluate import WorkloadSpec
+from sparse_accel_sim.packed_patterns import PackedPatterns
+from sparse_accel_sim.sweep import workload_spec
 from tests.helpers import draw_seed
 
 LAYERS = [sim.Layer("a", 8, 37, 11), sim.Layer.from_conv("c", sim.ConvShape(6, 6, 3, 3, 2, 5))]

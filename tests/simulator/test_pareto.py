@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator.area import AreaTable, estimate_area
-from simulator.pareto import pareto_mask
+import sparse_accel_sim as sim
+from sparse_accel_sim.area import AreaTable, estimate_area
+from sparse_accel_sim.pareto import pareto_mask
 
 
 def brute_force(v: np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ import json
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator.folding import build_fold_table
-from simulator.pattern import WeightPattern
+import sparse_accel_sim as sim
+from sparse_accel_sim.folding import build_fold_table
+from sparse_accel_sim.pattern import WeightPattern
 from tests.simulator import fold_oracle as oracle
 
 PINNED = json.loads(oracle.DATA.read_text())

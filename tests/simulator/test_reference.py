@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import simulator as sim
+import sparse_accel_sim as sim
 
 
 @st.composite

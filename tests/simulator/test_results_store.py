@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-import simulator as sim
-from simulator import design_point
-from simulator.evaluate import WorkloadSpec
-from simulator.results_store import ResultsStore
-from simulator.sweep import workload_spec
+import sparse_accel_sim as sim
+from sparse_accel_sim import design_point
+from sparse_accel_sim.evaluate import WorkloadSpec
+from sparse_accel_sim.results_store import ResultsStore
+from sparse_accel_sim.sweep import workload_spec
 
 LAYERS = [sim.Layer("a", 32, 48, 40), sim.Layer("b", 4, 64, 8)]
 GRID = {"rows": [4, 8], "dataflow": ["os", "ws"], "sparsity": ["nm", "unstructured"],
@@ -63,7 +63,7 @@ def test_sweep_resumes_and_skips_stored_points(tmp_path, monkeypatch):
     assert first == full[:7]
     assert len(ResultsStore(tmp_path).files()) == 3
     evaluated = []
-    from simulator import evaluate
+    from sparse_accel_sim import evaluate
 
     real = evaluate.evaluate_point
     monkeypatch.setattr(evaluate, "evaluate_point",

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-import simulator as sim
-from simulator.space import Range, SpaceError, load_space
+import sparse_accel_sim as sim
+from sparse_accel_sim.space import Range, SpaceError, load_space
 
 GOOD = """\
 base:

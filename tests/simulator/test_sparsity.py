@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import simulator as sim
-from simulator.sparsity import block_mask, check_nm, nm_slots
+import sparse_accel_sim as sim
+from sparse_accel_sim.sparsity import block_mask, check_nm, nm_slots
 
 
 @pytest.mark.parametrize("kind", ["uniform", "powerlaw", "block"])

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import simulator as sim
-from simulator.local_executor import LocalExecutor
-from simulator.results_store import ResultsStore
+import sparse_accel_sim as sim
+from sparse_accel_sim.local_executor import LocalExecutor
+from sparse_accel_sim.results_store import ResultsStore
 
 pq = pytest.importorskip("pyarrow.parquet")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import simulator as sim
-from simulator.topology import bundled_topology
+import sparse_accel_sim as sim
+from sparse_accel_sim.topology import bundled_topology
 
 
 def test_conv_topology(tmp_path):

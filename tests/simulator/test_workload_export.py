@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-import simulator as sim
+import sparse_accel_sim as sim
 
 # ZigZag's WorkloadValidator: the equation and dimension-relation patterns it checks
 ZIGZAG_EQUATION = r"^O(\[\w+\])+\+?=\w(\[\w+\])+[*+]\w(\[(?:\w+)?\])+$"

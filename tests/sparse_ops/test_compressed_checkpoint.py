@@ -35,7 +35,6 @@ from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM  #
 # compressed-tensors 0.14 calls its own deprecated helper while decompressing
 pytestmark = pytest.mark.filterwarnings(
     "ignore:has_offloaded_params is deprecated:DeprecationWarning")
-ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {"sparse-bitmask": BitmaskConfig, "sparse-24-bitmask": Sparse24BitMaskConfig,
            "dense": DenseSparsityConfig}
 LAYOUT = {"sparse-bitmask": "bitmap", "sparse-24-bitmask": "nm"}
@@ -493,9 +492,9 @@ def test_peak_memory_of_a_load_is_below_one_dense_layer(tmp_path, fmt, llama_bit
     ct_write(model, tmp_path, fmt)
     del model
     small, _ = llama_bitmask
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # From outside the repository, as a user runs it: the installed names only.
     proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path), str(small)],
-                          capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     layer = 4096 * 1024 * 4  # the largest dense layer of the model: 16 MiB in fp32

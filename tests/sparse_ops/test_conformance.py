@@ -13,13 +13,14 @@ import os
 import pytest
 import torch
 
+from sparse_ops.dtypes import VALUE_DTYPES
 from tests.helpers import CASE_IDS, CASES, draw_seed
 from tests.sparse_ops import conformance as cf
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 TRITON = INTERPRET or torch.cuda.is_available()
 BACKENDS = ["cpp", "reference"] + (["triton"] if TRITON else [])
-DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+DTYPES = list(VALUE_DTYPES)  # the package's one dtype table
 
 
 def _device(backend: str) -> str:
