@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import sparse_ops as so
+from bench import targets
 from bench.host import OUT, header, slug
 from bench.timing import alone, in_a_model, median, median_seconds
 
@@ -226,15 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     peak_text = "Measured peaks: " + "; ".join(
         f"{str(dt).replace('torch.', '')}: copy {bw:.1f} GB/s, mm {fl:.0f} GFLOP/s"
         for dt, (bw, fl) in peaks.items()) + "."
-    md = to_markdown(cells, machine, peak_text)
+    data = {"machine": machine, "peaks": peak_text, "cells": [asdict(c) for c in cells]}
+    data["targets"] = targets.check(f"kernels_{args.device}", data) if not args.quick else []
+    md = to_markdown(cells, machine, peak_text) + "\n" + targets.markdown(data["targets"])
     print(md)
     out = args.out / (slug() if args.device == "cpu" else "cuda")
     out.mkdir(parents=True, exist_ok=True)
     stem = f"kernels_{args.device}{'_quick' if args.quick else ''}"
     (out / f"{stem}.md").write_text(md)
-    (out / f"{stem}.json").write_text(json.dumps(
-        {"machine": machine, "peaks": peak_text, "cells": [asdict(c) for c in cells]},
-        indent=1))
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1))
     print(f"wrote {out / stem}.md and .json")
     return 0
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 import sparse_ops as so
+from bench import targets
 from bench.host import header, out_dir
 from bench.timing import alone, in_a_model, median, median_seconds
 from sparse_ops import _C
@@ -109,11 +110,16 @@ def bench_percall(repeat: int) -> dict:
         # each pair in alternation (medians of rounds), like the layer rows
         mv, ours = (1e3 * t for t in _alternated(lambda: torch.mv(w, xv),
                                                  lambda: so.matmul(s, x), repeat, rounds=5))
-        raw = _t(lambda: torch.ops.sparse_ops.csr_spmm_call.default(
-            s.crow_indices, s.col_indices, s.values, x), repeat) * 1e3
+        args = (s.crow_indices, s.col_indices, s.values, x)
+        # the *_call twin (C++ CompositeImplicitAutograd: below autograd when no gradient is
+        # needed) against the product op itself (its autograd kernel registered from Python)
+        raw, plain = (1e3 * t for t in _alternated(
+            lambda: torch.ops.sparse_ops.csr_spmm_call.default(*args),
+            lambda: torch.ops.sparse_ops.csr_spmm.default(*args), repeat, rounds=5))
         dense_lin, sparse_lin = (1e3 * t for t in _alternated(lambda: lin(xb), lambda: sl(xb),
                                                               repeat, rounds=5))
-    return {"torch_mv_us": mv, "so_matmul_us": ours, "op_call_us": raw,
+    return {"torch_mv_us": mv, "so_matmul_us": ours, "op_call_us": raw, "op_plain_us": plain,
+            "call_twin_saves_us": plain - raw,
             "matmul_over_mv": ours / mv, "nn_linear_us": dense_lin,
             "sparse_linear_us": sparse_lin, "linear_gap_us": sparse_lin - dense_lin}
 
@@ -227,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("layers", "percall", "bf16", "training"):
         if key in result:
             md.append(_md(key, result[key]))
+    result["targets"] = targets.check("layers", result) if not args.quick else []
+    md.append(targets.markdown(result["targets"]))
     text = "\n".join(md)
     print(text)
     out = args.out if args.out is not None else out_dir()

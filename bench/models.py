@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 import sparse_ops as so
+from bench import targets
 from bench.host import cpu_model, header, out_dir
 
 SEED = 0
@@ -493,10 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = args.out if args.out is not None else out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "models.json").write_text(json.dumps(
-        {"meta": meta, "notes": notes, "skipped": skipped, "rows": [asdict(r) for r in rows]},
-        indent=1) + "\n")
-    md = markdown(meta, rows, skipped, notes)
+    data = {"meta": meta, "notes": notes, "skipped": skipped, "rows": [asdict(r) for r in rows]}
+    data["targets"] = targets.check("models", data) if not args.quick else []
+    (out / "models.json").write_text(json.dumps(data, indent=1) + "\n")
+    md = markdown(meta, rows, skipped, notes) + "\n" + targets.markdown(data["targets"])
     (out / "models.md").write_text(md)
     print(md)
     bad = [r for r in rows if r.ok is False]

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import torch
 
 import sparse_ops as so
+from bench import targets
 from bench.busy import BusyLoad
 from bench.host import header, out_dir
 from bench.timing import median, percentile
@@ -40,9 +41,6 @@ SIDE = 4096
 LAYOUTS = [("2:4", "nm", {"n": 2, "m": 4}), ("csr 0.1", "csr", {"density": 0.1}),
            ("bitmap 0.5", "bitmap", {"density": 0.5}),
            ("bsr 32x32 0.1", "bsr", {"density": 0.1, "blocksize": (32, 32)})]
-AFTER_MAX = 1.15
-OP_AFTER_MAX = 1.15
-BUSY_MEDIAN_MAX = 1.5
 
 
 def _sparse(w: torch.Tensor, layout: str, kw: dict) -> so.SparseMatrix:
@@ -119,27 +117,8 @@ def measure(rounds: int, calls: int, ns: list[int], busy: BusyLoad | None) -> li
 
 
 def verdicts(rows: list[dict]) -> list[dict]:
-    """Each target of issue 20 on each sparse row: value, limit, met."""
-    out = []
-    for r in rows:
-        if r["layout"] == "dense":
-            continue
-        cell = f"{r['layout']} N={r['n']}"
-        out.append({"target": "after a torch op / alone", "cell": cell,
-                    "value": r["after_over_alone"], "limit": AFTER_MAX,
-                    "met": r["after_over_alone"] <= AFTER_MAX})
-        out.append({"target": "torch op after it / after the dense product", "cell": cell,
-                    "value": r["op_after_over_op_after_dense"], "limit": OP_AFTER_MAX,
-                    "met": r["op_after_over_op_after_dense"] <= OP_AFTER_MAX})
-        if "busy_median_over_quiet" in r:
-            out.append({"target": "busy median / quiet", "cell": cell,
-                        "value": r["busy_median_over_quiet"], "limit": BUSY_MEDIAN_MAX,
-                        "met": r["busy_median_over_quiet"] <= BUSY_MEDIAN_MAX})
-            out.append({"target": "busy p90 / quiet, vs t.sum() of the same bytes",
-                        "cell": cell, "value": r["busy_p90_over_quiet"],
-                        "limit": r["sum_busy_p90_over_quiet"],
-                        "met": r["busy_p90_over_quiet"] <= r["sum_busy_p90_over_quiet"]})
-    return out
+    """Each target of issue 20 (``bench/targets.py``) on each sparse row: value, limit, met."""
+    return targets.check("team", {"rows": rows})
 
 
 def to_markdown(head: str, rows: list[dict], checks: list[dict]) -> str:
@@ -159,11 +138,7 @@ def to_markdown(head: str, rows: list[dict], checks: list[dict]) -> str:
             f"{r['after_over_alone']:.2f} | {r['op_after_ms'] * 1e3:.1f} | "
             f"{r['op_op_ms'] * 1e3:.1f} | {r['op_after_over_op_op']:.2f} | "
             f"{r['op_after_over_op_after_dense']:.2f} | {busy} |")
-    met = sum(c["met"] for c in checks)
-    lines += ["", f"Targets met: {met} of {len(checks)}", "",
-              "| target | cell | value | limit | met |", "|---|---|---|---|---|"]
-    lines += [f"| {c['target']} | {c['cell']} | {c['value']:.2f} | {c['limit']:.2f} | "
-              f"{'yes' if c['met'] else 'NO'} |" for c in checks]
+    lines += ["", targets.markdown(checks)]
     return "\n".join(lines) + "\n"
 
 

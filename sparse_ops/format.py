@@ -78,13 +78,19 @@ class SparseMatrix:
         """Bytes as stored: values plus indices / metadata."""
         return sum(t.numel() * t.element_size() for t in self.tensors())
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Tuple getters of the named tensors (structure() and aux() run before every product).
+        cls._get_structure = staticmethod(_tuple_getter(cls.structure_names))
+        cls._get_aux = staticmethod(_tuple_getter(cls.aux_names))
+
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """Every tensor, in ``tensor_names`` order."""
         return tuple(getattr(self, n) for n in self.tensor_names)
 
     def structure(self) -> tuple[torch.Tensor, ...]:
         """The index tensors, in the order the products take them."""
-        return tuple(getattr(self, n) for n in self.structure_names)
+        return self._get_structure(self)
 
     def params(self) -> tuple[int, ...]:
         """The integer parameters the products take after the dense operands."""
@@ -93,7 +99,7 @@ class SparseMatrix:
     def aux(self) -> tuple[torch.Tensor | None, ...]:
         """Derived index tensors the products take after the parameters (``aux_names``: the
         transposed structure of CSR and BSR, ``None`` until computed); empty elsewhere."""
-        return tuple(getattr(self, n) for n in self.aux_names)
+        return self._get_aux(self)
 
     @classmethod
     def options_of(cls, params: tuple[int, ...]) -> dict[str, Any]:
@@ -185,6 +191,19 @@ class SparseMatrix:
             f"{type(self).__name__}(shape={self.shape}, nnz={self.nnz}, "
             f"density={self.density:.4f}, dtype={self.dtype}, device={self.device})"
         )
+
+
+def _tuple_getter(names: tuple[str, ...]):
+    """``obj -> (obj.<name0>, obj.<name1>, ...)`` as a plain function (the speed of
+    ``attrgetter``, and a function ``torch.compile`` traces), built as namedtuple builds its
+    methods."""
+    for n in names:
+        if not isinstance(n, str) or not n.isidentifier():
+            raise ValueError(f"tensor names: {n!r} is not an identifier")
+    body = "".join(f"obj.{n}, " for n in names)
+    scope: dict[str, Any] = {}
+    exec(f"def get(obj):\n    return ({body})\n", scope)  # noqa: S102  (identifiers only)
+    return scope["get"]
 
 
 def fit_error(name: str, msg: str) -> None:

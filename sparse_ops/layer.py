@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import is_
 from typing import Any
 
 import torch
@@ -95,16 +96,17 @@ class SparseLinear(nn.Module):
         check its tensors against its shape on every call.
         """
         values = self._parameters["values"]
-        structure = tuple(self._buffers[n] for n in self.structure_names)
-        aux = tuple(self._buffers[n] for n in self.aux_names)
+        buffers = self._buffers
+        structure = tuple(map(buffers.__getitem__, self.structure_names))
+        aux = tuple(map(buffers.__getitem__, self.aux_names))
         compiling = torch.compiler.is_compiling()
         if not compiling:
             memo = self.__dict__.get("_weight_memo")
             if (
                 memo is not None
                 and memo.values is values
-                and all(a is b for a, b in zip(memo.structure(), structure, strict=True))
-                and all(a is b for a, b in zip(memo.aux(), aux, strict=True))
+                and all(map(is_, memo.structure(), structure))
+                and all(map(is_, memo.aux(), aux))
             ):
                 return memo
         tensors = dict(zip(self.structure_names, structure, strict=True))
@@ -133,10 +135,10 @@ class SparseLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
-            self.aux_names
+            torch.is_grad_enabled()
+            and self.aux_names
             and self._buffers[self.aux_names[0]] is None
-            and self.values.requires_grad
-            and torch.is_grad_enabled()
+            and self._parameters["values"].requires_grad
             and not torch.compiler.is_compiling()
         ):
             self.refresh_transposed()  # the backward's S^T @ dY reads it

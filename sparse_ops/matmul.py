@@ -60,6 +60,12 @@ def _checked_ops(s: SparseMatrix, backend: str | None, x: torch.Tensor) -> Produ
     return ops if ops is not None else product_ops(s.layout, backend, x.device)
 
 
+def _aux(s: SparseMatrix) -> tuple[torch.Tensor | None, ...]:
+    """The derived tensors a product takes last: only the backward reads them (``S^T @ dY``),
+    so without gradients none are passed (the schemas default them to None)."""
+    return s.aux() if s.aux_names and torch.is_grad_enabled() else ()
+
+
 def _check_sparse(name: str, s: object) -> SparseMatrix:
     if not isinstance(s, SparseMatrix):
         raise TypeError(
@@ -106,7 +112,7 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
             f"x: has {shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
         )
     ops = _checked_ops(s, backend, x)
-    return ops.entry("spmm")(*s.structure(), s.values, x, *s.params(), *s.aux())
+    return ops.entry("spmm")(*s.structure(), s.values, x, *s.params(), *_aux(s))
 
 
 def linear(
@@ -131,10 +137,10 @@ def linear(
     x2 = x if len(shape) == 2 else x.reshape(-1, K)
     if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
         y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params(),
-                                *weight.aux())
+                                *_aux(weight))
     else:
         y = ops.entry("spmm")(*weight.structure(), weight.values, x2.t(), *weight.params(),
-                              *weight.aux()).t()
+                              *_aux(weight)).t()
         if bias is not None:
             y = y + bias
     return y if len(shape) == 2 else y.reshape(*shape[:-1], M)

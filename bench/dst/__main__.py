@@ -1,11 +1,14 @@
 """``python -m bench.dst``: the Fantastic Weights study (``--quick``: a reduced grid) and,
-with ``--speed``, the speed and memory benchmark. Writes ``bench/out/dst.md`` and PNGs."""
+with ``--speed``, the speed and memory benchmark. Writes ``bench/out/dst.md`` and PNGs (the
+study), ``bench/out/<cpu>-<simd>/dst_speed.json`` and ``.md`` (the speed benchmark)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+from bench.host import header, slug
 
 from .report import write
 from .study import StudyConfig, run_study
@@ -30,10 +33,14 @@ def main(argv: list[str] | None = None) -> Path:
         from .speed import run_all
 
         sp = run_all(a.speed_steps, a.threads)
-        (a.out / "dst_speed.json").write_text(json.dumps(sp, indent=1))
-        path = a.out / "dst_speed.md"
-        path.write_text("\n".join(speed_lines(sp)))
-        print("\n".join(speed_lines(sp)))
+        sp["machine"] = header()
+        d = a.out / slug()  # per CPU and SIMD level, like the other benchmarks
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "dst_speed.json").write_text(json.dumps(sp, indent=1))
+        text = "\n".join([f"Machine: {sp['machine']}", "", *speed_lines(sp)])
+        path = d / "dst_speed.md"
+        path.write_text(text)
+        print(text)
         return path
     if a.report:
         path = write(json.loads((a.out / "dst_runs.json").read_text()), a.out, _speeds(a.out))
