@@ -17,6 +17,12 @@ asan=$(nm -u sparse_ops/_C*.so | grep -c __asan_report || true)
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:symbolize=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export PYTHONPATH="$work" TRITON_INTERPRET=1
+# The copy under the installed names only (as make build does), not its root: the root's
+# generic folder names (kernels/) must not shadow installed packages (transformers probes one).
+mkdir -p "$work/.dev"
+ln -sfn "$work/sparse_ops" "$work/.dev/sparse_ops"
+ln -sfn "$work/simulator" "$work/.dev/sparse_accel_sim"
+export PYTHONPATH="$work/.dev" TRITON_INTERPRET=1
 "$py" -c "import sparse_ops, sys; assert sparse_ops.__file__.startswith('$work'), sparse_ops.__file__"
+# pytest from the copy's root (its conftest hides the root's generic names again).
 "$py" -m pytest -q -x -p no:cacheprovider tests/csrc tests/sparse_ops "$@"

@@ -18,6 +18,7 @@ from bench import targets
 from bench.host import OUT
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+MAX_MISSED = 6  # missed cells listed per target in the summary (the rest are counted)
 
 # Reports in reading order: (file stem, title, command that regenerates it).
 REPORTS = [
@@ -52,7 +53,8 @@ def _stored_checks(stem: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"target": k, "met": bool(v)} for k, v in stored.items()]
     if isinstance(stored, list):  # bench.load: condition, row, what, value, limit, passed
         return [{"target": f"{c.get('condition', '')} {c.get('what', '')}".strip(),
-                 "cell": c.get("row", ""), "met": bool(c.get("passed", c.get("met")))}
+                 "cell": c.get("row", ""), "met": bool(c.get("passed", c.get("met"))),
+                 **({"value": c["value"]} if isinstance(c.get("value"), (int, float)) else {})}
                 for c in stored]
     return []
 
@@ -88,7 +90,7 @@ def _body(md: str) -> str:
 def generate(out: Path = OUT) -> str:
     """The text of ``bench/RESULTS.md`` from the reports under ``out``."""
     folders = machines(out)
-    summary = ["| machine | report | targets met | missed |", "|---|---|---|---|"]
+    summary = ["| machine | report | target | met | missed (cells) |", "|---|---|---|---|---|"]
     sections = []
     for folder in folders:
         sec = [f"## {folder.name}", "", f"Machine: {_machine_line(folder)}", ""]
@@ -97,12 +99,17 @@ def generate(out: Path = OUT) -> str:
             if not js.exists():
                 continue
             data = json.loads(js.read_text())
-            checks = _stored_checks(stem, data)
-            if checks:
-                missed = [f"{c['target']} {c.get('cell', '')}".strip()
-                          for c in checks if not c["met"]]
-                summary.append(f"| {folder.name} | {stem} | {len(checks) - len(missed)} of "
-                               f"{len(checks)} | {'; '.join(missed) or '-'} |")
+            by_target: dict[str, list[dict[str, Any]]] = {}
+            for c in _stored_checks(stem, data):
+                by_target.setdefault(c["target"], []).append(c)
+            for what, cs in by_target.items():
+                missed = [(c.get("cell", "") or "-")
+                          + (f" ({c['value']:.2f})" if "value" in c else "")
+                          for c in cs if not c["met"]]
+                shown = ", ".join(missed[:MAX_MISSED]) + (
+                    f" (+{len(missed) - MAX_MISSED} more)" if len(missed) > MAX_MISSED else "")
+                summary.append(f"| {folder.name} | {stem} | {what} | {len(cs) - len(missed)} "
+                               f"of {len(cs)} | {shown or '-'} |")
             sec += [f"### {title} (`{command}`)", ""]
             if md.exists():
                 sec += [_body(md.read_text()), ""]

@@ -1,4 +1,17 @@
-"""Triton kernels for sparse x dense products (CSR, BSR, N:M, bitmap); see kernels/README.md."""
+"""Triton kernels for sparse x dense products (CSR, BSR, N:M, bitmap); see kernels/README.md.
+
+Installed as ``sparse_ops.kernels``. They need the ``triton`` package (the ``triton`` extra);
+``sparse_ops`` itself imports without it and runs its C++ kernels on the CPU.
+"""
+
+try:
+    import triton  # noqa: F401
+except ModuleNotFoundError as e:  # pragma: no cover - exercised by .ci/wheel_check.sh
+    raise ImportError(
+        "sparse_ops.kernels: the Triton kernels need the triton package, which is not "
+        "installed (pip install 'sparse-ops[triton]', or the triton that matches your torch); "
+        "sparse_ops itself runs without it on the CPU"
+    ) from e
 
 from .bitmap import (
     bitmap_sddmm,

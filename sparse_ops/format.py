@@ -131,7 +131,14 @@ class SparseMatrix:
         return type(self).from_parts(kw, self._shape, self.params(), validate=False)
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        """A copy on ``device`` and/or with values cast to ``dtype`` (indices keep theirs)."""
+        """A copy on ``device`` and/or with values cast to ``dtype`` (indices keep theirs).
+        As ``Tensor.to``, a dtype may come first: ``S.to(torch.bfloat16)``."""
+        if isinstance(device, torch.dtype):
+            if dtype is not None:
+                raise TypeError(f"dtype: given twice ({device} and {dtype})")
+            device, dtype = None, device
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            raise TypeError(f"dtype: expected a torch.dtype, got {dtype!r}")
         moved = {n: getattr(self, n).to(device) for n in self.tensor_names}
         moved.update((n, t.to(device)) for n, t in zip(self.aux_names, self.aux(), strict=True)
                      if t is not None)

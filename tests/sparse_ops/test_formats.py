@@ -142,6 +142,23 @@ def test_to_device_and_dtype():
     assert torch.equal(d.to_dense(), s.to_dense().double())
 
 
+@pytest.mark.parametrize("layout,kw", [("csr", {}), ("bsr", {"blocksize": (2, 3)}),
+                                       ("nm", {"n": 2, "m": 4}), ("bitmap", {})])
+def test_to_dtype_positional_casts_values_only(layout, kw):
+    # As Tensor.to(dtype): the dtype may come first; the indices keep their dtypes.
+    s, _ = random_sparse(layout, (6, 9), kw)
+    b = s.to(torch.bfloat16)
+    assert b.dtype == torch.bfloat16
+    for name in s.tensor_names:
+        if name != "values":
+            assert getattr(b, name).dtype == getattr(s, name).dtype, name
+    assert torch.equal(b.to_dense(), s.to_dense().to(torch.bfloat16))
+    with pytest.raises(TypeError, match="dtype"):
+        s.to(torch.float64, dtype=torch.float32)
+    with pytest.raises(TypeError, match="dtype"):
+        s.to("cpu", dtype="float64")
+
+
 def test_to_sparse_bad_arguments():
     with pytest.raises(ValueError, match="layout"):
         so.to_sparse(torch.ones(2, 2), "coo")
