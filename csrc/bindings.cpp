@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "panel.h"
 #include "parallel.h"
 #include "team.h"
 
@@ -47,6 +48,20 @@ PYBIND11_MODULE(_C, mod) {
           throw py::value_error("how: expected 'gather', 'loads' or 'auto', got '" + how + "'");
         g_csr_spmv_loads.store(how == "auto" ? -1 : (how == "loads" ? 1 : 0));
       }, py::arg("how"), "Testing aid: force the AVX2 CSR SpMV variant ('auto' re-measures).");
+  mod.def(
+      "_last_path", [] { return std::string(last_path()); },
+      "Debug aid: the path the last bitmap or N:M product took: 'bitmap.spmv', 'bitmap.panel' "
+      "(load sparse, compute dense), 'bitmap.csr', 'nm.spmv', 'nm.panel', 'nm.slots'.");
+  mod.def(
+      "_set_panel", [](const std::string& how) {
+        try {
+          set_panel_mode(how.c_str());
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      }, py::arg("how"),
+      "Testing aid: the dense-panel path of bitmap and N:M wide products: 'on', 'off' or "
+      "'auto' (N >= 16 and density >= 0.25; SPARSE_OPS_PANEL sets it at start).");
   mod.def(
       "_team_debug", [](bool on) { team_debug(on); }, py::arg("on"),
       "Testing aid: while on, record the OS thread ids of the threads that run the kernels' "

@@ -12,6 +12,7 @@
 
 #include "drivers.h"
 #include "kernels.h"
+#include "panel.h"
 #include "parallel.h"
 #include "validate.h"
 
@@ -115,31 +116,65 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
       if (r >= 0) bad.record(r);
     });
     if (bad.any()) throw_bad_structure(bits, off, s);
+    note_path("bitmap.spmv");
     return;
   }
-  auto run = [&](auto ti) {
-    using I = decltype(ti);
-    const auto fn = csr_fns<T, I>(tab).spmm;
-    const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
-    const TiledOperand<T> xt(x, K, ldx, tiles, threads);
-    const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
-    const auto bounds = split_by_prefix(off, M, nchunks, 2, 1);
-    FirstBad bad;
-    run_chunks(
-        threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-        ChunkCheck{tab, bits, off, s, bounds, bad},
-        [&](int64_t t, int64_t c) {
-          const int64_t r0 = bounds[c], r1 = bounds[c + 1], v0 = off[r0], v1 = off[r1];
-          const DecodedChunk<I> d = decode_chunk<I>(tab, off, bits, s.rb, r0, r1);
-          CsrSpmmArgs<T, I> a{d.crow, d.col, nullptr, xt.data(t), out + r0 * N,
-                              r1 - r0, K, N, xt.ld(t), xt.col0(t)};
-          a.val = chunk_values<T>(stored, nnz, v0, v1) + v0;
-          if (!fn(a, 0, r1 - r0, tiles[t].first, tiles[t].second)) bad.record(c);
-        },
-        xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
-    if (bad.any()) throw_bad_structure(bits, off, s);
+  auto sparse = [&]() {  // the CSR kernels on each row chunk decoded to column indices
+    with_index(column_dtype(K), [&](auto ti) {
+      using I = decltype(ti);
+      const auto fn = csr_fns<T, I>(tab).spmm;
+      const auto tiles = col_tiles(N, tile_cols(K, N, sizeof(T), l2_tile_budget()), false);
+      const TiledOperand<T> xt(x, K, ldx, tiles, threads);
+      const int64_t nchunks = chunk_count(threads, M, nnz * static_cast<int64_t>(sizeof(I)));
+      const auto bounds = split_by_prefix(off, M, nchunks, 2, 1);
+      FirstBad bad;
+      run_chunks(
+          threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+          ChunkCheck{tab, bits, off, s, bounds, bad},
+          [&](int64_t t, int64_t c) {
+            const int64_t r0 = bounds[c], r1 = bounds[c + 1], v0 = off[r0], v1 = off[r1];
+            const DecodedChunk<I> d = decode_chunk<I>(tab, off, bits, s.rb, r0, r1);
+            CsrSpmmArgs<T, I> a{d.crow, d.col, nullptr, xt.data(t), out + r0 * N,
+                                r1 - r0, K, N, xt.ld(t), xt.col0(t)};
+            a.val = chunk_values<T>(stored, nnz, v0, v1) + v0;
+            if (!fn(a, 0, r1 - r0, tiles[t].first, tiles[t].second)) bad.record(c);
+          },
+          xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
+      if (bad.any()) throw_bad_structure(bits, off, s);
+    });
   };
-  with_index(column_dtype(K), run);
+  if constexpr (!std::is_same_v<T, float>) {
+    sparse();
+    note_path("bitmap.csr");
+  } else {
+    auto panel = [&]() {  // load sparse, compute dense (panel_kernels.h)
+      PanelArgs pa{PanelLayout::bitmap};
+      pa.off = off;
+      pa.bits = bits;
+      pa.rb = s.rb;
+      pa.nnz = nnz;
+      pa.stored = stored;
+      pa.x = x;
+      pa.out = out;
+      pa.M = M;
+      pa.K = K;
+      pa.N = N;
+      pa.ldx = ldx;
+      // A few chunks a thread, each whole 48-row panels where M allows.
+      const int64_t nchunks =
+          std::max<int64_t>(1, std::min<int64_t>((M + 47) / 48, 8 * threads));
+      const auto bounds = split_by_prefix(off, M, nchunks, 1 + s.rb / 4, 1);
+      FirstBad bad;
+      const ChunkCheck check{tab, bits, off, s, bounds, bad};
+      parallel_for(threads, nchunks, [&](int64_t c) {
+        if (check(c)) tab.panel_spmm(pa, bounds[c], bounds[c + 1]);
+      });
+      if (bad.any()) throw_bad_structure(bits, off, s);
+    };
+    const double density =
+        M * K > 0 ? static_cast<double>(nnz) / (static_cast<double>(M) * K) : 0.0;
+    run_wide(PanelLayout::bitmap, N, density, panel, sparse, "bitmap.panel", "bitmap.csr");
+  }
 }
 
 template <class T>

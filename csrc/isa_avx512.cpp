@@ -15,6 +15,7 @@
 #include "nm_kernels.h"
 #include "bitmap_kernels.h"
 #include "widen_kernels.h"
+#include "panel_kernels.h"
 #include "isa_table.h"
 // clang-format on
 

@@ -26,7 +26,8 @@ const KernelTable& table() {
   static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
                              &first_bad_index<int16_t>, &first_bad_index<int32_t>,
                              &widen_values, &bitmap_decode_rows<int16_t>,
-                             &bitmap_decode_rows<int32_t>, &bitmap_check_rows};
+                             &bitmap_decode_rows<int32_t>, &bitmap_check_rows,
+                             &panel_spmm_rows};
   return t;
 }
 

@@ -107,6 +107,24 @@ struct BitmapArgs {
   Values stored{};  // the values as stored (SpMV only)
 };
 
+// The dense-panel SpMM (panel_kernels.h: "load sparse, compute dense") of a bitmap or N:M S,
+// float compute: out (M, N) = S @ x, x (K, N) with row stride ldx, values as stored.
+enum class PanelLayout : int { bitmap = 0, nm = 1 };
+struct PanelArgs {
+  PanelLayout layout;
+  const int32_t* off = nullptr;  // bitmap: row offsets (M + 1) and rows of rb bytes
+  const uint8_t* bits = nullptr;
+  int64_t rb = 0, nnz = 0;
+  const uint8_t* meta = nullptr;  // N:M: metadata rows of mbytes, G groups, b bits a slot
+  int64_t n = 0, m = 0, b = 0, G = 0, mbytes = 0;
+  Values stored{};
+  const float* x = nullptr;
+  float* out = nullptr;
+  int64_t M = 0, K = 0, N = 0, ldx = 0;
+};
+// Rows [r0, r1) of out, every column; the chunk's structure checked before.
+using PanelSpmmFn = void (*)(const PanelArgs&, int64_t r0, int64_t r1);
+
 // The values array of `a` as storage type TV: `val` when TV is the compute type, else the
 // stored values.
 template <class TV, class A>
@@ -200,6 +218,7 @@ struct KernelTable {
   BitmapDecodeFn<int16_t> bitmap_decode16;
   BitmapDecodeFn<int32_t> bitmap_decode32;
   BitmapCheckFn bitmap_check;
+  PanelSpmmFn panel_spmm;
 };
 
 namespace scalar {

@@ -8,6 +8,7 @@
 
 #include "drivers.h"
 #include "kernels.h"
+#include "panel.h"
 #include "parallel.h"
 #include "validate.h"
 
@@ -139,34 +140,74 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
   const auto fn = typed<T>(tab).nm_spmm;
   const int64_t M = args.M, N = args.N;
   threads = threads_for(threads, static_cast<double>(M) * (g.Gn + 1) * N);
-  // The kernel keeps chunks of x rows in L1 (the tile need not fit L2): 512-byte x rows.
-  const auto tiles = col_tiles(N, 512 / static_cast<int64_t>(sizeof(T)), false);
-  const TiledOperand<T> xt(args.x, g.K, args.ldx, tiles, threads);
-  const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
-  const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
   const bool need = check.needed();
-  const uint64_t call = next_call_tag();
-  FirstBad bad;
-  run_chunks(
-      threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-      [&](int64_t c) {
-        if (!need) return true;
-        const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
-        if (q >= 0) bad.record(q);
-        return q < 0;
-      },
-      [&](int64_t t, int64_t c) {
-        NmArgs<T> a = args;
-        a.call = call;
-        set_chunk_values(a, stored, M * g.Gn, bounds[c] * g.Gn, bounds[c + 1] * g.Gn);
-        a.x = xt.data(t);
-        a.ldx = xt.ld(t);
-        a.xc0 = xt.col0(t);
-        fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
-      },
-      xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
-  if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
+  auto sparse = [&]() {  // the N:M kernels, slot by slot
+    // The kernel keeps chunks of x rows in L1 (the tile need not fit L2): 512-byte x rows.
+    const auto tiles = col_tiles(N, 512 / static_cast<int64_t>(sizeof(T)), false);
+    const TiledOperand<T> xt(args.x, g.K, args.ldx, tiles, threads);
+    const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
+    const auto bounds = split_even(M, nchunks);
+    const uint64_t call = next_call_tag();
+    FirstBad bad;
+    run_chunks(
+        threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
+        [&](int64_t c) {
+          if (!need) return true;
+          const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
+          if (q >= 0) bad.record(q);
+          return q < 0;
+        },
+        [&](int64_t t, int64_t c) {
+          NmArgs<T> a = args;
+          a.call = call;
+          set_chunk_values(a, stored, M * g.Gn, bounds[c] * g.Gn, bounds[c + 1] * g.Gn);
+          a.x = xt.data(t);
+          a.ldx = xt.ld(t);
+          a.xc0 = xt.col0(t);
+          fn(a, bounds[c], bounds[c + 1], tiles[t].first, tiles[t].second);
+        },
+        xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
+    if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
+  };
+  if constexpr (!std::is_same_v<T, float>) {
+    sparse();
+    note_path(N == 1 ? "nm.spmv" : "nm.slots");
+  } else {
+    auto panel = [&]() {  // load sparse, compute dense (panel_kernels.h)
+      PanelArgs pa{PanelLayout::nm};
+      pa.meta = args.meta;
+      pa.n = g.n;
+      pa.m = g.m;
+      pa.b = g.b;
+      pa.G = g.G;
+      pa.mbytes = g.mbytes;
+      pa.stored = stored;
+      pa.x = args.x;
+      pa.out = args.out;
+      pa.M = M;
+      pa.K = g.K;
+      pa.N = N;
+      pa.ldx = args.ldx;
+      const int64_t nchunks =
+          std::max<int64_t>(1, std::min<int64_t>((M + 47) / 48, 8 * threads));
+      const auto bounds = split_even(M, nchunks);
+      FirstBad bad;
+      parallel_for(threads, nchunks, [&](int64_t c) {
+        if (need) {
+          const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
+          if (q >= 0) {
+            bad.record(q);
+            return;
+          }
+        }
+        tab.panel_spmm(pa, bounds[c], bounds[c + 1]);
+      });
+      if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
+    };
+    run_wide(PanelLayout::nm, N, static_cast<double>(g.n) / static_cast<double>(g.m), panel,
+             sparse, "nm.panel", N == 1 ? "nm.spmv" : "nm.slots");
+  }
 }
 
 template <class T>

@@ -14,7 +14,8 @@ enum ScratchSlot {
   kScratchPack = 2,
   kScratchValues = 3,  // a row chunk's bfloat16 / float16 values widened to float32
   kScratchDecode = 4,  // a bitmap row chunk decoded to CSR (row pointers, column indices)
-  kScratchSlots = 5
+  kScratchPanel = 5,   // rows of S expanded to a dense float panel (panel_kernels.h)
+  kScratchSlots = 6
 };
 
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid

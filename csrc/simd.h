@@ -281,6 +281,9 @@ struct Tune {
   static constexpr int csr_nv = 4;       // vectors per CSR output-row tile (x2 accumulator sets)
   static constexpr int bsr_rb = 4;       // BSR micro-kernel: rows x vectors of accumulators
   static constexpr int bsr_nv = 4;
+  // dense-panel micro-kernel (panel_kernels.h): 24 accumulators, 4 x vectors, a broadcast
+  static constexpr int panel_rb = 6;
+  static constexpr int panel_nv = 4;
   static constexpr int bsr_mv_rb = 16;   // BSR SpMV: rows per accumulator group
   static constexpr int sd_ra = 4;        // BSR SDDMM: a-rows x b-rows of dot products
   static constexpr int sd_cb = 4;
@@ -516,6 +519,10 @@ struct Tune {
   static constexpr int csr_nv = 4;
   static constexpr int bsr_rb = 4;
   static constexpr int bsr_nv = 2;
+  // dense-panel micro-kernel (panel_kernels.h): 12 accumulators (4-cycle FMA x 2 ports
+  // + margin), 2 x vectors, a broadcast
+  static constexpr int panel_rb = 6;
+  static constexpr int panel_nv = 2;
   static constexpr int bsr_mv_rb = 8;
   static constexpr int sd_ra = 2;
   static constexpr int sd_cb = 4;
@@ -676,6 +683,8 @@ struct Tune {
   static constexpr int csr_nv = 2;
   static constexpr int bsr_rb = 1;
   static constexpr int bsr_nv = 4;
+  static constexpr int panel_rb = 1;  // dense-panel micro-kernel (panel_kernels.h)
+  static constexpr int panel_nv = 4;
   static constexpr int bsr_mv_rb = 4;
   static constexpr int sd_ra = 2;
   static constexpr int sd_cb = 2;

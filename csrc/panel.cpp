@@ -1,0 +1,78 @@
+// The dense-panel choice and the path record (panel.h).
+#include "panel.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace sparse_ops {
+namespace {
+
+// 0 auto, 1 on, 2 off
+int mode_of(const char* s) {
+  if (!s || std::strcmp(s, "auto") == 0) return 0;
+  if (std::strcmp(s, "on") == 0) return 1;
+  if (std::strcmp(s, "off") == 0) return 2;
+  return -1;
+}
+
+std::atomic<int>& mode() {
+  static std::atomic<int> m{[] {
+    const int v = mode_of(std::getenv("SPARSE_OPS_PANEL"));
+    return v < 0 ? 0 : v;
+  }()};
+  return m;
+}
+
+std::atomic<const char*> g_last{"none"};
+
+// Choices per (layout, N bucket: floor(log2 N) up to 10, density bucket: tenths): -1 unknown.
+std::atomic<int8_t> g_choice[2][11][11];
+void reset_choices() {
+  for (auto& a : g_choice)
+    for (auto& b : a)
+      for (auto& c : b) c.store(-1, std::memory_order_relaxed);
+}
+const bool g_choice_ready = (reset_choices(), true);
+
+std::atomic<int8_t>& slot(PanelLayout kind, int64_t N, double density) {
+  int nb = 0;
+  while (nb < 10 && (int64_t{2} << nb) <= N) ++nb;
+  int db = static_cast<int>(density * 10);
+  db = db < 0 ? 0 : (db > 10 ? 10 : db);
+  return g_choice[static_cast<int>(kind)][nb][db];
+}
+}  // namespace
+
+int panel_decision(PanelLayout kind, int64_t N, double density) {
+  if (N < 2) return 0;  // N == 1 has its own SpMV kernels
+  switch (mode().load(std::memory_order_relaxed)) {
+    case 1:
+      return 1;
+    case 2:
+      return 0;
+    default:
+      if (density < 0.25) return 0;
+      return slot(kind, N, density).load(std::memory_order_relaxed);
+  }
+}
+
+void panel_decide(PanelLayout kind, int64_t N, double density, bool panel) {
+  slot(kind, N, density).store(panel ? 1 : 0, std::memory_order_relaxed);
+}
+
+void set_panel_mode(const char* m) {
+  const int v = mode_of(m);
+  if (v < 0)
+    throw std::invalid_argument(std::string("mode: expected 'auto', 'on' or 'off', got '") + m +
+                                "'");
+  mode().store(v, std::memory_order_relaxed);
+  if (v == 0) reset_choices();
+}
+
+void note_path(const char* name) { g_last.store(name, std::memory_order_relaxed); }
+const char* last_path() { return g_last.load(std::memory_order_relaxed); }
+
+}  // namespace sparse_ops
