@@ -84,7 +84,7 @@ def _ms(v: float | None) -> str:
 
 def markdown(rows: list[dict]) -> str:
     names = list(rows[0]["x_dense_fp32"]) if rows else []
-    lines = [f"Host: {host.header()}", "",
+    lines = [f"Machine: {host.header()}", "",
              "x dense fp32 (W @ X, same run; > 1 is faster), per call after a torch op, medians",
              "", "| dtype | N | dense fp32 ms (GFLOP/s) | dense same dtype ms | "
              + " | ".join(names) + " |", "|" + "---|" * (4 + len(names))]

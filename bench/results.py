@@ -28,6 +28,7 @@ REPORTS = [
     ("models", "Hugging Face models end to end", "python -m bench.models"),
     ("dst_speed", "Dynamic sparse training, speed and memory", "python -m bench.dst --speed"),
     ("load", "Under load, interleaved, serving", "python -m bench.load"),
+    ("panel", "Load sparse, compute dense: wide bitmap and N:M", "python -m bench.panel"),
     ("kernels_cuda", "Triton kernels on CUDA", "python -m bench.kernels --device cuda"),
 ]
 

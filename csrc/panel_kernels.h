@@ -39,7 +39,8 @@ template <class TV>
 inline void panel_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr, int64_t k0,
                                 int64_t kw, int64_t* cur, float* panel) {
   const TV* val = static_cast<const TV*>(a.stored.data);
-  const int64_t w0 = k0 / 64, nw = (kw + 63) / 64, nnz = a.nnz;
+  const int64_t w0 = k0 / 64, nw = (kw + 63) / 64;
+  [[maybe_unused]] const int64_t nnz = a.nnz;  // the vector paths' load bound
 #if SPARSE_OPS_ISA == 2
   const BmExpandTable& t = bm_expand_table();
 #endif
