@@ -45,6 +45,8 @@ def run(ns: list[int], dtypes: list[torch.dtype], rounds: int, size: int = 4096)
     w = torch.randn(size, size)
     other = torch.randn(size, size)
     mats = {name: _matrix(w, *spec) for name, spec in CASES.items()}
+    # torch's bf16/fp16 matmul without native support (AVX2) takes seconds at N = 256
+    native = bool({"avx512_bf16", "amx_bf16"} & set(host.cpu_features()))
     rows = []
     for dt in dtypes:
         ms = {k: v.to(dt) for k, v in mats.items()}
@@ -53,8 +55,6 @@ def run(ns: list[int], dtypes: list[torch.dtype], rounds: int, size: int = 4096)
             x = torch.randn(size, n).to(dt)
             xo = torch.randn(size, n)
             variants = {"dense fp32": lambda x=x: w @ x.float()}
-            # torch's bf16/fp16 matmul without native support (AVX2) takes seconds at N = 256
-            native = {"avx512_bf16", "amx_bf16"} & set(host.cpu_features())
             if dt != torch.float32 and (native or n <= 16):
                 variants[f"dense {dt}"] = lambda x=x, wd=wd: wd @ x
             for name, s in ms.items():

@@ -61,7 +61,9 @@ PYBIND11_MODULE(_C, mod) {
         }
       }, py::arg("how"),
       "Testing aid: the dense-panel path of bitmap and N:M wide products: 'on', 'off' or "
-      "'auto' (N >= 16 and density >= 0.25; SPARSE_OPS_PANEL sets it at start).");
+      "'auto' (measured once per process per layout, N and density bucket; never below "
+      "density 0.25; switching to it forgets the measured choices). SPARSE_OPS_PANEL sets it "
+      "at start.");
   mod.def(
       "_team_debug", [](bool on) { team_debug(on); }, py::arg("on"),
       "Testing aid: while on, record the OS thread ids of the threads that run the kernels' "

@@ -160,15 +160,9 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
       pa.K = K;
       pa.N = N;
       pa.ldx = ldx;
-      // A few chunks a thread, each whole 48-row panels where M allows.
-      const int64_t nchunks =
-          std::max<int64_t>(1, std::min<int64_t>((M + 47) / 48, 8 * threads));
-      const auto bounds = split_by_prefix(off, M, nchunks, 1 + s.rb / 4, 1);
+      const auto bounds = split_by_prefix(off, M, panel_chunks(M, threads), 1 + s.rb / 4, 1);
       FirstBad bad;
-      const ChunkCheck check{tab, bits, off, s, bounds, bad};
-      parallel_for(threads, nchunks, [&](int64_t c) {
-        if (check(c)) tab.panel_spmm(pa, bounds[c], bounds[c + 1]);
-      });
+      panel_run(pa, bounds, threads, ChunkCheck{tab, bits, off, s, bounds, bad});
       if (bad.any()) throw_bad_structure(bits, off, s);
     };
     const double density =

@@ -110,6 +110,8 @@ struct BitmapArgs {
 // The dense-panel SpMM (panel_kernels.h: "load sparse, compute dense") of a bitmap or N:M S,
 // float compute: out (M, N) = S @ x, x (K, N) with row stride ldx, values as stored.
 enum class PanelLayout : int { bitmap = 0, nm = 1 };
+// Rows of S expanded together into one panel.
+constexpr int64_t kPanelRows = 48;
 struct PanelArgs {
   PanelLayout layout;
   const int32_t* off = nullptr;  // bitmap: row offsets (M + 1) and rows of rb bytes

@@ -65,6 +65,14 @@ struct MetaCheck {
   }
 
   bool needed() const { return g.Gn > 0 && (!pow2 || last_lim < g.m); }
+  // Rows [r0, r1) checked before they are computed: true if they may be; the first bad slot
+  // is recorded in `bad` otherwise.
+  bool chunk_ok(int64_t r0, int64_t r1, FirstBad& bad) const {
+    if (!needed()) return true;
+    const int64_t q = first_bad(r0, r1);
+    if (q >= 0) bad.record(q);
+    return q < 0;
+  }
 
   // Some field of the 8 bytes holds a position >= m (SWAR, b = 2 or 4; m < 2^b).
   bool word_bad(uint64_t w) const {
@@ -141,7 +149,6 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
   const int64_t M = args.M, N = args.N;
   threads = threads_for(threads, static_cast<double>(M) * (g.Gn + 1) * N);
   const MetaCheck check(g, args.meta);
-  const bool need = check.needed();
   auto sparse = [&]() {  // the N:M kernels, slot by slot
     // The kernel keeps chunks of x rows in L1 (the tile need not fit L2): 512-byte x rows.
     const auto tiles = col_tiles(N, 512 / static_cast<int64_t>(sizeof(T)), false);
@@ -152,12 +159,7 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
     FirstBad bad;
     run_chunks(
         threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-        [&](int64_t c) {
-          if (!need) return true;
-          const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
-          if (q >= 0) bad.record(q);
-          return q < 0;
-        },
+        [&](int64_t c) { return check.chunk_ok(bounds[c], bounds[c + 1], bad); },
         [&](int64_t t, int64_t c) {
           NmArgs<T> a = args;
           a.call = call;
@@ -189,20 +191,10 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
       pa.K = g.K;
       pa.N = N;
       pa.ldx = args.ldx;
-      const int64_t nchunks =
-          std::max<int64_t>(1, std::min<int64_t>((M + 47) / 48, 8 * threads));
-      const auto bounds = split_even(M, nchunks);
+      const auto bounds = split_even(M, panel_chunks(M, threads));
       FirstBad bad;
-      parallel_for(threads, nchunks, [&](int64_t c) {
-        if (need) {
-          const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
-          if (q >= 0) {
-            bad.record(q);
-            return;
-          }
-        }
-        tab.panel_spmm(pa, bounds[c], bounds[c + 1]);
-      });
+      panel_run(pa, bounds, threads,
+                [&](int64_t c) { return check.chunk_ok(bounds[c], bounds[c + 1], bad); });
       if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
     };
     run_wide(PanelLayout::nm, N, static_cast<double>(g.n) / static_cast<double>(g.m), panel,
@@ -221,16 +213,10 @@ void sddmm_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   const int64_t nchunks = chunk_count(threads, M, M * g.mbytes);
   const auto bounds = split_even(M, nchunks);
   const MetaCheck check(g, args.meta);
-  const bool need = check.needed();
   FirstBad bad;
   run_chunks(
       threads, nchunks, static_cast<int64_t>(tiles.size()), bad,
-      [&](int64_t c) {
-        if (!need) return true;
-        const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
-        if (q >= 0) bad.record(q);
-        return q < 0;
-      },
+      [&](int64_t c) { return check.chunk_ok(bounds[c], bounds[c + 1], bad); },
       [&](int64_t t, int64_t c) {
         NmArgs<T> a = args;
         a.y = bt.data(t);
@@ -258,11 +244,10 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
     const MetaCheck check(g, args.meta);
     FirstBad bad;
     if (check.needed())
-      run_chunks(threads, nchunks, 0, bad, [&](int64_t c) {
-        const int64_t q = check.first_bad(bounds[c], bounds[c + 1]);
-        if (q >= 0) bad.record(q);
-        return q < 0;
-      }, [](int64_t, int64_t) {});
+      run_chunks(
+          threads, nchunks, 0, bad,
+          [&](int64_t c) { return check.chunk_ok(bounds[c], bounds[c + 1], bad); },
+          [](int64_t, int64_t) {});
     if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
   }
   if (K * N == 0) return;

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "parallel.h"
 
 namespace sparse_ops {
 
@@ -24,6 +25,23 @@ void panel_decide(PanelLayout kind, int64_t N, double density, bool panel);
 // Testing aid: "auto", "on" or "off" (the environment's choice until changed); "auto" also
 // forgets the measured choices.
 void set_panel_mode(const char* mode);
+
+// Row chunks for the panel product of M rows: a few a thread, whole panels where M allows.
+inline int64_t panel_chunks(int64_t M, int threads) {
+  const int64_t panels = (M + kPanelRows - 1) / kPanelRows;
+  return std::max<int64_t>(1, std::min<int64_t>(panels, 8 * static_cast<int64_t>(threads)));
+}
+
+// The panel product over row chunks [bounds[c], bounds[c + 1]): each chunk is expanded and
+// computed only if check(c) (which records what it finds) passes just before.
+template <class Check>
+void panel_run(const PanelArgs& pa, const std::vector<int64_t>& bounds, int threads,
+               Check&& check) {
+  const KernelTable& tab = active_table();
+  parallel_for(threads, static_cast<int64_t>(bounds.size()) - 1, [&](int64_t c) {
+    if (check(c)) tab.panel_spmm(pa, bounds[c], bounds[c + 1]);
+  });
+}
 
 // Runs panel() or sparse() (each computes the whole product) as decided above; an undecided
 // bucket times both on this call's operands (each once to warm, then once timed) and keeps
@@ -45,7 +63,7 @@ void run_wide(PanelLayout kind, int64_t N, double density, Panel&& panel, Sparse
     d = tp < ts ? 1 : 0;
     panel_decide(kind, N, density, d == 1);
     note_path(d ? panel_name : sparse_name);
-    if (!d) sparse();  // the output of the path kept (both are correct; keeps them apart)
+    if (!d) sparse();  // every call of the bucket returns the kept path's rounding
     return;
   }
   if (d)

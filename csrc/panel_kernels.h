@@ -122,7 +122,7 @@ void panel_spmm_typed(const PanelArgs& a, int64_t r0, int64_t r1) {
   using VT = V<float>;
   constexpr int W = VT::W;
   constexpr int RB = Tune::panel_rb, NVMAX = Tune::panel_nv;
-  constexpr int64_t MC = 48;
+  constexpr int64_t MC = kPanelRows;
   const int64_t K = a.K, N = a.N, ldx = a.ldx;
   const int64_t KC = panel_kc(a.layout == PanelLayout::nm ? a.m : 64);
   float* panel = static_cast<float*>(
