@@ -24,5 +24,8 @@ ln -sfn "$work/sparse_ops" "$work/.dev/sparse_ops"
 ln -sfn "$work/simulator" "$work/.dev/sparse_accel_sim"
 export PYTHONPATH="$work/.dev" TRITON_INTERPRET=1
 "$py" -c "import sparse_ops, sys; assert sparse_ops.__file__.startswith('$work'), sparse_ops.__file__"
-# pytest from the copy's root (its conftest hides the root's generic names again).
-"$py" -m pytest -q -x -p no:cacheprovider tests/csrc tests/sparse_ops "$@"
+# pytest from the copy's root (its conftest hides the root's generic names again). The peak-RSS
+# bounds of checkpoint loading are left to `make test`: under ASan every allocation carries
+# redzones and freed memory sits in quarantine, so a process's peak RSS measures the sanitizer.
+"$py" -m pytest -q -x -p no:cacheprovider tests/csrc tests/sparse_ops \
+  -k "not test_peak_memory_of_a_load" "$@"
