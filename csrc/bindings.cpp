@@ -60,7 +60,8 @@ PYBIND11_MODULE(_C, mod) {
           throw py::value_error(e.what());
         }
       }, py::arg("how"),
-      "Testing aid: the dense-panel path of bitmap and N:M wide products: 'on', 'off' or "
+      "Testing aid: the dense-panel path of bitmap and N:M wide products: 'on' (except for an "
+      "x holding inf or NaN, which always takes the sparse kernels), 'off' or "
       "'auto' (measured once per process per layout, N and density bucket; never below "
       "density 0.25; switching to it forgets the measured choices). SPARSE_OPS_PANEL sets it "
       "at start.");

@@ -167,7 +167,8 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
     };
     const double density =
         M * K > 0 ? static_cast<double>(nnz) / (static_cast<double>(M) * K) : 0.0;
-    run_wide(PanelLayout::bitmap, N, density, panel, sparse, "bitmap.panel", "bitmap.csr");
+    run_wide(PanelLayout::bitmap, N, density, x, K, ldx, panel, sparse, "bitmap.panel",
+             "bitmap.csr");
   }
 }
 

@@ -197,8 +197,8 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
                 [&](int64_t c) { return check.chunk_ok(bounds[c], bounds[c + 1], bad); });
       if (bad.any()) throw_bad_meta(g, args.meta, bad.get());
     };
-    run_wide(PanelLayout::nm, N, static_cast<double>(g.n) / static_cast<double>(g.m), panel,
-             sparse, "nm.panel", N == 1 ? "nm.spmv" : "nm.slots");
+    run_wide(PanelLayout::nm, N, static_cast<double>(g.n) / static_cast<double>(g.m), args.x,
+             g.K, args.ldx, panel, sparse, "nm.panel", N == 1 ? "nm.spmv" : "nm.slots");
   }
 }
 

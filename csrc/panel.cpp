@@ -72,6 +72,20 @@ void set_panel_mode(const char* m) {
   if (v == 0) reset_choices();
 }
 
+bool all_finite(const float* x, int64_t K, int64_t N, int64_t ldx) {
+  for (int64_t k = 0; k < K; ++k) {
+    const float* row = x + k * ldx;
+    uint32_t bad = 0;  // exponent all ones: inf or NaN (a loop the compiler vectorises)
+    for (int64_t c = 0; c < N; ++c) {
+      uint32_t u;
+      std::memcpy(&u, row + c, 4);
+      bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (bad) return false;
+  }
+  return true;
+}
+
 void note_path(const char* name) { g_last.store(name, std::memory_order_relaxed); }
 const char* last_path() { return g_last.load(std::memory_order_relaxed); }
 

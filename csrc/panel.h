@@ -43,13 +43,21 @@ void panel_run(const PanelArgs& pa, const std::vector<int64_t>& bounds, int thre
   });
 }
 
+// Whether every x[k, c] (K x N, row stride ldx) is finite. The panel multiplies the zeros of
+// S's unstored entries too, and 0 * inf is NaN where the sparse products (which never touch an
+// unstored entry) give a number: an x with an inf or NaN takes the sparse kernels.
+bool all_finite(const float* x, int64_t K, int64_t N, int64_t ldx);
+
 // Runs panel() or sparse() (each computes the whole product) as decided above; an undecided
 // bucket times both on this call's operands (each once to warm, then once timed) and keeps
-// the faster. Records the path taken (last_path).
+// the faster. An x that is not all finite always takes sparse() (forced "on" included) and
+// decides nothing. Records the path taken (last_path).
 template <class Panel, class Sparse>
-void run_wide(PanelLayout kind, int64_t N, double density, Panel&& panel, Sparse&& sparse,
-              const char* panel_name, const char* sparse_name) {
+void run_wide(PanelLayout kind, int64_t N, double density, const float* x, int64_t K,
+              int64_t ldx, Panel&& panel, Sparse&& sparse, const char* panel_name,
+              const char* sparse_name) {
   int d = panel_decision(kind, N, density);
+  if (d != 0 && !all_finite(x, K, N, ldx)) d = 0;
   if (d < 0) {
     using clock = std::chrono::steady_clock;
     const auto timed = [](auto& f) {

@@ -84,6 +84,35 @@ def test_panel_linear_bias_and_grad_free_path(level):
     assert _err(y, ref) < 1e-5, seed
 
 
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("layout,kw", LAYOUTS[:3])
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_non_finite_x_takes_the_sparse_kernels(level, layout, kw, bad):
+    # An unstored entry never meets x: with inf / NaN in x, the rows of S that store nothing in
+    # that column stay finite (the panel alone would make them 0 * inf = NaN), even forced on.
+    _C._set_simd_level(level)
+    _C._set_panel("on")
+    seed = draw_seed()
+    s = _case(layout, kw, (40, 90), torch.float32, seed)
+    x = torch.randn(90, 20, generator=torch.Generator().manual_seed(seed))
+    x[5, 3] = bad
+    y = so.matmul(s, x)
+    assert _C._last_path() == layout + (".csr" if layout == "bitmap" else ".slots")
+    dense = s.to_dense()
+    stores = dense[:, 5] != 0
+    assert stores.any() and (~stores).any(), seed
+    ref = dense.double() @ torch.where(torch.isfinite(x), x, 0).double()
+    other = torch.ones(20, dtype=torch.bool)
+    other[3] = False
+    assert torch.isfinite(y[~stores]).all(), seed
+    assert _err(y[~stores], ref[~stores]) < 1e-5, seed
+    assert not torch.isfinite(y[stores][:, 3]).any(), seed
+    assert _err(y[stores][:, other], ref[stores][:, other]) < 1e-5, seed
+    x[5, 3] = 1.0  # finite again: the panel serves it
+    so.matmul(s, x)
+    assert _C._last_path() == layout + ".panel"
+
+
 def test_panel_never_serves_one_column():
     _C._set_panel("on")
     s = _case("bitmap", {}, (9, 130), torch.float32, 0)
