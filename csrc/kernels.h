@@ -85,7 +85,8 @@ struct NmArgs {
   const T* y;
   T* out;
   int64_t M, K, N, G, n, m, bits, meta_stride;
-  int64_t ldx, xc0;  // nm_spmm's x, nm_sddmm's y (b) may be packed tiles
+  int64_t ldx, xc0;  // nm_spmm's x, nm_sddmm's y (b) may be packed tiles; nm_spmm_t's d
+                     // is read in place with its row stride
   Values stored{};
   uint64_t call = 0;  // nonzero: one tag per call (per-thread operands built once a call)
 };

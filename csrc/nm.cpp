@@ -311,7 +311,7 @@ void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& ou
     using T = decltype(tf);
     const NmArgs<T> args{static_cast<const T*>(val.data), s.meta, gb.data(), d.ptr<T>(),
                          nullptr, out.ptr<T>(), s.M, s.K, d.cols, g.G, g.n, g.m, g.b, g.mbytes,
-                         d.cols, 0};
+                         d.ld, 0};
     spmm_t_run<T>(args, g, threads);
   });
 }

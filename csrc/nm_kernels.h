@@ -506,7 +506,7 @@ void nm_spmm_t_tile(const NmArgs<T>& a, T* out, int64_t r0, int64_t r1, int64_t 
       nm_decode(a, a.meta + i * stride, dec, t0, t1, cols);
       reg dv[NV];
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) dv[v] = ld(a.x + i * N + n0 + v * W, v);
+      for (int v = 0; v < NV; ++v) dv[v] = ld(a.x + i * a.ldx + n0 + v * W, v);
       for (int64_t t = 0; t < ns; ++t) {
         T* o = tile + (static_cast<int64_t>(cols[t]) - c0) * ldt;
         const reg s = VT::set1(vrow[t]);

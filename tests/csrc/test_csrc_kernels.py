@@ -306,6 +306,11 @@ def test_nm_products(level, dtype, nm, n):
     out_t = poisoned((k, n), dtype)
     C.nm_spmm_t(val, meta, d, out_t, nn, m, 2)
     assert rel_err(out_t, s.T @ d) < TOL[dtype]
+    # a row-strided d (a column slice) is read in place, with its stride
+    wide = rng.standard_normal((rows, n + 3)).astype(dtype)
+    out_t = poisoned((k, n), dtype)
+    C.nm_spmm_t(val, meta, wide[:, :n], out_t, nn, m, 2)
+    assert rel_err(out_t, s.T @ wide[:, :n]) < TOL[dtype]
 
     a = rng.standard_normal((rows, n)).astype(dtype)
     sd = poisoned(val.shape, dtype)
