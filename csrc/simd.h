@@ -43,6 +43,7 @@ inline float scalar_of(float v) { return v; }
 inline double scalar_of(double v) { return v; }
 inline float scalar_of(Bf16 h) { return bf16_bits_to_f32(h.bits); }
 inline float scalar_of(F16 h) { return f16_bits_to_f32(h.bits); }
+inline float scalar_of(I8 q) { return static_cast<float>(q.bits); }
 
 inline float f16_bits_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
@@ -115,6 +116,11 @@ struct V<float> {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static reg loadn(const F16* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(n), p)); }
+  static reg from_i8(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+  static reg load(const I8* p) {
+    return from_i8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static reg loadn(const I8* p, int n) { return from_i8(_mm_maskz_loadu_epi8(mask16(n), p)); }
   static void store(T* p, reg a) { _mm512_storeu_ps(p, a); }
   static void storen(T* p, reg a, int n) { _mm512_mask_storeu_ps(p, mask16(n), a); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
@@ -328,6 +334,15 @@ struct V<float> {
   static reg loadn(const Bf16* p, int n) { return from_bf16(load8hn(p, n)); }
   static reg load(const F16* p) { return _mm256_cvtph_ps(load8h(p)); }
   static reg loadn(const F16* p, int n) { return _mm256_cvtph_ps(load8hn(p, n)); }
+  static reg from_i8(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)); }
+  static reg load(const I8* p) {
+    return from_i8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static reg loadn(const I8* p, int n) {
+    int64_t b = 0;
+    std::memcpy(&b, p, static_cast<size_t>(n));
+    return from_i8(_mm_cvtsi64_si128(b));
+  }
   static void store(T* p, reg a) { _mm256_storeu_ps(p, a); }
   static void storen(T* p, reg a, int n) { _mm256_maskstore_ps(p, lanes_lt(n), a); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }

@@ -54,6 +54,8 @@ DT dt_of(at::ScalarType s) {
       return DT::bf16;
     case at::kHalf:
       return DT::f16;
+    case at::kChar:
+      return DT::i8;
     case at::kShort:
       return DT::i16;
     case at::kInt:
@@ -108,11 +110,12 @@ Tensor index_tensor(const Tensor& t, const char* name, std::initializer_list<DT>
   return t.contiguous();
 }
 
-// The values: float32, float64, bfloat16 or float16, `dim` dimensions, contiguous.
+// The values: float32, float64, bfloat16, float16 or int8 (the integers of a quantized
+// matrix: S @ x only), `dim` dimensions, contiguous.
 Tensor values_tensor(const Tensor& t, int64_t dim, const char* name = "values") {
   expect_cpu(t, name);
   if (!is_value_dtype(dt_of(t.scalar_type())))
-    type_error(std::string(name) + ": expected a float32, float64, bfloat16 or float16 "
+    type_error(std::string(name) + ": expected a float32, float64, bfloat16, float16 or int8 "
                "tensor, got " + describe(t));
   if (t.dim() != dim)
     value_error(std::string(name) + ": expected a " + std::to_string(dim) + "-D tensor, got " +
@@ -511,16 +514,29 @@ struct Call {
   Aux aux;
 };
 
+// int8 values (a quantized matrix's integers, inference only) multiply a float32, bfloat16
+// or float16 x: computed in float32, the result in x's dtype.
+bool int8_values(const Tensor& values) { return values.scalar_type() == at::kChar; }
+void expect_float_x(const Tensor& x, const char* name) {
+  const auto s = x.scalar_type();
+  if (s != at::kFloat && s != at::kBFloat16 && s != at::kHalf)
+    type_error(std::string(name) + ": int8 values need a float32, bfloat16 or float16 " + name +
+               ", got " + describe(x));
+}
+
 template <class F>
 Tensor spmm(const Call<F>& c, const Tensor& values_in, const Tensor& x_in) {
   F::check_params(c.p);
   const Tensor values = values_tensor(values_in, F::values_dim);
-  const Tensor x = dense_tensor(x_in, "x", values_in, "values");
+  const bool q = int8_values(values_in);
+  if (q) expect_float_x(x_in, "x");
+  const Tensor& like = q ? x_in : values_in;
+  const Tensor x = dense_tensor(x_in, "x", like, q ? "x" : "values");
   const auto v = F::view(c.st.data(), c.p, x.size(0));
   F::check_values(v, values);
-  Tensor out = at::empty({F::rows(v), x.size(1)}, x.options().dtype(compute_type(values)));
+  Tensor out = at::empty({F::rows(v), x.size(1)}, x.options().dtype(compute_type(like)));
   guarded([&] { F::spmm(v, c.p, values_view(values), dense_view(x), dense_view(out)); });
-  return narrowed(out, values_in);
+  return narrowed(out, like);
 }
 
 template <class F>
@@ -529,6 +545,9 @@ Tensor spmm_t(const Call<F>& c, const Tensor& values_in, const Tensor& d_in, int
   expect_param(num_cols, 0, (int64_t{1} << 31) - 16, "num_cols", "2**31 - 16");
   // S^T @ d reads the values in the compute type (widened once for reduced storage).
   Tensor values = values_tensor(values_in, F::values_dim);
+  if (int8_values(values))
+    type_error("values: int8 values are inference only (S @ x); S^T @ d needs float values "
+               "(dequantize the matrix first)");
   if (compute_type(values) != values.scalar_type()) values = values.to(compute_type(values));
   const Tensor d = dense_tensor(d_in, "d", values_in, "values");
   const auto v = F::view(c.st.data(), c.p, num_cols);
@@ -543,7 +562,7 @@ template <class F>
 Tensor sddmm(const Call<F>& c, const Tensor& a_in, const Tensor& b_in) {
   F::check_params(c.p);
   expect_cpu(a_in, "a");
-  if (!is_value_dtype(dt_of(a_in.scalar_type())))
+  if (!is_value_dtype(dt_of(a_in.scalar_type())) || a_in.scalar_type() == at::kChar)
     type_error("a: expected a float32, float64, bfloat16 or float16 tensor, got " +
                describe(a_in));
   const Tensor a = dense_tensor(a_in, "a", a_in, "a", false);

@@ -21,7 +21,7 @@
 
 namespace sparse_ops {
 
-enum class DT : int { f32, f64, bf16, f16, i16, i32, i64, u8, other };
+enum class DT : int { f32, f64, bf16, f16, i8, i16, i32, i64, u8, other };
 
 // Reduced-precision storage (bit patterns), computed in float32.
 struct Bf16 {
@@ -35,10 +35,18 @@ struct F16 {
   uint16_t bits;
 };
 
+// int8 values: the integers of a quantized matrix (its scales are applied by the caller, per
+// output row; see sparse_ops/quantize.py), widened to float32 exactly.
+struct I8 {
+  static constexpr DT dt = DT::i8;
+  static constexpr const char* name = "int8";
+  int8_t bits;
+};
+
 template <class... S>
 struct TypeList {};
 // Every reduced-precision storage type, in the order dispatches try them.
-using ReducedTypes = TypeList<Bf16, F16>;
+using ReducedTypes = TypeList<Bf16, F16, I8>;
 
 // The compute type of values stored as `dt`: float64 for float64, else float32.
 inline DT compute_dtype(DT dt) { return dt == DT::f64 ? DT::f64 : DT::f32; }

@@ -15,6 +15,7 @@ from .hf import densify, load_sparse, save_sparse
 from .layer import SparseLinear
 from .matmul import linear, matmul
 from .prune import prune
+from .quantize import quantize
 from .sparsify import sparsify
 from .sparsify_config import (
     BlockSparseWeightConfig,
@@ -40,6 +41,7 @@ __all__ = [
     "load_sparse",
     "matmul",
     "prune",
+    "quantize",
     "save_compressed",
     "save_sparse",
     "sparsify",

@@ -44,6 +44,10 @@ class SparseMatrix:
     option_names: ClassVar[tuple[str, ...]] = ()
     torch_layouts: ClassVar[tuple[torch.layout, ...]] = ()
     values: torch.Tensor
+    # Quantized matrices (quantize.py): int8 ``values`` and their scales, ``(M, 1)`` per row
+    # (``group_size`` None) or ``(M, ceil(K / group_size))`` per group along K. None: float.
+    scales: torch.Tensor | None = None
+    group_size: int | None = None
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self._shape = (int(shape[0]), int(shape[1]))
@@ -75,11 +79,51 @@ class SparseMatrix:
 
     @property
     def nbytes(self) -> int:
-        """Bytes as stored: values plus indices / metadata."""
-        return sum(t.numel() * t.element_size() for t in self.tensors())
+        """Bytes as stored: values plus indices / metadata (plus scales when quantized)."""
+        extra = 0 if self.scales is None else self.scales.numel() * self.scales.element_size()
+        return sum(t.numel() * t.element_size() for t in self.tensors()) + extra
+
+    @property
+    def quantized(self) -> bool:
+        """True for int8 values with scales (``quantize.py``)."""
+        return self.scales is not None
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> SparseMatrix:
+        """The float matrix of the same structure holding the weights ``q * scale``
+        (``self`` itself, cast to ``dtype``, when not quantized)."""
+        from .quantize import dequantized_values
+
+        if self.scales is None:
+            return self if self.values.dtype == dtype else self.to(dtype=dtype)
+        kw: dict[str, Any] = {n: getattr(self, n) for n in self.tensor_names}
+        kw.update(zip(self.aux_names, self.aux(), strict=True))
+        kw["values"] = dequantized_values(self, dtype)
+        return type(self).from_parts(kw, self._shape, self.params(), validate=False)
+
+    def _with_quantization_of(self, other: SparseMatrix) -> SparseMatrix:
+        """``self`` given ``other``'s scales and group size (same structure)."""
+        if other.scales is not None:
+            self.scales = other.scales
+            self.group_size = other.group_size
+            gid = other.__dict__.get("_group_index")
+            if gid is not None:
+                self.__dict__["_group_index"] = gid
+        return self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # A quantized matrix densifies to its dequantized weight, whatever the layout.
+        dense = cls.__dict__.get("to_dense")
+        if dense is not None and not getattr(dense, "_dequantizes", False):
+
+            def to_dense(self: SparseMatrix, _dense=dense) -> torch.Tensor:
+                if self.scales is not None:
+                    return _dense(self.dequantize())
+                return _dense(self)
+
+            to_dense.__doc__ = dense.__doc__
+            to_dense._dequantizes = True  # type: ignore[attr-defined]
+            cls.to_dense = to_dense
         # Tuple getters of the named tensors (structure() and aux() run before every product).
         cls._get_structure = staticmethod(_tuple_getter(cls.structure_names))
         cls._get_aux = staticmethod(_tuple_getter(cls.aux_names))
@@ -128,7 +172,8 @@ class SparseMatrix:
         kw: dict[str, Any] = {n: getattr(self, n) for n in self.tensor_names}
         kw.update(zip(self.aux_names, self.aux(), strict=True))  # same structure
         kw.update(tensors)
-        return type(self).from_parts(kw, self._shape, self.params(), validate=False)
+        out = type(self).from_parts(kw, self._shape, self.params(), validate=False)
+        return out._with_quantization_of(self)
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         """A copy on ``device`` and/or with values cast to ``dtype`` (indices keep theirs).
@@ -139,12 +184,19 @@ class SparseMatrix:
             device, dtype = None, device
         if dtype is not None and not isinstance(dtype, torch.dtype):
             raise TypeError(f"dtype: expected a torch.dtype, got {dtype!r}")
+        if self.scales is not None and dtype is not None and dtype != self.values.dtype:
+            # A quantized matrix cast to a float dtype: its dequantized weights.
+            return self.dequantize(dtype).to(device)
         moved = {n: getattr(self, n).to(device) for n in self.tensor_names}
         moved.update((n, t.to(device)) for n, t in zip(self.aux_names, self.aux(), strict=True)
                      if t is not None)
         if dtype is not None:
             moved["values"] = moved["values"].to(dtype)
-        return type(self).from_parts(moved, self._shape, self.params(), validate=False)
+        out = type(self).from_parts(moved, self._shape, self.params(), validate=False)
+        if self.scales is not None:
+            out.scales = self.scales.to(device)
+            out.group_size = self.group_size
+        return out
 
     def with_values(self, values: torch.Tensor) -> SparseMatrix:
         """Same structure, new values (same shape): no validation of the structure."""
@@ -196,7 +248,11 @@ class SparseMatrix:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(shape={self.shape}, nnz={self.nnz}, "
-            f"density={self.density:.4f}, dtype={self.dtype}, device={self.device})"
+            f"density={self.density:.4f}, dtype={self.dtype}, device={self.device}"
+            + ("" if self.scales is None else
+               f", scales={tuple(self.scales.shape)} {self.scales.dtype}, "
+               f"group_size={self.group_size}")
+            + ")"
         )
 
 

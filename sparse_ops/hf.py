@@ -41,6 +41,7 @@ from torch import nn
 from .convert import to_sparse
 from .format import SparseMatrix
 from .layer import SparseLinear
+from .quantize import check_quantized, quantize
 from .registry import get_layout, names
 from .safetensors_files import Checkpoint, has_checkpoint, parse_size, write_checkpoint
 
@@ -137,6 +138,9 @@ def save_sparse(
                 "bias": mod.bias is not None,
                 "backend": mod.backend,
             }
+            if "scales" in mod._buffers:  # int8 values (so.quantize)
+                layers[name]["weight_dtype"] = "int8"
+                layers[name]["group_size"] = mod.group_size
     tied = tied_groups(model)
     state = _state_for_safetensors(model, tied)
     manifest = {
@@ -196,12 +200,20 @@ def _read_state(src: Path, fmt: int, map_location: str | torch.device
     return state
 
 
-def _shell(spec: dict[str, Any], dtype: torch.dtype, device: torch.device) -> SparseLinear:
-    """An all-zero ``SparseLinear`` of ``spec``'s layout; ``load_state_dict`` resizes it."""
+def _shell(spec: dict[str, Any], dtype: torch.dtype, device: torch.device,
+           bias_dtype: torch.dtype | None = None) -> SparseLinear:
+    """An all-zero ``SparseLinear`` of ``spec``'s layout (int8 with scales when the spec says
+    so); ``load_state_dict`` resizes it."""
     rows, cols = spec["shape"]
     kw = get_layout(spec["layout"]).matrix.options_of(tuple(spec["params"]))
-    s = to_sparse(torch.zeros(rows, cols, dtype=dtype, device=device), spec["layout"], **kw)
-    bias = torch.zeros(rows, dtype=dtype, device=device) if spec["bias"] else None
+    quantized = spec.get("weight_dtype") is not None
+    float_dtype = torch.float32 if quantized else dtype
+    s = to_sparse(torch.zeros(rows, cols, dtype=float_dtype, device=device), spec["layout"],
+                  **kw)
+    if quantized:
+        s = quantize(s, spec["weight_dtype"], group_size=spec.get("group_size"))
+    bdt = bias_dtype or float_dtype
+    bias = torch.zeros(rows, dtype=bdt, device=device) if spec["bias"] else None
     return SparseLinear(s, bias, backend=spec["backend"])
 
 
@@ -276,7 +288,9 @@ def load_sparse(
             raise ValueError(f"directory: {src} stores no {name}.values")
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, _shell(spec, values.dtype, values.device))
+        bias = state.get(f"{name}.bias")
+        setattr(parent, attr, _shell(spec, values.dtype, values.device,
+                                     None if bias is None else bias.dtype))
     result = model.load_state_dict(state, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(f"directory: {src}'s state does not match the model: missing "
@@ -284,9 +298,11 @@ def load_sparse(
     for name in layers:
         layer = model.get_submodule(name)
         w = layer.sparse_weight()  # validated in full: the files may be anything
-        type(w).from_parts(
-            {t: getattr(w, t) for t in w.tensor_names}, w.shape, w.params(), validate=True
-        )
+        parts = {t: getattr(w, t) for t in w.tensor_names}
+        if w.scales is not None:
+            check_quantized(w, f"{name}")
+            parts["values"] = parts["values"].float()  # the structure is what is checked
+        type(w).from_parts(parts, w.shape, w.params(), validate=True)
     _tie(model, manifest.get("tied", []))
     # A model cast with .to(dtype) also cast its non-persistent buffers: cast them alike.
     for name, dt in manifest.get("nonpersistent_buffer_dtypes", {}).items():
@@ -325,6 +341,8 @@ def densify(model: nn.Module) -> nn.Module:
         if not isinstance(mod, SparseLinear):
             continue
         w = mod.weight.detach()
+        if "scales" in mod._buffers:  # int8: the dequantized weight in the model's dtype
+            w = w.to(mod.bias.dtype if mod.bias is not None else mod.scales.dtype)
         lin = torch.nn.utils.skip_init(
             nn.Linear, mod.in_features, mod.out_features, bias=mod.bias is not None,
             device=w.device, dtype=w.dtype,

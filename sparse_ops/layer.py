@@ -19,7 +19,9 @@ class SparseLinear(nn.Module):
     """``y = x @ W^T + b`` with ``W (out_features, in_features)`` held in a sparse format.
 
     The values are a trainable ``nn.Parameter`` (``self.values``); the pattern's index tensors
-    are buffers, so ``state_dict`` carries them and ``.to(device)`` moves them. The pattern is
+    are buffers, so ``state_dict`` carries them and ``.to(device)`` moves them. A quantized
+    weight (``so.quantize``, int8 values) keeps its values as a frozen parameter and its
+    ``scales`` as a buffer; such a layer is inference only. The pattern is
     fixed: training updates the stored values only (``so.dst`` rewrites it in place).
 
     CSR and BSR layers also hold their transposed structure (``crow_t``, ``col_t``,
@@ -55,7 +57,12 @@ class SparseLinear(nn.Module):
         self._matrix = get_layout(weight.layout).matrix
         self.params_ = weight.params()
         self.backend = backend
-        self.values = nn.Parameter(weight.values.detach().clone())
+        quantized = weight.scales is not None
+        self.values = nn.Parameter(weight.values.detach().clone(), requires_grad=not quantized)
+        # int8 weights (so.quantize): their scales are a buffer, the layer inference only.
+        self.group_size = weight.group_size
+        if quantized:
+            self.register_buffer("scales", weight.scales.detach().clone())
         for name in weight.structure_names:
             self.register_buffer(name, getattr(weight, name).clone())
         self.structure_names = weight.structure_names
@@ -99,12 +106,14 @@ class SparseLinear(nn.Module):
         buffers = self._buffers
         structure = tuple(map(buffers.__getitem__, self.structure_names))
         aux = tuple(map(buffers.__getitem__, self.aux_names))
+        scales = buffers.get("scales")
         compiling = torch.compiler.is_compiling()
         if not compiling:
             memo = self.__dict__.get("_weight_memo")
             if (
                 memo is not None
                 and memo.values is values
+                and memo.scales is scales
                 and all(map(is_, memo.structure(), structure))
                 and all(map(is_, memo.aux(), aux))
             ):
@@ -115,6 +124,9 @@ class SparseLinear(nn.Module):
         s = self._matrix.from_parts(
             tensors, (self.out_features, self.in_features), self.params_, validate=False
         )
+        if scales is not None:
+            s.scales = scales
+            s.group_size = self.group_size
         if not compiling:
             self.__dict__["_weight_memo"] = s
         return s
@@ -146,7 +158,9 @@ class SparseLinear(nn.Module):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args, **kwargs):
         # Another pattern may hold another number of nonzeros: take the incoming shapes.
-        for name in ("values", *self.structure_names):
+        names = ("values", *self.structure_names, *(("scales",) if "scales" in self._buffers
+                                                      else ()))
+        for name in names:
             incoming = state_dict.get(prefix + name)
             current = getattr(self, name)
             if incoming is not None and incoming.shape != current.shape:
@@ -166,4 +180,5 @@ class SparseLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"layout={self.layout!r}, params={self.params_}, density={w.density:.4f}, "
             f"bias={self.bias is not None}"
+            + ("" if w.scales is None else f", int8, group_size={self.group_size}")
         )

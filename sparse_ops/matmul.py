@@ -94,15 +94,72 @@ def _check_dense_operand(name: str, s: SparseMatrix, x: object, dim_name: str) -
     return x
 
 
+_QUANT_X_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _check_quantized_operand(name: str, s: SparseMatrix, x: object) -> torch.Tensor:
+    """The activation of a quantized (int8) weight: a float32 / bfloat16 / float16 dense
+    tensor on the weight's device; int8 weights are inference only."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name}: expected a dense tensor, got layout {x.layout}")
+    if x.dtype not in _QUANT_X_DTYPES:
+        raise TypeError(f"{name}: an int8 weight takes float32, bfloat16 or float16 "
+                        f"activations, got {x.dtype}")
+    if x.device != s.device:
+        raise ValueError(f"{name}: on {x.device}, the sparse matrix on {s.device}")
+    if x.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"{name}: requires grad, but int8 weights are inference only (no "
+                           f"backward); run under torch.no_grad() or dequantize() the weight")
+    return x
+
+
+def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | None,
+                      backend: str | None) -> torch.Tensor:
+    """``x2 (B, K) @ W^T + bias`` for an int8 ``w`` (quantize.py) → ``(B, M)`` in x's dtype.
+
+    Per row: the kernels read the int8 values as stored and the ``(B, M)`` output is scaled
+    per column (then the bias added). Per group: the values are dequantized to x's dtype for
+    this call and the float product runs on them."""
+    from .quantize import check_quantized, dequantized_values, row_scales
+
+    check_quantized(w, "weight", finite=False)
+    ops = _checked_ops(w, backend, x2)
+    dt = x2.dtype
+    if w.group_size is not None or backend == "reference":
+        vals = dequantized_values(w, dt)
+        if ops.linear is not None:
+            return ops.entry("linear")(*w.structure(), vals, x2, bias, *w.params())
+        y = ops.entry("spmm")(*w.structure(), vals, x2.t(), *w.params()).t()
+        return y if bias is None else y + bias
+    if ops.linear is not None:
+        y = ops.entry("linear")(*w.structure(), w.values, x2, None, *w.params())
+    else:
+        y = ops.entry("spmm")(*w.structure(), w.values, x2.t(), *w.params()).t()
+    scale = row_scales(w, dt)
+    return torch.addcmul(bias, y, scale) if bias is not None else y * scale
+
+
 def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
     """``s @ x``: sparse ``s (M, K)`` times dense ``x (K, N)`` → dense ``(M, N)``.
 
     Differentiable with respect to ``s.values`` and ``x``. ``backend``: ``"cpp"`` (CPU),
     ``"triton"`` (CUDA, or the Triton interpreter), ``"reference"`` (plain torch), or None to
-    pick by device.
+    pick by device. A quantized ``s`` (int8 values, ``so.quantize``) takes a float32 /
+    bfloat16 / float16 ``x`` and returns its dtype; inference only.
     """
     if not isinstance(s, SparseMatrix):
         _check_sparse("s", s)
+    if s.scales is not None:
+        x = _check_quantized_operand("x", s, x)
+        if x.dim() != 2:
+            raise ValueError(f"x: expected a 2-D (K, N) tensor, got shape {tuple(x.shape)}")
+        if x.shape[0] != s._shape[1]:
+            raise ValueError(
+                f"x: has {x.shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
+            )
+        return _quantized_linear(x.t(), s, None, backend).t()
     x = _check_dense_operand("x", s, x, "K")
     shape = x.shape
     if len(shape) != 2:
@@ -124,17 +181,29 @@ def linear(
     """``F.linear`` with a sparse weight ``(M, K)``: ``x (..., K)`` → ``(..., M)``."""
     if not isinstance(weight, SparseMatrix):
         _check_sparse("weight", weight)
-    x = _check_dense_operand("x", weight, x, "in_features")
+    quantized = weight.scales is not None
+    if quantized:
+        x = _check_quantized_operand("x", weight, x)
+    else:
+        x = _check_dense_operand("x", weight, x, "in_features")
     M, K = weight._shape
     shape = x.shape
     if len(shape) < 1 or shape[-1] != K:
         raise ValueError(f"x: last dim must be in_features = {K}, got shape {tuple(shape)}")
     if bias is not None:
-        _check_dense_operand("bias", weight, bias, "out_features")
+        if quantized:
+            if not isinstance(bias, torch.Tensor) or bias.dtype != x.dtype:
+                raise TypeError(f"bias: expected a {x.dtype} tensor (the activations' dtype), "
+                                f"got {getattr(bias, 'dtype', type(bias).__name__)}")
+        else:
+            _check_dense_operand("bias", weight, bias, "out_features")
         if bias.shape != (M,):
             raise ValueError(f"bias: expected shape ({M},), got {tuple(bias.shape)}")
-    ops = _checked_ops(weight, backend, x)
     x2 = x if len(shape) == 2 else x.reshape(-1, K)
+    if quantized:
+        y = _quantized_linear(x2, weight, bias, backend)
+        return y if len(shape) == 2 else y.reshape(*shape[:-1], M)
+    ops = _checked_ops(weight, backend, x)
     if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
         y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params(),
                                 *_aux(weight))
