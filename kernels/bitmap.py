@@ -42,6 +42,7 @@ from .validation import (
     check_out,
     check_same_dtype,
     check_size,
+    check_spmm_dtypes,
     check_tensor,
     check_values,
 )
@@ -170,6 +171,10 @@ def _bitmap_spmm_kernel(
 ):
     tl.static_assert(BLOCK_K % 8 == 0, "BLOCK_K must hold whole bitmap bytes")
     ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
+    # Values are read in the dot's operand dtype: x's, or fp32 under DOT_FP32. So int8 values
+    # (W8A16) are converted in registers (exact), since tl.dot takes floats; under the
+    # interpreter straight to fp32, as its int -> bf16 cast keeps the integer as raw bf16 bits.
+    S_DTYPE: tl.constexpr = tl.float32 if DOT_FP32 else x_ptr.dtype.element_ty
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < M
     base = tl.load(off_ptr + rows, mask=row_ok, other=0)
@@ -182,7 +187,7 @@ def _bitmap_spmm_kernel(
         bits = _chunk_bits(bm_ptr, rows, row_ok, k0, K, W, stride_bm, stride_bb, BLOCK_M, BLOCK_K)
         p, ok = _value_index(bits, base, NNZ)
         base += tl.sum(bits, axis=1)
-        s = tl.load(val_ptr + p, mask=ok, other=0.0)
+        s = tl.load(val_ptr + p, mask=ok, other=0).to(S_DTYPE)
         col = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
         x = tl.load(
             x_ptr + col[:, None] * stride_xk + n[None, :] * stride_xn,
@@ -190,7 +195,6 @@ def _bitmap_spmm_kernel(
             other=0.0,
         )
         if DOT_FP32:
-            s = s.to(tl.float32)
             x = x.to(tl.float32)
         acc = tl.dot(s, x, acc, input_precision=PRECISION)
 
@@ -398,12 +402,14 @@ def bitmap_spmm(
     """``Y = S @ X``: ``S`` ``(M, K)`` in the bitmap layout, ``x`` ``(K, N)`` → ``(M, N)`` in
     ``x.dtype``; ``K`` is read from ``x`` (``bitmap.shape[1]`` must be ``8 * ceil(K / 64)``).
 
-    ``out``, if given, is an ``(M, N)`` tensor (any strides) that receives the result.
+    ``values`` have the dtype of ``x``, or are int8 with an fp32, bf16 or fp16 ``x`` (W8A16:
+    the integers are multiplied as they are, no scales). ``out``, if given, is an ``(M, N)``
+    tensor (any strides) that receives the result.
     """
     m = _check_parts(row_offsets, bitmap)
-    check_values("values", values, ndim=1)
+    check_values("values", values, ndim=1, int8=True)
     check_values("x", x, ndim=2)
-    check_same_dtype("values", values, x=x)
+    check_spmm_dtypes(values, x)
     device = check_device(row_offsets=row_offsets, bitmap=bitmap, values=values, x=x)
     k, n = x.shape
     w = _check_width(bitmap, k, "x.shape[0]")

@@ -32,6 +32,7 @@ from .validation import (
     check_out,
     check_same_dtype,
     check_size,
+    check_spmm_dtypes,
     check_tensor,
     check_values,
 )
@@ -126,6 +127,10 @@ def _bsr_spmm_kernel(
     SWAP: tl.constexpr,
 ):
     ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
+    # Blocks are read in x's dtype (fp32 under DOT_FP32): int8 values (W8A16) are converted in
+    # registers (exact), since tl.dot takes floats; under the interpreter straight to fp32, as
+    # its int -> bf16 cast keeps the integer as raw bf16 bits. Float values have x's dtype.
+    XT: tl.constexpr = tl.float32 if DOT_FP32 else x_ptr.dtype.element_ty
     block_row = tl.program_id(0)
     pid_n = tl.program_id(1)
     start = tl.load(crow_ptr + block_row)
@@ -151,7 +156,7 @@ def _bsr_spmm_kernel(
         for i in range(0, end - start):
             p64 = first + i
             k0 = tl.load(col_ptr + p64).to(tl.int64) * C
-            blk_t = tl.load(blk_t_ptrs + p64 * stride_vb, mask=blk_mask.T, other=0.0)
+            blk_t = tl.load(blk_t_ptrs + p64 * stride_vb, mask=blk_mask.T, other=0).to(XT)
             x_t = tl.load(
                 x_ptr + (k0 + c)[None, :] * stride_xk + n[:, None] * stride_xn,
                 mask=x_mask.T,
@@ -164,7 +169,7 @@ def _bsr_spmm_kernel(
         for i in range(0, end - start):
             p64 = first + i
             k0 = tl.load(col_ptr + p64).to(tl.int64) * C
-            blk = tl.load(blk_ptrs + p64 * stride_vb, mask=blk_mask, other=0.0)
+            blk = tl.load(blk_ptrs + p64 * stride_vb, mask=blk_mask, other=0).to(XT)
             xt = tl.load(
                 x_ptr + (k0 + c)[:, None] * stride_xk + n[None, :] * stride_xn,
                 mask=x_mask,
@@ -290,12 +295,15 @@ def bsr_spmm(
     """``Y = S @ X``: ``S`` ``(M, K)`` in BSR with ``R x C`` blocks, ``x`` ``(K, N)`` →
     ``(M, N)`` in ``x.dtype``, ``M = (len(crow) - 1) * R``, ``K`` a multiple of ``C``.
 
+    ``values`` have the dtype of ``x``, or are int8 with an fp32, bf16 or fp16 ``x`` (W8A16:
+    the integers are multiplied as they are, no scales).
+
     ``values`` may have any strides (:func:`bsr_spmm_t` passes transposed blocks as a view).
     """
     mb, nnzb = _check_structure(crow, col)
-    check_values("values", values, ndim=3)
+    check_values("values", values, ndim=3, int8=True)
     check_values("x", x, ndim=2)
-    check_same_dtype("values", values, x=x)
+    check_spmm_dtypes(values, x)
     device = check_device(crow=crow, col=col, values=values, x=x)
     check_dim("values", values.shape[0], nnzb, "values.shape[0] = len(col)")
     _, r, c = values.shape

@@ -25,6 +25,7 @@ from .validation import (
     check_out,
     check_same_dtype,
     check_size,
+    check_spmm_dtypes,
     check_tensor,
     check_values,
 )
@@ -108,7 +109,7 @@ def _csr_spmm_kernel(
         in_row = (off + j)[None, :] < length[:, None]  # [BLOCK_ROWS, BLOCK_NNZ]
         p = start[:, None] + off + j[None, :]
         k = tl.load(col_ptr + p, mask=in_row, other=0).to(tl.int64)
-        v = tl.load(val_ptr + p, mask=in_row, other=0.0).to(ACC)
+        v = tl.load(val_ptr + p, mask=in_row, other=0).to(ACC)  # int8 (W8A16) widens here
         x = tl.load(
             x_ptr + k[:, :, None] * stride_xk + n[None, None, :] * stride_xn,
             mask=in_row[:, :, None] & n_ok[None, None, :],
@@ -208,12 +209,14 @@ def csr_spmm(
 ) -> torch.Tensor:
     """``Y = S @ X``: ``S`` ``(M, K)`` in CSR, ``x`` ``(K, N)`` → ``(M, N)`` in ``x.dtype``.
 
-    ``out``, if given, is an ``(M, N)`` tensor (any strides) that receives the result.
+    ``values`` have the dtype of ``x``, or are int8 with an fp32, bf16 or fp16 ``x`` (W8A16:
+    the integers are multiplied as they are, no scales). ``out``, if given, is an ``(M, N)``
+    tensor (any strides) that receives the result.
     """
     m, nnz = _check_structure(crow, col)
-    check_values("values", values, ndim=1)
+    check_values("values", values, ndim=1, int8=True)
     check_values("x", x, ndim=2)
-    check_same_dtype("values", values, x=x)
+    check_spmm_dtypes(values, x)
     device = check_device(crow=crow, col=col, values=values, x=x)
     check_dim("values", values.shape[0], nnz, "len(values) = len(col)")
     k, n = x.shape

@@ -26,6 +26,7 @@ from .validation import (
     check_out,
     check_same_dtype,
     check_size,
+    check_spmm_dtypes,
     check_tensor,
     check_values,
 )
@@ -95,26 +96,28 @@ def _dense_tile(
     BITS: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_G: tl.constexpr,
-    IN_FP32: tl.constexpr,
+    TILE_DTYPE: tl.constexpr,
 ):
     """Rows ``rows`` of ``S``, groups ``g0 .. g0 + BLOCK_G``, as a dense ``[BLOCK_M,
-    BLOCK_G * M_PAD]`` tile (column ``g * M_PAD + j`` is column ``g * m + j``), in the dtype
-    of the values, or fp32 if ``IN_FP32``.
+    BLOCK_G * M_PAD]`` tile (column ``g * M_PAD + j`` is column ``g * m + j``) in
+    ``TILE_DTYPE``: the values' dtype, fp32 where the dot runs in fp32 (``DOT_FP32``), or for
+    int8 values (W8A16) the dtype of ``x`` (exact).
 
     The slots of a group are adjacent in memory, so values (and metadata bytes) load as
     ``[BLOCK_M, BLOCK_G, N_PAD]`` tensors, contiguous along each row: loads the compiler can
     vectorise and pipeline into shared memory (loading slot by slot, with stride ``n``, it
     does neither). Each slot is then pulled out along the last, in-thread axis and scattered
     to its position. The tile is built in the values' own dtype (half the registers of fp32
-    for 16-bit values); the sum is exact, since a valid layout has at most one nonzero at
-    each position of a group and the other slots there add zeros."""
+    for 16-bit values; int8 values are converted once, as loaded, not per dense column); the
+    sum is exact, since a valid layout has at most one nonzero at each position of a group
+    and the other slots there add zeros."""
     g = g0 + tl.arange(0, BLOCK_G)
     q = tl.arange(0, N_PAD)
     slot = g[:, None] * N_KEEP + q[None, :]  # [BLOCK_G, N_PAD]
     ok = row_ok[:, None, None] & ((g < G)[:, None] & (q < N_KEEP)[None, :])[None, :, :]
     v3 = tl.load(
-        val_ptr + rows[:, None, None] * stride_vm + slot[None, :, :] * stride_vs, mask=ok, other=0.0
-    )
+        val_ptr + rows[:, None, None] * stride_vm + slot[None, :, :] * stride_vs, mask=ok, other=0
+    ).to(TILE_DTYPE)
     bit = slot * BITS
     byte = tl.load(
         meta_ptr + rows[:, None, None] * stride_mm + (bit // 8)[None, :, :] * stride_mb,
@@ -122,8 +125,6 @@ def _dense_tile(
         other=0,
     ).to(tl.int32)
     pos3 = (byte >> (bit % 8)[None, :, :]) & ((1 << BITS) - 1)
-    if IN_FP32:
-        v3 = v3.to(tl.float32)
     j = tl.arange(0, M_PAD)
     dense = tl.zeros((BLOCK_M, BLOCK_G, M_PAD), dtype=v3.dtype)
     for s in tl.static_range(N_KEEP):
@@ -181,6 +182,10 @@ def _nm_spmm_kernel(
 ):
     ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     BLOCK_G: tl.constexpr = BLOCK_K // M_PAD
+    # The tile of S is built in x's dtype (fp32 under DOT_FP32): the values' own dtype, or for
+    # int8 values (W8A16) their exact conversion in registers, since tl.dot takes floats (under
+    # the interpreter straight to fp32: its int -> bf16 cast keeps the integer as raw bits).
+    TILE: tl.constexpr = tl.float32 if DOT_FP32 else x_ptr.dtype.element_ty
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -192,8 +197,7 @@ def _nm_spmm_kernel(
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC)
     for g0 in range(0, G, BLOCK_G):
         s = _dense_tile(val_ptr, meta_ptr, rows, row_ok, g0, G, stride_vm, stride_vs, stride_mm,
-                        stride_mb, N_KEEP, N_PAD, M_PAD, BITS, BLOCK_M, BLOCK_G,
-                        DOT_FP32)
+                        stride_mb, N_KEEP, N_PAD, M_PAD, BITS, BLOCK_M, BLOCK_G, TILE)
         col, real = _dense_columns(g0, M_GROUP, M_PAD, BLOCK_K)
         x = tl.load(
             x_ptr + col[:, None] * stride_xk + n[None, :] * stride_xn,
@@ -261,6 +265,7 @@ def _nm_spmm_t_kernel(
 ):
     ACC: tl.constexpr = tl.float64 if FP64 else tl.float32
     BLOCK_G: tl.constexpr = BLOCK_K // M_PAD
+    TILE: tl.constexpr = tl.float32 if DOT_FP32 else val_ptr.dtype.element_ty
     g0 = tl.program_id(0) * BLOCK_G
     pid_n = tl.program_id(1)
     n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -272,8 +277,7 @@ def _nm_spmm_t_kernel(
         row_ok = rows < M
         rows = rows.to(tl.int64)
         s = _dense_tile(val_ptr, meta_ptr, rows, row_ok, g0, G, stride_vm, stride_vs, stride_mm,
-                        stride_mb, N_KEEP, N_PAD, M_PAD, BITS, BLOCK_M, BLOCK_G,
-                        DOT_FP32)
+                        stride_mb, N_KEEP, N_PAD, M_PAD, BITS, BLOCK_M, BLOCK_G, TILE)
         d = tl.load(
             d_ptr + rows[:, None] * stride_dm + n[None, :] * stride_dn,
             mask=row_ok[:, None] & n_ok[None, :],
@@ -413,8 +417,8 @@ def _tile_params(n: int, m: int, dtype: torch.dtype) -> dict:
     }
 
 
-def _check_operands(values, metadata) -> None:
-    check_values("values", values, ndim=2)
+def _check_operands(values, metadata, int8: bool = False) -> None:
+    check_values("values", values, ndim=2, int8=int8)
     check_tensor("metadata", metadata, ndim=2, dtypes=(torch.uint8,))
 
 
@@ -428,11 +432,13 @@ def nm_spmm(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``Y = S @ X``: ``S`` ``(M, K)`` in packed ``n:m``, ``x`` ``(K, N)`` → ``(M, N)`` in
-    ``x.dtype``; ``K`` is read from ``x``."""
+    ``x.dtype``; ``K`` is read from ``x``. ``values`` have the dtype of ``x``, or are int8
+    with an fp32, bf16 or fp16 ``x`` (W8A16: the integers are multiplied as they are, no
+    scales)."""
     _check_nm(n, m)
-    _check_operands(values, metadata)
+    _check_operands(values, metadata, int8=True)
     check_values("x", x, ndim=2)
-    check_same_dtype("values", values, x=x)
+    check_spmm_dtypes(values, x)
     device = check_device(values=values, metadata=metadata, x=x)
     rows = values.shape[0]
     k, cols = x.shape

@@ -26,8 +26,28 @@ def check_tensor(name: str, t: object, *, ndim: int, dtypes: Sequence[torch.dtyp
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
 
 
-def check_values(name: str, t: object, *, ndim: int) -> None:
-    """``t`` holds floating values the kernels take (fp16, bf16, fp32)."""
+# W8A16: the spmm products (``S @ x``) also take int8 ``values`` with an ``x`` of one of these
+# dtypes. The kernels widen the integers in registers; the output has x's dtype and no scale is
+# applied (the caller multiplies rows by the quantization scales). Inference only: no other
+# product, and so no backward, takes int8.
+INT8_X_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16, torch.float16)
+_INT8_SPMM_ONLY = (
+    "int8 values are inference only (S @ x): only the spmm products take them, as values, "
+    f"with x of dtype {_dtype_names(INT8_X_DTYPES)}"
+)
+
+
+def check_values(name: str, t: object, *, ndim: int, int8: bool = False) -> None:
+    """``t`` holds floating values the kernels take (fp16, bf16, fp32, fp64); with ``int8``
+    (the ``values`` of an spmm product) int8 too, paired with x by :func:`check_spmm_dtypes`."""
+    if isinstance(t, torch.Tensor) and t.dtype == torch.int8:
+        if not int8:
+            raise TypeError(
+                f"{name} must have dtype {_dtype_names(FLOAT_DTYPES)}, got {t.dtype}: "
+                + _INT8_SPMM_ONLY
+            )
+        check_tensor(name, t, ndim=ndim, dtypes=(torch.int8,))
+        return
     check_tensor(name, t, ndim=ndim, dtypes=FLOAT_DTYPES)
 
 
@@ -38,6 +58,18 @@ def check_same_dtype(ref_name: str, ref: torch.Tensor, **others: torch.Tensor) -
             raise TypeError(
                 f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {t.dtype}"
             )
+
+
+def check_spmm_dtypes(values: torch.Tensor, x: torch.Tensor) -> None:
+    """The dtypes an spmm product takes (after :func:`check_values` on both): ``x`` has the
+    dtype of ``values``, or, for int8 ``values`` (W8A16), one of :data:`INT8_X_DTYPES`."""
+    if values.dtype != torch.int8:
+        check_same_dtype("values", values, x=x)
+    elif x.dtype not in INT8_X_DTYPES:
+        raise TypeError(
+            f"x must have dtype {_dtype_names(INT8_X_DTYPES)} with int8 values (W8A16), "
+            f"got {x.dtype}"
+        )
 
 
 def check_device(**tensors: torch.Tensor) -> torch.device:

@@ -16,7 +16,9 @@ autograd, and ``torch.compile`` treats them like the C++ ops.
 
 Inputs may be fp16, bf16, fp32 or fp64; outputs take the input dtype; sums run in fp32 (fp64
 for fp64). fp32 ``tl.dot`` follows ``torch.get_float32_matmul_precision()`` (TF32 unless
-"highest"); see kernels/README.md.
+"highest"); see kernels/README.md. The ``*_spmm_triton`` ops also take int8 ``values`` with an
+fp32, bf16 or fp16 ``x`` (W8A16, inference only: the integers multiplied as they are, no
+scales; output and fake in ``x``'s dtype); the other ops, and so the backward, refuse int8.
 """
 
 from __future__ import annotations

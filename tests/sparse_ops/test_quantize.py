@@ -248,3 +248,27 @@ def _copy(model: nn.Module) -> nn.Module:
     import copy
 
     return copy.deepcopy(model)
+
+
+@pytest.mark.parametrize("group_size", [None, 16])
+@pytest.mark.parametrize("layout,shape,kw", [("bitmap", (37, 70), {}),
+                                             ("nm", (19, 45), {"n": 2, "m": 4}),
+                                             ("csr", (23, 41), {}),
+                                             ("bsr", (24, 40), {"blocksize": (4, 8)})])
+def test_triton_backend_int8(layout, shape, kw, group_size):
+    """The Triton spmm kernels read int8 values (W8A16) under the interpreter (or on CUDA)."""
+    from sparse_ops.kernels.autotune import INTERPRET
+
+    if not INTERPRET and not torch.cuda.is_available():
+        pytest.skip("Triton kernels need CUDA, or TRITON_INTERPRET=1 set before triton is "
+                    "imported")
+    dev = "cpu" if INTERPRET or not torch.cuda.is_available() else "cuda"
+    s, _ = random_sparse(layout, shape, kw)
+    q = so.quantize(s, group_size=group_size).to(dev)
+    ref_w = q.to_dense().double().cpu()
+    g = torch.Generator().manual_seed(draw_seed())
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(shape[1], 5, generator=g).to(dtype)
+        y = so.matmul(q, x.to(dev), backend="triton")
+        assert y.dtype == dtype
+        assert rel_err(y.cpu(), ref_w @ x.double()) < TOL[dtype]
