@@ -52,6 +52,7 @@ from torch import nn
 import sparse_ops as so
 from bench import targets
 from bench.host import cpu_model, header, out_dir
+from bench.int8 import Int8PackLinear, dequantized_model, int8pack_model
 
 SEED = 0
 TOL = {"float32": 1e-4, "bfloat16": 3e-2}  # sparse vs densified-same-weights logits
@@ -72,6 +73,13 @@ VARIANTS = [
     Variant("bsr 32x32 0.3", "bsr", {"density": 0.3, "blocksize": (32, 32)}),
     Variant("bitmap 0.5", "bitmap", {"density": 0.5}),
     Variant("bitmap 0.3", "bitmap", {"density": 0.3}),
+    # int8 weights (issue 23): torch's dense int8 weight-only product, and sparse + int8
+    Variant("int8 dense", "int8pack"),
+    Variant("bitmap 0.5 int8", "bitmap", {"density": 0.5, "weight_dtype": "int8"}),
+    Variant("2:4 int8", "nm", {"n": 2, "m": 4, "weight_dtype": "int8"}),
+    Variant("csr 0.3 int8", "csr", {"density": 0.3, "weight_dtype": "int8"}),
+    Variant("bsr 32x32 0.3 int8", "bsr", {"density": 0.3, "blocksize": (32, 32),
+                                          "weight_dtype": "int8"}),
 ]
 
 
@@ -151,8 +159,13 @@ def weight_bytes(model: nn.Module) -> tuple[int, int]:
     for mod in model.modules():
         if isinstance(mod, so.SparseLinear):
             s = mod.sparse_weight()
-            dense += mod.out_features * mod.in_features * s.values.element_size()
+            size = (s.values.element_size() if s.scales is None
+                    else (mod.bias if mod.bias is not None else s.scales).element_size())
+            dense += mod.out_features * mod.in_features * size
             stored += s.nbytes
+        elif isinstance(mod, Int8PackLinear):
+            dense += mod.out_features * mod.in_features * mod.scales.element_size()
+            stored += mod.nbytes
         elif isinstance(mod, nn.Linear):
             b = mod.weight.numel() * mod.weight.element_size()
             dense += b
@@ -198,7 +211,10 @@ def prepare_variant(kind: str, base: nn.Module, ref_out: torch.Tensor, v: Varian
     row = Row(label, dtype, v.name, False)
     model = copy.deepcopy(base)
     t0 = time.perf_counter()
-    if v.layout is not None:
+    if v.layout == "int8pack":
+        int8pack_model(model)
+        row.note = "aten._weight_int8pack_mm, per-row int8"
+    elif v.layout is not None:
         so.sparsify(model, v.layout, **v.kwargs)
         skipped_log.setdefault(label, dict(model.sparsify_skipped))
         row.note = f"sparsify {time.perf_counter() - t0:.1f}s, {len(model.sparsified)} layers"
@@ -207,7 +223,12 @@ def prepare_variant(kind: str, base: nn.Module, ref_out: torch.Tensor, v: Varian
     row.bytes_ratio = dense_b / stored_b
     out = outputs(model, kind, x)
     row.err_vs_unpruned = rel_err(out, ref_out)
-    if v.layout is not None:
+    if v.layout == "int8pack":
+        twin = dequantized_model(copy.deepcopy(model))
+        row.err_vs_pruned_dense = rel_err(out, outputs(twin, kind, x))
+        row.ok = row.err_vs_pruned_dense < TOL[dtype]
+        del twin
+    elif v.layout is not None:
         densified = so.densify(copy.deepcopy(model))
         row.err_vs_pruned_dense = rel_err(out, outputs(densified, kind, x))
         row.ok = row.err_vs_pruned_dense < TOL[dtype]
@@ -426,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     layouts = known_layouts()
     notes = []
-    variants = [v for v in VARIANTS if v.layout is None or v.layout in layouts]
+    variants = [v for v in VARIANTS if v.layout in (None, "int8pack") or v.layout in layouts]
     if args.variants is not None:
         wanted = [w.strip() for w in args.variants.split(",") if w.strip()]
         names = [v.name for v in VARIANTS]
@@ -434,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
             if w not in names:
                 ap.error(f"--variants: unknown variant {w!r} (known: {names})")
         variants = [v for v in variants if v.name in wanted]
-    missing = [v.name for v in VARIANTS if v.layout is not None and v.layout not in layouts]
+    missing = [v.name for v in VARIANTS
+               if v.layout not in (None, "int8pack") and v.layout not in layouts]
     if missing:
         notes.append(f"skipped {', '.join(missing)}: layout not known to this build "
                      f"(so.to_sparse knows {layouts})")

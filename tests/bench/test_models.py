@@ -29,6 +29,8 @@ def test_models_quick_smoke(tmp_path):
     rows = data["rows"]
     variants = {r["variant"] for r in rows}
     assert {"dense", "csr 0.5", "csr 0.3", "2:4", "bsr 32x32 0.3"} <= variants
+    assert {"int8 dense", "bitmap 0.5 int8", "2:4 int8", "csr 0.3 int8",
+            "bsr 32x32 0.3 int8"} <= variants  # issue 23's rows, each checked below
     assert {(r["model"], r["dtype"]) for r in rows} == {
         (m, d) for m in ("Llama", "BERT") for d in ("float32", "bfloat16")}
     assert not any(r["compiled"] for r in rows)
