@@ -106,7 +106,6 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
     BitmapArgs<T> args{off, bits, nullptr, x, out, M, K, 1, nnz, s.rb, 1};
     args.stored = stored;
     if (stored.dt == compute_dtype(stored.dt)) args.val = static_cast<const T*>(stored.data);
-    if constexpr (std::is_same_v<T, float>) args.x_finite = all_finite(x, 1, K, K);
     const int64_t nchunks = chunk_count(threads, M, nnz * 4 + M * s.rb);
     // A row costs its bitmap scan (rb / 8 words) plus its values.
     const auto bounds = split_by_prefix(off, M, nchunks, 1 + s.rb / 4, 1);

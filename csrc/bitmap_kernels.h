@@ -85,8 +85,7 @@ int64_t bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
 }
 
 #if SPARSE_OPS_ISA == 3
-// FIN is unused here: the masked x loads already read nothing of unstored columns.
-template <class TV, bool FIN>
+template <class TV>
 int64_t bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const TV* __restrict__ val = values_of<TV>(a);
   const float* __restrict__ x = a.x;
@@ -184,26 +183,15 @@ inline __m256 bm_values8(const TV* p, int64_t avail) {
 }
 
 // One byte's 8 columns, the values loaded in full (the caller checked they are in the array).
-// FIN: x holds no inf / NaN (checked once a call), so only the values need zeroing in the
-// unset lanes: one blend fewer a byte (on the AMD EPYC Zen 3 of session 9 the SpMV is bound
-// by micro-ops, about 3.4 cycles a bitmap byte, and this took a 4096^2 d = 0.5 SpMV from
-// 6.3 to 4.8 cycles a byte in a stand-alone loop).
-template <class TV, bool FIN = false>
+template <class TV>
 inline __m256 bm_chunk8(const BmExpandTable& t, unsigned b, const TV* p, const float* xv,
                         __m256 acc) {
   __m256 v = V<float>::load(p);
-  if constexpr (FIN) {
-    const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.idx[b]));
-    const __m256 e = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v, idx), _mm256_setzero_ps(),
-                                      _mm256_castsi256_ps(idx));
-    return _mm256_fmadd_ps(e, _mm256_loadu_ps(xv), acc);
-  } else {
-    asm("" : "+x"(v));  // keep the load out of vpermps (see the AVX-512 kernel)
-    return bm_fma8(t, b, v, _mm256_loadu_ps(xv), acc);
-  }
+  asm("" : "+x"(v));  // keep the load out of vpermps (see the AVX-512 kernel)
+  return bm_fma8(t, b, v, _mm256_loadu_ps(xv), acc);
 }
 
-template <class TV, bool FIN>
+template <class TV>
 int64_t bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const BmExpandTable& t = bm_expand_table();
   const TV* __restrict__ val = values_of<TV>(a);
@@ -233,14 +221,14 @@ int64_t bitmap_spmv_vec(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
         const int64_t q5 = q4 + __builtin_popcount(hi & 0xFFu);
         const int64_t q6 = q4 + __builtin_popcount(hi & 0xFFFFu);
         const int64_t q7 = q4 + __builtin_popcount(hi & 0xFFFFFFu);
-        s0 = bm_chunk8<TV, FIN>(t, lo & 0xFFu, val + p, xw, s0);
-        s1 = bm_chunk8<TV, FIN>(t, (lo >> 8) & 0xFFu, val + q1, xw + 8, s1);
-        s2 = bm_chunk8<TV, FIN>(t, (lo >> 16) & 0xFFu, val + q2, xw + 16, s2);
-        s3 = bm_chunk8<TV, FIN>(t, lo >> 24, val + q3, xw + 24, s3);
-        s0 = bm_chunk8<TV, FIN>(t, hi & 0xFFu, val + q4, xw + 32, s0);
-        s1 = bm_chunk8<TV, FIN>(t, (hi >> 8) & 0xFFu, val + q5, xw + 40, s1);
-        s2 = bm_chunk8<TV, FIN>(t, (hi >> 16) & 0xFFu, val + q6, xw + 48, s2);
-        s3 = bm_chunk8<TV, FIN>(t, hi >> 24, val + q7, xw + 56, s3);
+        s0 = bm_chunk8(t, lo & 0xFFu, val + p, xw, s0);
+        s1 = bm_chunk8(t, (lo >> 8) & 0xFFu, val + q1, xw + 8, s1);
+        s2 = bm_chunk8(t, (lo >> 16) & 0xFFu, val + q2, xw + 16, s2);
+        s3 = bm_chunk8(t, lo >> 24, val + q3, xw + 24, s3);
+        s0 = bm_chunk8(t, hi & 0xFFu, val + q4, xw + 32, s0);
+        s1 = bm_chunk8(t, (hi >> 8) & 0xFFu, val + q5, xw + 40, s1);
+        s2 = bm_chunk8(t, (hi >> 16) & 0xFFu, val + q6, xw + 48, s2);
+        s3 = bm_chunk8(t, hi >> 24, val + q7, xw + 56, s3);
       } else {  // the array's last values, or the columns past K: careful loads
         __m256* s[4] = {&s0, &s1, &s2, &s3};
         int64_t q = p;
@@ -268,9 +256,7 @@ int64_t bitmap_spmv_rows(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   return with_storage<T>(a.stored.dt, [&](auto tv) {
     using TV = decltype(tv);
 #if SPARSE_OPS_ISA >= 2
-    if constexpr (std::is_same_v<T, float>)
-      return a.x_finite ? bitmap_spmv_vec<TV, true>(a, r0, r1)
-                        : bitmap_spmv_vec<TV, false>(a, r0, r1);
+    if constexpr (std::is_same_v<T, float>) return bitmap_spmv_vec<TV>(a, r0, r1);
 #endif
     return bitmap_spmv_bits<T, TV>(a, r0, r1);
   });

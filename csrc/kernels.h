@@ -106,8 +106,6 @@ struct BitmapArgs {
   int64_t M, K, N, nnz, rb;
   int64_t ldx;
   Values stored{};  // the values as stored (SpMV only)
-  bool x_finite = false;  // SpMV: x holds no inf / NaN (checked by the driver), so the AVX2
-                          // kernel need not zero x in the lanes of unstored columns
 };
 
 // The dense-panel SpMM (panel_kernels.h: "load sparse, compute dense") of a bitmap or N:M S,

@@ -269,8 +269,8 @@ def test_fuzz_malformed_structures(case):
 @pytest.mark.parametrize("vdtype", ["float32", "bfloat16", "int8"])
 @pytest.mark.parametrize("bad", [float("inf"), float("nan")])
 def test_spmv_non_finite_x_reaches_only_rows_that_store_its_column(level, vdtype, bad):
-    """N = 1: the SpMV takes a faster path when x is all finite (no zeroing of x in unstored
-    lanes); with an inf / NaN in x the rows that store nothing in that column stay exact."""
+    """N = 1: with an inf / NaN in x the rows that store nothing in that column stay exact, for
+    every value dtype (the SpMV zeroes x in the lanes of unstored columns)."""
     prev = _C.simd_level()
     try:
         _C._set_simd_level(level)
