@@ -105,9 +105,9 @@ class SparseMatrix:
         if other.scales is not None:
             self.scales = other.scales
             self.group_size = other.group_size
-            gid = other.__dict__.get("_group_index")
-            if gid is not None:
-                self.__dict__["_group_index"] = gid
+            runs = other.__dict__.get("_runs")  # same structure: same runs of one scale
+            if runs is not None:
+                self.__dict__["_runs"] = runs
         return self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

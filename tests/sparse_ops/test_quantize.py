@@ -272,3 +272,45 @@ def test_triton_backend_int8(layout, shape, kw, group_size):
         y = so.matmul(q, x.to(dev), backend="triton")
         assert y.dtype == dtype
         assert rel_err(y.cpu(), ref_w @ x.double()) < TOL[dtype]
+
+
+def test_dequant_runs_op_checks_its_runs_before_reading():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    op = torch.ops.sparse_ops.dequant_runs
+    q = torch.tensor([[1, -2, 3], [4, 5, -127]], dtype=torch.int8)
+    sc = torch.tensor([0.5, 2.0, 1.0])
+    off = torch.tensor([0, 2, 2, 6], dtype=torch.int32)
+    want = torch.tensor([[0.5, -1.0, 3.0], [4.0, 5.0, -127.0]])
+    for dt in (torch.float32, torch.bfloat16, torch.float16):
+        got = op(q, sc, off, dt)
+        assert got.dtype == dt and got.shape == q.shape
+        torch.testing.assert_close(got.float(), want)
+    torch.testing.assert_close(op(q, sc.bfloat16(), off, torch.float32), want)
+    torch.library.opcheck(op.default, (q, sc, off, torch.float32))
+    bad = [((q.float(), sc, off, torch.float32), TypeError, "values: expected an int8"),
+           ((q, sc.double(), off, torch.float32), TypeError, "scales: expected"),
+           ((q, sc, off.long(), torch.float32), TypeError, "run_off: expected an int32"),
+           ((q, sc, off, torch.int8), TypeError, "dtype: expected"),
+           ((q, sc, off[:3], torch.float32), ValueError, "run_off: expected shape"),
+           ((q, sc, torch.tensor([0, 2, 2, 7], dtype=torch.int32), torch.float32), ValueError,
+            "run_off: must run from 0"),
+           ((q, sc, torch.tensor([0, 4, 2, 6], dtype=torch.int32), torch.float32), ValueError,
+            "run_off: decreases at run 1")]
+    for args, exc, msg in bad:
+        with pytest.raises(exc, match=msg):
+            op(*args)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.integers(-2**31, 2**31 - 1), min_size=1, max_size=6))
+    def fuzz(offs):  # any run offsets: a clear error or a right answer, never a bad read
+        o = torch.tensor(offs, dtype=torch.int32)
+        s = torch.ones(len(offs) - 1) if len(offs) > 1 else torch.ones(0)
+        try:
+            got = op(q, s, o, torch.float32)
+        except ValueError:
+            return
+        assert torch.equal(got, q.float())
+
+    fuzz()
