@@ -76,6 +76,11 @@ struct NmStructure {
 };
 // out (M, N) = S @ x; values (M, G*n) as stored.
 void nm_spmm(const NmStructure& s, Values val, const Dense& x, const Dense& out, int threads);
+// out (M, 1) = S @ x, x (K, 1) float32, for int8 values with group scales: the weight of
+// slot t of row i is its value times scales[i * gs_ld + column / gsize] (float32), gsize a
+// multiple of m (checked by the caller), applied in registers.
+void nm_spmv_grouped(const NmStructure& s, Values val, const float* scales, int64_t gs_ld,
+                     int64_t gsize, const Dense& x, const Dense& out, int threads);
 // out (K, N) = S^T @ d, d (M, N); values in the compute type.
 void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& out, int threads);
 // out (M, G*n) = <a[i], b[column of slot]>; a (M, N), b (K, N).

@@ -89,6 +89,10 @@ struct NmArgs {
                      // is read in place with its row stride
   Values stored{};
   uint64_t call = 0;  // nonzero: one tag per call (per-thread operands built once a call)
+  // nm_spmv_grouped (N == 1, int8 values with group scales): the weight of slot t of row i is
+  // its value times gscale[i * gs_ld + column / gsize], gsize a multiple of m; null: none.
+  const float* gscale = nullptr;
+  int64_t gs_ld = 0, gsize = 0;
 };
 
 // Bitmap, one struct for the three products. S is (M, K): row i's stored positions are the

@@ -303,6 +303,18 @@ void nm_spmm(const NmStructure& s, Values val, const Dense& x, const Dense& out,
   });
 }
 
+void nm_spmv_grouped(const NmStructure& s, Values val, const float* scales, int64_t gs_ld,
+                     int64_t gsize, const Dense& x, const Dense& out, int threads) {
+  const NmGeom g = geometry(s.n, s.m, s.K);
+  const std::vector<int32_t> gb = group_base(g);
+  NmArgs<float> args{nullptr, s.meta, gb.data(), x.ptr<float>(), nullptr, out.ptr<float>(),
+                     s.M, s.K, 1, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
+  args.gscale = scales;
+  args.gs_ld = gs_ld;
+  args.gsize = gsize;
+  spmm_run<float>(args, val, g, threads);  // N == 1: the SpMV, never the panel
+}
+
 void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& out,
                int threads) {
   const NmGeom g = geometry(s.n, s.m, s.K);

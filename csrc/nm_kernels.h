@@ -87,7 +87,9 @@ inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<
 // When W slots span at most TBL*W columns (n divides W and m <= TBL*n: 2:4, 1:2, 4:8 with two
 // tables; 1:4, 2:8, 4:16 with four), the x values of a block of W slots come from TBL
 // contiguous vector loads and permutes instead of a gather.
-template <class T, int TBL, class TV = T>
+// GS: the values are scaled per group of gsize columns (a.gscale) as they are loaded; the
+// caller checked that gsize is a multiple of the span of a block, so a block lies in one group.
+template <class T, int TBL, class TV = T, bool GS = false>
 void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
@@ -115,6 +117,14 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   for (int64_t i = r0; i < r1; ++i) {
     const TV* __restrict__ vrow = values_of<TV>(a) + i * Gn;
     const uint8_t* __restrict__ mrow = a.meta + i * stride;
+    const float* __restrict__ grow = GS ? a.gscale + i * a.gs_ld : nullptr;
+    // the values of block k (the W slots from k * W), scaled by their group's scale
+    auto vals = [&](int64_t k) {
+      if constexpr (GS)
+        return VT::mul(VT::load(vrow + k * W), VT::set1(grow[k * span / a.gsize]));
+      else
+        return VT::load(vrow + k * W);
+    };
     reg s0 = VT::zero(), s1 = VT::zero();
     auto fast = [&](int64_t k) {
       uint64_t bits;
@@ -127,30 +137,35 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
     for (; k + 2 <= nfast; k += 2) {
       prefetch_stream<2 * W * sizeof(TV)>(vrow + k * W);
       if ((k & 15) == 0) prefetch_stream<64>(mrow + k * bpb);
-      s0 = VT::fma(VT::load(vrow + k * W), fast(k), s0);
-      s1 = VT::fma(VT::load(vrow + (k + 1) * W), fast(k + 1), s1);
+      s0 = VT::fma(vals(k), fast(k), s0);
+      s1 = VT::fma(vals(k + 1), fast(k + 1), s1);
     }
-    for (; k < nfast; ++k) s0 = VT::fma(VT::load(vrow + k * W), fast(k), s0);
+    for (; k < nfast; ++k) s0 = VT::fma(vals(k), fast(k), s0);
     for (int64_t t = k * W; t < Gn; t += W, ++k) {  // the last blocks, checked
       const int n = static_cast<int>(Gn - t < W ? Gn - t : W);
       const int64_t by = k * bpb, base = k * span;
       const auto idx = VT::iadd(goff, VT::nm_pos(load_bytes(mrow + by, stride - by), dec));
       const reg xv = window(
           [&](int q) { return VT::loadn(x + base + q * W, clampw(K - base - q * W)); }, idx, n);
-      s1 = VT::fma(VT::loadn(vrow + t, n), xv, s1);
+      reg v = VT::loadn(vrow + t, n);
+      if constexpr (GS) v = VT::mul(v, VT::set1(grow[k * span / a.gsize]));
+      s1 = VT::fma(v, xv, s1);
     }
     a.out[i] = VT::hsum(VT::add(s0, s1));
   }
 }
 
-template <class T, class TV = T>
+template <class T, class TV = T, bool GS = false>
 void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
   constexpr int W = VT::W;
   if constexpr (VT::kPerm2) {
-    if (W % a.n == 0 && (W / a.n) * a.m <= 2 * W) return nm_spmv_perm<T, 2, TV>(a, r0, r1);
-    if (W % a.n == 0 && (W / a.n) * a.m <= 4 * W) return nm_spmv_perm<T, 4, TV>(a, r0, r1);
+    const bool aligned = !GS || a.gsize % ((W / a.n) * a.m) == 0;
+    if (aligned && W % a.n == 0 && (W / a.n) * a.m <= 2 * W)
+      return nm_spmv_perm<T, 2, TV, GS>(a, r0, r1);
+    if (aligned && W % a.n == 0 && (W / a.n) * a.m <= 4 * W)
+      return nm_spmv_perm<T, 4, TV, GS>(a, r0, r1);
   }
   const int64_t Gn = a.G * a.n, b = a.bits, stride = a.meta_stride;
   const auto dec = VT::dec(static_cast<int>(b));
@@ -165,16 +180,31 @@ void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
       const uint64_t bits = load_bytes(mrow + by, stride - by) >> (bo & 7);
       return VT::nm_cols(a.gbase + tt, bits, dec);
     };
+    // GS: the W slots from t scaled lane by lane (slot u's group: its group base column
+    // over gsize, gsize a multiple of m); any n, m, W.
+    auto scaled = [&](reg v, int64_t tt, int nl) {
+      if constexpr (GS) {
+        alignas(64) T sc[W] = {};
+        const float* grow = a.gscale + i * a.gs_ld;
+        for (int l = 0; l < nl; ++l) sc[l] = static_cast<T>(grow[a.gbase[tt + l] / a.gsize]);
+        return VT::mul(v, VT::load(sc));
+      } else {
+        (void)tt;
+        (void)nl;
+        return v;
+      }
+    };
     for (; t + 2 * W <= Gn; t += 2 * W) {
       prefetch_stream<2 * W * sizeof(TV)>(vrow + t);
       if ((t & (16 * W - 1)) == 0) prefetch_stream<64>(mrow + t * b / 8);
-      s0 = VT::fma(VT::load(vrow + t), VT::gather(x, cols_at(t)), s0);
-      s1 = VT::fma(VT::load(vrow + t + W), VT::gather(x, cols_at(t + W)), s1);
+      s0 = VT::fma(scaled(VT::load(vrow + t), t, W), VT::gather(x, cols_at(t)), s0);
+      s1 = VT::fma(scaled(VT::load(vrow + t + W), t + W, W), VT::gather(x, cols_at(t + W)), s1);
     }
-    for (; t + W <= Gn; t += W) s0 = VT::fma(VT::load(vrow + t), VT::gather(x, cols_at(t)), s0);
+    for (; t + W <= Gn; t += W)
+      s0 = VT::fma(scaled(VT::load(vrow + t), t, W), VT::gather(x, cols_at(t)), s0);
     if (t < Gn) {
       const int n = static_cast<int>(Gn - t);
-      s1 = VT::fma(VT::loadn(vrow + t, n), VT::gathern(x, cols_at(t), n), s1);
+      s1 = VT::fma(scaled(VT::loadn(vrow + t, n), t, n), VT::gathern(x, cols_at(t), n), s1);
     }
     a.out[i] = VT::hsum(VT::add(s0, s1));
   }
@@ -424,7 +454,12 @@ void nm_spmm_rows(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_
   constexpr int NVMAX = Tune::nm_nv;
   if (a.N == 1) {
     if (n0 >= n1) return;
-    with_storage<T>(a.stored.dt, [&](auto tv) { nm_spmv_rows<T, decltype(tv)>(a, r0, r1); });
+    with_storage<T>(a.stored.dt, [&](auto tv) {
+      if constexpr (std::is_same_v<T, float> && std::is_same_v<decltype(tv), I8>) {
+        if (a.gscale) return nm_spmv_rows<T, I8, true>(a, r0, r1);
+      }
+      nm_spmv_rows<T, decltype(tv)>(a, r0, r1);
+    });
     return;
   }
   // N = 16 goes to the row tile: one x vector a slot with the values broadcast from a

@@ -607,6 +607,43 @@ Tensor linear(const Call<F>& c, const Tensor& values, const Tensor& x,
   return r;
 }
 
+// N:M SpMV of int8 values with group scales along K, applied in registers:
+// out (M, 1) = S @ x with S[i, j] = values * scales[i, j / group_size], x (K, 1) (or (K,))
+// float32 / bfloat16 / float16, out in x's dtype. scales (M, ceil(K / group_size)) float32 or
+// bfloat16; group_size a positive multiple of m.
+Tensor nm_spmv_grouped_op(const Tensor& metadata, const Tensor& values_in, const Tensor& scales,
+                          const Tensor& x_in, int64_t group_size, int64_t n, int64_t m) {
+  const Params p{n, m};
+  Nm::check_params(p);
+  if (values_in.scalar_type() != at::kChar)
+    type_error("values: expected an int8 tensor, got " + describe(values_in));
+  const Tensor values = values_tensor(values_in, Nm::values_dim);
+  expect_float_x(x_in, "x");
+  const Tensor x1 = x_in.dim() == 1 ? x_in.view({x_in.size(0), 1}) : x_in;
+  const Tensor x = dense_tensor(x1, "x", x1, "x");
+  if (x.size(1) != 1)
+    value_error("x: expected a (K, 1) or (K,) tensor, got " + describe(x_in));
+  if (group_size < 1 || group_size % m != 0)
+    value_error("group_size: expected a positive multiple of m=" + std::to_string(m) +
+                ", got " + std::to_string(group_size));
+  Nm::View v = Nm::view(&metadata, p, x.size(0));
+  Nm::check_values(v, values);
+  expect_cpu(scales, "scales");
+  if (scales.scalar_type() != at::kFloat && scales.scalar_type() != at::kBFloat16)
+    type_error("scales: expected a float32 or bfloat16 tensor, got " + describe(scales));
+  const int64_t groups = (x.size(0) + group_size - 1) / group_size;
+  if (scales.dim() != 2 || scales.size(0) != v.s.M || scales.size(1) != std::max<int64_t>(groups, 1))
+    value_error("scales: expected shape (" + std::to_string(v.s.M) + ", " +
+                std::to_string(std::max<int64_t>(groups, 1)) + "), got " + describe(scales));
+  const Tensor sc = scales.to(at::kFloat).contiguous();
+  Tensor out = at::empty({v.s.M, 1}, x.options().dtype(at::kFloat));
+  guarded([&] {
+    nm_spmv_grouped(v.s, values_view(values), sc.data_ptr<float>(), sc.size(1), group_size,
+                    dense_view(x), dense_view(out), threads());
+  });
+  return narrowed(out, x_in);
+}
+
 // ------------------------------------------------------------------ schemas and boxed kernels
 enum class Product { spmm, spmm_t, sddmm, linear };
 constexpr std::array<Product, 4> kProducts{Product::spmm, Product::spmm_t, Product::sddmm,
@@ -801,6 +838,8 @@ TORCH_LIBRARY(sparse_ops, m) {
   define_layout<Nm>(m);
   define_layout<Bitmap>(m);
   m.def("csr_transpose(Tensor crow, Tensor col, int num_cols) -> (Tensor, Tensor, Tensor)");
+  m.def("nm_spmv_grouped(Tensor metadata, Tensor values, Tensor scales, Tensor x, "
+        "int group_size, int n, int m) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(sparse_ops, CompositeImplicitAutograd, m) {
@@ -818,4 +857,5 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   impl_layout<Nm>(m);
   impl_layout<Bitmap>(m);
   m.impl("csr_transpose", &csr_transpose_op);
+  m.impl("nm_spmv_grouped", &nm_spmv_grouped_op);
 }

@@ -127,6 +127,13 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
     check_quantized(w, "weight", finite=False)
     ops = _checked_ops(w, backend, x2)
     dt = x2.dtype
+    if (w.group_size is not None and x2.shape[0] == 1 and w.layout == "nm" and x2.is_cpu
+            and backend in (None, "cpp") and w.group_size % w.params()[1] == 0):
+        # decode (N = 1): group scales applied in registers by the N:M SpMV
+        y = torch.ops.sparse_ops.nm_spmv_grouped(*w.structure(), w.values, w.scales,
+                                                 x2.reshape(-1), w.group_size, *w.params())
+        y = y.reshape(1, -1)
+        return y if bias is None else y + bias
     if w.group_size is not None or backend == "reference":
         vals = dequantized_values(w, dt)
         if ops.linear is not None:

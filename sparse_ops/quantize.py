@@ -23,7 +23,9 @@ activation and return that dtype; int8 weights are **inference only** (no backwa
   the values: ``torch.ops.sparse_ops.dequant_runs`` on the CPU, over runs of values sharing a
   scale, kept per matrix) and the float products run on them: correct on every backend, but
   the kernels do not yet apply group scales in registers (4096^2 at N = 1 on the AMD EPYC
-  Zen 3: 4.8-8.9 ms per group of 128 against 1.1-3.6 ms per row).
+  Zen 3: 4.8-8.9 ms per group of 128 against 1.1-3.6 ms per row). The exception: N:M at
+  N = 1 (decode) on the CPU, whose SpMV scales each block of values by its group's scale in
+  registers (``torch.ops.sparse_ops.nm_spmv_grouped``; group_size a multiple of m).
 
 ``to_dense()`` returns the dequantized weight; ``S.nbytes`` counts the scales;
 ``S.dequantize()`` gives the float matrix of the same structure.
@@ -210,6 +212,12 @@ def dequantized_values(s: SparseMatrix, dtype: torch.dtype = torch.float32) -> t
     counts = (off[1:] - off[:-1]).long()
     step = torch.repeat_interleave(run_scales.to(torch.float32), counts, output_size=s.nnz)
     return (s.values.reshape(-1).to(torch.float32) * step).reshape(s.values.shape).to(dtype)
+
+
+@torch.library.register_fake("sparse_ops::nm_spmv_grouped")
+def _nm_spmv_grouped_fake(metadata: torch.Tensor, values: torch.Tensor, scales: torch.Tensor,
+                          x: torch.Tensor, group_size: int, n: int, m: int) -> torch.Tensor:
+    return x.new_empty((metadata.shape[0], 1))
 
 
 @torch.library.register_fake("sparse_ops::dequant_runs")

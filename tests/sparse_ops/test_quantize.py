@@ -314,3 +314,35 @@ def test_dequant_runs_op_checks_its_runs_before_reading():
         assert torch.equal(got, q.float())
 
     fuzz()
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("n,m,group_size", [(2, 4, 128), (2, 4, 32), (2, 4, 4), (1, 4, 64),
+                                            (1, 4, 8), (3, 8, 16), (2, 3, 6), (5, 16, 32)])
+def test_nm_grouped_spmv_in_registers(level, n, m, group_size):
+    """N:M decode with group scales applied in the SpMV (every level, aligned and unaligned
+    groups, odd K), against float64 on the dequantized weight; the op's errors."""
+    _C._set_simd_level(level)
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    s, _ = random_sparse("nm", (37, 301), {"n": n, "m": m}, seed=seed)
+    q = so.quantize(s, group_size=group_size)
+    ref_w = q.to_dense().double()
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(1, 301, generator=g).to(dtype)
+        y = so.linear(x, q)
+        assert y.shape == (1, 37) and y.dtype == dtype
+        assert rel_err(y, x.double() @ ref_w.T) < TOL[dtype], seed
+    op = torch.ops.sparse_ops.nm_spmv_grouped
+    x = torch.randn(301)
+    torch.library.opcheck(op.default, (q.metadata, q.values, q.scales, x, group_size, n, m))
+    with pytest.raises(ValueError, match="group_size: expected a positive multiple"):
+        op(q.metadata, q.values, q.scales, x, group_size + 1, n, m)
+    with pytest.raises(ValueError, match="scales: expected shape"):
+        op(q.metadata, q.values, q.scales[:, :1].contiguous(), x, group_size, n, m) \
+            if q.scales.shape[1] > 1 else op(q.metadata, q.values, q.scales[:5], x,
+                                               group_size, n, m)
+    with pytest.raises(TypeError, match="values: expected an int8"):
+        op(q.metadata, q.values.float(), q.scales, x, group_size, n, m)
+    with pytest.raises(ValueError, match="x: expected a"):
+        op(q.metadata, q.values, q.scales, torch.randn(301, 2), group_size, n, m)
