@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sparse_ops as so
-from bench import host
+from bench import host, targets
 from bench.timing import in_a_model, median
 
 CASES = {
@@ -112,11 +112,16 @@ def run(ns: list[int], rounds: int, size: int = 4096) -> list[dict]:
     wq, wscale = _int8pack(w)
     wb = w.bfloat16()
     q8 = {k: so.quantize(_matrix(w, *spec)) for k, spec in CASES.items()}
+    # group-wise (128 along K): N:M applies the scales in registers at N = 1, the others
+    # dequantize per call (sparse_ops/quantize.py)
+    q8g = {f"{k} int8 g128": so.quantize(_matrix(w, *CASES[k]), group_size=128)
+           for k in ("2:4", "bitmap 0.5")}
     b16 = {k: _matrix(w, *spec).to(torch.bfloat16) for k, spec in CASES.items()}
     nbytes = {"dense bf16": wb.numel() * 2, "dense fp32": w.numel() * 4,
               "int8pack_mm": wq.numel() + wscale.numel() * 2}
     nbytes.update({f"{k} int8": v.nbytes for k, v in q8.items()})
     nbytes.update({f"{k} bf16": v.nbytes for k, v in b16.items()})
+    nbytes.update({k: v.nbytes for k, v in q8g.items()})
     native = bool({"avx512_bf16", "amx_bf16"} & set(host.cpu_features()))
     rows = []
     for n in ns:
@@ -132,6 +137,8 @@ def run(ns: list[int], rounds: int, size: int = 4096) -> list[dict]:
         for k in CASES:
             variants[f"{k} int8"] = lambda xb=xb, s=q8[k]: so.linear(xb, s)
             variants[f"{k} bf16"] = lambda xb=xb, s=b16[k]: so.linear(xb, s)
+        for k, s in q8g.items():
+            variants[k] = lambda xb=xb, s=s: so.linear(xb, s)
         with torch.no_grad():
             t = in_a_model(variants, lambda xo=xo: other @ xo, rounds=rounds)
         med = {k: median(v) for k, v in t.items()}
@@ -148,6 +155,11 @@ def run(ns: list[int], rounds: int, size: int = 4096) -> list[dict]:
         rows.append({"N": n, "anchor_GBps": bw / 1e9, "cells": cells})
         print({"N": n, **{k: round(c["x_int8pack"], 3) for k, c in cells.items()}}, flush=True)
     return rows
+
+
+def flat_cells(rows: list[dict]) -> list[dict]:
+    """One dict per (N, weight): the rows ``bench.targets`` reads."""
+    return [{"N": r["N"], "weight": k, **c} for r in rows for k, c in r["cells"].items()]
 
 
 def _f(v: float | None, fmt: str = ".2f") -> str:
@@ -181,9 +193,13 @@ def main() -> None:
     rows = run(a.n, a.rounds)
     out = a.out or host.out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "int8.json").write_text(json.dumps({"host": host.header(), "rows": rows}, indent=1))
-    (out / "int8.md").write_text(markdown(rows))
+    data = {"host": host.header(), "rows": rows, "cells": flat_cells(rows)}
+    checks = targets.check("int8", data)
+    data["targets"] = checks
+    (out / "int8.json").write_text(json.dumps(data, indent=1))
+    (out / "int8.md").write_text(markdown(rows) + "\n" + targets.markdown(checks))
     print(markdown(rows))
+    print(targets.markdown(checks))
 
 
 if __name__ == "__main__":
