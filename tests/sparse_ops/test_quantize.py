@@ -346,3 +346,62 @@ def test_nm_grouped_spmv_in_registers(level, n, m, group_size):
         op(q.metadata, q.values.float(), q.scales, x, group_size, n, m)
     with pytest.raises(ValueError, match="x: expected a"):
         op(q.metadata, q.values, q.scales, torch.randn(301, 2), group_size, n, m)
+
+
+def _fuzz_nm_int8():
+    """Hypothesis cases of malformed N:M structure (tests/csrc/test_csrc_fuzz.nm_case) with int8
+    values through the torch ops: a clear error, or the right answer (run under ASan by
+    `make sanitize`)."""
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.csrc.test_csrc_fuzz import nm_case, nm_valid
+    from tests.csrc.test_csrc_kernels import unpack_positions
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(nm_case(), st.sampled_from(LEVELS), st.sampled_from([None, 8, 16]))
+    def run(case, level, group_size):
+        nn, m, rows, k, n, meta, vslots = case
+        _C._set_simd_level(level)
+        rng = np.random.default_rng(3)
+        q = torch.from_numpy(rng.integers(-127, 128, (rows, max(vslots, 0))).astype(np.int8))
+        x = torch.from_numpy(rng.standard_normal((k, max(n, 1))).astype(np.float32))
+        valid = nm_valid(nn, m, rows, k, meta, vslots)
+        mt = torch.from_numpy(meta)
+        errors = (ValueError, TypeError)
+        try:
+            y = torch.ops.sparse_ops.nm_spmm(mt, q, x, nn, m)
+        except errors:
+            assert not valid
+            y = None
+        if valid:
+            assert y is not None
+            dense = np.zeros((rows, k))
+            if rows and vslots:
+                pos = unpack_positions(meta, vslots, m)
+                cols = (np.arange(vslots) // nn) * m + pos
+                for i in range(rows):
+                    np.add.at(dense[i], cols[i], q[i].numpy().astype(np.float64))
+            ref = dense @ x.double().numpy()
+            assert y.shape == ref.shape
+            if ref.size:
+                err = np.abs(y.double().numpy() - ref).max()
+                assert err <= 1e-5 * max(1.0, np.abs(ref).max())
+        if group_size is not None and m <= 16 and k > 0 and group_size % max(m, 1) == 0:
+            groups = -(-k // group_size)
+            sc = torch.ones(rows, groups)
+            try:
+                yg = torch.ops.sparse_ops.nm_spmv_grouped(mt, q, sc, x[:, :1].contiguous(),
+                                                          group_size, nn, m)
+            except errors:
+                assert not valid
+            else:
+                assert valid
+                torch.testing.assert_close(yg, y[:, :1], rtol=1e-5, atol=1e-4)
+
+    run()
+
+
+def test_fuzz_nm_int8_values():
+    _fuzz_nm_int8()
