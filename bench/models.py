@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import gc
 import json
 import os
@@ -423,12 +424,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=None,
                     help="comma list of variant names (default: all), e.g. 'dense,csr 0.5'")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list")
+    ap.add_argument("--prompt", type=int, default=None,
+                    help="Llama prompt tokens (default 128, quick 16): a short prompt keeps "
+                         "the dense bf16 prefill short on CPUs without native bf16")
+    ap.add_argument("--new-tokens", type=int, default=None, help="Llama tokens generated")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's own)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output folder (default bench/out/<cpu>-<simd>)")
     args = ap.parse_args(argv)
     shapes = QUICK if args.quick else FULL
+    if args.prompt is not None or args.new_tokens is not None:
+        shapes = dataclasses.replace(
+            shapes, prompt=args.prompt or shapes.prompt,
+            new_tokens=args.new_tokens or shapes.new_tokens)
     repeat = args.repeat or (2 if args.quick else 3)
     kinds = [k for k in args.models.split(",") if k]
     dtypes = [d for d in args.dtypes.split(",") if d]

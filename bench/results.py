@@ -29,6 +29,8 @@ REPORTS = [
     ("dst_speed", "Dynamic sparse training, speed and memory", "python -m bench.dst --speed"),
     ("load", "Under load, interleaved, serving", "python -m bench.load"),
     ("panel", "Load sparse, compute dense: wide bitmap and N:M", "python -m bench.panel"),
+    ("int8", "Sparse + int8 values against torch's int8 weight-only product",
+     "python -m bench.int8"),
     ("kernels_cuda", "Triton kernels on CUDA", "python -m bench.kernels --device cuda"),
 ]
 

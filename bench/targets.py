@@ -92,6 +92,17 @@ TARGETS: tuple[Target, ...] = (
            where={"layout": _TEAM}, cell=_TCELL),
     Target(20, "team", "busy p90 / quiet, vs t.sum() of the same bytes", "busy_p90_over_quiet",
            "sum_busy_p90_over_quiet", at_least=False, where={"layout": _TEAM}, cell=_TCELL),
+    # Issue 23: int8 values, W 4096^2, N = 1, per call after a torch op (bench.int8).
+    Target(23, "int8", "N=1 bitmap 0.5 int8 >= 1.35x aten._weight_int8pack_mm", "x_int8pack",
+           1.35, rows="cells", where={"N": 1, "weight": "bitmap 0.5 int8"}, cell=("weight",)),
+    Target(23, "int8", "N=1 bitmap 0.5 int8 >= 2.7x dense bf16", "x_dense_bf16", 2.7,
+           rows="cells", where={"N": 1, "weight": "bitmap 0.5 int8"}, cell=("weight",)),
+    Target(23, "int8", "N=1 2:4 int8 >= 1.3x aten._weight_int8pack_mm", "x_int8pack", 1.3,
+           rows="cells", where={"N": 1, "weight": "2:4 int8"}, cell=("weight",)),
+    # Issue 23: Llama decode with int8 values against dense bf16 (lm_head dense bf16, counted).
+    Target(23, "models", "Llama bf16 decode of the bytes-per-token bound (int8 values)",
+           "of_bound", 0.85, where={"model": "Llama", "dtype": "bfloat16", "compiled": False,
+                                    "variant": ("bitmap 0.5 int8", "2:4 int8")}, cell=_MCELL),
 )
 
 
