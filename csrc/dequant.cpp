@@ -15,12 +15,12 @@
 #include <cstdint>
 #include <string>
 
+#include "torch_errors.h"
+
+namespace sparse_ops {
 namespace {
 
 using at::Tensor;
-
-[[noreturn]] void value_error(const std::string& msg) { TORCH_CHECK_VALUE(false, msg); }
-[[noreturn]] void type_error(const std::string& msg) { TORCH_CHECK_TYPE(false, msg); }
 
 template <class O>
 void dequant(const int8_t* q, const float* s, const int32_t* off, int64_t runs, O* out) {
@@ -78,9 +78,10 @@ Tensor dequant_runs(const Tensor& values, const Tensor& scales, const Tensor& ru
 }
 
 }  // namespace
+}  // namespace sparse_ops
 
 TORCH_LIBRARY_FRAGMENT(sparse_ops, m) {
   m.def("dequant_runs(Tensor values, Tensor scales, Tensor run_off, ScalarType dtype) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) { m.impl("dequant_runs", &dequant_runs); }
+TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) { m.impl("dequant_runs", &sparse_ops::dequant_runs); }

@@ -290,29 +290,30 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   });
 }
 
-}  // namespace
-
-void nm_spmm(const NmStructure& s, Values val, const Dense& x, const Dense& out, int threads) {
+// nm_spmm, and nm_spmv_grouped with its group scales (null gscale: none).
+void spmm_entry(const NmStructure& s, Values val, const Dense& x, const Dense& out, int threads,
+                const float* gscale = nullptr, int64_t gs_ld = 0, int64_t gsize = 0) {
   const NmGeom g = geometry(s.n, s.m, s.K);
   const std::vector<int32_t> gb = group_base(g);
   with_compute(x.dt, [&](auto tf) {
     using T = decltype(tf);
-    const NmArgs<T> args{nullptr, s.meta, gb.data(), x.ptr<T>(), nullptr, out.ptr<T>(),
-                         s.M, s.K, x.cols, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
+    NmArgs<T> args{nullptr, s.meta, gb.data(), x.ptr<T>(), nullptr, out.ptr<T>(),
+                   s.M, s.K, x.cols, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
+    args.gscale = gscale;
+    args.gs_ld = gs_ld;
+    args.gsize = gsize;
     spmm_run<T>(args, val, g, threads);
   });
+}
+}  // namespace
+
+void nm_spmm(const NmStructure& s, Values val, const Dense& x, const Dense& out, int threads) {
+  spmm_entry(s, val, x, out, threads);
 }
 
 void nm_spmv_grouped(const NmStructure& s, Values val, const float* scales, int64_t gs_ld,
                      int64_t gsize, const Dense& x, const Dense& out, int threads) {
-  const NmGeom g = geometry(s.n, s.m, s.K);
-  const std::vector<int32_t> gb = group_base(g);
-  NmArgs<float> args{nullptr, s.meta, gb.data(), x.ptr<float>(), nullptr, out.ptr<float>(),
-                     s.M, s.K, 1, g.G, g.n, g.m, g.b, g.mbytes, x.ld, 0};
-  args.gscale = scales;
-  args.gs_ld = gs_ld;
-  args.gsize = gsize;
-  spmm_run<float>(args, val, g, threads);  // N == 1: the SpMV, never the panel
+  spmm_entry(s, val, x, out, threads, scales, gs_ld, gsize);  // N == 1: the SpMV, no panel
 }
 
 void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& out,

@@ -33,6 +33,7 @@
 
 #include "drivers.h"
 #include "team.h"
+#include "torch_errors.h"
 #include "validate.h"
 
 namespace sparse_ops {
@@ -40,9 +41,7 @@ namespace {
 
 using at::Tensor;
 
-// ------------------------------------------------------------------ errors and dtypes
-[[noreturn]] void value_error(const std::string& msg) { TORCH_CHECK_VALUE(false, msg); }
-[[noreturn]] void type_error(const std::string& msg) { TORCH_CHECK_TYPE(false, msg); }
+// ------------------------------------------------------------------ errors (torch_errors.h) and dtypes
 
 DT dt_of(at::ScalarType s) {
   switch (s) {
@@ -631,10 +630,10 @@ Tensor nm_spmv_grouped_op(const Tensor& metadata, const Tensor& values_in, const
   expect_cpu(scales, "scales");
   if (scales.scalar_type() != at::kFloat && scales.scalar_type() != at::kBFloat16)
     type_error("scales: expected a float32 or bfloat16 tensor, got " + describe(scales));
-  const int64_t groups = (x.size(0) + group_size - 1) / group_size;
-  if (scales.dim() != 2 || scales.size(0) != v.s.M || scales.size(1) != std::max<int64_t>(groups, 1))
+  const int64_t groups = std::max<int64_t>((x.size(0) + group_size - 1) / group_size, 1);
+  if (scales.dim() != 2 || scales.size(0) != v.s.M || scales.size(1) != groups)
     value_error("scales: expected shape (" + std::to_string(v.s.M) + ", " +
-                std::to_string(std::max<int64_t>(groups, 1)) + "), got " + describe(scales));
+                std::to_string(groups) + "), got " + describe(scales));
   const Tensor sc = scales.to(at::kFloat).contiguous();
   Tensor out = at::empty({v.s.M, 1}, x.options().dtype(at::kFloat));
   guarded([&] {

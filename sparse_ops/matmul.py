@@ -115,6 +115,16 @@ def _check_quantized_operand(name: str, s: SparseMatrix, x: object) -> torch.Ten
     return x
 
 
+def _linear_call(ops: ProductOps, w: SparseMatrix, values: torch.Tensor, x2: torch.Tensor,
+                 bias: torch.Tensor | None, aux: tuple = ()) -> torch.Tensor:
+    """``x2 (B, K) @ W^T + bias`` (``W``'s structure with ``values``) → ``(B, M)``: the
+    backend's native linear where it has one, else its ``spmm`` on ``x2^T``, transposed."""
+    if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
+        return ops.entry("linear")(*w.structure(), values, x2, bias, *w.params(), *aux)
+    y = ops.entry("spmm")(*w.structure(), values, x2.t(), *w.params(), *aux).t()
+    return y if bias is None else y + bias
+
+
 def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | None,
                       backend: str | None) -> torch.Tensor:
     """``x2 (B, K) @ W^T + bias`` for an int8 ``w`` (quantize.py) → ``(B, M)`` in x's dtype.
@@ -135,15 +145,8 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
         y = y.reshape(1, -1)
         return y if bias is None else y + bias
     if w.group_size is not None or backend == "reference":
-        vals = dequantized_values(w, dt)
-        if ops.linear is not None:
-            return ops.entry("linear")(*w.structure(), vals, x2, bias, *w.params())
-        y = ops.entry("spmm")(*w.structure(), vals, x2.t(), *w.params()).t()
-        return y if bias is None else y + bias
-    if ops.linear is not None:
-        y = ops.entry("linear")(*w.structure(), w.values, x2, None, *w.params())
-    else:
-        y = ops.entry("spmm")(*w.structure(), w.values, x2.t(), *w.params()).t()
+        return _linear_call(ops, w, dequantized_values(w, dt), x2, bias)
+    y = _linear_call(ops, w, w.values, x2, None)
     scale = row_scales(w, dt)
     return torch.addcmul(bias, y, scale) if bias is not None else y * scale
 
@@ -158,16 +161,11 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
     """
     if not isinstance(s, SparseMatrix):
         _check_sparse("s", s)
-    if s.scales is not None:
+    quantized = s.scales is not None
+    if quantized:
         x = _check_quantized_operand("x", s, x)
-        if x.dim() != 2:
-            raise ValueError(f"x: expected a 2-D (K, N) tensor, got shape {tuple(x.shape)}")
-        if x.shape[0] != s._shape[1]:
-            raise ValueError(
-                f"x: has {x.shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
-            )
-        return _quantized_linear(x.t(), s, None, backend).t()
-    x = _check_dense_operand("x", s, x, "K")
+    else:
+        x = _check_dense_operand("x", s, x, "K")
     shape = x.shape
     if len(shape) != 2:
         raise ValueError(f"x: expected a 2-D (K, N) tensor, got shape {tuple(shape)}")
@@ -175,6 +173,8 @@ def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torc
         raise ValueError(
             f"x: has {shape[0]} rows, the sparse matrix {s.shape} needs K = {s.shape[1]}"
         )
+    if quantized:
+        return _quantized_linear(x.t(), s, None, backend).t()
     ops = _checked_ops(s, backend, x)
     return ops.entry("spmm")(*s.structure(), s.values, x, *s.params(), *_aux(s))
 
@@ -209,14 +209,7 @@ def linear(
     x2 = x if len(shape) == 2 else x.reshape(-1, K)
     if quantized:
         y = _quantized_linear(x2, weight, bias, backend)
-        return y if len(shape) == 2 else y.reshape(*shape[:-1], M)
-    ops = _checked_ops(weight, backend, x)
-    if ops.linear is not None:  # native x @ S^T + bias: (B, K) row-major in, (B, M) out
-        y = ops.entry("linear")(*weight.structure(), weight.values, x2, bias, *weight.params(),
-                                *_aux(weight))
     else:
-        y = ops.entry("spmm")(*weight.structure(), weight.values, x2.t(), *weight.params(),
-                              *_aux(weight)).t()
-        if bias is not None:
-            y = y + bias
+        ops = _checked_ops(weight, backend, x)
+        y = _linear_call(ops, weight, weight.values, x2, bias, _aux(weight))
     return y if len(shape) == 2 else y.reshape(*shape[:-1], M)

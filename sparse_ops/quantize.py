@@ -86,12 +86,6 @@ def _coord(s: SparseMatrix, axis: int) -> torch.Tensor:
     return type(s).reference_sddmm(*s.structure(), a, b, *s.params()).reshape(-1).round().long()
 
 
-def value_coords(s: SparseMatrix) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row and column (int64, ``(nnz,)``, in the flattened order of ``s.values``) of every
-    stored value."""
-    return _coord(s, 0), _coord(s, 1)
-
-
 def group_index(s: SparseMatrix, group_size: int | None) -> torch.Tensor:
     """Flat index into ``scales.reshape(-1)`` of every stored value (int64, ``(nnz,)``)."""
     rows = _coord(s, 0)
@@ -165,10 +159,7 @@ def quantize(
     scales = torch.where(scales > 0, scales, torch.ones_like(scales))
     step = scales.to(torch.float32)[gid]
     q = torch.round(w / step).clamp_(-QMAX, QMAX).to(torch.int8).reshape(s.values.shape)
-    out = type(s).from_parts(
-        {**{n: getattr(s, n) for n in s.tensor_names}, "values": q}, s.shape, s.params(),
-        validate=False,
-    )
+    out = s.with_values(q)
     out.scales = scales.reshape(m, groups)
     out.group_size = group_size
     out.__dict__["_runs"] = _runs_of(gid, scales.numel())
