@@ -31,6 +31,18 @@ def case(request):
     return CASES[request.param]
 
 
+@pytest.fixture
+def restore_simd_and_panel():
+    """Puts back the SIMD level a test switched and the panel choice it forced (and forgets
+    the panel's measured choices)."""
+    from sparse_ops import _C
+
+    level = _C.simd_level()
+    yield
+    _C._set_simd_level(level)
+    _C._set_panel("auto")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Start each test with no recorded seeds; keep (or, replaying, restore) the global RNG."""

@@ -28,12 +28,7 @@ LAYOUTS = [("bitmap", {}), ("nm", {"n": 2, "m": 4}), ("nm", {"n": 1, "m": 4}),
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 
 
-@pytest.fixture(autouse=True)
-def _restore():
-    level = _C.simd_level()
-    yield
-    _C._set_simd_level(level)
-    _C._set_panel("auto")
+pytestmark = pytest.mark.usefixtures("restore_simd_and_panel")
 
 
 def _case(layout, kw, shape, dtype, seed):

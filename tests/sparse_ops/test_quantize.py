@@ -22,12 +22,7 @@ LEVELS = list(_C._supported_simd_levels())
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 
 
-@pytest.fixture(autouse=True)
-def _restore():
-    level = _C.simd_level()
-    yield
-    _C._set_simd_level(level)
-    _C._set_panel("auto")
+pytestmark = pytest.mark.usefixtures("restore_simd_and_panel")
 
 
 def _parts_dense(q: so.SparseMatrix) -> torch.Tensor:
