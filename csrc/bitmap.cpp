@@ -268,4 +268,26 @@ void bitmap_sddmm(const BitmapStructure& s, const Dense& a, const Dense& b, cons
   });
 }
 
+void bitmap_spmm_w8a8(const BitmapStructure& s, const int8_t* val, const W8A8& q, float* out,
+                      int threads) {
+  check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
+  const KernelTable& tab = active_table();
+  threads = threads_for(threads, static_cast<double>(s.M) * s.K * static_cast<double>(q.N) / 8);
+  const PackedQuads pq = pack_quads(q.xq, q.N, s.K, threads);
+  PanelArgs pa{PanelLayout::bitmap};
+  pa.off = s.off;
+  pa.bits = s.bits;
+  pa.rb = s.rb;
+  pa.nnz = s.nnz;
+  pa.stored = {val, DT::i8};
+  pa.M = s.M;
+  pa.K = s.K;
+  set_w8a8(pa, q, pq, out);
+  const auto bounds = split_by_prefix(s.off, s.M, panel_chunks(s.M, threads), 1 + s.rb / 4, 1);
+  FirstBad bad;
+  panel_run(pa, bounds, threads, ChunkCheck{tab, s.bits, s.off, s, bounds, bad});
+  if (bad.any()) throw_bad_structure(s.bits, s.off, s);
+  note_path("bitmap.w8a8");
+}
+
 }  // namespace sparse_ops

@@ -87,6 +87,20 @@ void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& ou
 void nm_sddmm(const NmStructure& s, const Dense& a, const Dense& b, const Dense& out,
               int threads);
 
+// ------------------------------------------------------------------ W8A8 (bitmap.cpp, nm.cpp)
+// int8 weights times activations quantized per token (panel_i8_kernels.h). xq (N, K) int8
+// row-major, every entry in [-127, 127] (checked while it is packed), xscale (N,) float32:
+// token t is xq[t] * xscale[t]. The weight's scales: float32 rows of ws_ld, column k of row i
+// scaled by wscale[i * ws_ld + k / wgroup] (wgroup >= K: one scale a row; else a multiple of
+// 4, checked by the caller).
+struct W8A8 {
+  const int8_t* xq = nullptr;
+  const float* xscale = nullptr;
+  int64_t N = 0;
+  const float* wscale = nullptr;
+  int64_t ws_ld = 1, wgroup = 0;
+};
+
 // ------------------------------------------------------------------ bitmap (bitmap.cpp)
 // row_offsets int32 (M + 1), bitmap uint8 (M, rb) with rb = 8 ceil(K / 64), nnz values.
 struct BitmapStructure {
@@ -100,6 +114,13 @@ void bitmap_spmm(const BitmapStructure& s, Values val, const Dense& x, const Den
 void bitmap_spmm_t(const BitmapStructure& s, Values val, const Dense& d, const Dense& out,
                    int threads);
 void bitmap_sddmm(const BitmapStructure& s, const Dense& a, const Dense& b, const Dense& out,
+                  int threads);
+
+// out (M, N) float32 row-major: out[i, t] = sum_k S[i, k] * wscale(i, k) * xq[t, k] *
+// xscale[t], S's values int8 as stored (W8A8 above), integer dot products on dense panels.
+void bitmap_spmm_w8a8(const BitmapStructure& s, const int8_t* val, const W8A8& q, float* out,
+                      int threads);
+void nm_spmm_w8a8(const NmStructure& s, const int8_t* val, const W8A8& q, float* out,
                   int threads);
 
 }  // namespace sparse_ops

@@ -16,6 +16,7 @@
 #include "bitmap_kernels.h"
 #include "widen_kernels.h"
 #include "panel_kernels.h"
+#include "panel_i8_kernels.h"
 #include "isa_table.h"
 // clang-format on
 

@@ -128,6 +128,15 @@ struct PanelArgs {
   const float* x = nullptr;
   float* out = nullptr;
   int64_t M = 0, K = 0, N = 0, ldx = 0;
+  // W8A8 (panel_i8_kernels.h) when xq4 is set: int8 values, x quantized per token and packed
+  // in quads (xq4[q * ldq + 4 t + j] = x[t, 4 q + j], zeros past K and past N up to ldq / 4),
+  // xscale (N,) the tokens' scales, wscale the weight's (row i, column k: wscale[i * ws_ld +
+  // k / wgroup], wgroup a multiple of 4 or >= K); out (M, N) float32, x unused.
+  const int8_t* xq4 = nullptr;
+  int64_t ldq = 0;
+  const float* xscale = nullptr;
+  const float* wscale = nullptr;
+  int64_t ws_ld = 0, wgroup = 0;
 };
 // Rows [r0, r1) of out, every column; the chunk's structure checked before.
 using PanelSpmmFn = void (*)(const PanelArgs&, int64_t r0, int64_t r1);

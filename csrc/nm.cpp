@@ -341,4 +341,29 @@ void nm_sddmm(const NmStructure& s, const Dense& a, const Dense& b, const Dense&
   });
 }
 
+void nm_spmm_w8a8(const NmStructure& s, const int8_t* val, const W8A8& q, float* out,
+                  int threads) {
+  const NmGeom g = geometry(s.n, s.m, s.K);
+  threads = threads_for(threads, static_cast<double>(s.M) * s.K * static_cast<double>(q.N) / 8);
+  const PackedQuads pq = pack_quads(q.xq, q.N, s.K, threads);
+  PanelArgs pa{PanelLayout::nm};
+  pa.meta = s.meta;
+  pa.n = g.n;
+  pa.m = g.m;
+  pa.b = g.b;
+  pa.G = g.G;
+  pa.mbytes = g.mbytes;
+  pa.stored = {val, DT::i8};
+  pa.M = s.M;
+  pa.K = g.K;
+  set_w8a8(pa, q, pq, out);
+  const MetaCheck check(g, s.meta);
+  const auto bounds = split_even(s.M, panel_chunks(s.M, threads));
+  FirstBad bad;
+  panel_run(pa, bounds, threads,
+            [&](int64_t c) { return check.chunk_ok(bounds[c], bounds[c + 1], bad); });
+  if (bad.any()) throw_bad_meta(g, s.meta, bad.get());
+  note_path("nm.w8a8");
+}
+
 }  // namespace sparse_ops

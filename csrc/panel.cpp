@@ -1,6 +1,7 @@
 // The dense-panel choice and the path record (panel.h).
 #include "panel.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -84,6 +85,51 @@ bool all_finite(const float* x, int64_t K, int64_t N, int64_t ldx) {
     if (bad) return false;
   }
   return true;
+}
+
+PackedQuads pack_quads(const int8_t* xq, int64_t N, int64_t K, int threads) {
+  PackedQuads p;
+  const int64_t Kq = (K + 3) / 4, Np = (N + 7) / 8 * 8;
+  p.ldq = 4 * Np;
+  p.data.reset(new int8_t[static_cast<size_t>(std::max<int64_t>(1, Kq * p.ldq))]);
+  int8_t* dst = p.data.get();
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(Kq, 16 * int64_t{threads}));
+  const auto cuts = split_even(Kq, chunks);
+  std::atomic<bool> bad{false};
+  parallel_for(threads, chunks, [&](int64_t c) {
+    uint32_t hit = 0;
+    for (int64_t q = cuts[c]; q < cuts[c + 1]; ++q) {
+      int8_t* row = dst + q * p.ldq;
+      const int64_t take = std::min<int64_t>(4, K - 4 * q);
+      for (int64_t t = 0; t < N; ++t) {
+        uint32_t w = 0;
+        std::memcpy(&w, xq + t * K + 4 * q, static_cast<size_t>(take));
+        // a byte equal to 0x80 (-128): a zero byte of w ^ 0x80808080 (the SWAR zero test;
+        // the zero padding of a short quad turns into 0x80 bytes: masked out)
+        const uint32_t e = w ^ 0x80808080u;
+        const uint32_t valid = take == 4 ? 0x80808080u : (0x80808080u >> (8 * (4 - take)));
+        hit |= (e - 0x01010101u) & ~e & valid;
+        std::memcpy(row + 4 * t, &w, 4);
+      }
+      std::memset(row + 4 * N, 0, static_cast<size_t>(p.ldq - 4 * N));
+    }
+    if (hit) bad.store(true, std::memory_order_relaxed);
+  });
+  if (bad.load())
+    throw std::invalid_argument(
+        "xq: holds -128; quantized activations must lie in [-127, 127] (symmetric int8)");
+  return p;
+}
+
+void set_w8a8(PanelArgs& pa, const W8A8& q, const PackedQuads& p, float* out) {
+  pa.out = out;
+  pa.N = q.N;
+  pa.xq4 = p.data.get();
+  pa.ldq = p.ldq;
+  pa.xscale = q.xscale;
+  pa.wscale = q.wscale;
+  pa.ws_ld = q.ws_ld;
+  pa.wgroup = q.wgroup >= pa.K || q.wgroup <= 0 ? std::max<int64_t>(pa.K, 1) : q.wgroup;
 }
 
 void note_path(const char* name) { g_last.store(name, std::memory_order_relaxed); }

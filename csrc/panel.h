@@ -6,6 +6,9 @@
 #include <chrono>
 #include <cstdint>
 
+#include <memory>
+
+#include "drivers.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -42,6 +45,19 @@ void panel_run(const PanelArgs& pa, const std::vector<int64_t>& bounds, int thre
     if (check(c)) tab.panel_spmm(pa, bounds[c], bounds[c + 1]);
   });
 }
+
+// The activations of a W8A8 product in quads (PanelArgs::xq4): ceil(K / 4) rows of ldq =
+// 4 * (N rounded up to 8) bytes, zeros past K and past N. Threads over quad rows. Throws
+// std::invalid_argument naming xq if an entry is -128 (the kernels' |w| * (x with w's sign)
+// products need x in [-127, 127]).
+struct PackedQuads {
+  std::unique_ptr<int8_t[]> data;
+  int64_t ldq = 0;
+};
+PackedQuads pack_quads(const int8_t* xq, int64_t N, int64_t K, int threads);
+
+// pa's W8A8 fields (out, N and the packed activations included) from q.
+void set_w8a8(PanelArgs& pa, const W8A8& q, const PackedQuads& p, float* out);
 
 // Whether every x[k, c] (K x N, row stride ldx) is finite. The panel multiplies the zeros of
 // S's unstored entries too, and 0 * inf is NaN where the sparse products (which never touch an

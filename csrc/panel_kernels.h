@@ -167,7 +167,10 @@ void panel_spmm_typed(const PanelArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
+inline void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1);  // panel_i8_kernels.h
+
 inline void panel_spmm_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
+  if (a.xq4) return panel_i8_rows(a, r0, r1);  // W8A8 (panel_i8_kernels.h)
   with_storage<float>(a.stored.dt, [&](auto tv) { panel_spmm_typed<decltype(tv)>(a, r0, r1); });
 }
 

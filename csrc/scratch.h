@@ -15,7 +15,8 @@ enum ScratchSlot {
   kScratchValues = 3,  // a row chunk's bfloat16 / float16 values widened to float32
   kScratchDecode = 4,  // a bitmap row chunk decoded to CSR (row pointers, column indices)
   kScratchPanel = 5,   // rows of S expanded to a dense float panel (panel_kernels.h)
-  kScratchSlots = 6
+  kScratchPanelWide = 6,  // an N:M chunk whose slot sums leave int8, as int16 (W8A8)
+  kScratchSlots = 7
 };
 
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid

@@ -446,6 +446,9 @@ struct Nm {
                      const Dense& out, int64_t, const Aux&) {
     nm_spmm_t(v.s, values_view(values), d, out, threads());
   }
+  static void spmm_w8a8(const View& v, const int8_t* val, const W8A8& q, float* out) {
+    nm_spmm_w8a8(v.s, val, q, out, threads());
+  }
 };
 
 struct Bitmap {
@@ -500,6 +503,9 @@ struct Bitmap {
   static void spmm_t(const View& v, const Params&, const Tensor& values, const Dense& d,
                      const Dense& out, int64_t, const Aux&) {
     bitmap_spmm_t(v.s, values_view(values), d, out, threads());
+  }
+  static void spmm_w8a8(const View& v, const int8_t* val, const W8A8& q, float* out) {
+    bitmap_spmm_w8a8(v.s, val, q, out, threads());
   }
 };
 
@@ -643,6 +649,57 @@ Tensor nm_spmv_grouped_op(const Tensor& metadata, const Tensor& values_in, const
   return narrowed(out, x_in);
 }
 
+// W8A8 (bitmap and N:M): out (M, N) float32 = S @ (xq * x_scales[:, None])^T with S's int8
+// values scaled per row (group_size 0, scales (M, 1)) or per group of group_size columns (a
+// multiple of 4; scales (M, ceil(K / group_size))), float32 or bfloat16 scales; xq (N, K) int8
+// in [-127, 127] (the activations quantized per token), x_scales (N,) float32.
+template <class F>
+Tensor spmm_w8a8(const Call<F>& c, const Tensor& values_in, const Tensor& scales_in,
+                 const Tensor& xq_in, const Tensor& xs_in, int64_t group_size) {
+  F::check_params(c.p);
+  if (values_in.scalar_type() != at::kChar)
+    type_error("values: W8A8 takes int8 values, got " + describe(values_in));
+  const Tensor values = values_tensor(values_in, F::values_dim);
+  expect_cpu(xq_in, "xq");
+  if (xq_in.scalar_type() != at::kChar)
+    type_error("xq: expected the int8 activations (N, K), got " + describe(xq_in));
+  if (xq_in.dim() != 2) value_error("xq: expected a 2-D (N, K) tensor, got " + describe(xq_in));
+  const Tensor xq = xq_in.contiguous();
+  const int64_t N = xq.size(0), K = xq.size(1);
+  expect_cpu(xs_in, "x_scales");
+  if (xs_in.scalar_type() != at::kFloat)
+    type_error("x_scales: expected a float32 tensor, got " + describe(xs_in));
+  if (xs_in.dim() != 1 || xs_in.size(0) != N)
+    value_error("x_scales: expected shape (" + std::to_string(N) + ",) (one a token), got " +
+                describe(xs_in));
+  const Tensor xs = xs_in.contiguous();
+  if (group_size < 0 || (group_size > 0 && group_size % 4 != 0))
+    value_error("group_size: W8A8 takes 0 (one scale a row) or a positive multiple of 4, got " +
+                std::to_string(group_size));
+  const auto v = F::view(c.st.data(), c.p, K);
+  F::check_values(v, values);
+  const int64_t M = F::rows(v);
+  expect_cpu(scales_in, "scales");
+  if (scales_in.scalar_type() != at::kFloat && scales_in.scalar_type() != at::kBFloat16)
+    type_error("scales: expected a float32 or bfloat16 tensor, got " + describe(scales_in));
+  const int64_t groups = group_size == 0 ? 1 : std::max<int64_t>((K + group_size - 1) / group_size, 1);
+  if (scales_in.dim() != 2 || scales_in.size(0) != M || scales_in.size(1) != groups)
+    value_error("scales: expected shape (" + std::to_string(M) + ", " + std::to_string(groups) +
+                "), got " + describe(scales_in));
+  const Tensor sc = scales_in.to(at::kFloat).contiguous();
+  Tensor out = at::empty({M, N}, xq.options().dtype(at::kFloat));
+  if (M == 0 || N == 0) return out;
+  W8A8 q;
+  q.xq = static_cast<const int8_t*>(ptr_of(xq));
+  q.xscale = xs.data_ptr<float>();
+  q.N = N;
+  q.wscale = sc.data_ptr<float>();
+  q.ws_ld = groups;
+  q.wgroup = group_size == 0 ? std::max<int64_t>(K, 1) : group_size;
+  guarded([&] { F::spmm_w8a8(v, static_cast<const int8_t*>(ptr_of(values)), q, out.data_ptr<float>()); });
+  return out;
+}
+
 // ------------------------------------------------------------------ schemas and boxed kernels
 enum class Product { spmm, spmm_t, sddmm, linear };
 constexpr std::array<Product, 4> kProducts{Product::spmm, Product::spmm_t, Product::sddmm,
@@ -735,6 +792,35 @@ void boxed(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack
   }
   torch::jit::drop(*stack, n);
   torch::jit::push(*stack, std::move(out));
+}
+
+template <class F>
+void boxed_w8a8(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
+  const size_t n = op.schema().arguments().size();
+  const auto args = torch::jit::last(*stack, n);
+  const size_t ns = F::structure.size();
+  const Call<F> c = read_call<F>(args, 5);
+  Tensor out = spmm_w8a8<F>(c, args[ns].toTensor(), args[ns + 1].toTensor(),
+                            args[ns + 2].toTensor(), args[ns + 3].toTensor(),
+                            args[ns + 4].toInt());
+  torch::jit::drop(*stack, n);
+  torch::jit::push(*stack, std::move(out));
+}
+
+// "bitmap_spmm_w8a8(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor scales, ...)"
+template <class F>
+void define_w8a8(torch::Library& m) {
+  std::string s = std::string(F::name) + "_spmm_w8a8(";
+  for (const char* n : F::structure) s += std::string("Tensor ") + n + ", ";
+  s += "Tensor values, Tensor scales, Tensor xq, Tensor x_scales, int group_size";
+  for (const char* n : F::params) s += std::string(", int ") + n;
+  m.def(torch::schema((s + ") -> Tensor").c_str(), c10::AliasAnalysisKind::FROM_SCHEMA));
+}
+
+template <class F>
+void impl_w8a8(torch::Library& m) {
+  m.impl((std::string(F::name) + "_spmm_w8a8").c_str(),
+         torch::CppFunction::makeFromBoxedFunction<&boxed_w8a8<F>>());
 }
 
 // ------------------------------------------------------------------ the *_call twins
@@ -839,6 +925,8 @@ TORCH_LIBRARY(sparse_ops, m) {
   m.def("csr_transpose(Tensor crow, Tensor col, int num_cols) -> (Tensor, Tensor, Tensor)");
   m.def("nm_spmv_grouped(Tensor metadata, Tensor values, Tensor scales, Tensor x, "
         "int group_size, int n, int m) -> Tensor");
+  define_w8a8<Nm>(m);
+  define_w8a8<Bitmap>(m);
 }
 
 TORCH_LIBRARY_IMPL(sparse_ops, CompositeImplicitAutograd, m) {
@@ -857,4 +945,6 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   impl_layout<Bitmap>(m);
   m.impl("csr_transpose", &csr_transpose_op);
   m.impl("nm_spmv_grouped", &nm_spmv_grouped_op);
+  impl_w8a8<Nm>(m);
+  impl_w8a8<Bitmap>(m);
 }

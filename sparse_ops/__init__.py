@@ -16,6 +16,7 @@ from .layer import SparseLinear
 from .matmul import linear, matmul
 from .prune import prune
 from .quantize import quantize
+from .w8a8 import quantize_activations
 from .sparsify import sparsify
 from .sparsify_config import (
     BlockSparseWeightConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "matmul",
     "prune",
     "quantize",
+    "quantize_activations",
     "save_compressed",
     "save_sparse",
     "sparsify",

@@ -48,6 +48,9 @@ class SparseMatrix:
     # (``group_size`` None) or ``(M, ceil(K / group_size))`` per group along K. None: float.
     scales: torch.Tensor | None = None
     group_size: int | None = None
+    # "int8": the products may quantize the activations per token to int8 (W8A8, w8a8.py)
+    # where that is faster; None: activations stay float (W8A16). Quantized matrices only.
+    activation_dtype: str | None = None
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self._shape = (int(shape[0]), int(shape[1]))
@@ -105,6 +108,7 @@ class SparseMatrix:
         if other.scales is not None:
             self.scales = other.scales
             self.group_size = other.group_size
+            self.activation_dtype = other.activation_dtype
             runs = other.__dict__.get("_runs")  # same structure: same runs of one scale
             if runs is not None:
                 self.__dict__["_runs"] = runs
@@ -196,6 +200,7 @@ class SparseMatrix:
         if self.scales is not None:
             out.scales = self.scales.to(device)
             out.group_size = self.group_size
+            out.activation_dtype = self.activation_dtype
         return out
 
     def with_values(self, values: torch.Tensor) -> SparseMatrix:
@@ -251,7 +256,9 @@ class SparseMatrix:
             f"density={self.density:.4f}, dtype={self.dtype}, device={self.device}"
             + ("" if self.scales is None else
                f", scales={tuple(self.scales.shape)} {self.scales.dtype}, "
-               f"group_size={self.group_size}")
+               f"group_size={self.group_size}"
+               + ("" if self.activation_dtype is None else
+                  f", activation_dtype={self.activation_dtype!r}"))
             + ")"
         )
 

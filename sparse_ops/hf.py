@@ -141,6 +141,8 @@ def save_sparse(
             if "scales" in mod._buffers:  # int8 values (so.quantize)
                 layers[name]["weight_dtype"] = "int8"
                 layers[name]["group_size"] = mod.group_size
+                if mod.activation_dtype is not None:
+                    layers[name]["activation_dtype"] = mod.activation_dtype
     tied = tied_groups(model)
     state = _state_for_safetensors(model, tied)
     manifest = {
@@ -211,7 +213,8 @@ def _shell(spec: dict[str, Any], dtype: torch.dtype, device: torch.device,
     s = to_sparse(torch.zeros(rows, cols, dtype=float_dtype, device=device), spec["layout"],
                   **kw)
     if quantized:
-        s = quantize(s, spec["weight_dtype"], group_size=spec.get("group_size"))
+        s = quantize(s, spec["weight_dtype"], group_size=spec.get("group_size"),
+                     activation_dtype=spec.get("activation_dtype"))
     bdt = bias_dtype or float_dtype
     bias = torch.zeros(rows, dtype=bdt, device=device) if spec["bias"] else None
     return SparseLinear(s, bias, backend=spec["backend"])

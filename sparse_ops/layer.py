@@ -61,6 +61,7 @@ class SparseLinear(nn.Module):
         self.values = nn.Parameter(weight.values.detach().clone(), requires_grad=not quantized)
         # int8 weights (so.quantize): their scales are a buffer, the layer inference only.
         self.group_size = weight.group_size
+        self.activation_dtype = weight.activation_dtype  # "int8": W8A8 allowed (w8a8.py)
         if quantized:
             self.register_buffer("scales", weight.scales.detach().clone())
         for name in weight.structure_names:
@@ -127,6 +128,7 @@ class SparseLinear(nn.Module):
         if scales is not None:
             s.scales = scales
             s.group_size = self.group_size
+            s.activation_dtype = self.activation_dtype
         if not compiling:
             self.__dict__["_weight_memo"] = s
         return s
@@ -181,4 +183,6 @@ class SparseLinear(nn.Module):
             f"layout={self.layout!r}, params={self.params_}, density={w.density:.4f}, "
             f"bias={self.bias is not None}"
             + ("" if w.scales is None else f", int8, group_size={self.group_size}")
+            + ("" if self.activation_dtype is None else
+               f", activation_dtype={self.activation_dtype!r}")
         )

@@ -131,11 +131,26 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
 
     Per row: the kernels read the int8 values as stored and the ``(B, M)`` output is scaled
     per column (then the bias added). Per group: the values are dequantized to x's dtype for
-    this call and the float product runs on them."""
-    from .quantize import check_quantized, dequantized_values, row_scales
+    this call and the float product runs on them. A matrix with ``activation_dtype="int8"``
+    may run W8A8 instead at wide B (``w8a8.py``)."""
+    from .quantize import check_quantized
 
     check_quantized(w, "weight", finite=False)
     ops = _checked_ops(w, backend, x2)
+    if w.activation_dtype is not None:
+        from . import w8a8
+
+        return w8a8.linear(x2, w, bias, backend,
+                           lambda: _w8a16_linear(ops, x2, w, bias, backend))
+    return _w8a16_linear(ops, x2, w, bias, backend)
+
+
+def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
+                  bias: torch.Tensor | None, backend: str | None) -> torch.Tensor:
+    """``_quantized_linear`` with float activations (the int8 values widened in registers,
+    or dequantized per call for group scales outside the N:M SpMV)."""
+    from .quantize import dequantized_values, row_scales
+
     dt = x2.dtype
     if (w.group_size is not None and x2.shape[0] == 1 and w.layout == "nm" and x2.is_cpu
             and backend in (None, "cpp") and w.group_size % w.params()[1] == 0):

@@ -39,6 +39,7 @@ from . import _C  # noqa: F401  (registers torch.ops.sparse_ops.dequant_runs)
 from .format import SparseMatrix
 
 QUANT_DTYPES: tuple[str, ...] = ("int8",)
+ACTIVATION_DTYPES: tuple[str, ...] = ("int8",)
 SCALE_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16)
 QMAX = 127
 
@@ -65,6 +66,18 @@ def check_weight_dtype(weight_dtype: object) -> str | None:
         raise ValueError(f"weight_dtype: expected one of {QUANT_DTYPES} or None, got "
                          f"{weight_dtype!r}")
     return weight_dtype
+
+
+def check_activation_dtype(activation_dtype: object) -> str | None:
+    """``activation_dtype`` as one of ``ACTIVATION_DTYPES`` or None (float activations)."""
+    if activation_dtype is None:
+        return None
+    if activation_dtype == torch.int8:
+        return "int8"
+    if not isinstance(activation_dtype, str) or activation_dtype not in ACTIVATION_DTYPES:
+        raise ValueError(f"activation_dtype: expected one of {ACTIVATION_DTYPES} or None, got "
+                         f"{activation_dtype!r}")
+    return activation_dtype
 
 
 def num_scale_groups(k: int, group_size: int | None) -> int:
@@ -131,18 +144,23 @@ def quantize(
     dtype: str = "int8",
     group_size: int | None = None,
     scale_dtype: torch.dtype = torch.float32,
+    activation_dtype: str | None = None,
 ) -> SparseMatrix:
     """``s`` with its stored values quantized to int8 (symmetric), same layout and structure.
 
     ``group_size``: None for one scale per output row, else one per ``group_size`` columns
-    along K. ``scale_dtype``: float32 or bfloat16. Returns a new matrix (``values`` int8 with
-    ``s``'s shape, ``scales (M, groups)``, ``group_size``); ``s`` is unchanged.
+    along K. ``scale_dtype``: float32 or bfloat16. ``activation_dtype``: None (products take
+    float activations: W8A16), or ``"int8"``: wide products (many tokens) may quantize the
+    activations per token to int8 and multiply in integers (W8A8, ``sparse_ops/w8a8.py``)
+    where measured faster. Returns a new matrix (``values`` int8 with ``s``'s shape,
+    ``scales (M, groups)``, ``group_size``, ``activation_dtype``); ``s`` is unchanged.
     """
     if not isinstance(s, SparseMatrix):
         raise TypeError(f"s: expected a sparse_ops matrix, got {type(s).__name__}")
     if dtype != "int8" and dtype != torch.int8:
         raise ValueError(f"dtype: expected 'int8', got {dtype!r}")
     group_size = check_group_size(group_size)
+    activation_dtype = check_activation_dtype(activation_dtype)
     if scale_dtype not in SCALE_DTYPES:
         raise TypeError(f"scale_dtype: expected one of {SCALE_DTYPES}, got {scale_dtype}")
     if s.scales is not None:
@@ -162,6 +180,7 @@ def quantize(
     out = s.with_values(q)
     out.scales = scales.reshape(m, groups)
     out.group_size = group_size
+    out.activation_dtype = activation_dtype
     out.__dict__["_runs"] = _runs_of(gid, scales.numel())
     return out
 
@@ -182,6 +201,7 @@ def check_quantized(s: SparseMatrix, name: str = "s", finite: bool = True) -> No
     if tuple(s.scales.shape) != want:
         raise ValueError(f"{name}.scales: expected shape {want} (rows, groups of "
                          f"{group_size or 'a whole row'}), got {tuple(s.scales.shape)}")
+    check_activation_dtype(s.activation_dtype)
     if s.scales.device != s.values.device:
         raise ValueError(f"{name}.scales: on {s.scales.device}, the values on "
                          f"{s.values.device}")

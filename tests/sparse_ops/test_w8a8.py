@@ -1,0 +1,345 @@
+"""W8A8: int8 weights times activations quantized per token (``sparse_ops/w8a8.py``).
+
+The integer products are compared with a float64 product of the dequantized weight and the
+dequantized activations (``xq * scale``): given the quantized operands the result is exact up
+to float32 rounding, so relative error < 1e-5 at every SIMD level, odd shapes, per row and per
+group. The activation quantization is checked against its definition (half a step per entry).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import sparse_ops as so
+from sparse_ops import _C, w8a8
+from tests.helpers import draw_seed, random_sparse, rel_err
+
+LEVELS = list(_C._supported_simd_levels())
+# 2:4 and 1:4 take the byte-table expansion on the vector levels, the others the slot loop
+NM = [{"n": 2, "m": 4}, {"n": 1, "m": 4}, {"n": 1, "m": 3}, {"n": 3, "m": 4}, {"n": 2, "m": 8},
+      {"n": 1, "m": 2}]
+
+pytestmark = pytest.mark.usefixtures("restore_simd_and_panel")
+
+
+@pytest.fixture(autouse=True)
+def _auto_w8a8():
+    yield
+    w8a8.set_w8a8_mode("auto")
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(draw_seed())
+
+
+def _reference(q: so.SparseMatrix, xq: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """(M, B) float64: the dequantized weight times the dequantized activations."""
+    return q.to_dense().double() @ (xq.double() * xs.double()[:, None]).t()
+
+
+def test_quantize_activations_definition():
+    g = _gen()
+    x = torch.randn(9, 301, generator=g) * torch.logspace(-3, 3, 9)[:, None]
+    x[4] = 0
+    xq, xs = so.quantize_activations(x)
+    assert xq.dtype == torch.int8 and xs.dtype == torch.float32
+    assert xq.shape == x.shape and xs.shape == (9,)
+    assert int(xq.min()) >= -127 and int(xq.max()) <= 127
+    assert float(xs[4]) == 1.0 and not xq[4].any()
+    nz = [i for i in range(9) if i != 4]
+    assert (xq[nz].abs().amax(dim=1) == 127).all()  # the largest entry of a token maps to 127
+    err = (xq.double() * xs.double()[:, None] - x.double()).abs()
+    assert (err <= xs.double()[:, None] / 2 * (1 + 1e-6)).all()
+    # bfloat16 in: the same as its float32 value
+    xb = x.bfloat16()
+    qb, sb = so.quantize_activations(xb)
+    q32, s32 = so.quantize_activations(xb.float())
+    assert torch.equal(qb, q32) and torch.equal(sb, s32)
+    bad = x.clone()
+    bad[2, 7] = float("inf")
+    assert not torch.isfinite(so.quantize_activations(bad)[1][2])
+    with pytest.raises(TypeError, match="x: expected float32"):
+        so.quantize_activations(x.double())
+    with pytest.raises(ValueError, match="x: expected a 2-D"):
+        so.quantize_activations(x[0])
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("group_size", [None, 32, 12])
+@pytest.mark.parametrize("layout,kw", [("bitmap", {}), *(("nm", k) for k in NM)],
+                         ids=["bitmap", *(f"{k['n']}:{k['m']}" for k in NM)])
+def test_w8a8_op_against_float64(level, group_size, layout, kw):
+    _C._set_simd_level(level)
+    shape = (101, 701)
+    s, _ = random_sparse(layout, shape, kw, density=0.5)
+    q = so.quantize(s, group_size=group_size)
+    g = _gen()
+    for n in (1, 3, 17, 45):
+        x = torch.randn(n, shape[1], generator=g)
+        xq, xs = so.quantize_activations(x)
+        y = w8a8.spmm_w8a8(q, xq, xs)
+        assert y.shape == (shape[0], n) and y.dtype == torch.float32
+        assert _C._last_path() == f"{layout}.w8a8"
+        assert rel_err(y, _reference(q, xq, xs)) < 1e-5, (level, n)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_w8a8_large_k_and_runs_across_chunks(level):
+    """K spanning several panel chunks (256 / 384 columns) and group runs inside them."""
+    _C._set_simd_level(level)
+    for layout, kw, gs in [("bitmap", {}, 64), ("nm", {"n": 2, "m": 4}, None),
+                           ("nm", {"n": 1, "m": 3}, 96)]:
+        s, _ = random_sparse(layout, (53, 1283), kw, density=0.5)
+        q = so.quantize(s, group_size=gs)
+        x = torch.randn(29, 1283, generator=_gen()) * 3
+        xq, xs = so.quantize_activations(x)
+        assert rel_err(w8a8.spmm_w8a8(q, xq, xs), _reference(q, xq, xs)) < 1e-5, layout
+
+
+def _nm_with_duplicates(values: list[int], meta_byte: int, rows: int, k: int):
+    """An N:M (2:4) int8 matrix whose every group's two slots name the columns that
+    ``meta_byte`` (two groups a byte) says, with the given slot values."""
+    groups = k // 4
+    meta = torch.full((rows, groups * 2 * 2 // 8), meta_byte, dtype=torch.uint8)
+    vals = torch.tensor(values, dtype=torch.int8).repeat(rows, groups * 2 // len(values))
+    return meta, vals
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("values", [[100, 100, -90, 3], [-64, -64, 50, 60], [127, -128, 5, 5]])
+def test_w8a8_nm_slots_naming_one_column_add_up(level, values):
+    """Two slots of a group naming one column add up; a sum outside int8 (200, -128 - 64...)
+    takes the exact int16 path for its chunk."""
+    from tests.csrc.test_csrc_kernels import unpack_positions
+
+    _C._set_simd_level(level)
+    rows, k = 23, 520  # 130 groups: two panel chunks (256 columns) and a part
+    meta, vals = _nm_with_duplicates(values, 0b01_01_00_00, rows, k)  # group 0: 0,0; 1: 1,1
+    scales = torch.rand(rows, 1) + 0.5
+    x = torch.randn(7, k, generator=_gen())
+    xq, xs = so.quantize_activations(x)
+    y = torch.ops.sparse_ops.nm_spmm_w8a8(meta, vals, scales, xq, xs, 0, 2, 4)
+    pos = unpack_positions(meta.numpy(), vals.shape[1], 4)
+    cols = (np.arange(vals.shape[1]) // 2) * 4 + pos
+    dense = np.zeros((rows, k))
+    for i in range(rows):
+        np.add.at(dense[i], cols[i], vals[i].numpy().astype(np.float64))
+    ref = (torch.from_numpy(dense) * scales.double()) @ (xq.double() * xs.double()[:, None]).t()
+    assert rel_err(y, ref) < 1e-5
+
+
+def test_w8a8_op_errors_name_the_argument():
+    s, _ = random_sparse("bitmap", (21, 40), {}, density=0.5)
+    q = so.quantize(s)
+    x = torch.randn(3, 40)
+    xq, xs = so.quantize_activations(x)
+    op = torch.ops.sparse_ops.bitmap_spmm_w8a8
+    st = q.structure()
+    with pytest.raises(ValueError, match="xq: holds -128"):
+        bad = xq.clone()
+        bad[1, 39] = -128
+        op(*st, q.values, q.scales, bad, xs, 0, *q.params())
+    with pytest.raises(TypeError, match="values: W8A8 takes int8"):
+        op(*st, q.values.float(), q.scales, xq, xs, 0, *q.params())
+    with pytest.raises(TypeError, match="xq: expected the int8"):
+        op(*st, q.values, q.scales, x, xs, 0, *q.params())
+    with pytest.raises(ValueError, match="xq: expected a 2-D"):
+        op(*st, q.values, q.scales, xq[0], xs, 0, *q.params())
+    with pytest.raises(TypeError, match="x_scales: expected a float32"):
+        op(*st, q.values, q.scales, xq, xs.double(), 0, *q.params())
+    with pytest.raises(ValueError, match=r"x_scales: expected shape \(3,\)"):
+        op(*st, q.values, q.scales, xq, xs[:2], 0, *q.params())
+    with pytest.raises(ValueError, match="group_size: W8A8 takes 0"):
+        op(*st, q.values, q.scales, xq, xs, 6, *q.params())
+    with pytest.raises(ValueError, match=r"scales: expected shape \(21, 5\)"):
+        op(*st, q.values, q.scales, xq, xs, 8, *q.params())
+    with pytest.raises(TypeError, match="scales: expected a float32 or bfloat16"):
+        op(*st, q.values, q.scales.double(), xq, xs, 0, *q.params())
+    with pytest.raises(ValueError, match="bitmap: expected shape"):  # K = 100 from xq
+        op(*st, q.values, q.scales, torch.zeros(3, 100, dtype=torch.int8), xs, 0, *q.params())
+    with pytest.raises(ValueError, match="bitmap: row 0 sets bit"):  # K = 30: bits past it
+        op(*st, q.values, q.scales, xq[:, :30].contiguous(), xs, 0, *q.params())
+    # a bitmap row whose popcount disagrees with its offsets: caught before it is read
+    bits = q.bitmap.clone()
+    bits[3, 0] ^= 1
+    with pytest.raises(ValueError, match="row_offsets: row 3"):
+        op(q.row_offsets, bits, q.values, q.scales, xq, xs, 0, *q.params())
+    n, _ = random_sparse("nm", (13, 41), {"n": 2, "m": 4}, density=0.5)
+    qn = so.quantize(n)
+    xq2, xs2 = so.quantize_activations(torch.randn(5, 41))
+    meta = qn.metadata.clone()
+    meta[2, -1] = 0xFF  # positions of the last group's slots past K = 41
+    with pytest.raises(ValueError, match="metadata: position"):
+        torch.ops.sparse_ops.nm_spmm_w8a8(meta, qn.values, qn.scales, xq2, xs2, 0, 2, 4)
+
+
+def test_w8a8_opcheck_and_empty():
+    for layout, kw in [("bitmap", {}), ("nm", {"n": 2, "m": 4})]:
+        s, _ = random_sparse(layout, (13, 41), kw, density=0.5)
+        q = so.quantize(s, group_size=8)
+        xq, xs = so.quantize_activations(torch.randn(5, 41))
+        op = getattr(torch.ops.sparse_ops, f"{layout}_spmm_w8a8").default
+        torch.library.opcheck(op, (*q.structure(), q.values, q.scales, xq, xs, 8, *q.params()))
+        y = op(*q.structure(), q.values, q.scales, xq[:0], xs[:0], 8, *q.params())
+        assert y.shape == (13, 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout,kw", [("bitmap", {}), ("nm", {"n": 2, "m": 4})])
+def test_linear_runs_w8a8_when_allowed(layout, kw, dtype):
+    s, _ = random_sparse(layout, (67, 129), kw, density=0.5)
+    q = so.quantize(s, activation_dtype="int8")
+    assert q.activation_dtype == "int8" and "activation_dtype='int8'" in repr(q)
+    bias = torch.randn(67).to(dtype)
+    x = torch.randn(19, 129).to(dtype)
+    xq, xs = so.quantize_activations(x)
+    want8 = _reference(q, xq, xs).t() + bias.double()
+    want16 = q.to_dense().double() @ x.double().t()
+    with torch.no_grad():
+        w8a8.set_w8a8_mode("on")
+        y = so.linear(x, q, bias)
+        assert w8a8.last_path() == "w8a8" and y.dtype == dtype
+        assert rel_err(y, want8) < (1e-5 if dtype == torch.float32 else 1e-2)
+        w8a8.set_w8a8_mode("off")
+        y16 = so.linear(x, q, bias)
+        assert w8a8.last_path() == "w8a16"
+        assert rel_err(y16, want16.t() + bias.double()) < (1e-5 if dtype == torch.float32
+                                                           else 1e-2)
+        # the activations' rounding is a fraction of a percent of the output
+        assert 1e-4 < rel_err(y, want16.t() + bias.double()) < 2e-2
+        w8a8.set_w8a8_mode("auto")
+        ya = so.linear(x, q, bias)  # measured: either path, each checked above
+        assert w8a8.last_path() in ("w8a8", "w8a16")
+        assert rel_err(ya, want8 if w8a8.last_path() == "w8a8" else want16.t() +
+                       bias.double()) < (1e-5 if dtype == torch.float32 else 1e-2)
+        # one token (decode), a non-finite activation, or a matrix without the opt-in: W8A16
+        w8a8.set_w8a8_mode("on")
+        so.linear(x[:1], q)
+        assert w8a8.last_path() == "w8a16"
+        bad = x.clone()
+        bad[3, 5] = float("nan")
+        yb = so.linear(bad, q)
+        assert w8a8.last_path() == "w8a16" and torch.isfinite(yb[0]).all()
+        q16 = so.quantize(s)
+        assert not w8a8.applies(q16, x, None)
+        assert not w8a8.applies(q, x, "reference")
+        # matmul (K, N) as well
+        ym = so.matmul(q, x.t())
+        assert w8a8.last_path() == "w8a8"
+        assert rel_err(ym, _reference(q, xq, xs)) < (1e-5 if dtype == torch.float32 else 1e-2)
+
+
+def test_csr_and_bsr_keep_w8a16():
+    s, _ = random_sparse("csr", (31, 64), {}, density=0.5)
+    q = so.quantize(s, activation_dtype="int8")
+    w8a8.set_w8a8_mode("on")
+    x = torch.randn(9, 64)
+    with torch.no_grad():
+        y = so.linear(x, q)
+    assert w8a8.last_path() == "w8a16"
+    assert rel_err(y, x.double() @ q.to_dense().double().t()) < 1e-5
+
+
+def test_activation_dtype_through_sparsify_layer_checkpoint_and_compile(tmp_path):
+    from torch import nn
+
+    torch.manual_seed(draw_seed())
+    def mlp() -> nn.Module:
+        return nn.Sequential(nn.Linear(96, 64), nn.ReLU(), nn.Linear(64, 40))
+
+    model = mlp()
+    so.sparsify(model, "nm", n=2, m=4, keep_dense=(), weight_dtype="int8",
+                activation_dtype="int8")
+    layer = model[0]
+    assert layer.activation_dtype == "int8"
+    assert layer.sparse_weight().activation_dtype == "int8"
+    assert "activation_dtype='int8'" in repr(layer)
+    x = torch.randn(24, 96)
+    w8a8.set_w8a8_mode("on")
+    with torch.no_grad():
+        y = model(x)
+        assert w8a8.last_path() == "w8a8"
+        so.save_sparse(model, tmp_path / "m")
+        back = so.load_sparse(mlp(), tmp_path / "m")
+        assert back[0].activation_dtype == "int8"
+        torch.testing.assert_close(back(x), y)
+        compiled = torch.compile(model, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x), y)
+    with pytest.raises(ValueError, match="activation_dtype: only used with"):
+        so.sparsify(nn.Sequential(nn.Linear(8, 8)), "nm", n=2, m=4, activation_dtype="int8")
+    with pytest.raises(ValueError, match="activation_dtype: expected one of"):
+        so.quantize(random_sparse("bitmap", (8, 8), {})[0], activation_dtype="int4")
+    with pytest.raises(ValueError, match="mode: expected"):
+        w8a8.set_w8a8_mode("fast")
+
+
+def test_fuzz_malformed_structures_w8a8():
+    """Hypothesis cases of malformed bitmap and N:M structure (the fuzz cases of
+    test_bitmap.py and test_csrc_fuzz.py) through the W8A8 ops at every level: a clear error
+    or the float64 answer (run under ASan by `make sanitize`)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.csrc.test_csrc_fuzz import nm_case, nm_valid
+    from tests.csrc.test_csrc_kernels import unpack_positions
+    from tests.sparse_ops.test_bitmap import _structure_ok, _unpack, bitmap_case
+
+    errors = (ValueError, TypeError)
+    rng = np.random.default_rng(5)
+
+    def tokens(n: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return so.quantize_activations(torch.from_numpy(
+            rng.standard_normal((n, k)).astype(np.float32)))
+
+    def check(y: torch.Tensor, dense: np.ndarray, xq: torch.Tensor, xs: torch.Tensor) -> None:
+        ref = torch.from_numpy(dense) @ (xq.double() * xs.double()[:, None]).t()
+        assert y.shape == ref.shape
+        if ref.numel():
+            assert float((y.double() - ref).abs().max()) <= 1e-5 * max(1.0, float(ref.abs().max()))
+
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(bitmap_case(), st.sampled_from(LEVELS))
+    def run_bitmap(case, level):
+        k, bits, off, n_vals, param, n = case
+        _C._set_simd_level(level)
+        m = off.numel() - 1
+        vals = torch.from_numpy(rng.integers(-127, 128, max(n_vals, 0)).astype(np.int8))
+        xq, xs = tokens(max(n, 1), k)
+        valid = _structure_ok(bits, off, k, param) and n_vals == param
+        try:
+            y = torch.ops.sparse_ops.bitmap_spmm_w8a8(off, bits, vals, torch.ones(m, 1), xq, xs,
+                                                      0, param)
+        except errors:
+            assert not valid
+            return
+        assert valid
+        dense = np.zeros((m, k))
+        dense[_unpack(bits)[:, :k].bool().numpy()] = vals.numpy().astype(np.float64)
+        check(y, dense, xq, xs)
+
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(nm_case(), st.sampled_from(LEVELS))
+    def run_nm(case, level):
+        nn, m, rows, k, n, meta, vslots = case
+        _C._set_simd_level(level)
+        q = torch.from_numpy(rng.integers(-127, 128, (rows, max(vslots, 0))).astype(np.int8))
+        xq, xs = tokens(max(n, 1), k)
+        valid = nm_valid(nn, m, rows, k, meta, vslots)
+        try:
+            y = torch.ops.sparse_ops.nm_spmm_w8a8(torch.from_numpy(meta), q, torch.ones(rows, 1),
+                                                  xq, xs, 0, nn, m)
+        except errors:
+            assert not valid
+            return
+        assert valid
+        dense = np.zeros((rows, k))
+        if rows and vslots:
+            cols = (np.arange(vslots) // nn) * m + unpack_positions(meta, vslots, m)
+            for i in range(rows):
+                np.add.at(dense[i], cols[i], q[i].numpy().astype(np.float64))
+        check(y, dense, xq, xs)
+
+    run_bitmap()
+    run_nm()
