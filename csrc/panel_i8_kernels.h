@@ -46,7 +46,9 @@ inline const BmShuffleTable& bm_shuffle_table() {
 // into an int8 panel (row stride ps >= kw rounded up to 64: whole words are written, zeros
 // past K). cur[r]: the position in the values of the row's first column >= k0 (advanced).
 // AVX2 places each byte's next 8 values with one pshufb (a 256-entry table of controls).
-inline void panel_i8_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr, int64_t k0,
+// (noinline here and below: inlined into panel_i8_rows, the loop's pointers were spilled to
+// the stack, a store-to-load chain of ~10 cycles a byte measured on Zen 3)
+__attribute__((noinline)) void panel_i8_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr, int64_t k0,
                                    int64_t kw, int64_t* cur, int8_t* panel, int64_t ps) {
   const int8_t* val = static_cast<const int8_t*>(a.stored.data);
   const int64_t w0 = k0 / 64, nw = (kw + 63) / 64;
@@ -88,6 +90,10 @@ inline void panel_i8_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr, i
       }
 #endif
     }
+    // the row's next chunk (bitmap words and about as many values as this one) into L2 while
+    // the panel is computed: 48 rows of two streams each are more than the hardware tracks
+    prefetch_lines(row + 8 * nw, 8 * nw);
+    prefetch_lines(val + p, p - cur[r]);
     cur[r] = p;
   }
 }
@@ -125,7 +131,7 @@ inline const NmShuffleTable* nm_shuffle_table(int64_t n, int64_t m, int64_t b) {
 // (int8 or int16; row stride ps >= kw rounded up to 4, zeros there). Returns false if a sum
 // of slots naming one column left P (int8 only; the panel is then incomplete).
 template <class P>
-inline bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64_t k0,
+__attribute__((noinline)) bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64_t k0,
                                int64_t kw, P* panel, int64_t ps) {
   const int8_t* val = static_cast<const int8_t*>(a.stored.data);
   const int64_t n = a.n, m = a.m, b = a.b, Gn = a.G * n;
@@ -138,6 +144,7 @@ inline bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64
   const NmShuffleTable* tab = sizeof(P) == 1 ? nm_shuffle_table(n, m, b) : nullptr;
   const int64_t gpb = tab ? 4 / n : 1;            // groups a byte
   const int64_t gfull = tab ? g0 + (g1 - g0) / gpb * gpb : g0;  // groups placed by bytes
+  const bool narrow = gpb * m <= 8;
 #else
   const int64_t gfull = g0;
 #endif
@@ -148,8 +155,8 @@ inline bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64
     const int8_t* vrow = val + (i0 + r) * Gn;
 #if SPARSE_OPS_ISA >= 2
     if constexpr (sizeof(P) == 1) {
-      // 16-byte stores: up to 16 - 4m/n bytes past a byte's columns, overwritten by the next
-      // byte, or zeros past the chunk's groups (inside the row, or the next row before it is
+      // 8- or 16-byte stores: up to 16 - 4m/n bytes past a byte's columns, overwritten by the
+      // next byte, or zeros past the chunk's groups (inside the row, or the next row before it is
       // cleared, or the buffer's slack)
       for (int64_t g = g0; g < gfull; g += gpb) {
         const int64_t k = g * n / 4;
@@ -162,11 +169,18 @@ inline bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64
         std::memcpy(&v4, vrow + 4 * k, 4);
         const __m128i e = _mm_shuffle_epi8(
             _mm_cvtsi32_si128(v4), _mm_load_si128(reinterpret_cast<const __m128i*>(tab->ctl[byte])));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (g * m - k0)), e);
+        if (narrow)  // 2:4, 2:3: a byte's columns fit 8 bytes
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + (g * m - k0)), e);
+        else
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (g * m - k0)), e);
       }
       if (!ok) break;
     }
 #endif
+    if (g1 < a.G) {  // the row's next chunk into L2 (see panel_i8_expand_bitmap)
+      prefetch_lines(vrow + g1 * n, (g1 - g0) * n);
+      prefetch_lines(mrow + g1 * n * b / 8, ((g1 - g0) * n * b + 7) / 8);
+    }
     for (int64_t g = gfull; g < g1; ++g) {
       P* d = dst + (g * m - k0);
       for (int64_t j = 0; j < n; ++j) {
