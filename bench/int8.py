@@ -7,6 +7,10 @@ Anchors, in the same run: ``torch.ops.aten._weight_int8pack_mm`` (dense int8 wei
 bf16 scales, bf16 activations: torchao's int8 weight-only path on CPU), ``F.linear`` in bf16
 and in fp32. Each sparse row is ``so.linear(x, W)`` with ``x (N, K)`` bf16 and ``W`` pruned then
 quantized (``so.quantize``, one scale per output row), next to the same layout with bf16 values.
+From N = 2 on, "W8A8" rows run bitmap 0.5 and 2:4 with ``activation_dtype="int8"`` and the
+W8A8 path forced (activations quantized per token in the call, integer dot products:
+``sparse_ops/w8a8.py``); ``--n 1 16 256`` gives the prefill cell (dense bf16 is timed at
+N <= 16, at N = 256, and wherever the CPU has native bf16).
 Bytes: every tensor of the weight (values, indices, scales), read once a call; the bound of a
 cell is its bytes against the anchor's at the anchor's bytes/s. Medians of calls each right
 after an untimed fp32 matmul of another 4096 x 4096 weight (``bench.timing.in_a_model``; the
@@ -27,6 +31,7 @@ from torch import nn
 import sparse_ops as so
 from bench import host, targets
 from bench.timing import in_a_model, median
+from sparse_ops import w8a8
 
 CASES = {
     "bitmap 0.5": ("bitmap", {"density": 0.5}),
@@ -35,6 +40,9 @@ CASES = {
     "csr 0.3": ("csr", {"density": 0.3}),
     "bsr 32² 0.3": ("bsr", {"density": 0.3, "blocksize": (32, 32)}),
 }
+
+
+W8A8_CASES = ("bitmap 0.5", "2:4")
 
 
 def _matrix(w: torch.Tensor, layout: str, kw: dict) -> so.SparseMatrix:
@@ -117,11 +125,16 @@ def run(ns: list[int], rounds: int, size: int = 4096) -> list[dict]:
     q8g = {f"{k} int8 g128": so.quantize(_matrix(w, *CASES[k]), group_size=128)
            for k in ("2:4", "bitmap 0.5")}
     b16 = {k: _matrix(w, *spec).to(torch.bfloat16) for k, spec in CASES.items()}
+    a8 = {f"{k} int8 W8A8": q8[k].with_values(q8[k].values)._with_quantization_of(q8[k])
+          for k in W8A8_CASES}
+    for s in a8.values():
+        s.activation_dtype = "int8"
     nbytes = {"dense bf16": wb.numel() * 2, "dense fp32": w.numel() * 4,
               "int8pack_mm": wq.numel() + wscale.numel() * 2}
     nbytes.update({f"{k} int8": v.nbytes for k, v in q8.items()})
     nbytes.update({f"{k} bf16": v.nbytes for k, v in b16.items()})
     nbytes.update({k: v.nbytes for k, v in q8g.items()})
+    nbytes.update({k: v.nbytes for k, v in a8.items()})
     native = bool({"avx512_bf16", "amx_bf16"} & set(host.cpu_features()))
     rows = []
     for n in ns:
@@ -132,15 +145,22 @@ def run(ns: list[int], rounds: int, size: int = 4096) -> list[dict]:
             "int8pack_mm": lambda xb=xb: torch.ops.aten._weight_int8pack_mm(xb, wq, wscale),
             "dense fp32": lambda xf=xf: F.linear(xf, w),
         }
-        if native or n <= 16:
+        if native or n <= 16 or n == 256:
             variants["dense bf16"] = lambda xb=xb: F.linear(xb, wb)
         for k in CASES:
             variants[f"{k} int8"] = lambda xb=xb, s=q8[k]: so.linear(xb, s)
             variants[f"{k} bf16"] = lambda xb=xb, s=b16[k]: so.linear(xb, s)
         for k, s in q8g.items():
             variants[k] = lambda xb=xb, s=s: so.linear(xb, s)
-        with torch.no_grad():
-            t = in_a_model(variants, lambda xo=xo: other @ xo, rounds=rounds)
+        if n >= w8a8.MIN_TOKENS:
+            for k, s in a8.items():
+                variants[k] = lambda xb=xb, s=s: so.linear(xb, s)
+        w8a8.set_w8a8_mode("on")
+        try:
+            with torch.no_grad():
+                t = in_a_model(variants, lambda xo=xo: other @ xo, rounds=rounds)
+        finally:
+            w8a8.set_w8a8_mode("auto")
         med = {k: median(v) for k, v in t.items()}
         anchor = med["int8pack_mm"]
         bw = nbytes["int8pack_mm"] / anchor

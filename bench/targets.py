@@ -99,6 +99,11 @@ TARGETS: tuple[Target, ...] = (
            rows="cells", where={"N": 1, "weight": "bitmap 0.5 int8"}, cell=("weight",)),
     Target(23, "int8", "N=1 2:4 int8 >= 1.3x aten._weight_int8pack_mm", "x_int8pack", 1.3,
            rows="cells", where={"N": 1, "weight": "2:4 int8"}, cell=("weight",)),
+    # Issue 23: prefill, W8A8 (the issue sets it for CPUs with VNNI / AMX-INT8; reported on
+    # every CPU, the host line says which it has).
+    Target(23, "int8", "N=256 W8A8 (int8 activations) >= 0.8x dense bf16", "x_dense_bf16", 0.8,
+           rows="cells", where={"N": 256, "weight": ("bitmap 0.5 int8 W8A8", "2:4 int8 W8A8")},
+           cell=("weight",)),
     # Issue 23: Llama decode with int8 values against dense bf16 (lm_head dense bf16, counted).
     Target(23, "models", "Llama bf16 decode of the bytes-per-token bound (int8 values)",
            "of_bound", 0.85, where={"model": "Llama", "dtype": "bfloat16", "compiled": False,

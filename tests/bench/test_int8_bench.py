@@ -20,6 +20,9 @@ def test_int8_bench_small():
             assert cells[f"{k} int8"]["MB"] < cells[f"{k} bf16"]["MB"]
         assert cells["2:4 int8"]["bound_x_int8pack"] > 1.5
         assert all(c["ms"] > 0 for c in cells.values())
+        if r["N"] > 1:  # the W8A8 rows: same bytes as their W8A16 twins
+            for k in int8.W8A8_CASES:
+                assert cells[f"{k} int8 W8A8"]["MB"] == cells[f"{k} int8"]["MB"]
     assert "int8pack_mm" in int8.markdown(rows)
 
 
