@@ -95,6 +95,20 @@ DecodedChunk<I> decode_chunk(const KernelTable& tab, const int32_t* off, const u
   return {crow, col};
 }
 
+// The panel products' view of S (panel_kernels.h, panel_i8_kernels.h): its structure and
+// values; the caller sets the operands.
+PanelArgs panel_args(const BitmapShape& s, Values stored) {
+  PanelArgs pa{PanelLayout::bitmap};
+  pa.off = s.off;
+  pa.bits = s.bits;
+  pa.rb = s.rb;
+  pa.nnz = s.nnz;
+  pa.stored = stored;
+  pa.M = s.M;
+  pa.K = s.K;
+  return pa;
+}
+
 template <class T>
 void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const Values& stored,
               const T* x, int64_t ldx, T* out, int64_t N, int threads) {
@@ -148,16 +162,9 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
     note_path("bitmap.csr");
   } else {
     auto panel = [&]() {  // load sparse, compute dense (panel_kernels.h)
-      PanelArgs pa{PanelLayout::bitmap};
-      pa.off = off;
-      pa.bits = bits;
-      pa.rb = s.rb;
-      pa.nnz = nnz;
-      pa.stored = stored;
+      PanelArgs pa = panel_args(s, stored);
       pa.x = x;
       pa.out = out;
-      pa.M = M;
-      pa.K = K;
       pa.N = N;
       pa.ldx = ldx;
       const auto bounds = split_by_prefix(off, M, panel_chunks(M, threads), 1 + s.rb / 4, 1);
@@ -273,16 +280,8 @@ void bitmap_spmm_w8a8(const BitmapStructure& s, const int8_t* val, const W8A8& q
   check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
   const KernelTable& tab = active_table();
   threads = threads_for(threads, static_cast<double>(s.M) * s.K * static_cast<double>(q.N) / 8);
-  const PackedQuads pq = pack_quads(q.xq, q.N, s.K, threads);
-  PanelArgs pa{PanelLayout::bitmap};
-  pa.off = s.off;
-  pa.bits = s.bits;
-  pa.rb = s.rb;
-  pa.nnz = s.nnz;
-  pa.stored = {val, DT::i8};
-  pa.M = s.M;
-  pa.K = s.K;
-  set_w8a8(pa, q, pq, out);
+  PanelArgs pa = panel_args(s, {val, DT::i8});
+  const PackedQuads pq = set_w8a8(pa, q, out, threads);
   const auto bounds = split_by_prefix(s.off, s.M, panel_chunks(s.M, threads), 1 + s.rb / 4, 1);
   FirstBad bad;
   panel_run(pa, bounds, threads, ChunkCheck{tab, s.bits, s.off, s, bounds, bad});

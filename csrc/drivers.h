@@ -91,8 +91,8 @@ void nm_sddmm(const NmStructure& s, const Dense& a, const Dense& b, const Dense&
 // int8 weights times activations quantized per token (panel_i8_kernels.h). xq (N, K) int8
 // row-major, every entry in [-127, 127] (checked while it is packed), xscale (N,) float32:
 // token t is xq[t] * xscale[t]. The weight's scales: float32 rows of ws_ld, column k of row i
-// scaled by wscale[i * ws_ld + k / wgroup] (wgroup >= K: one scale a row; else a multiple of
-// 4, checked by the caller).
+// scaled by wscale[i * ws_ld + k / wgroup] (wgroup 0 or >= K: one scale a row; else a
+// multiple of 4, checked by the caller).
 struct W8A8 {
   const int8_t* xq = nullptr;
   const float* xscale = nullptr;

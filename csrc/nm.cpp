@@ -142,6 +142,22 @@ std::vector<int32_t> group_base(const NmGeom& g) {
   return gb;
 }
 
+// The panel products' view of S (panel_kernels.h, panel_i8_kernels.h): M rows of metadata of
+// geometry g and their values; the caller sets the operands.
+PanelArgs panel_args(const NmGeom& g, const uint8_t* meta, int64_t M, Values stored) {
+  PanelArgs pa{PanelLayout::nm};
+  pa.meta = meta;
+  pa.n = g.n;
+  pa.m = g.m;
+  pa.b = g.b;
+  pa.G = g.G;
+  pa.mbytes = g.mbytes;
+  pa.stored = stored;
+  pa.M = M;
+  pa.K = g.K;
+  return pa;
+}
+
 template <class T>
 void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int threads) {
   const KernelTable& tab = active_table();
@@ -177,18 +193,9 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
     note_path(N == 1 ? "nm.spmv" : "nm.slots");
   } else {
     auto panel = [&]() {  // load sparse, compute dense (panel_kernels.h)
-      PanelArgs pa{PanelLayout::nm};
-      pa.meta = args.meta;
-      pa.n = g.n;
-      pa.m = g.m;
-      pa.b = g.b;
-      pa.G = g.G;
-      pa.mbytes = g.mbytes;
-      pa.stored = stored;
+      PanelArgs pa = panel_args(g, args.meta, M, stored);
       pa.x = args.x;
       pa.out = args.out;
-      pa.M = M;
-      pa.K = g.K;
       pa.N = N;
       pa.ldx = args.ldx;
       const auto bounds = split_even(M, panel_chunks(M, threads));
@@ -345,18 +352,8 @@ void nm_spmm_w8a8(const NmStructure& s, const int8_t* val, const W8A8& q, float*
                   int threads) {
   const NmGeom g = geometry(s.n, s.m, s.K);
   threads = threads_for(threads, static_cast<double>(s.M) * s.K * static_cast<double>(q.N) / 8);
-  const PackedQuads pq = pack_quads(q.xq, q.N, s.K, threads);
-  PanelArgs pa{PanelLayout::nm};
-  pa.meta = s.meta;
-  pa.n = g.n;
-  pa.m = g.m;
-  pa.b = g.b;
-  pa.G = g.G;
-  pa.mbytes = g.mbytes;
-  pa.stored = {val, DT::i8};
-  pa.M = s.M;
-  pa.K = g.K;
-  set_w8a8(pa, q, pq, out);
+  PanelArgs pa = panel_args(g, s.meta, s.M, {val, DT::i8});
+  const PackedQuads pq = set_w8a8(pa, q, out, threads);
   const MetaCheck check(g, s.meta);
   const auto bounds = split_even(s.M, panel_chunks(s.M, threads));
   FirstBad bad;

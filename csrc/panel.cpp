@@ -104,11 +104,10 @@ PackedQuads pack_quads(const int8_t* xq, int64_t N, int64_t K, int threads) {
       for (int64_t t = 0; t < N; ++t) {
         uint32_t w = 0;
         std::memcpy(&w, xq + t * K + 4 * q, static_cast<size_t>(take));
-        // a byte equal to 0x80 (-128): a zero byte of w ^ 0x80808080 (the SWAR zero test;
-        // the zero padding of a short quad turns into 0x80 bytes: masked out)
+        // a byte equal to 0x80 (-128): a zero byte of w ^ 0x80808080 (the SWAR zero test,
+        // nonzero iff some byte is zero; the zero padding of a short quad becomes 0x80, not 0)
         const uint32_t e = w ^ 0x80808080u;
-        const uint32_t valid = take == 4 ? 0x80808080u : (0x80808080u >> (8 * (4 - take)));
-        hit |= (e - 0x01010101u) & ~e & valid;
+        hit |= (e - 0x01010101u) & ~e & 0x80808080u;
         std::memcpy(row + 4 * t, &w, 4);
       }
       std::memset(row + 4 * N, 0, static_cast<size_t>(p.ldq - 4 * N));
@@ -121,7 +120,8 @@ PackedQuads pack_quads(const int8_t* xq, int64_t N, int64_t K, int threads) {
   return p;
 }
 
-void set_w8a8(PanelArgs& pa, const W8A8& q, const PackedQuads& p, float* out) {
+PackedQuads set_w8a8(PanelArgs& pa, const W8A8& q, float* out, int threads) {
+  PackedQuads p = pack_quads(q.xq, q.N, pa.K, threads);
   pa.out = out;
   pa.N = q.N;
   pa.xq4 = p.data.get();
@@ -130,6 +130,7 @@ void set_w8a8(PanelArgs& pa, const W8A8& q, const PackedQuads& p, float* out) {
   pa.wscale = q.wscale;
   pa.ws_ld = q.ws_ld;
   pa.wgroup = q.wgroup >= pa.K || q.wgroup <= 0 ? std::max<int64_t>(pa.K, 1) : q.wgroup;
+  return p;
 }
 
 void note_path(const char* name) { g_last.store(name, std::memory_order_relaxed); }

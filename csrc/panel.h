@@ -56,8 +56,9 @@ struct PackedQuads {
 };
 PackedQuads pack_quads(const int8_t* xq, int64_t N, int64_t K, int threads);
 
-// pa's W8A8 fields (out, N and the packed activations included) from q.
-void set_w8a8(PanelArgs& pa, const W8A8& q, const PackedQuads& p, float* out);
+// pa's W8A8 fields from q (pa.K set): q's activations packed (pack_quads, on `threads`), out,
+// N, the scales. The returned quads back pa.xq4: keep them for the product.
+PackedQuads set_w8a8(PanelArgs& pa, const W8A8& q, float* out, int threads);
 
 // Whether every x[k, c] (K x N, row stride ldx) is finite. The panel multiplies the zeros of
 // S's unstored entries too, and 0 * inf is NaN where the sparse products (which never touch an

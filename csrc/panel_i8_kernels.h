@@ -92,10 +92,8 @@ __attribute__((noinline)) void panel_i8_expand_bitmap(const PanelArgs& a, int64_
     }
     // the row's next chunk (bitmap words and about as many values as this one) into L2 while
     // the panel is computed: 48 rows of two streams each are more than the hardware tracks
-    if (g_stream_ahead > 0) {  // SPARSE_OPS_PREFETCH_BYTES=0 turns it off, for A/B runs
-      prefetch_lines(row + 8 * nw, 8 * nw);
-      prefetch_lines(val + p, p - cur[r]);
-    }
+    prefetch_next(row + 8 * nw, 8 * nw);
+    prefetch_next(val + p, p - cur[r]);
     cur[r] = p;
   }
 }
@@ -179,9 +177,9 @@ __attribute__((noinline)) bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0
       if (!ok) break;
     }
 #endif
-    if (g1 < a.G && g_stream_ahead > 0) {  // the row's next chunk into L2 (see panel_i8_expand_bitmap)
-      prefetch_lines(vrow + g1 * n, (g1 - g0) * n);
-      prefetch_lines(mrow + g1 * n * b / 8, ((g1 - g0) * n * b + 7) / 8);
+    if (g1 < a.G) {  // the row's next chunk into L2 (see panel_i8_expand_bitmap)
+      prefetch_next(vrow + g1 * n, (g1 - g0) * n);
+      prefetch_next(mrow + g1 * n * b / 8, ((g1 - g0) * n * b + 7) / 8);
     }
     for (int64_t g = gfull; g < g1; ++g) {
       P* d = dst + (g * m - k0);

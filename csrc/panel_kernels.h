@@ -89,10 +89,8 @@ inline void panel_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr, int6
     }
     // the row's next chunk into L2 while the panel is computed (48 rows of two streams each
     // are more than the hardware prefetchers track; panel_i8_kernels.h measured it)
-    if (g_stream_ahead > 0) {  // SPARSE_OPS_PREFETCH_BYTES=0 turns it off, for A/B runs
-      prefetch_lines(row + 8 * nw, 8 * nw);
-      prefetch_lines(val + p, (p - cur[r]) * static_cast<int64_t>(sizeof(TV)));
-    }
+    prefetch_next(row + 8 * nw, 8 * nw);
+    prefetch_next(val + p, (p - cur[r]) * static_cast<int64_t>(sizeof(TV)));
     cur[r] = p;
   }
 }
@@ -112,9 +110,9 @@ inline void panel_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64_t 
     std::memset(dst, 0, static_cast<size_t>(kw) * sizeof(float));
     const uint8_t* mrow = a.meta + (i0 + r) * a.mbytes;
     const TV* vrow = val + (i0 + r) * Gn;
-    if (g1 < a.G && g_stream_ahead > 0) {  // the row's next chunk into L2 (as in panel_expand_bitmap)
-      prefetch_lines(vrow + g1 * n, (g1 - g0) * n * static_cast<int64_t>(sizeof(TV)));
-      prefetch_lines(mrow + g1 * n * b / 8, ((g1 - g0) * n * b + 7) / 8);
+    if (g1 < a.G) {  // the row's next chunk into L2 (as in panel_expand_bitmap)
+      prefetch_next(vrow + g1 * n, (g1 - g0) * n * static_cast<int64_t>(sizeof(TV)));
+      prefetch_next(mrow + g1 * n * b / 8, ((g1 - g0) * n * b + 7) / 8);
     }
     for (int64_t g = g0; g < g1; ++g) {
       float* d = dst + (g * m - k0);

@@ -88,6 +88,12 @@ inline void prefetch_lines(const void* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
 }
 
+// prefetch_lines for data read next (the panels' next chunk of a row), unless
+// SPARSE_OPS_PREFETCH_BYTES=0 turned prefetching off (A/B runs).
+inline void prefetch_next(const void* p, int64_t bytes) {
+  if (g_stream_ahead > 0) prefetch_lines(p, bytes);
+}
+
 #if SPARSE_OPS_ISA == 3
 // ----------------------------------------------------------------------------- AVX-512
 

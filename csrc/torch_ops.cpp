@@ -695,7 +695,7 @@ Tensor spmm_w8a8(const Call<F>& c, const Tensor& values_in, const Tensor& scales
   q.N = N;
   q.wscale = sc.data_ptr<float>();
   q.ws_ld = groups;
-  q.wgroup = group_size == 0 ? std::max<int64_t>(K, 1) : group_size;
+  q.wgroup = group_size;  // 0: one scale a row
   guarded([&] { F::spmm_w8a8(v, static_cast<const int8_t*>(ptr_of(values)), q, out.data_ptr<float>()); });
   return out;
 }

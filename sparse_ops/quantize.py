@@ -59,28 +59,26 @@ def check_group_size(group_size: object) -> int | None:
     return group_size
 
 
+def _check_int8_name(value: object, name: str, allowed: tuple[str, ...]) -> str | None:
+    """``value`` as one of ``allowed`` (``torch.int8`` spelled ``"int8"``) or None;
+    ValueError naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if value == torch.int8:
+        return "int8"
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}: expected one of {allowed} or None, got {value!r}")
+    return value
+
+
 def check_weight_dtype(weight_dtype: object) -> str | None:
     """``weight_dtype`` as one of ``QUANT_DTYPES`` or None (values keep their dtype)."""
-    if weight_dtype is None:
-        return None
-    if weight_dtype == torch.int8:
-        return "int8"
-    if not isinstance(weight_dtype, str) or weight_dtype not in QUANT_DTYPES:
-        raise ValueError(f"weight_dtype: expected one of {QUANT_DTYPES} or None, got "
-                         f"{weight_dtype!r}")
-    return weight_dtype
+    return _check_int8_name(weight_dtype, "weight_dtype", QUANT_DTYPES)
 
 
 def check_activation_dtype(activation_dtype: object) -> str | None:
     """``activation_dtype`` as one of ``ACTIVATION_DTYPES`` or None (float activations)."""
-    if activation_dtype is None:
-        return None
-    if activation_dtype == torch.int8:
-        return "int8"
-    if not isinstance(activation_dtype, str) or activation_dtype not in ACTIVATION_DTYPES:
-        raise ValueError(f"activation_dtype: expected one of {ACTIVATION_DTYPES} or None, got "
-                         f"{activation_dtype!r}")
-    return activation_dtype
+    return _check_int8_name(activation_dtype, "activation_dtype", ACTIVATION_DTYPES)
 
 
 def num_scale_groups(k: int, group_size: int | None) -> int:

@@ -100,7 +100,7 @@ def _w8a8(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | None) -> torch
         return None
     y = spmm_w8a8(w, xq, xs).t()
     if bias is not None:
-        y = y + bias.float() if x2.dtype != torch.float32 else y + bias
+        y = y + bias.float()  # float32 output, then x's dtype
     return y.to(x2.dtype)
 
 
@@ -144,7 +144,7 @@ def linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | None, backend
     return w8a16()
 
 
-def _fake(values: torch.Tensor, xq: torch.Tensor, rows: int) -> torch.Tensor:
+def _fake(xq: torch.Tensor, rows: int) -> torch.Tensor:
     return xq.new_empty((rows, xq.shape[0]), dtype=torch.float32)
 
 
@@ -152,11 +152,11 @@ def _fake(values: torch.Tensor, xq: torch.Tensor, rows: int) -> torch.Tensor:
 def _bitmap_w8a8_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor, values: torch.Tensor,
                       scales: torch.Tensor, xq: torch.Tensor, x_scales: torch.Tensor,
                       group_size: int, nnz: int) -> torch.Tensor:
-    return _fake(values, xq, row_offsets.shape[0] - 1)
+    return _fake(xq, row_offsets.shape[0] - 1)
 
 
 @torch.library.register_fake("sparse_ops::nm_spmm_w8a8")
 def _nm_w8a8_fake(metadata: torch.Tensor, values: torch.Tensor, scales: torch.Tensor,
                   xq: torch.Tensor, x_scales: torch.Tensor, group_size: int, n: int,
                   m: int) -> torch.Tensor:
-    return _fake(values, xq, metadata.shape[0])
+    return _fake(xq, metadata.shape[0])
