@@ -53,12 +53,20 @@ def simd_level() -> str:
     return _C.simd_level()
 
 
+def int8_dot() -> str:
+    """The dot product the W8A8 kernels run on (``sparse_ops.w8a8.dot_engine``)."""
+    from sparse_ops import w8a8
+
+    return w8a8.dot_engine()
+
+
 def header() -> str:
     """One line naming the machine: vendor, model, features, SIMD level, threads, torch."""
     fm = cpu_family_model()
     return (f"{cpu_vendor()} {cpu_model()}" + (f" ({fm})" if fm else "")
             + f", features {' '.join(cpu_features()) or 'none'}; sparse_ops SIMD level "
-            f"{simd_level()}; {torch.get_num_threads()} threads; torch {torch.__version__}")
+            f"{simd_level()} (int8 dot {int8_dot()}); {torch.get_num_threads()} threads; "
+            f"torch {torch.__version__}")
 
 
 def slug() -> str:

@@ -73,6 +73,28 @@ PYBIND11_MODULE(_C, mod) {
       "_team_threads_seen", [] { return team_threads_seen(); },
       "Testing aid: the distinct OS thread ids that ran kernel tasks since _team_debug(True).");
   mod.def(
+      "_int8_dot", [] { return std::string(int8_dot_name()); },
+      "The integer dot product the W8A8 products run on at the active SIMD level: 'vnni' "
+      "(vpdpbusd: AVX-VNNI at the avx2 level, AVX512-VNNI at avx512), 'madd' (AVX2 "
+      "vpmaddubsw + vpmaddwd), 'vnni-emulated' (the vnni engine with vpdpbusd emulated, a "
+      "testing aid) or 'plain' (scalar loops).");
+  mod.def(
+      "_set_int8_dot",
+      [](const std::string& engine) {
+        try {
+          return std::string(set_int8_dot(engine.c_str()));
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("engine"),
+      "Testing aid: the W8A8 dot engine, 'auto' (vnni where the CPU has it, else the level's "
+      "own) or one of _int8_dots(); SPARSE_OPS_INT8_DOT sets it at start. A level without "
+      "the engine runs its own. Returns the engine now active.");
+  mod.def(
+      "_int8_dots", [] { return int8_dots(); },
+      "Testing aid: the W8A8 dot engines available at the active SIMD level on this CPU.");
+  mod.def(
       "_supported_simd_levels",
       [] {
         int n = 0;

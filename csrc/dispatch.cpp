@@ -1,6 +1,7 @@
 // Run-time SIMD dispatch: the best level the CPU (and OS) supports, capped by the environment
 // variable SPARSE_OPS_SIMD=scalar|avx2|avx512 read at first use; set_simd_level() switches it
-// later (tests run every level this way).
+// later (tests run every level this way). The W8A8 engine (kDot*) is picked per level the
+// same way: SPARSE_OPS_INT8_DOT=auto|plain|madd|vnni-emulated|vnni, set_int8_dot().
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -84,6 +85,87 @@ const char* set_simd_level(const char* level) {
 const char* const* supported_levels(int* count) {
   *count = cpu_max_level() + 1;
   return kLevels;
+}
+
+namespace {
+
+// (by name: building another level's table would run its instructions)
+bool is_level(const KernelTable& t, int level) { return std::strcmp(t.name, kLevels[level]) == 0; }
+
+// -1 auto, else the kDot* engine asked for
+int dot_index(const char* name, const KernelTable& t) {
+  if (std::strcmp(name, "auto") == 0) return -1;
+  const bool scalar = is_level(t, 0);
+  if (std::strcmp(name, scalar ? "plain" : "madd") == 0) return kDotOwn;
+  if (std::strcmp(name, "vnni-emulated") == 0) return kDotEmulated;
+  if (std::strcmp(name, "vnni") == 0) return kDotVnni;
+  return -2;
+}
+
+// Whether t's vpdpbusd engine can run on this CPU: VEX (avxvnni) at the AVX2 level, EVEX
+// (avx512vnni on 256-bit vectors) at the AVX-512 level.
+bool vnni_runs(const KernelTable& t) {
+  if (!t.panel_i8[kDotVnni]) return false;
+  __builtin_cpu_init();
+  if (is_level(t, 2)) return __builtin_cpu_supports("avx512vnni");
+  return __builtin_cpu_supports("avxvnni");
+}
+
+bool dot_available(const KernelTable& t, int d) {
+  return d == kDotVnni ? vnni_runs(t) : t.panel_i8[d] != nullptr;
+}
+
+std::atomic<int>& dot_mode() {
+  static std::atomic<int> m{[] {
+    const char* e = std::getenv("SPARSE_OPS_INT8_DOT");
+    if (!e) return -1;
+    // names are those of the best level; an engine a level lacks falls back to its own
+    const int d = dot_index(e, table_at(cpu_max_level()));
+    return d >= -1 ? d : (std::strcmp(e, "plain") == 0 ? kDotOwn : -1);
+  }()};
+  return m;
+}
+
+int dot_for(const KernelTable& t) {
+  const int d = dot_mode().load(std::memory_order_relaxed);
+  if (d >= 0 && dot_available(t, d)) return d;
+  if (d < 0 && vnni_runs(t)) return kDotVnni;
+  return kDotOwn;
+}
+
+}  // namespace
+
+PanelSpmmFn int8_dot_fn(const KernelTable& t) { return t.panel_i8[dot_for(t)]; }
+
+const char* int8_dot_name() {
+  const KernelTable& t = active_table();
+  switch (dot_for(t)) {
+    case kDotVnni:
+      return "vnni";
+    case kDotEmulated:
+      return "vnni-emulated";
+    default:
+      return is_level(t, 0) ? "plain" : "madd";
+  }
+}
+
+const char* set_int8_dot(const char* engine) {
+  const KernelTable& t = active_table();
+  const int d = dot_index(engine, t);
+  if (d < -1 || (d >= 0 && !dot_available(t, d)))
+    throw std::invalid_argument(std::string("engine: '") + engine +
+                                "' is not an int8 dot engine of this CPU at the '" + t.name +
+                                "' level (auto, or one of int8_dots())");
+  dot_mode().store(d, std::memory_order_relaxed);
+  return int8_dot_name();
+}
+
+std::vector<std::string> int8_dots() {
+  const KernelTable& t = active_table();
+  if (is_level(t, 0)) return {"plain"};
+  std::vector<std::string> v{"madd", "vnni-emulated"};
+  if (vnni_runs(t)) v.emplace_back("vnni");
+  return v;
 }
 
 }  // namespace sparse_ops

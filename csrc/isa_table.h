@@ -23,11 +23,18 @@ TypedKernels<T> typed_kernels() {
 }
 
 const KernelTable& table() {
+#if SPARSE_OPS_ISA == 3
+  constexpr PanelSpmmFn vnni = &avx512vnni::panel_i8_vnni_rows, emulated = &panel_i8_rows<kDotEmulated>;
+#elif SPARSE_OPS_ISA == 2
+  constexpr PanelSpmmFn vnni = &avxvnni::panel_i8_vnni_rows, emulated = &panel_i8_rows<kDotEmulated>;
+#else
+  constexpr PanelSpmmFn vnni = nullptr, emulated = nullptr;
+#endif
   static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
                              &first_bad_index<int16_t>, &first_bad_index<int32_t>,
                              &widen_values, &bitmap_decode_rows<int16_t>,
                              &bitmap_decode_rows<int32_t>, &bitmap_check_rows,
-                             &panel_spmm_rows};
+                             &panel_spmm_rows, {&panel_i8_rows<kDotOwn>, emulated, vnni}};
   return t;
 }
 

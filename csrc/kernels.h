@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "value_types.h"
 
@@ -117,6 +119,19 @@ struct BitmapArgs {
 enum class PanelLayout : int { bitmap = 0, nm = 1 };
 // Rows of S expanded together into one panel.
 constexpr int64_t kPanelRows = 48;
+// KC: a multiple of 64 (whole bitmap words) and of m (whole N:M groups), at least 256.
+inline int64_t panel_kc(int64_t m) {
+  int64_t a = 64, b = m > 0 ? m : 1;
+  while (b) {
+    const int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  int64_t kc = 64 / a * (m > 0 ? m : 1);
+  while (kc < 256) kc *= 2;
+  return kc;
+}
+
 struct PanelArgs {
   PanelLayout layout;
   const int32_t* off = nullptr;  // bitmap: row offsets (M + 1) and rows of rb bytes
@@ -140,6 +155,16 @@ struct PanelArgs {
 };
 // Rows [r0, r1) of out, every column; the chunk's structure checked before.
 using PanelSpmmFn = void (*)(const PanelArgs&, int64_t r0, int64_t r1);
+
+// The integer dot products of the W8A8 micro-kernel (panel_i8_kernels.h):
+//   kDotOwn       the level's own: AVX2 vpmaddubsw + vpmaddwd (|w| times x with w's sign),
+//                 the scalar level's plain loops;
+//   kDotEmulated  the VNNI algorithm (x + 128 unsigned, minus 128 * the run's weight sum)
+//                 with vpdpbusd emulated exactly by AVX2 instructions: a testing aid, so that
+//                 the VNNI engine's every step but the one instruction runs on any AVX2 CPU;
+//   kDotVnni      vpdpbusd: AVX-VNNI (VEX, isa_avxvnni.cpp) at the AVX2 level,
+//                 AVX512-VNNI (EVEX, isa_avx512vnni.cpp) at the AVX-512 level.
+constexpr int kDotOwn = 0, kDotEmulated = 1, kDotVnni = 2;
 
 // The values array of `a` as storage type TV: `val` when TV is the compute type, else the
 // stored values.
@@ -234,7 +259,10 @@ struct KernelTable {
   BitmapDecodeFn<int16_t> bitmap_decode16;
   BitmapDecodeFn<int32_t> bitmap_decode32;
   BitmapCheckFn bitmap_check;
-  PanelSpmmFn panel_spmm;
+  PanelSpmmFn panel_spmm;  // float panels
+  // W8A8 on int8 panels, one entry per kDot* engine (nullptr where the level has none; the
+  // kDotVnni one runs only where the CPU has the instruction: int8_dot_fn checks).
+  PanelSpmmFn panel_i8[3];
 };
 
 namespace scalar {
@@ -245,6 +273,12 @@ const KernelTable& table();
 }
 namespace avx512 {
 const KernelTable& table();
+}
+namespace avxvnni {
+void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1);
+}
+namespace avx512vnni {
+void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1);
 }
 
 // How the AVX2 CSR SpMV reads x[col]: 0 = vector gathers, 1 = scalar loads (gathers are
@@ -268,6 +302,18 @@ const KernelTable& active_table();
 const char* set_simd_level(const char* level);
 // Levels this CPU supports, lowest first.
 const char* const* supported_levels(int* count);
+
+// The W8A8 engine (kDot*) for table t: the one set by set_int8_dot (or SPARSE_OPS_INT8_DOT
+// at start) where t has it, else vpdpbusd where t and the CPU have it, else t's own.
+PanelSpmmFn int8_dot_fn(const KernelTable& t);
+// The name of the engine int8_dot_fn(active_table()) runs: "plain" (scalar), "madd",
+// "vnni-emulated", "vnni".
+const char* int8_dot_name();
+// "auto" or one of the names above; throws std::invalid_argument naming `engine` if unknown
+// or not available at the active level on this CPU. Returns the engine now active.
+const char* set_int8_dot(const char* engine);
+// The engine names available at the active level on this CPU.
+std::vector<std::string> int8_dots();
 
 template <class T>
 inline const TypedKernels<T>& typed(const KernelTable& t) {

@@ -36,13 +36,15 @@ inline int64_t panel_chunks(int64_t M, int threads) {
 }
 
 // The panel product over row chunks [bounds[c], bounds[c + 1]): each chunk is expanded and
-// computed only if check(c) (which records what it finds) passes just before.
+// computed only if check(c) (which records what it finds) passes just before. Float panels,
+// or int8 ones on the chosen dot engine where pa holds W8A8 operands (pa.xq4).
 template <class Check>
 void panel_run(const PanelArgs& pa, const std::vector<int64_t>& bounds, int threads,
                Check&& check) {
   const KernelTable& tab = active_table();
+  const PanelSpmmFn run = pa.xq4 ? int8_dot_fn(tab) : tab.panel_spmm;
   parallel_for(threads, static_cast<int64_t>(bounds.size()) - 1, [&](int64_t c) {
-    if (check(c)) tab.panel_spmm(pa, bounds[c], bounds[c + 1]);
+    if (check(c)) run(pa, bounds[c], bounds[c + 1]);
   });
 }
 

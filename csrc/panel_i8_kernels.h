@@ -15,6 +15,14 @@
 // Exactness: a run is at most KC <= 960 columns, so |acc| <= 960 * 128 * 127 < 2^24 and its
 // float conversion is exact; the float output sums one rounded product per run.
 //
+// VNNI (vpdpbusd: 4 unsigned x signed byte products summed into int32, one instruction where
+// AVX2 needs three) takes the unsigned operand from the activations: x + 128 (x ^ 0x80, in
+// [1, 255]) times w, four bytes of a row broadcast; the flush subtracts 128 * the run's sum
+// of w per row (computed once per run from the panel). |acc| <= 960 * 255 * 128 < 2^31, and
+// the difference, the exact product sum, is below 2^24 as above. The same engine with the
+// instruction emulated exactly by AVX2 instructions (kDotEmulated) runs the tests on CPUs
+// without VNNI; isa_avxvnni.cpp / isa_avx512vnni.cpp compile it with the instruction.
+//
 // N:M slots naming the same column add up (as in every N:M product); if such a sum leaves
 // int8 the chunk is expanded instead into an int16 panel and computed by the plain loops.
 #pragma once
@@ -248,15 +256,39 @@ void panel_i8_plain(const PanelArgs& a, const P* panel, int64_t ps, int64_t nr, 
 }
 
 #if SPARSE_OPS_ISA >= 2
+// acc + the sums of four u8 x s8 products per int32 lane (vpdpbusd), without saturation.
+template <int D>
+inline __m256i dot4(__m256i acc, __m256i u, __m256i s) {
+  if constexpr (D == kDotVnni) {
+#if SPARSE_OPS_VNNI == 1
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+#elif SPARSE_OPS_VNNI == 2
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    static_assert(D != kDotVnni, "vpdpbusd is compiled in isa_avxvnni.cpp / isa_avx512vnni.cpp");
+    return acc;
+#endif
+  } else {
+    // exact: bytes widened to 16 bits (even and odd ones apart), vpmaddwd sums pairs in 32
+    const __m256i lo = _mm256_set1_epi16(0x00FF);
+    const __m256i ue = _mm256_and_si256(u, lo), uo = _mm256_srli_epi16(u, 8);
+    const __m256i se = _mm256_srai_epi16(_mm256_slli_epi16(s, 8), 8), so = _mm256_srai_epi16(s, 8);
+    return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(ue, se),
+                                                  _mm256_madd_epi16(uo, so)));
+  }
+}
+
 // RB rows x NV vectors (8 tokens each) of int32 accumulators over nq quads (panel: the rows'
 // first column of the run, ps apart; xq: the run's first quad row, ldq apart), then the
-// flush into y (rows ldy apart): y (+)= float(acc) * ws[row] * xs[token]. M_: the last
-// vector holds rem < 8 tokens (masked loads and stores of y and xs).
-template <int RB, int NV, bool M_>
+// flush into y (rows ldy apart): y (+)= float(acc - comp[row]) * ws[row] * xs[token].
+// D: the dot product (kDot*); comp (VNNI engines): 128 * the run's weight sum of each row.
+// M_: the last vector holds rem < 8 tokens (masked loads and stores of y and xs).
+template <int D, int RB, int NV, bool M_>
 inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, int64_t ldq,
-                           int64_t nq, const float* ws, int64_t ws_ld,
+                           int64_t nq, const int32_t* comp, const float* ws, int64_t ws_ld,
                            const float* xs, float* y, int64_t ldy, bool first, int rem) {
-  const __m256i ones = _mm256_set1_epi16(1);
+  [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1);
+  [[maybe_unused]] const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i acc[RB][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < RB; ++r)
@@ -266,19 +298,26 @@ inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, in
     __m256i x[NV];
     const int8_t* xr = xq + q * ldq;
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
+    for (int v = 0; v < NV; ++v) {
       x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + 32 * v));
+      if constexpr (D != kDotOwn) x[v] = _mm256_xor_si256(x[v], flip);  // x + 128, unsigned
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < RB; ++r) {
       int32_t w4;
       std::memcpy(&w4, panel + r * ps + 4 * q, 4);
       const __m256i wb = _mm256_set1_epi32(w4);
-      const __m256i wa = _mm256_abs_epi8(wb);
+      if constexpr (D == kDotOwn) {
+        const __m256i wa = _mm256_abs_epi8(wb);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v)
-        acc[r][v] = _mm256_add_epi32(
-            acc[r][v],
-            _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(x[v], wb)), ones));
+        for (int v = 0; v < NV; ++v)
+          acc[r][v] = _mm256_add_epi32(
+              acc[r][v],
+              _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(x[v], wb)), ones));
+      } else {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[r][v] = dot4<D>(acc[r][v], x[v], wb);
+      }
     }
   }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -294,7 +333,9 @@ inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, in
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       const __m256 s = _mm256_mul_ps(wsr, xsv[v]);
-      const __m256 p = _mm256_cvtepi32_ps(acc[r][v]);
+      __m256i a = acc[r][v];
+      if constexpr (D != kDotOwn) a = _mm256_sub_epi32(a, _mm256_set1_epi32(comp[r]));
+      const __m256 p = _mm256_cvtepi32_ps(a);
       const bool mk = M_ && v == NV - 1;
       __m256 o;
       if (first)
@@ -309,16 +350,34 @@ inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, in
     }
   }
 }
+
+// comp[r] = 128 * the sum of the len bytes of panel row r (rows ps apart), r < nr.
+inline void panel_i8_run_sums(const int8_t* pk, int64_t ps, int64_t nr, int64_t len,
+                              int32_t* comp) {
+  for (int64_t r = 0; r < nr; ++r) {
+    const int8_t* p = pk + r * ps;
+    int32_t s = 0;
+    for (int64_t j = 0; j < len; ++j) s += p[j];
+    comp[r] = 128 * s;
+  }
+}
 #endif
 
-// out rows [r0, r1), every column: the W8A8 product on int8 panels (see the top of the file).
-inline void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
+// out rows [r0, r1), every column: the W8A8 product on int8 panels (see the top of the file),
+// the vector levels' micro-kernel on dot product D (kDot*; the scalar level: plain loops).
+template <int D>
+void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
   constexpr int64_t MC = kPanelRows;
   const int64_t K = a.K, N = a.N;
   const int64_t KC = panel_kc(a.layout == PanelLayout::nm ? a.m : 64);
   const int64_t ps = KC;  // a multiple of 64: whole bitmap words, whole quads
   int8_t* panel = static_cast<int8_t*>(
       scratch_buffer(kScratchPanel, static_cast<size_t>(MC * ps + 64)));
+  // VNNI engines: [run][row] weight sums; runs a chunk <= KC / 4 + 1 (wgroup >= 4)
+  [[maybe_unused]] int32_t* comp =
+      D != kDotOwn ? static_cast<int32_t*>(scratch_buffer(
+                         kScratchRunSums, static_cast<size_t>((KC / 4 + 1) * MC) * sizeof(int32_t)))
+                   : nullptr;
   int64_t cur[MC];
   for (int64_t i0 = r0; i0 < r1; i0 += MC) {
     const int64_t nr = std::min(MC, r1 - i0);
@@ -346,6 +405,15 @@ inline void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
       }
 #if SPARSE_OPS_ISA >= 2
       constexpr int RB = 6, NVMAX = 2, W = 8;
+      // VNNI engines: 128 x each row's weight sum per scale run, [run][row], once a chunk
+      if constexpr (D != kDotOwn) {
+        int64_t j = 0;
+        for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t) {
+          panel_i8_run_sums(panel + (s0 - k0), ps, nr, (s1 - s0 + 3) / 4 * 4, comp + j++ * MC);
+        });
+      }
+      // token blocks outside, runs inside: the block's output tile stays in L1 across the
+      // runs (runs outside re-read 48 rows x N of output from L2 per run: +30 % at G = 32)
       for (int64_t c = 0; c < N; c += NVMAX * W) {
         const int64_t w = std::min<int64_t>(NVMAX * W, N - c);
         const int nv = static_cast<int>((w + W - 1) / W);
@@ -353,19 +421,23 @@ inline void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
         with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
           constexpr int V_ = decltype(nvc)::value;
           constexpr bool M_ = decltype(mc)::value;
+          int64_t j = 0;
           for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t g) {
-            const int64_t nq = (s1 - s0 + 3) / 4;
+            const int64_t nq = (s1 - s0 + 3) / 4;  // past K: zeros in the panel and the quads
             const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
             const int8_t* pk = panel + (s0 - k0);
             const float* ws = a.wscale + i0 * a.ws_ld + g;
+            const int32_t* cj = comp + j++ * MC;
             float* y = yb + c;
             int64_t r = 0;
             for (; r + RB <= nr; r += RB)
-              panel_i8_micro<RB, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, ws + r * a.ws_ld,
-                                         a.ws_ld, a.xscale + c, y + r * N, N, s0 == 0, rem);
+              panel_i8_micro<D, RB, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
+                                            ws + r * a.ws_ld, a.ws_ld, a.xscale + c,
+                                            y + r * N, N, s0 == 0, rem);
             for (; r < nr; ++r)
-              panel_i8_micro<1, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, ws + r * a.ws_ld,
-                                        a.ws_ld, a.xscale + c, y + r * N, N, s0 == 0, rem);
+              panel_i8_micro<D, 1, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
+                                           ws + r * a.ws_ld, a.ws_ld, a.xscale + c, y + r * N,
+                                           N, s0 == 0, rem);
           });
         });
       }

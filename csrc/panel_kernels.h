@@ -16,19 +16,6 @@
 namespace sparse_ops {
 namespace ISA_NS {
 
-// KC: a multiple of 64 (whole bitmap words) and of m (whole N:M groups), at least 256.
-inline int64_t panel_kc(int64_t m) {
-  int64_t a = 64, b = m > 0 ? m : 1;
-  while (b) {
-    const int64_t t = a % b;
-    a = b;
-    b = t;
-  }
-  int64_t kc = 64 / a * (m > 0 ? m : 1);
-  while (kc < 256) kc *= 2;
-  return kc;
-}
-
 // Rows [i0, i0 + nr) of a bitmap S, columns [k0, k0 + kw), into panel (nr x kw, row stride
 // kw; whole 64-column words are written, up to 63 floats past a row: the panel has room, and
 // the columns past K are zeros since no bit is set there). cur[r]: the position in the values
@@ -175,10 +162,8 @@ void panel_spmm_typed(const PanelArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
-inline void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1);  // panel_i8_kernels.h
-
+// The float panel product (W8A8, a.xq4 set, runs the int8 panels of panel_i8_kernels.h).
 inline void panel_spmm_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
-  if (a.xq4) return panel_i8_rows(a, r0, r1);  // W8A8 (panel_i8_kernels.h)
   with_storage<float>(a.stored.dt, [&](auto tv) { panel_spmm_typed<decltype(tv)>(a, r0, r1); });
 }
 

@@ -16,7 +16,8 @@ enum ScratchSlot {
   kScratchDecode = 4,  // a bitmap row chunk decoded to CSR (row pointers, column indices)
   kScratchPanel = 5,   // rows of S expanded to a dense float panel (panel_kernels.h)
   kScratchPanelWide = 6,  // an N:M chunk whose slot sums leave int8, as int16 (W8A8)
-  kScratchSlots = 7
+  kScratchRunSums = 7,    // 128 x each row's weight sum per scale run of a chunk (W8A8 VNNI)
+  kScratchSlots = 8
 };
 
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid

@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import _C  # noqa: F401  (registers torch.ops.sparse_ops.*_spmm_w8a8)
+from . import _C  # registers torch.ops.sparse_ops.*_spmm_w8a8
 from .format import SparseMatrix
 
 QMAX = 127
@@ -69,6 +69,16 @@ def set_w8a8_mode(mode: str) -> None:
     _mode["value"] = mode
     if mode == "auto":
         _choice.clear()
+
+
+def dot_engine() -> str:
+    """The integer dot product the W8A8 kernels run on at the active SIMD level: ``"vnni"``
+    (``vpdpbusd``: AVX-VNNI at the avx2 level, AVX512-VNNI at avx512, where the CPU has it),
+    ``"madd"`` (AVX2 ``vpmaddubsw`` + ``vpmaddwd``), ``"vnni-emulated"`` (the vnni engine with
+    the instruction emulated: a testing aid) or ``"plain"`` (scalar loops).
+    ``SPARSE_OPS_INT8_DOT=auto|madd|vnni|vnni-emulated|plain`` forces one at start
+    (``sparse_ops._C._set_int8_dot`` later)."""
+    return str(_C._int8_dot())
 
 
 def last_path() -> str:

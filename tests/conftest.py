@@ -33,14 +33,15 @@ def case(request):
 
 @pytest.fixture
 def restore_simd_and_panel():
-    """Puts back the SIMD level a test switched and the panel choice it forced (and forgets
-    the panel's measured choices)."""
+    """Puts back the SIMD level a test switched, the panel choice and the W8A8 dot engine it
+    forced (and forgets the panel's measured choices)."""
     from sparse_ops import _C
 
     level = _C.simd_level()
     yield
     _C._set_simd_level(level)
     _C._set_panel("auto")
+    _C._set_int8_dot("auto")
 
 
 @pytest.hookimpl(tryfirst=True)

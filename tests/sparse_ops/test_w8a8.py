@@ -17,6 +17,26 @@ from sparse_ops import _C, w8a8
 from tests.helpers import draw_seed, random_sparse, rel_err
 
 LEVELS = list(_C._supported_simd_levels())
+
+
+def _engines() -> list[tuple[str, str]]:
+    """(SIMD level, W8A8 dot engine) for every engine of every level this CPU runs: 'madd'
+    and 'vnni-emulated' on AVX2 CPUs, 'vnni' where the CPU has vpdpbusd, 'plain' (scalar)."""
+    level, pairs = _C.simd_level(), []
+    for lv in LEVELS:
+        _C._set_simd_level(lv)
+        pairs += [(lv, e) for e in _C._int8_dots()]
+    _C._set_simd_level(level)
+    return pairs
+
+
+ENGINES = _engines()
+ENGINE_IDS = [f"{lv}-{e}" for lv, e in ENGINES]
+
+
+def _use(level: str, engine: str) -> None:
+    _C._set_simd_level(level)
+    assert _C._set_int8_dot(engine) == engine
 # 2:4 and 1:4 take the byte-table expansion on the vector levels, the others the slot loop
 NM = [{"n": 2, "m": 4}, {"n": 1, "m": 4}, {"n": 1, "m": 3}, {"n": 3, "m": 4}, {"n": 2, "m": 8},
       {"n": 1, "m": 2}]
@@ -66,12 +86,12 @@ def test_quantize_activations_definition():
         so.quantize_activations(x[0])
 
 
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level,engine", ENGINES, ids=ENGINE_IDS)
 @pytest.mark.parametrize("group_size", [None, 32, 12])
 @pytest.mark.parametrize("layout,kw", [("bitmap", {}), *(("nm", k) for k in NM)],
                          ids=["bitmap", *(f"{k['n']}:{k['m']}" for k in NM)])
-def test_w8a8_op_against_float64(level, group_size, layout, kw):
-    _C._set_simd_level(level)
+def test_w8a8_op_against_float64(level, engine, group_size, layout, kw):
+    _use(level, engine)
     shape = (101, 701)
     s, _ = random_sparse(layout, shape, kw, density=0.5)
     q = so.quantize(s, group_size=group_size)
@@ -82,13 +102,13 @@ def test_w8a8_op_against_float64(level, group_size, layout, kw):
         y = w8a8.spmm_w8a8(q, xq, xs)
         assert y.shape == (shape[0], n) and y.dtype == torch.float32
         assert _C._last_path() == f"{layout}.w8a8"
-        assert rel_err(y, _reference(q, xq, xs)) < 1e-5, (level, n)
+        assert rel_err(y, _reference(q, xq, xs)) < 1e-5, (level, engine, n)
 
 
-@pytest.mark.parametrize("level", LEVELS)
-def test_w8a8_large_k_and_runs_across_chunks(level):
+@pytest.mark.parametrize("level,engine", ENGINES, ids=ENGINE_IDS)
+def test_w8a8_large_k_and_runs_across_chunks(level, engine):
     """K spanning several panel chunks (256 / 384 columns) and group runs inside them."""
-    _C._set_simd_level(level)
+    _use(level, engine)
     for layout, kw, gs in [("bitmap", {}, 64), ("nm", {"n": 2, "m": 4}, None),
                            ("nm", {"n": 1, "m": 3}, 96)]:
         s, _ = random_sparse(layout, (53, 1283), kw, density=0.5)
@@ -96,6 +116,36 @@ def test_w8a8_large_k_and_runs_across_chunks(level):
         x = torch.randn(29, 1283, generator=_gen()) * 3
         xq, xs = so.quantize_activations(x)
         assert rel_err(w8a8.spmm_w8a8(q, xq, xs), _reference(q, xq, xs)) < 1e-5, layout
+
+
+@pytest.mark.parametrize("level,engine", ENGINES, ids=ENGINE_IDS)
+@pytest.mark.parametrize("layout,kw", [("bitmap", {}), ("nm", {"n": 2, "m": 4}),
+                                       ("nm", {"n": 1, "m": 3})], ids=["bitmap", "2:4", "1:3"])
+def test_w8a8_extreme_magnitudes_whole_chunks(level, engine, layout, kw):
+    """Every weight -128, -127 or 127 and every activation +-127 over runs of a whole panel
+    chunk (per-row scales): the largest sums the accumulators and their float conversion see
+    (madd: |w| = 128 pairs; vnni: (x + 128) * w, then minus 128 * the weight sum). With unit
+    scales every output is an integer below 2^24: the product must be exact, so an error of
+    one in any run's sum fails."""
+    _use(level, engine)
+    g = _gen()
+    k = 1000  # 1000 * 128 * 127 < 2^24: the float sums of the runs stay exact
+    s, _ = random_sparse(layout, (31, k), kw, density=0.95)
+    q = so.quantize(s)
+    pick = torch.tensor([-128, -127, 127], dtype=torch.int8)
+    q = q.with_values(pick[torch.randint(0, 3, q.values.shape, generator=g)])
+    q.scales = torch.ones_like(q.scales)
+    ones = torch.ones(13)
+    for sign in (1, -1, 0):  # all +127, all -127, random signs
+        if sign:
+            xq = torch.full((13, k), 127 * sign, dtype=torch.int8)
+        else:
+            xq = (torch.randint(0, 2, (13, k), generator=g) * 254 - 127).to(torch.int8)
+        y = w8a8.spmm_w8a8(q, xq, ones)
+        want = _reference(q, xq, ones)
+        assert torch.equal(y.double(), want), (level, engine, sign, (y.double() - want).abs().max())
+        xs = torch.rand(13, generator=g) + 0.5
+        assert rel_err(w8a8.spmm_w8a8(q, xq, xs), _reference(q, xq, xs)) < 1e-5
 
 
 def _nm_with_duplicates(values: list[int], meta_byte: int, rows: int, k: int):
@@ -107,14 +157,14 @@ def _nm_with_duplicates(values: list[int], meta_byte: int, rows: int, k: int):
     return meta, vals
 
 
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level,engine", ENGINES, ids=ENGINE_IDS)
 @pytest.mark.parametrize("values", [[100, 100, -90, 3], [-64, -64, 50, 60], [127, -128, 5, 5]])
-def test_w8a8_nm_slots_naming_one_column_add_up(level, values):
+def test_w8a8_nm_slots_naming_one_column_add_up(level, engine, values):
     """Two slots of a group naming one column add up; a sum outside int8 (200, -128 - 64...)
     takes the exact int16 path for its chunk."""
     from tests.csrc.test_csrc_kernels import unpack_positions
 
-    _C._set_simd_level(level)
+    _use(level, engine)
     rows, k = 23, 520  # 130 groups: two panel chunks (256 columns) and a part
     meta, vals = _nm_with_duplicates(values, 0b01_01_00_00, rows, k)  # group 0: 0,0; 1: 1,1
     scales = torch.rand(rows, 1) + 0.5
