@@ -10,10 +10,11 @@ products with an int8 panel and int32 accumulators: ``csrc/panel_i8_kernels.h``;
 
 Where it runs, by measurement: CPU, ``cpp`` backend, bitmap and N:M layouts, per-row scales or
 groups of a multiple of 4 columns, at least ``MIN_TOKENS`` tokens. The first call of each
-(layout, token bucket, density tenth) times the W8A8 product (quantizing included) against the
-W8A16 one (the float activations with the int8 weights widened in registers) and keeps the
-faster for the process; ``SPARSE_OPS_W8A8=on|off`` (or ``set_w8a8_mode``) forces it. Decode
-(one token) always runs W8A16: its SpMV is bound by the weight's bytes, not by multiplies.
+(layout, activation dtype, token bucket, density tenth) times the W8A8 product (quantizing
+included) against the W8A16 one (the float activations with the int8 weights widened in
+registers) and keeps the faster for the process; ``SPARSE_OPS_W8A8=on|off`` (or
+``set_w8a8_mode``) forces it. Decode (one token) always runs W8A16: its SpMV is bound by
+the weight's bytes, not by multiplies.
 
 Accuracy: the activations' rounding adds about half a step per entry (``quantization_error``
 on such a matrix measures the whole product); an activation holding an inf or NaN has no
@@ -37,8 +38,9 @@ QMAX = 127
 MIN_TOKENS = 2
 LAYOUTS: tuple[str, ...] = ("bitmap", "nm")
 
-# (layout, token bucket, density tenth) -> True (W8A8) / False (W8A16), measured once.
-_choice: dict[tuple[str, int, int], bool] = {}
+# (layout, activation dtype, token bucket, density tenth) -> True (W8A8) / False (W8A16),
+# measured once.
+_choice: dict[tuple[str, str, int, int], bool] = {}
 _mode = {"value": os.environ.get("SPARSE_OPS_W8A8", "auto")}
 _last = {"path": "none"}
 
@@ -81,6 +83,13 @@ def dot_engine() -> str:
     return str(_C._int8_dot())
 
 
+def kept_choices() -> dict[tuple[str, str, int, int], str]:
+    """The measured choices so far: ``(layout, activation dtype, token bucket =
+    tokens.bit_length() capped at 11, density tenth) -> "w8a8" | "w8a16"`` (forgotten by
+    ``set_w8a8_mode("auto")``)."""
+    return {k: "w8a8" if v else "w8a16" for k, v in _choice.items()}
+
+
 def last_path() -> str:
     """``"w8a8"`` or ``"w8a16"``: how the last int8 product with ``activation_dtype="int8"``
     ran (``"none"`` before any)."""
@@ -114,10 +123,12 @@ def _w8a8(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | None) -> torch
     return y.to(x2.dtype)
 
 
-def _bucket(w: SparseMatrix, tokens: int) -> tuple[str, int, int]:
+def _bucket(w: SparseMatrix, x2: torch.Tensor) -> tuple[str, str, int, int]:
+    """(layout, x's dtype, token bucket, density tenth): W8A16 runs at x's dtype's speed."""
     m, k = w.shape
     density = w.nnz / (m * k) if m * k else 0.0
-    return (w.layout, min(tokens.bit_length(), 11), min(int(density * 10), 10))
+    return (w.layout, str(x2.dtype).removeprefix("torch."), min(x2.shape[0].bit_length(), 11),
+            min(int(density * 10), 10))
 
 
 def _timed(f: Callable[[], torch.Tensor | None]) -> float:
@@ -134,7 +145,7 @@ def linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | None, backend
     if not applies(w, x2, backend):
         _last["path"] = "w8a16"
         return w8a16()
-    key = _bucket(w, x2.shape[0])
+    key = _bucket(w, x2)
     use = True if _mode["value"] == "on" else _choice.get(key)
     if torch.compiler.is_compiling():  # no timing while tracing: the kept choice, else W8A16
         use = bool(use)
