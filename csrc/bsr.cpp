@@ -6,6 +6,7 @@
 
 #include "drivers.h"
 #include "kernels.h"
+#include "panel.h"
 #include "parallel.h"
 #include "validate.h"
 
@@ -128,6 +129,32 @@ void bsr_sddmm(const RowPointers& s, int64_t R, int64_t C, const Dense& a, const
                                b.ptr<T>(), out.ptr<T>(), s.rows, b.rows / C, R, C, a.cols};
     sddmm_run<T>(args, threads);
   });
+}
+
+void bsr_spmm_w8a8(const RowPointers& s, int64_t R, int64_t C, int64_t K, const int8_t* val,
+                   const W8A8& q, float* out, int threads) {
+  check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
+  const KernelTable& tab = active_table();
+  const int32_t* col = static_cast<const int32_t*>(s.col);
+  const int64_t Mb = s.rows, Kb = K / C, nnzb = s.crow[Mb];
+  threads = threads_for(threads, static_cast<double>(nnzb * R * C) * static_cast<double>(q.N) / 8);
+  PanelArgs pa{PanelLayout::bsr};
+  pa.crow = s.crow;
+  pa.bcol = col;
+  pa.R = R;
+  pa.C = C;
+  pa.M = Mb * R;
+  pa.K = K;
+  pa.stored = {val, DT::i8};
+  const PackedQuads pq = set_w8a8(pa, q, out, threads);
+  const int64_t nchunks = std::max<int64_t>(1, std::min<int64_t>(Mb, 8 * int64_t{threads}));
+  const auto blocks = split_by_prefix(s.crow, Mb, nchunks, R, R * C);
+  std::vector<int64_t> rows(blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) rows[i] = blocks[i] * R;
+  FirstBad bad;
+  panel_run(pa, rows, threads, BlockColCheck{tab, s.crow, col, blocks, Kb, bad});
+  if (bad.any()) throw_bad_block_col(col, bad.get(), Kb);
+  note_path("bsr.w8a8");
 }
 
 }  // namespace sparse_ops

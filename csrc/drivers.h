@@ -87,7 +87,7 @@ void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& ou
 void nm_sddmm(const NmStructure& s, const Dense& a, const Dense& b, const Dense& out,
               int threads);
 
-// ------------------------------------------------------------------ W8A8 (bitmap.cpp, nm.cpp)
+// ------------------------------------------------------------ W8A8 (bitmap.cpp, nm.cpp, bsr.cpp)
 // int8 weights times activations quantized per token (panel_i8_kernels.h). xq (N, K) int8
 // row-major, every entry in [-127, 127] (checked while it is packed), xscale (N,) float32:
 // token t is xq[t] * xscale[t]. The weight's scales: float32 rows of ws_ld, column k of row i
@@ -96,7 +96,7 @@ void nm_sddmm(const NmStructure& s, const Dense& a, const Dense& b, const Dense&
 struct W8A8 {
   const int8_t* xq = nullptr;
   const float* xscale = nullptr;
-  int64_t N = 0;
+  int64_t N = 0, K = 0;
   const float* wscale = nullptr;
   int64_t ws_ld = 1, wgroup = 0;
 };
@@ -122,5 +122,9 @@ void bitmap_spmm_w8a8(const BitmapStructure& s, const int8_t* val, const W8A8& q
                       int threads);
 void nm_spmm_w8a8(const NmStructure& s, const int8_t* val, const W8A8& q, float* out,
                   int threads);
+// BSR blocks R x C (C a multiple of 4, checked by the caller) over K = Kb * C columns: the
+// int8 micro-kernel on each stored block (values (count, R, C) int8).
+void bsr_spmm_w8a8(const RowPointers& s, int64_t R, int64_t C, int64_t K, const int8_t* val,
+                   const W8A8& q, float* out, int threads);
 
 }  // namespace sparse_ops

@@ -116,7 +116,8 @@ struct BitmapArgs {
 
 // The dense-panel SpMM (panel_kernels.h: "load sparse, compute dense") of a bitmap or N:M S,
 // float compute: out (M, N) = S @ x, x (K, N) with row stride ldx, values as stored.
-enum class PanelLayout : int { bitmap = 0, nm = 1 };
+// bsr: W8A8 only (its blocks are dense already: no panel, the int8 micro-kernel runs on them).
+enum class PanelLayout : int { bitmap = 0, nm = 1, bsr = 2 };
 // Rows of S expanded together into one panel.
 constexpr int64_t kPanelRows = 48;
 // KC: a multiple of 64 (whole bitmap words) and of m (whole N:M groups), at least 256.
@@ -139,6 +140,9 @@ struct PanelArgs {
   int64_t rb = 0, nnz = 0;
   const uint8_t* meta = nullptr;  // N:M: metadata rows of mbytes, G groups, b bits a slot
   int64_t n = 0, m = 0, b = 0, G = 0, mbytes = 0;
+  const int32_t* crow = nullptr;  // BSR (W8A8): block row pointers, block columns, R x C
+  const int32_t* bcol = nullptr;  // blocks (values (count, R, C), C a multiple of 4)
+  int64_t R = 0, C = 0;
   Values stored{};
   const float* x = nullptr;
   float* out = nullptr;

@@ -227,10 +227,11 @@ inline void flush_run_plain(const int32_t* acc, int64_t nr, int64_t w, const flo
 
 // Rows [0, nr) of the panel (P: int8 or int16, stride ps) times columns [c, c + w) of the
 // quads, over the scale runs of [k0, k0 + kw): plain loops (the scalar build; on the vector
-// builds, chunks whose N:M slot sums left int8).
+// builds, chunks whose N:M slot sums left int8). nr <= kPanelRows. The run starting at column
+// first_col overwrites the output, the others add to it.
 template <class P>
 void panel_i8_plain(const PanelArgs& a, const P* panel, int64_t ps, int64_t nr, int64_t i0,
-                    int64_t k0, int64_t kw, int64_t c, int64_t w) {
+                    int64_t k0, int64_t kw, int64_t c, int64_t w, int64_t first_col = 0) {
   constexpr int64_t TW = 16;
   int32_t acc[kPanelRows * TW];
   for (int64_t c0 = c; c0 < c + w; c0 += TW) {
@@ -250,7 +251,7 @@ void panel_i8_plain(const PanelArgs& a, const P* panel, int64_t ps, int64_t nr, 
         }
       }
       flush_run_plain(acc, nr, tw, a.wscale + i0 * a.ws_ld + g, a.ws_ld, a.xscale + c0,
-                      a.out + i0 * a.N + c0, a.N, s0 == 0);
+                      a.out + i0 * a.N + c0, a.N, s0 == first_col);
     });
   }
 }
@@ -363,10 +364,85 @@ inline void panel_i8_run_sums(const int8_t* pk, int64_t ps, int64_t nr, int64_t 
 }
 #endif
 
+// BSR: out rows [r0, r1) (whole block rows), every column. Its blocks are dense: the
+// micro-kernel runs on each stored block as it is stored (row stride C), one flush per block
+// and weight-scale run; token blocks of 16 outside the blocks keep the output tile in L1.
+template <int D>
+void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
+  const int64_t R = a.R, C = a.C, N = a.N;
+  const int8_t* val = static_cast<const int8_t*>(a.stored.data);
+  for (int64_t br = r0 / R; br < r1 / R; ++br) {
+    const int64_t i0 = br * R, p0 = a.crow[br], p1 = a.crow[br + 1];
+    float* yb = a.out + i0 * N;
+    if (p0 == p1) {
+      std::memset(yb, 0, static_cast<size_t>(R * N) * sizeof(float));
+      continue;
+    }
+#if SPARSE_OPS_ISA >= 2
+    constexpr int RB = 6, NVMAX = 2, W = 8;
+    // VNNI engines: [block][run][row] 128 x the weight sums, once a block row
+    [[maybe_unused]] int32_t* comp = nullptr;
+    const int64_t runs = C / 4 + 1;  // a block's scale runs (wgroup a multiple of 4)
+    if constexpr (D != kDotOwn) {
+      comp = static_cast<int32_t*>(scratch_buffer(
+          kScratchRunSums, static_cast<size_t>((p1 - p0) * runs * R) * sizeof(int32_t)));
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
+        int64_t j = 0;
+        for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t) {
+          panel_i8_run_sums(val + p * R * C + (s0 - k0), C, R, s1 - s0,
+                            comp + ((p - p0) * runs + j++) * R);
+        });
+      }
+    }
+    for (int64_t c = 0; c < N; c += NVMAX * W) {
+      const int64_t w = std::min<int64_t>(NVMAX * W, N - c);
+      const int nv = static_cast<int>((w + W - 1) / W);
+      const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
+      with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
+        constexpr int V_ = decltype(nvc)::value;
+        constexpr bool M_ = decltype(mc)::value;
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
+          const int8_t* blk = val + p * R * C;
+          int64_t j = 0;
+          for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t g) {
+            const int64_t nq = (s1 - s0) / 4;
+            const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
+            const int8_t* pk = blk + (s0 - k0);
+            const float* ws = a.wscale + i0 * a.ws_ld + g;
+            const int32_t* cj = D != kDotOwn ? comp + ((p - p0) * runs + j++) * R : nullptr;
+            const bool first = p == p0 && s0 == k0;
+            float* y = yb + c;
+            int64_t r = 0;
+            for (; r + RB <= R; r += RB)
+              panel_i8_micro<D, RB, V_, M_>(pk + r * C, C, xq, a.ldq, nq, cj ? cj + r : nullptr,
+                                            ws + r * a.ws_ld, a.ws_ld, a.xscale + c,
+                                            y + r * N, N, first, rem);
+            for (; r < R; ++r)
+              panel_i8_micro<D, 1, V_, M_>(pk + r * C, C, xq, a.ldq, nq, cj ? cj + r : nullptr,
+                                           ws + r * a.ws_ld, a.ws_ld, a.xscale + c, y + r * N,
+                                           N, first, rem);
+          });
+        }
+      });
+    }
+#else
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
+      for (int64_t r = 0; r < R; r += kPanelRows)
+        panel_i8_plain<int8_t>(a, val + p * R * C + r * C, C, std::min(kPanelRows, R - r),
+                               i0 + r, k0, C, 0, N, p == p0 ? k0 : -1);
+    }
+#endif
+  }
+}
+
 // out rows [r0, r1), every column: the W8A8 product on int8 panels (see the top of the file),
 // the vector levels' micro-kernel on dot product D (kDot*; the scalar level: plain loops).
 template <int D>
 void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
+  if (a.layout == PanelLayout::bsr) return bsr_i8_rows<D>(a, r0, r1);
   constexpr int64_t MC = kPanelRows;
   const int64_t K = a.K, N = a.N;
   const int64_t KC = panel_kc(a.layout == PanelLayout::nm ? a.m : 64);

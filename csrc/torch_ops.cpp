@@ -362,6 +362,15 @@ struct Bsr {
   static void spmm(const View& v, const Params&, Values val, const Dense& x, const Dense& out) {
     bsr_spmm(v.s, v.R, v.C, val, x, out, threads());
   }
+  // W8A8 reads a block's rows 4 columns at a time: C a multiple of 4
+  static void check_w8a8(const View& v) {
+    if (v.C % 4 != 0)
+      value_error("c: W8A8 takes blocks whose width is a multiple of 4, got c = " +
+                  std::to_string(v.C));
+  }
+  static void spmm_w8a8(const View& v, const int8_t* val, const W8A8& q, float* out) {
+    bsr_spmm_w8a8(v.s, v.R, v.C, q.K, val, q, out, threads());
+  }
   static void sddmm(const View& v, const Params&, const Dense& a, const Dense& b,
                     const Dense& out) {
     bsr_sddmm(v.s, v.R, v.C, a, b, out, threads());
@@ -649,7 +658,7 @@ Tensor nm_spmv_grouped_op(const Tensor& metadata, const Tensor& values_in, const
   return narrowed(out, x_in);
 }
 
-// W8A8 (bitmap and N:M): out (M, N) float32 = S @ (xq * x_scales[:, None])^T with S's int8
+// W8A8 (bitmap, N:M and BSR): out (M, N) float32 = S @ (xq * x_scales[:, None])^T with S's int8
 // values scaled per row (group_size 0, scales (M, 1)) or per group of group_size columns (a
 // multiple of 4; scales (M, ceil(K / group_size))), float32 or bfloat16 scales; xq (N, K) int8
 // in [-127, 127] (the activations quantized per token), x_scales (N,) float32.
@@ -677,6 +686,7 @@ Tensor spmm_w8a8(const Call<F>& c, const Tensor& values_in, const Tensor& scales
     value_error("group_size: W8A8 takes 0 (one scale a row) or a positive multiple of 4, got " +
                 std::to_string(group_size));
   const auto v = F::view(c.st.data(), c.p, K);
+  if constexpr (std::is_same_v<F, Bsr>) F::check_w8a8(v);
   F::check_values(v, values);
   const int64_t M = F::rows(v);
   expect_cpu(scales_in, "scales");
@@ -693,6 +703,7 @@ Tensor spmm_w8a8(const Call<F>& c, const Tensor& values_in, const Tensor& scales
   q.xq = static_cast<const int8_t*>(ptr_of(xq));
   q.xscale = xs.data_ptr<float>();
   q.N = N;
+  q.K = K;
   q.wscale = sc.data_ptr<float>();
   q.ws_ld = groups;
   q.wgroup = group_size;  // 0: one scale a row
@@ -927,6 +938,7 @@ TORCH_LIBRARY(sparse_ops, m) {
         "int group_size, int n, int m) -> Tensor");
   define_w8a8<Nm>(m);
   define_w8a8<Bitmap>(m);
+  define_w8a8<Bsr>(m);
 }
 
 TORCH_LIBRARY_IMPL(sparse_ops, CompositeImplicitAutograd, m) {
@@ -947,4 +959,5 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   m.impl("nm_spmv_grouped", &nm_spmv_grouped_op);
   impl_w8a8<Nm>(m);
   impl_w8a8<Bitmap>(m);
+  impl_w8a8<Bsr>(m);
 }

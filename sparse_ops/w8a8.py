@@ -4,12 +4,14 @@ A quantized matrix (``so.quantize(..., activation_dtype="int8")``, or ``so.spars
 weight_dtype="int8", activation_dtype="int8")``) lets its wide products (prefill: many tokens
 at once) quantize the activations dynamically, one symmetric scale per token
 (``quantize_activations``), and multiply the int8 weights by the int8 activations in integers:
-``torch.ops.sparse_ops.{bitmap,nm}_spmm_w8a8`` (C++, the dense-panel design of the float wide
-products with an int8 panel and int32 accumulators: ``csrc/panel_i8_kernels.h``; on AVX2 the
-``vpmaddubsw`` / ``vpmaddwd`` pair, the arithmetic of VNNI's ``vpdpbusd`` in two steps).
+``torch.ops.sparse_ops.{bitmap,nm,bsr}_spmm_w8a8`` (C++, the dense-panel design of the float
+wide products with an int8 panel and int32 accumulators, BSR's blocks used as they are stored:
+``csrc/panel_i8_kernels.h``; ``vpdpbusd`` where the CPU has VNNI, else on AVX2 the
+``vpmaddubsw`` / ``vpmaddwd`` pair: ``dot_engine()``).
 
-Where it runs, by measurement: CPU, ``cpp`` backend, bitmap and N:M layouts, per-row scales or
-groups of a multiple of 4 columns, at least ``MIN_TOKENS`` tokens. The first call of each
+Where it runs, by measurement: CPU, ``cpp`` backend, bitmap, N:M and BSR layouts (BSR blocks a
+multiple of 4 wide), per-row scales or groups of a multiple of 4 columns, at least
+``MIN_TOKENS`` tokens. The first call of each
 (layout, activation dtype, token bucket, density tenth) times the W8A8 product (quantizing
 included) against the W8A16 one (the float activations with the int8 weights widened in
 registers) and keeps the faster for the process; ``SPARSE_OPS_W8A8=on|off`` (or
@@ -36,7 +38,7 @@ from .format import SparseMatrix
 
 QMAX = 127
 MIN_TOKENS = 2
-LAYOUTS: tuple[str, ...] = ("bitmap", "nm")
+LAYOUTS: tuple[str, ...] = ("bitmap", "nm", "bsr")
 
 # (layout, activation dtype, token bucket, density tenth) -> True (W8A8) / False (W8A16),
 # measured once.
@@ -101,7 +103,8 @@ def applies(w: SparseMatrix, x2: torch.Tensor, backend: str | None) -> bool:
     gs = w.group_size
     return (w.activation_dtype == "int8" and w.layout in LAYOUTS and x2.is_cpu
             and backend in (None, "cpp") and x2.shape[0] >= MIN_TOKENS
-            and (gs is None or gs % 4 == 0) and _mode["value"] != "off")
+            and (gs is None or gs % 4 == 0) and _mode["value"] != "off"
+            and (w.layout != "bsr" or w.params()[1] % 4 == 0))
 
 
 def spmm_w8a8(w: SparseMatrix, xq: torch.Tensor, x_scales: torch.Tensor) -> torch.Tensor:
@@ -174,6 +177,13 @@ def _bitmap_w8a8_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor, values: t
                       scales: torch.Tensor, xq: torch.Tensor, x_scales: torch.Tensor,
                       group_size: int, nnz: int) -> torch.Tensor:
     return _fake(xq, row_offsets.shape[0] - 1)
+
+
+@torch.library.register_fake("sparse_ops::bsr_spmm_w8a8")
+def _bsr_w8a8_fake(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
+                   scales: torch.Tensor, xq: torch.Tensor, x_scales: torch.Tensor,
+                   group_size: int, r: int, c: int) -> torch.Tensor:
+    return _fake(xq, (crow.shape[0] - 1) * r)
 
 
 @torch.library.register_fake("sparse_ops::nm_spmm_w8a8")

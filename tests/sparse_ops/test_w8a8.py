@@ -88,11 +88,12 @@ def test_quantize_activations_definition():
 
 @pytest.mark.parametrize("level,engine", ENGINES, ids=ENGINE_IDS)
 @pytest.mark.parametrize("group_size", [None, 32, 12])
-@pytest.mark.parametrize("layout,kw", [("bitmap", {}), *(("nm", k) for k in NM)],
-                         ids=["bitmap", *(f"{k['n']}:{k['m']}" for k in NM)])
+@pytest.mark.parametrize("layout,kw", [("bitmap", {}), *(("nm", k) for k in NM),
+                                       ("bsr", {"blocksize": (7, 12)})],
+                         ids=["bitmap", *(f"{k['n']}:{k['m']}" for k in NM), "bsr7x12"])
 def test_w8a8_op_against_float64(level, engine, group_size, layout, kw):
     _use(level, engine)
-    shape = (101, 701)
+    shape = (98, 708) if layout == "bsr" else (101, 701)
     s, _ = random_sparse(layout, shape, kw, density=0.5)
     q = so.quantize(s, group_size=group_size)
     g = _gen()
@@ -109,18 +110,23 @@ def test_w8a8_op_against_float64(level, engine, group_size, layout, kw):
 def test_w8a8_large_k_and_runs_across_chunks(level, engine):
     """K spanning several panel chunks (256 / 384 columns) and group runs inside them."""
     _use(level, engine)
-    for layout, kw, gs in [("bitmap", {}, 64), ("nm", {"n": 2, "m": 4}, None),
-                           ("nm", {"n": 1, "m": 3}, 96)]:
-        s, _ = random_sparse(layout, (53, 1283), kw, density=0.5)
+    for layout, kw, gs, shape in [
+            ("bitmap", {}, 64, (53, 1283)), ("nm", {"n": 2, "m": 4}, None, (53, 1283)),
+            ("nm", {"n": 1, "m": 3}, 96, (53, 1283)),
+            # block rows taller than the 48-row panel, groups across blocks, per-row runs
+            ("bsr", {"blocksize": (50, 36)}, 24, (100, 1296)),
+            ("bsr", {"blocksize": (3, 4)}, None, (51, 1284))]:
+        s, _ = random_sparse(layout, shape, kw, density=0.5)
         q = so.quantize(s, group_size=gs)
-        x = torch.randn(29, 1283, generator=_gen()) * 3
+        x = torch.randn(29, shape[1], generator=_gen()) * 3
         xq, xs = so.quantize_activations(x)
         assert rel_err(w8a8.spmm_w8a8(q, xq, xs), _reference(q, xq, xs)) < 1e-5, layout
 
 
 @pytest.mark.parametrize("level,engine", ENGINES, ids=ENGINE_IDS)
 @pytest.mark.parametrize("layout,kw", [("bitmap", {}), ("nm", {"n": 2, "m": 4}),
-                                       ("nm", {"n": 1, "m": 3})], ids=["bitmap", "2:4", "1:3"])
+                                       ("nm", {"n": 1, "m": 3}), ("bsr", {"blocksize": (5, 40)})],
+                         ids=["bitmap", "2:4", "1:3", "bsr5x40"])
 def test_w8a8_extreme_magnitudes_whole_chunks(level, engine, layout, kw):
     """Every weight -128, -127 or 127 and every activation +-127 over runs of a whole panel
     chunk (per-row scales): the largest sums the accumulators and their float conversion see
@@ -130,7 +136,7 @@ def test_w8a8_extreme_magnitudes_whole_chunks(level, engine, layout, kw):
     _use(level, engine)
     g = _gen()
     k = 1000  # 1000 * 128 * 127 < 2^24: the float sums of the runs stay exact
-    s, _ = random_sparse(layout, (31, k), kw, density=0.95)
+    s, _ = random_sparse(layout, (30 if layout == "bsr" else 31, k), kw, density=0.95)
     q = so.quantize(s)
     pick = torch.tensor([-128, -127, 127], dtype=torch.int8)
     q = q.with_values(pick[torch.randint(0, 3, q.values.shape, generator=g)])
@@ -223,27 +229,43 @@ def test_w8a8_op_errors_name_the_argument():
     meta[2, -1] = 0xFF  # positions of the last group's slots past K = 41
     with pytest.raises(ValueError, match="metadata: position"):
         torch.ops.sparse_ops.nm_spmm_w8a8(meta, qn.values, qn.scales, xq2, xs2, 0, 2, 4)
+    b, _ = random_sparse("bsr", (12, 42), {"blocksize": (3, 6)}, density=0.5)
+    qb = so.quantize(b)
+    xq3, xs3 = so.quantize_activations(torch.randn(5, 42))
+    with pytest.raises(ValueError, match="c: W8A8 takes blocks whose width is a multiple of 4"):
+        torch.ops.sparse_ops.bsr_spmm_w8a8(*qb.structure(), qb.values, qb.scales, xq3, xs3, 0,
+                                           *qb.params())
+    b, _ = random_sparse("bsr", (12, 40), {"blocksize": (3, 4)}, density=0.5)
+    qb = so.quantize(b)
+    col = qb.col_indices.clone()
+    col[-1] = 10  # block column 10 of 10
+    with pytest.raises(ValueError, match="col_indices: value 10"):
+        torch.ops.sparse_ops.bsr_spmm_w8a8(qb.crow_indices, col, qb.values, qb.scales,
+                                           xq3[:, :40].contiguous(), xs3, 0, *qb.params())
 
 
 def test_w8a8_opcheck_and_empty():
-    for layout, kw in [("bitmap", {}), ("nm", {"n": 2, "m": 4})]:
-        s, _ = random_sparse(layout, (13, 41), kw, density=0.5)
+    for layout, kw, (m, k) in [("bitmap", {}, (13, 41)), ("nm", {"n": 2, "m": 4}, (13, 41)),
+                               ("bsr", {"blocksize": (3, 4)}, (12, 40))]:
+        s, _ = random_sparse(layout, (m, k), kw, density=0.5)
         q = so.quantize(s, group_size=8)
-        xq, xs = so.quantize_activations(torch.randn(5, 41))
+        xq, xs = so.quantize_activations(torch.randn(5, k))
         op = getattr(torch.ops.sparse_ops, f"{layout}_spmm_w8a8").default
         torch.library.opcheck(op, (*q.structure(), q.values, q.scales, xq, xs, 8, *q.params()))
         y = op(*q.structure(), q.values, q.scales, xq[:0], xs[:0], 8, *q.params())
-        assert y.shape == (13, 0)
+        assert y.shape == (m, 0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("layout,kw", [("bitmap", {}), ("nm", {"n": 2, "m": 4})])
+@pytest.mark.parametrize("layout,kw", [("bitmap", {}), ("nm", {"n": 2, "m": 4}),
+                                       ("bsr", {"blocksize": (3, 8)})])
 def test_linear_runs_w8a8_when_allowed(layout, kw, dtype):
-    s, _ = random_sparse(layout, (67, 129), kw, density=0.5)
+    m, k = (66, 128) if layout == "bsr" else (67, 129)
+    s, _ = random_sparse(layout, (m, k), kw, density=0.5)
     q = so.quantize(s, activation_dtype="int8")
     assert q.activation_dtype == "int8" and "activation_dtype='int8'" in repr(q)
-    bias = torch.randn(67).to(dtype)
-    x = torch.randn(19, 129).to(dtype)
+    bias = torch.randn(m).to(dtype)
+    x = torch.randn(19, k).to(dtype)
     xq, xs = so.quantize_activations(x)
     want8 = _reference(q, xq, xs).t() + bias.double()
     want16 = q.to_dense().double() @ x.double().t()
@@ -281,11 +303,13 @@ def test_linear_runs_w8a8_when_allowed(layout, kw, dtype):
         assert rel_err(ym, _reference(q, xq, xs)) < (1e-5 if dtype == torch.float32 else 1e-2)
 
 
-def test_csr_and_bsr_keep_w8a16():
-    s, _ = random_sparse("csr", (31, 64), {}, density=0.5)
+@pytest.mark.parametrize("layout,kw", [("csr", {}), ("bsr", {"blocksize": (4, 6)})])
+def test_csr_and_narrow_bsr_keep_w8a16(layout, kw):
+    """CSR has no W8A8 product; BSR blocks whose width is not a multiple of 4 neither."""
+    s, _ = random_sparse(layout, (32, 66), kw, density=0.5)
     q = so.quantize(s, activation_dtype="int8")
     w8a8.set_w8a8_mode("on")
-    x = torch.randn(9, 64)
+    x = torch.randn(9, 66)
     with torch.no_grad():
         y = so.linear(x, q)
     assert w8a8.last_path() == "w8a16"
@@ -326,13 +350,13 @@ def test_activation_dtype_through_sparsify_layer_checkpoint_and_compile(tmp_path
 
 
 def test_fuzz_malformed_structures_w8a8():
-    """Hypothesis cases of malformed bitmap and N:M structure (the fuzz cases of
+    """Hypothesis cases of malformed bitmap, N:M and BSR structure (the fuzz cases of
     test_bitmap.py and test_csrc_fuzz.py) through the W8A8 ops at every level: a clear error
     or the float64 answer (run under ASan by `make sanitize`)."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tests.csrc.test_csrc_fuzz import nm_case, nm_valid
+    from tests.csrc.test_csrc_fuzz import bsr_case, bsr_dense, csr_valid, nm_case, nm_valid
     from tests.csrc.test_csrc_kernels import unpack_positions
     from tests.sparse_ops.test_bitmap import _structure_ok, _unpack, bitmap_case
 
@@ -391,5 +415,29 @@ def test_fuzz_malformed_structures_w8a8():
                 np.add.at(dense[i], cols[i], q[i].numpy().astype(np.float64))
         check(y, dense, xq, xs)
 
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(bsr_case(), st.sampled_from(LEVELS))
+    def run_bsr(case, level):
+        crow, col, nblocks, r, c, k_rows, n = case
+        _C._set_simd_level(level)
+        mb = max(crow.shape[0] - 1, 0)
+        vals = torch.from_numpy(rng.integers(-127, 128, (nblocks, r, c)).astype(np.int8))
+        if k_rows:
+            xq, xs = tokens(max(n, 1), k_rows)
+        else:
+            xq, xs = torch.zeros(max(n, 1), 0, dtype=torch.int8), torch.ones(max(n, 1))
+        kb = k_rows // c
+        valid = (k_rows % c == 0 and c % 4 == 0 and csr_valid(crow, col, None, mb, kb)
+                 and nblocks == col.shape[0])
+        try:
+            y = torch.ops.sparse_ops.bsr_spmm_w8a8(torch.from_numpy(crow), torch.from_numpy(col),
+                                                   vals, torch.ones(mb * r, 1), xq, xs, 0, r, c)
+        except errors:
+            assert not valid
+            return
+        assert valid
+        check(y, bsr_dense(crow, col, vals.numpy().astype(np.float64), mb, kb), xq, xs)
+
     run_bitmap()
     run_nm()
+    run_bsr()
