@@ -7,7 +7,7 @@ Anchors, in the same run: ``torch.ops.aten._weight_int8pack_mm`` (dense int8 wei
 bf16 scales, bf16 activations: torchao's int8 weight-only path on CPU), ``F.linear`` in bf16
 and in fp32. Each sparse row is ``so.linear(x, W)`` with ``x (N, K)`` bf16 and ``W`` pruned then
 quantized (``so.quantize``, one scale per output row), next to the same layout with bf16 values.
-From N = 2 on, "W8A8" rows run bitmap 0.5 and 2:4 with ``activation_dtype="int8"`` and the
+From N = 2 on, "W8A8" rows run bitmap 0.5, 2:4 and BSR with ``activation_dtype="int8"`` and the
 W8A8 path forced (activations quantized per token in the call, integer dot products:
 ``sparse_ops/w8a8.py``); ``--n 1 16 256`` gives the prefill cell (dense bf16 is timed at
 N <= 16, at N = 256, and wherever the CPU has native bf16).
@@ -42,7 +42,7 @@ CASES = {
 }
 
 
-W8A8_CASES = ("bitmap 0.5", "2:4")
+W8A8_CASES = ("bitmap 0.5", "2:4", "bsr 32² 0.3")
 
 
 def _matrix(w: torch.Tensor, layout: str, kw: dict) -> so.SparseMatrix:
