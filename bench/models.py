@@ -90,6 +90,9 @@ VARIANTS = [
                                                "activation_dtype": "int8"}, tol=TOL_W8A8),
     Variant("2:4 int8 W8A8", "nm", {"n": 2, "m": 4, "weight_dtype": "int8",
                                     "activation_dtype": "int8"}, tol=TOL_W8A8),
+    Variant("bsr 32x32 0.3 int8 W8A8", "bsr", {"density": 0.3, "blocksize": (32, 32),
+                                               "weight_dtype": "int8",
+                                               "activation_dtype": "int8"}, tol=TOL_W8A8),
 ]
 
 

@@ -284,10 +284,12 @@ inline __m256i dot4(__m256i acc, __m256i u, __m256i s) {
 // flush into y (rows ldy apart): y (+)= float(acc - comp[row]) * ws[row] * xs[token].
 // D: the dot product (kDot*); comp (VNNI engines): 128 * the run's weight sum of each row.
 // M_: the last vector holds rem < 8 tokens (masked loads and stores of y and xs).
-template <int D, int RB, int NV, bool M_>
-inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, int64_t ldq,
-                           int64_t nq, const int32_t* comp, const float* ws, int64_t ws_ld,
-                           const float* xs, float* y, int64_t ldy, bool first, int rem) {
+// Pieces: pieces(f) calls f(panel, xq, nq) for each piece of the run (one for a panel; a
+// BSR run may sum several blocks in the registers before its one flush).
+template <int D, int RB, int NV, bool M_, class Pieces>
+inline void panel_i8_micro_pieces(Pieces&& pieces, int64_t ps, int64_t ldq,
+                                  const int32_t* comp, const float* ws, int64_t ws_ld,
+                                  const float* xs, float* y, int64_t ldy, bool first, int rem) {
   [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1);
   [[maybe_unused]] const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i acc[RB][NV];
@@ -295,6 +297,7 @@ inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, in
   for (int r = 0; r < RB; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
+  pieces([&](const int8_t* panel, const int8_t* xq, int64_t nq) {
   for (int64_t q = 0; q < nq; ++q) {
     __m256i x[NV];
     const int8_t* xr = xq + q * ldq;
@@ -321,6 +324,7 @@ inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, in
       }
     }
   }
+  });
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), lane);
   __m256 xsv[NV];
@@ -352,6 +356,14 @@ inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, in
   }
 }
 
+template <int D, int RB, int NV, bool M_>
+inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, int64_t ldq,
+                           int64_t nq, const int32_t* comp, const float* ws, int64_t ws_ld,
+                           const float* xs, float* y, int64_t ldy, bool first, int rem) {
+  panel_i8_micro_pieces<D, RB, NV, M_>([&](auto&& f) { f(panel, xq, nq); }, ps, ldq, comp, ws,
+                                       ws_ld, xs, y, ldy, first, rem);
+}
+
 // comp[r] = 128 * the sum of the len bytes of panel row r (rows ps apart), r < nr.
 inline void panel_i8_run_sums(const int8_t* pk, int64_t ps, int64_t nr, int64_t len,
                               int32_t* comp) {
@@ -365,8 +377,15 @@ inline void panel_i8_run_sums(const int8_t* pk, int64_t ps, int64_t nr, int64_t 
 #endif
 
 // BSR: out rows [r0, r1) (whole block rows), every column. Its blocks are dense: the
-// micro-kernel runs on each stored block as it is stored (row stride C), one flush per block
-// and weight-scale run; token blocks of 16 outside the blocks keep the output tile in L1.
+// micro-kernel runs on each stored block as it is stored (row stride C). A block row's work is
+// cut into flush units: with one scale a row, runs of whole blocks (up to kI8RunCols columns
+// and ~8 KiB) summed in the registers (one flush a unit); with group scales, each block's
+// scale runs.
+// Token blocks of 16 outside the units keep the output tile in L1.
+constexpr int64_t kI8RunCols = 960;  // |acc| < 2^24: exact in float (see the top)
+struct I8Unit {
+  int64_t p0, p1, o0, o1, g;  // blocks [p0, p1), their columns [o0, o1), scale group g
+};
 template <int D>
 void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
   const int64_t R = a.R, C = a.C, N = a.N;
@@ -380,19 +399,41 @@ void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
     }
 #if SPARSE_OPS_ISA >= 2
     constexpr int RB = 6, NVMAX = 2, W = 8;
-    // VNNI engines: [block][run][row] 128 x the weight sums, once a block row
-    [[maybe_unused]] int32_t* comp = nullptr;
-    const int64_t runs = C / 4 + 1;  // a block's scale runs (wgroup a multiple of 4)
-    if constexpr (D != kDotOwn) {
-      comp = static_cast<int32_t*>(scratch_buffer(
-          kScratchRunSums, static_cast<size_t>((p1 - p0) * runs * R) * sizeof(int32_t)));
+    const bool per_row = a.wgroup >= a.K && C <= kI8RunCols;
+    const int64_t cap = per_row ? (p1 - p0) : (p1 - p0) * (C / 4 + C / kI8RunCols + 2);
+    I8Unit* units = static_cast<I8Unit*>(
+        scratch_buffer(kScratchUnits, static_cast<size_t>(cap) * sizeof(I8Unit)));
+    int64_t nu = 0;
+    if (per_row) {
+      // and about 8 KiB of weights, so that a unit's blocks and their x quads stay in L1 while
+      // its rows are computed (units of 30 32x32 blocks ran 1.4x slower at 16 tokens)
+      const int64_t L = std::max<int64_t>(1, std::min(kI8RunCols / C, 8192 / (R * C)));
+      for (int64_t p = p0; p < p1; p += L) units[nu++] = {p, std::min(p + L, p1), 0, C, 0};
+    } else {
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
-        int64_t j = 0;
-        for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t) {
-          panel_i8_run_sums(val + p * R * C + (s0 - k0), C, R, s1 - s0,
-                            comp + ((p - p0) * runs + j++) * R);
+        for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t g) {
+          for (int64_t t = s0; t < s1; t += kI8RunCols)
+            units[nu++] = {p, p + 1, t - k0, std::min(s1, t + kI8RunCols) - k0, g};
         });
+      }
+    }
+    // VNNI engines: 128 x each row's weight sum over a unit, [unit][row]
+    [[maybe_unused]] int32_t* comp = nullptr;
+    if constexpr (D != kDotOwn) {
+      comp = static_cast<int32_t*>(scratch_buffer(
+          kScratchRunSums, static_cast<size_t>(nu * R) * sizeof(int32_t)));
+      for (int64_t j = 0; j < nu; ++j) {
+        const I8Unit& u = units[j];
+        int32_t* cj = comp + j * R;
+        std::memset(cj, 0, static_cast<size_t>(R) * sizeof(int32_t));
+        for (int64_t p = u.p0; p < u.p1; ++p)
+          for (int64_t r = 0; r < R; ++r) {
+            const int8_t* w = val + (p * R + r) * C + u.o0;
+            int32_t sum = 0;
+            for (int64_t k = 0; k < u.o1 - u.o0; ++k) sum += w[k];
+            cj[r] += 128 * sum;
+          }
       }
     }
     for (int64_t c = 0; c < N; c += NVMAX * W) {
@@ -402,28 +443,34 @@ void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
       with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
         constexpr int V_ = decltype(nvc)::value;
         constexpr bool M_ = decltype(mc)::value;
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
-          const int8_t* blk = val + p * R * C;
-          int64_t j = 0;
-          for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t g) {
-            const int64_t nq = (s1 - s0) / 4;
-            const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
-            const int8_t* pk = blk + (s0 - k0);
-            const float* ws = a.wscale + i0 * a.ws_ld + g;
-            const int32_t* cj = D != kDotOwn ? comp + ((p - p0) * runs + j++) * R : nullptr;
-            const bool first = p == p0 && s0 == k0;
-            float* y = yb + c;
-            int64_t r = 0;
-            for (; r + RB <= R; r += RB)
-              panel_i8_micro<D, RB, V_, M_>(pk + r * C, C, xq, a.ldq, nq, cj ? cj + r : nullptr,
-                                            ws + r * a.ws_ld, a.ws_ld, a.xscale + c,
-                                            y + r * N, N, first, rem);
-            for (; r < R; ++r)
-              panel_i8_micro<D, 1, V_, M_>(pk + r * C, C, xq, a.ldq, nq, cj ? cj + r : nullptr,
-                                           ws + r * a.ws_ld, a.ws_ld, a.xscale + c, y + r * N,
-                                           N, first, rem);
-          });
+        for (int64_t j = 0; j < nu; ++j) {
+          const I8Unit u = units[j];
+          const float* ws = a.wscale + i0 * a.ws_ld + u.g;
+          const int32_t* cj = D != kDotOwn ? comp + j * R : nullptr;
+          float* y = yb + c;
+          // the unit's blocks, rows [r, r + RB) of each
+          const auto blocks = [&](int64_t r) {
+            return [&, r](auto&& f) {
+              for (int64_t p = u.p0; p < u.p1; ++p)
+                f(val + (p * R + r) * C + u.o0,
+                  a.xq4 + ((static_cast<int64_t>(a.bcol[p]) * C + u.o0) / 4) * a.ldq + 4 * c,
+                  (u.o1 - u.o0) / 4);
+            };
+          };
+          // RB rows at a time, then 4, 2, 1 (block heights such as 32 = 5 x 6 + 2)
+          int64_t r = 0;
+          const auto strip = [&](auto rb) {
+            constexpr int RB_ = decltype(rb)::value;
+            for (; r + RB_ <= R; r += RB_)
+              panel_i8_micro_pieces<D, RB_, V_, M_>(blocks(r), C, a.ldq,
+                                                    cj ? cj + r : nullptr, ws + r * a.ws_ld,
+                                                    a.ws_ld, a.xscale + c, y + r * N, N,
+                                                    j == 0, rem);
+          };
+          strip(std::integral_constant<int, RB>{});
+          strip(std::integral_constant<int, 4>{});
+          strip(std::integral_constant<int, 2>{});
+          strip(std::integral_constant<int, 1>{});
         }
       });
     }

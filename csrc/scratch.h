@@ -17,7 +17,8 @@ enum ScratchSlot {
   kScratchPanel = 5,   // rows of S expanded to a dense float panel (panel_kernels.h)
   kScratchPanelWide = 6,  // an N:M chunk whose slot sums leave int8, as int16 (W8A8)
   kScratchRunSums = 7,    // 128 x each row's weight sum per scale run of a chunk (W8A8 VNNI)
-  kScratchSlots = 8
+  kScratchUnits = 8,      // a BSR block row's flush units (W8A8)
+  kScratchSlots = 9
 };
 
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid

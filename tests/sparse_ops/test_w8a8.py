@@ -115,7 +115,9 @@ def test_w8a8_large_k_and_runs_across_chunks(level, engine):
             ("nm", {"n": 1, "m": 3}, 96, (53, 1283)),
             # block rows taller than the 48-row panel, groups across blocks, per-row runs
             ("bsr", {"blocksize": (50, 36)}, 24, (100, 1296)),
-            ("bsr", {"blocksize": (3, 4)}, None, (51, 1284))]:
+            ("bsr", {"blocksize": (3, 4)}, None, (51, 1284)),
+            # one scale a row: runs of 120 blocks (960 columns) summed before each flush
+            ("bsr", {"blocksize": (2, 8)}, None, (20, 4000))]:
         s, _ = random_sparse(layout, shape, kw, density=0.5)
         q = so.quantize(s, group_size=gs)
         x = torch.randn(29, shape[1], generator=_gen()) * 3
