@@ -113,8 +113,15 @@ inline void bsr_spmv_group(const BsrSpmmArgs<T>& a, int64_t s, int64_t e, int64_
   reg acc[RB];
 #pragma GCC unroll 32
   for (int q = 0; q < RB; ++q) acc[q] = VT::zero();
+  // The first row group reads a few rows of each block (RB * C of R * C values, blocks apart):
+  // a strided walk the hardware prefetchers stream poorly from DRAM (32x32 int8 blocks at 0.3:
+  // 3.7 GB/s cold against 9 for a dense int8 product). It fetches whole blocks a stream
+  // distance ahead instead, for itself and the groups after it.
+  const int64_t bb = R * C * static_cast<int64_t>(sizeof(TV));
+  const int64_t ahead = r == 0 && g_stream_ahead > 0 ? (g_stream_ahead + bb - 1) / bb : 0;
   for (int64_t p = s; p < e; ++p) {
     const TV* A = values_of<TV>(a) + p * R * C + r * C;
+    if (ahead) prefetch_lines(values_of<TV>(a) + (p + ahead) * R * C, bb);
     const T* xs = a.x + static_cast<int64_t>(a.col[p]) * C;
     int64_t c = 0;
     for (; c + W <= C; c += W) {
