@@ -503,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             tokens = measure_alternated(kind, models, eager, shapes, x, repeat)
             for v, row in zip(variants, eager, strict=True):
                 if v.kwargs.get("activation_dtype") == "int8":  # what the measurement chose
-                    kept = sorted(f"{2 ** (n - 1)}+ tokens: {p}" for (lay, dt, n, _), p in
+                    kept = sorted(f"{2 ** (n - 1)}+ tokens, density {d / 10:.1f}+: {p}"
+                                  for (lay, dt, n, d), p in
                                   so.w8a8.kept_choices().items()
                                   if lay == v.layout and dt == dtype)
                     row.note += f"; kept by token bucket {', '.join(kept) or 'none'}"
