@@ -442,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-tokens", type=int, default=None, help="Llama tokens generated")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's own)")
+    ap.add_argument("--report", default="models",
+                    help="file stem of the json / markdown written (models_w8a8: the W8A8 rows)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output folder (default bench/out/<cpu>-<simd>)")
     args = ap.parse_args(argv)
@@ -546,9 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = {"meta": meta, "notes": notes, "skipped": skipped, "rows": [asdict(r) for r in rows]}
     data["targets"] = targets.check("models", data) if not args.quick else []
-    (out / "models.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / f"{args.report}.json").write_text(json.dumps(data, indent=1) + "\n")
     md = markdown(meta, rows, skipped, notes) + "\n" + targets.markdown(data["targets"])
-    (out / "models.md").write_text(md)
+    (out / f"{args.report}.md").write_text(md)
     print(md)
     bad = [r for r in rows if r.ok is False]
     if bad:

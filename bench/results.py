@@ -31,6 +31,10 @@ REPORTS = [
     ("panel", "Load sparse, compute dense: wide bitmap and N:M", "python -m bench.panel"),
     ("int8", "Sparse + int8 values against torch's int8 weight-only product",
      "python -m bench.int8"),
+    ("models_w8a8", "Llama, int8 weights: W8A8 prefill against W8A16",
+     "python -m bench.models --no-compile --models llama --dtypes bfloat16 --report models_w8a8 "
+     "--variants 'dense,int8 dense,bitmap 0.5 int8,bitmap 0.5 int8 W8A8,2:4 int8,"
+     "2:4 int8 W8A8,bsr 32x32 0.3 int8,bsr 32x32 0.3 int8 W8A8'"),
     ("kernels_cuda", "Triton kernels on CUDA", "python -m bench.kernels --device cuda"),
 ]
 
@@ -54,9 +58,12 @@ def _stored_checks(stem: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     stored = data.get("targets")
     if isinstance(stored, dict):  # bench.dst --speed: {description: met}
         return [{"target": k, "met": bool(v)} for k, v in stored.items()]
-    if isinstance(stored, list):  # bench.load: condition, row, what, value, limit, passed
-        return [{"target": f"{c.get('condition', '')} {c.get('what', '')}".strip(),
-                 "cell": c.get("row", ""), "met": bool(c.get("passed", c.get("met"))),
+    if isinstance(stored, list):  # bench.load: condition, row, what, value, limit, passed;
+        # targets.check's own (a report under another stem, e.g. models_w8a8): target, cell
+        return [{"target": c.get("target") or
+                 f"{c.get('condition', '')} {c.get('what', '')}".strip(),
+                 "cell": c.get("cell", c.get("row", "")),
+                 "met": bool(c.get("passed", c.get("met"))),
                  **({"value": c["value"]} if isinstance(c.get("value"), (int, float)) else {})}
                 for c in stored]
     return []
