@@ -443,3 +443,42 @@ def test_fuzz_malformed_structures_w8a8():
     run_bitmap()
     run_nm()
     run_bsr()
+
+
+def test_int8_dot_engine_selection():
+    """The engine names, the setter's errors, auto (vnni where the CPU has it) and
+    SPARSE_OPS_INT8_DOT read at start (a fresh process)."""
+    import os
+    import subprocess
+    import sys
+
+    for lv in LEVELS:
+        _C._set_simd_level(lv)
+        dots = _C._int8_dots()
+        assert dots == ["plain"] if lv == "scalar" else dots[:2] == ["madd", "vnni-emulated"]
+        auto = _C._set_int8_dot("auto")
+        assert auto == ("vnni" if "vnni" in dots else dots[0]) == w8a8.dot_engine()
+        for d in dots:
+            assert _C._set_int8_dot(d) == d == w8a8.dot_engine()
+        with pytest.raises(ValueError, match="engine: 'amx'"):
+            _C._set_int8_dot("amx")
+        if lv != "scalar":
+            with pytest.raises(ValueError, match="engine: 'plain'"):
+                _C._set_int8_dot("plain")
+    # forced at the best level, a lower level without the engine runs its own
+    _C._set_simd_level(LEVELS[-1])
+    if LEVELS[-1] != "scalar":
+        _C._set_int8_dot("vnni-emulated")
+        _C._set_simd_level("scalar")
+        assert _C._int8_dot() == "plain"
+    code = "from sparse_ops import _C; print(_C._int8_dot())"
+    for env, want in [("vnni-emulated", "vnni-emulated"), ("bogus", None)]:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "SPARSE_OPS_INT8_DOT": env},
+                             check=True).stdout.strip()
+        if LEVELS[-1] == "scalar":
+            assert out == "plain"
+        elif want:
+            assert out == want
+        else:  # an unknown name: auto
+            assert out in ("madd", "vnni")
