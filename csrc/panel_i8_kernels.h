@@ -56,8 +56,9 @@ inline const BmShuffleTable& bm_shuffle_table() {
 // AVX2 places each byte's next 8 values with one pshufb (a 256-entry table of controls).
 // (noinline here and below: inlined into panel_i8_rows, the loop's pointers were spilled to
 // the stack, a store-to-load chain of ~10 cycles a byte measured on Zen 3)
-__attribute__((noinline)) void panel_i8_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr, int64_t k0,
-                                   int64_t kw, int64_t* cur, int8_t* panel, int64_t ps) {
+__attribute__((noinline)) void panel_i8_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr,
+                                                      int64_t k0, int64_t kw, int64_t* cur,
+                                                      int8_t* panel, int64_t ps) {
   const int8_t* val = static_cast<const int8_t*>(a.stored.data);
   const int64_t w0 = k0 / 64, nw = (kw + 63) / 64;
   [[maybe_unused]] const int64_t nnz = a.nnz;
@@ -139,8 +140,8 @@ inline const NmShuffleTable* nm_shuffle_table(int64_t n, int64_t m, int64_t b) {
 // (int8 or int16; row stride ps >= kw rounded up to 4, zeros there). Returns false if a sum
 // of slots naming one column left P (int8 only; the panel is then incomplete).
 template <class P>
-__attribute__((noinline)) bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64_t k0,
-                               int64_t kw, P* panel, int64_t ps) {
+__attribute__((noinline)) bool panel_i8_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr,
+                                                  int64_t k0, int64_t kw, P* panel, int64_t ps) {
   const int8_t* val = static_cast<const int8_t*>(a.stored.data);
   const int64_t n = a.n, m = a.m, b = a.b, Gn = a.G * n;
   const int64_t g0 = k0 / m, g1 = std::min(a.G, (k0 + kw + m - 1) / m);
@@ -330,7 +331,8 @@ inline void panel_i8_micro_pieces(Pieces&& pieces, int64_t ps, int64_t ldq,
   __m256 xsv[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v)
-    xsv[v] = (M_ && v == NV - 1) ? _mm256_maskload_ps(xs + 8 * v, tail) : _mm256_loadu_ps(xs + 8 * v);
+    xsv[v] = (M_ && v == NV - 1) ? _mm256_maskload_ps(xs + 8 * v, tail)
+                                 : _mm256_loadu_ps(xs + 8 * v);
 #pragma GCC unroll 16
   for (int r = 0; r < RB; ++r) {
     const __m256 wsr = _mm256_set1_ps(ws[r * ws_ld]);
@@ -364,14 +366,26 @@ inline void panel_i8_micro(const int8_t* panel, int64_t ps, const int8_t* xq, in
                                        ws_ld, xs, y, ldy, first, rem);
 }
 
-// comp[r] = 128 * the sum of the len bytes of panel row r (rows ps apart), r < nr.
+// comp[r] (+)= 128 * the sum of the len bytes of panel row r (rows ps apart), r < nr.
 inline void panel_i8_run_sums(const int8_t* pk, int64_t ps, int64_t nr, int64_t len,
-                              int32_t* comp) {
+                              int32_t* comp, bool add = false) {
   for (int64_t r = 0; r < nr; ++r) {
     const int8_t* p = pk + r * ps;
     int32_t s = 0;
     for (int64_t j = 0; j < len; ++j) s += p[j];
-    comp[r] = 128 * s;
+    comp[r] = (add ? comp[r] : 0) + 128 * s;
+  }
+}
+
+// f(c, rem, nvc, mc) for each block of up to NVMAX vectors of W tokens from token c: nvc its
+// vectors (an integral_constant), mc whether the last one is partial (rem tokens).
+template <int NVMAX, int W, class F>
+inline void for_token_blocks(int64_t N, F&& f) {
+  for (int64_t c = 0; c < N; c += NVMAX * W) {
+    const int64_t w = std::min<int64_t>(NVMAX * W, N - c);
+    const int nv = static_cast<int>((w + W - 1) / W);
+    const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
+    with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) { f(c, rem, nvc, mc); });
   }
 }
 #endif
@@ -425,55 +439,43 @@ void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
           kScratchRunSums, static_cast<size_t>(nu * R) * sizeof(int32_t)));
       for (int64_t j = 0; j < nu; ++j) {
         const I8Unit& u = units[j];
-        int32_t* cj = comp + j * R;
-        std::memset(cj, 0, static_cast<size_t>(R) * sizeof(int32_t));
         for (int64_t p = u.p0; p < u.p1; ++p)
-          for (int64_t r = 0; r < R; ++r) {
-            const int8_t* w = val + (p * R + r) * C + u.o0;
-            int32_t sum = 0;
-            for (int64_t k = 0; k < u.o1 - u.o0; ++k) sum += w[k];
-            cj[r] += 128 * sum;
-          }
+          panel_i8_run_sums(val + p * R * C + u.o0, C, R, u.o1 - u.o0, comp + j * R, p > u.p0);
       }
     }
-    for (int64_t c = 0; c < N; c += NVMAX * W) {
-      const int64_t w = std::min<int64_t>(NVMAX * W, N - c);
-      const int nv = static_cast<int>((w + W - 1) / W);
-      const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
-      with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-        constexpr int V_ = decltype(nvc)::value;
-        constexpr bool M_ = decltype(mc)::value;
-        for (int64_t j = 0; j < nu; ++j) {
-          const I8Unit u = units[j];
-          const float* ws = a.wscale + i0 * a.ws_ld + u.g;
-          const int32_t* cj = D != kDotOwn ? comp + j * R : nullptr;
-          float* y = yb + c;
-          // the unit's blocks, rows [r, r + RB) of each
-          const auto blocks = [&](int64_t r) {
-            return [&, r](auto&& f) {
-              for (int64_t p = u.p0; p < u.p1; ++p)
-                f(val + (p * R + r) * C + u.o0,
-                  a.xq4 + ((static_cast<int64_t>(a.bcol[p]) * C + u.o0) / 4) * a.ldq + 4 * c,
-                  (u.o1 - u.o0) / 4);
-            };
+    for_token_blocks<NVMAX, W>(N, [&](int64_t c, int rem, auto nvc, auto mc) {
+      constexpr int V_ = decltype(nvc)::value;
+      constexpr bool M_ = decltype(mc)::value;
+      for (int64_t j = 0; j < nu; ++j) {
+        const I8Unit u = units[j];
+        const float* ws = a.wscale + i0 * a.ws_ld + u.g;
+        const int32_t* cj = D != kDotOwn ? comp + j * R : nullptr;
+        float* y = yb + c;
+        // the unit's blocks, rows [r, r + RB) of each
+        const auto blocks = [&](int64_t r) {
+          return [&, r](auto&& f) {
+            for (int64_t p = u.p0; p < u.p1; ++p)
+              f(val + (p * R + r) * C + u.o0,
+                a.xq4 + ((static_cast<int64_t>(a.bcol[p]) * C + u.o0) / 4) * a.ldq + 4 * c,
+                (u.o1 - u.o0) / 4);
           };
-          // RB rows at a time, then 4, 2, 1 (block heights such as 32 = 5 x 6 + 2)
-          int64_t r = 0;
-          const auto strip = [&](auto rb) {
-            constexpr int RB_ = decltype(rb)::value;
-            for (; r + RB_ <= R; r += RB_)
-              panel_i8_micro_pieces<D, RB_, V_, M_>(blocks(r), C, a.ldq,
-                                                    cj ? cj + r : nullptr, ws + r * a.ws_ld,
-                                                    a.ws_ld, a.xscale + c, y + r * N, N,
-                                                    j == 0, rem);
-          };
-          strip(std::integral_constant<int, RB>{});
-          strip(std::integral_constant<int, 4>{});
-          strip(std::integral_constant<int, 2>{});
-          strip(std::integral_constant<int, 1>{});
-        }
-      });
-    }
+        };
+        // RB rows at a time, then 4, 2, 1 (block heights such as 32 = 5 x 6 + 2)
+        int64_t r = 0;
+        const auto strip = [&](auto rb) {
+          constexpr int RB_ = decltype(rb)::value;
+          for (; r + RB_ <= R; r += RB_)
+            panel_i8_micro_pieces<D, RB_, V_, M_>(blocks(r), C, a.ldq,
+                                                  cj ? cj + r : nullptr, ws + r * a.ws_ld,
+                                                  a.ws_ld, a.xscale + c, y + r * N, N,
+                                                  j == 0, rem);
+        };
+        strip(std::integral_constant<int, RB>{});
+        strip(std::integral_constant<int, 4>{});
+        strip(std::integral_constant<int, 2>{});
+        strip(std::integral_constant<int, 1>{});
+      }
+    });
 #else
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
@@ -537,33 +539,28 @@ void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
       }
       // token blocks outside, runs inside: the block's output tile stays in L1 across the
       // runs (runs outside re-read 48 rows x N of output from L2 per run: +30 % at G = 32)
-      for (int64_t c = 0; c < N; c += NVMAX * W) {
-        const int64_t w = std::min<int64_t>(NVMAX * W, N - c);
-        const int nv = static_cast<int>((w + W - 1) / W);
-        const int rem = static_cast<int>(w - static_cast<int64_t>(nv - 1) * W);
-        with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) {
-          constexpr int V_ = decltype(nvc)::value;
-          constexpr bool M_ = decltype(mc)::value;
-          int64_t j = 0;
-          for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t g) {
-            const int64_t nq = (s1 - s0 + 3) / 4;  // past K: zeros in the panel and the quads
-            const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
-            const int8_t* pk = panel + (s0 - k0);
-            const float* ws = a.wscale + i0 * a.ws_ld + g;
-            const int32_t* cj = comp + j++ * MC;
-            float* y = yb + c;
-            int64_t r = 0;
-            for (; r + RB <= nr; r += RB)
-              panel_i8_micro<D, RB, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
-                                            ws + r * a.ws_ld, a.ws_ld, a.xscale + c,
-                                            y + r * N, N, s0 == 0, rem);
-            for (; r < nr; ++r)
-              panel_i8_micro<D, 1, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
-                                           ws + r * a.ws_ld, a.ws_ld, a.xscale + c, y + r * N,
-                                           N, s0 == 0, rem);
-          });
+      for_token_blocks<NVMAX, W>(N, [&](int64_t c, int rem, auto nvc, auto mc) {
+        constexpr int V_ = decltype(nvc)::value;
+        constexpr bool M_ = decltype(mc)::value;
+        int64_t j = 0;
+        for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t g) {
+          const int64_t nq = (s1 - s0 + 3) / 4;  // past K: zeros in the panel and the quads
+          const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
+          const int8_t* pk = panel + (s0 - k0);
+          const float* ws = a.wscale + i0 * a.ws_ld + g;
+          const int32_t* cj = comp + j++ * MC;
+          float* y = yb + c;
+          int64_t r = 0;
+          for (; r + RB <= nr; r += RB)
+            panel_i8_micro<D, RB, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
+                                          ws + r * a.ws_ld, a.ws_ld, a.xscale + c,
+                                          y + r * N, N, s0 == 0, rem);
+          for (; r < nr; ++r)
+            panel_i8_micro<D, 1, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
+                                         ws + r * a.ws_ld, a.ws_ld, a.xscale + c, y + r * N,
+                                         N, s0 == 0, rem);
         });
-      }
+      });
 #else
       panel_i8_plain<int8_t>(a, panel, ps, nr, i0, k0, kw, 0, N);
 #endif
