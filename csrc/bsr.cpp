@@ -131,8 +131,9 @@ void bsr_sddmm(const RowPointers& s, int64_t R, int64_t C, const Dense& a, const
   });
 }
 
-void bsr_spmm_w8a8(const RowPointers& s, int64_t R, int64_t C, int64_t K, const int8_t* val,
+void bsr_spmm_w8a8(const RowPointers& s, int64_t R, int64_t C, const int8_t* val,
                    const W8A8& q, float* out, int threads) {
+  const int64_t K = q.K;
   check_row_pointers(s.crow, s.rows, s.count, "crow_indices", "col_indices");
   const KernelTable& tab = active_table();
   const int32_t* col = static_cast<const int32_t*>(s.col);

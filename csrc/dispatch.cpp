@@ -126,6 +126,18 @@ std::atomic<int>& dot_mode() {
   return m;
 }
 
+// The name of engine d at t's level (the names dot_index reads).
+const char* dot_name(const KernelTable& t, int d) {
+  switch (d) {
+    case kDotVnni:
+      return "vnni";
+    case kDotEmulated:
+      return "vnni-emulated";
+    default:
+      return is_level(t, 0) ? "plain" : "madd";
+  }
+}
+
 int dot_for(const KernelTable& t) {
   const int d = dot_mode().load(std::memory_order_relaxed);
   if (d >= 0 && dot_available(t, d)) return d;
@@ -139,14 +151,7 @@ PanelSpmmFn int8_dot_fn(const KernelTable& t) { return t.panel_i8[dot_for(t)]; }
 
 const char* int8_dot_name() {
   const KernelTable& t = active_table();
-  switch (dot_for(t)) {
-    case kDotVnni:
-      return "vnni";
-    case kDotEmulated:
-      return "vnni-emulated";
-    default:
-      return is_level(t, 0) ? "plain" : "madd";
-  }
+  return dot_name(t, dot_for(t));
 }
 
 const char* set_int8_dot(const char* engine) {
@@ -162,9 +167,9 @@ const char* set_int8_dot(const char* engine) {
 
 std::vector<std::string> int8_dots() {
   const KernelTable& t = active_table();
-  if (is_level(t, 0)) return {"plain"};
-  std::vector<std::string> v{"madd", "vnni-emulated"};
-  if (vnni_runs(t)) v.emplace_back("vnni");
+  std::vector<std::string> v;
+  for (int d : {kDotOwn, kDotEmulated, kDotVnni})
+    if (dot_available(t, d)) v.emplace_back(dot_name(t, d));
   return v;
 }
 

@@ -122,9 +122,9 @@ void bitmap_spmm_w8a8(const BitmapStructure& s, const int8_t* val, const W8A8& q
                       int threads);
 void nm_spmm_w8a8(const NmStructure& s, const int8_t* val, const W8A8& q, float* out,
                   int threads);
-// BSR blocks R x C (C a multiple of 4, checked by the caller) over K = Kb * C columns: the
+// BSR blocks R x C (C a multiple of 4, checked by the caller) over q.K = Kb * C columns: the
 // int8 micro-kernel on each stored block (values (count, R, C) int8).
-void bsr_spmm_w8a8(const RowPointers& s, int64_t R, int64_t C, int64_t K, const int8_t* val,
+void bsr_spmm_w8a8(const RowPointers& s, int64_t R, int64_t C, const int8_t* val,
                    const W8A8& q, float* out, int threads);
 
 }  // namespace sparse_ops

@@ -1,6 +1,6 @@
-// The W8A8 panel product on AVX512-VNNI (EVEX vpdpbusd on 256-bit vectors, AVX512VL: Intel
-// Ice Lake / Sapphire Rapids Xeons, AMD Zen 4 and 5), for the AVX-512 level:
-// panel_i8_kernels.h compiled with SPARSE_OPS_VNNI = 2. Only that product lives here; the
+// The W8A8 panel product on AVX512-VNNI (EVEX vpdpbusd on 256-bit vectors, AVX512VL: Intel Ice
+// Lake / Sapphire Rapids Xeons, AMD Zen 4 and 5), for the AVX-512 level: panel_i8_kernels.h
+// compiled with SPARSE_OPS_VNNI = 2. Only that product (panel_i8_vnni_rows) lives here; the
 // dispatcher runs it only where the CPU reports avx512vnni (dispatch.cpp, int8_dot_fn).
 #include "isa_prelude.h"
 
@@ -14,13 +14,5 @@
 #include "simd.h"
 #include "panel_i8_kernels.h"
 // clang-format on
-
-namespace sparse_ops {
-namespace avx512vnni {
-void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
-  panel_i8_rows<kDotVnni>(a, r0, r1);
-}
-}  // namespace avx512vnni
-}  // namespace sparse_ops
 
 #pragma GCC pop_options

@@ -1,7 +1,7 @@
 // The W8A8 panel product on AVX-VNNI (VEX vpdpbusd: Intel Alder Lake and later client cores,
 // Sapphire Rapids, AMD Zen 5), for the AVX2 level: panel_i8_kernels.h compiled with
-// SPARSE_OPS_VNNI = 1. Only that product lives here; the dispatcher runs it only where
-// the CPU reports avxvnni (dispatch.cpp, int8_dot_fn).
+// SPARSE_OPS_VNNI = 1. Only that product (panel_i8_vnni_rows) lives here; the dispatcher runs
+// it only where the CPU reports avxvnni (dispatch.cpp, int8_dot_fn).
 #include "isa_prelude.h"
 
 #pragma GCC push_options
@@ -14,13 +14,5 @@
 #include "simd.h"
 #include "panel_i8_kernels.h"
 // clang-format on
-
-namespace sparse_ops {
-namespace avxvnni {
-void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
-  panel_i8_rows<kDotVnni>(a, r0, r1);
-}
-}  // namespace avxvnni
-}  // namespace sparse_ops
 
 #pragma GCC pop_options

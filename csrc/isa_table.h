@@ -23,12 +23,18 @@ TypedKernels<T> typed_kernels() {
 }
 
 const KernelTable& table() {
-#if SPARSE_OPS_ISA == 3
-  constexpr PanelSpmmFn vnni = &avx512vnni::panel_i8_vnni_rows, emulated = &panel_i8_rows<kDotEmulated>;
-#elif SPARSE_OPS_ISA == 2
-  constexpr PanelSpmmFn vnni = &avxvnni::panel_i8_vnni_rows, emulated = &panel_i8_rows<kDotEmulated>;
+  // the vector levels: the VNNI engine emulated, and vpdpbusd from its own translation unit
+#if SPARSE_OPS_ISA >= 2
+  constexpr PanelSpmmFn emulated = &panel_i8_rows<kDotEmulated>;
 #else
-  constexpr PanelSpmmFn vnni = nullptr, emulated = nullptr;
+  constexpr PanelSpmmFn emulated = nullptr;
+#endif
+#if SPARSE_OPS_ISA == 3
+  constexpr PanelSpmmFn vnni = &avx512vnni::panel_i8_vnni_rows;
+#elif SPARSE_OPS_ISA == 2
+  constexpr PanelSpmmFn vnni = &avxvnni::panel_i8_vnni_rows;
+#else
+  constexpr PanelSpmmFn vnni = nullptr;
 #endif
   static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
                              &first_bad_index<int16_t>, &first_bad_index<int32_t>,

@@ -388,6 +388,20 @@ inline void for_token_blocks(int64_t N, F&& f) {
     with_nv<NVMAX>(nv, rem != W, [&](auto nvc, auto mc) { f(c, rem, nvc, mc); });
   }
 }
+
+// f(r, rb) for row strips [r, r + rb) covering rows [0, nr): RB at a time, then 4, 2, 1
+// (rb an integral_constant: panel tails, block heights such as 32 = 5 x 6 + 2).
+template <int RB, class F>
+inline void for_row_strips(int64_t nr, F&& f) {
+  int64_t r = 0;
+  const auto strips = [&](auto rb) {
+    for (; r + decltype(rb)::value <= nr; r += decltype(rb)::value) f(r, rb);
+  };
+  strips(std::integral_constant<int, RB>{});
+  strips(std::integral_constant<int, 4>{});
+  strips(std::integral_constant<int, 2>{});
+  strips(std::integral_constant<int, 1>{});
+}
 #endif
 
 // BSR: out rows [r0, r1) (whole block rows), every column. Its blocks are dense: the
@@ -460,20 +474,11 @@ void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
                 (u.o1 - u.o0) / 4);
           };
         };
-        // RB rows at a time, then 4, 2, 1 (block heights such as 32 = 5 x 6 + 2)
-        int64_t r = 0;
-        const auto strip = [&](auto rb) {
-          constexpr int RB_ = decltype(rb)::value;
-          for (; r + RB_ <= R; r += RB_)
-            panel_i8_micro_pieces<D, RB_, V_, M_>(blocks(r), C, a.ldq,
-                                                  cj ? cj + r : nullptr, ws + r * a.ws_ld,
-                                                  a.ws_ld, a.xscale + c, y + r * N, N,
-                                                  j == 0, rem);
-        };
-        strip(std::integral_constant<int, RB>{});
-        strip(std::integral_constant<int, 4>{});
-        strip(std::integral_constant<int, 2>{});
-        strip(std::integral_constant<int, 1>{});
+        for_row_strips<RB>(R, [&](int64_t r, auto rb) {
+          panel_i8_micro_pieces<D, decltype(rb)::value, V_, M_>(
+              blocks(r), C, a.ldq, cj ? cj + r : nullptr, ws + r * a.ws_ld, a.ws_ld,
+              a.xscale + c, y + r * N, N, j == 0, rem);
+        });
       }
     });
 #else
@@ -548,17 +553,14 @@ void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
           const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
           const int8_t* pk = panel + (s0 - k0);
           const float* ws = a.wscale + i0 * a.ws_ld + g;
-          const int32_t* cj = comp + j++ * MC;
+          const int64_t run = j++;
+          const int32_t* cj = D != kDotOwn ? comp + run * MC : nullptr;
           float* y = yb + c;
-          int64_t r = 0;
-          for (; r + RB <= nr; r += RB)
-            panel_i8_micro<D, RB, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
-                                          ws + r * a.ws_ld, a.ws_ld, a.xscale + c,
-                                          y + r * N, N, s0 == 0, rem);
-          for (; r < nr; ++r)
-            panel_i8_micro<D, 1, V_, M_>(pk + r * ps, ps, xq, a.ldq, nq, cj + r,
-                                         ws + r * a.ws_ld, a.ws_ld, a.xscale + c, y + r * N,
-                                         N, s0 == 0, rem);
+          for_row_strips<RB>(nr, [&](int64_t r, auto rb) {
+            panel_i8_micro<D, decltype(rb)::value, V_, M_>(
+                pk + r * ps, ps, xq, a.ldq, nq, cj ? cj + r : nullptr, ws + r * a.ws_ld,
+                a.ws_ld, a.xscale + c, y + r * N, N, s0 == 0, rem);
+          });
         });
       });
 #else
@@ -567,6 +569,13 @@ void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
     }
   }
 }
+
+#ifdef SPARSE_OPS_VNNI
+// The entry of isa_avxvnni.cpp / isa_avx512vnni.cpp (kernels.h declares both namespaces').
+void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
+  panel_i8_rows<kDotVnni>(a, r0, r1);
+}
+#endif
 
 }  // namespace ISA_NS
 }  // namespace sparse_ops

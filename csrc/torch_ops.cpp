@@ -362,14 +362,15 @@ struct Bsr {
   static void spmm(const View& v, const Params&, Values val, const Dense& x, const Dense& out) {
     bsr_spmm(v.s, v.R, v.C, val, x, out, threads());
   }
-  // W8A8 reads a block's rows 4 columns at a time: C a multiple of 4
+  // W8A8 reads a block's rows 4 columns at a time: C a multiple of 4 (spmm_w8a8 calls a
+  // layout's check_w8a8 where it has one)
   static void check_w8a8(const View& v) {
     if (v.C % 4 != 0)
       value_error("c: W8A8 takes blocks whose width is a multiple of 4, got c = " +
                   std::to_string(v.C));
   }
   static void spmm_w8a8(const View& v, const int8_t* val, const W8A8& q, float* out) {
-    bsr_spmm_w8a8(v.s, v.R, v.C, q.K, val, q, out, threads());
+    bsr_spmm_w8a8(v.s, v.R, v.C, val, q, out, threads());
   }
   static void sddmm(const View& v, const Params&, const Dense& a, const Dense& b,
                     const Dense& out) {
@@ -686,7 +687,7 @@ Tensor spmm_w8a8(const Call<F>& c, const Tensor& values_in, const Tensor& scales
     value_error("group_size: W8A8 takes 0 (one scale a row) or a positive multiple of 4, got " +
                 std::to_string(group_size));
   const auto v = F::view(c.st.data(), c.p, K);
-  if constexpr (std::is_same_v<F, Bsr>) F::check_w8a8(v);
+  if constexpr (requires { F::check_w8a8(v); }) F::check_w8a8(v);
   F::check_values(v, values);
   const int64_t M = F::rows(v);
   expect_cpu(scales_in, "scales");

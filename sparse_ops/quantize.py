@@ -27,7 +27,7 @@ activation and return that dtype; int8 weights are **inference only** (no backwa
   N = 1 (decode) on the CPU, whose SpMV scales each block of values by its group's scale in
   registers (``torch.ops.sparse_ops.nm_spmv_grouped``; group_size a multiple of m).
 
-With ``activation_dtype="int8"`` the wide products of bitmap and N:M matrices may instead
+With ``activation_dtype="int8"`` the wide products of bitmap, N:M and BSR matrices may instead
 quantize the activations per token and multiply in integers (W8A8, ``sparse_ops/w8a8.py``).
 
 ``to_dense()`` returns the dequantized weight; ``S.nbytes`` counts the scales;
