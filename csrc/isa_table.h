@@ -14,10 +14,10 @@ TypedKernels<T> typed_kernels() {
              &csr_spmm_t_rows<T, int32_t>};
   k.bsr_spmm = &bsr_spmm_rows<T>;
   k.bsr_sddmm = &bsr_sddmm_rows<T>;
-  k.nm_spmm = &nm_spmm_rows<T>;
+  k.nm_spmm = &nm_spmm_entry<T>;
   k.nm_spmm_t = &nm_spmm_t_rows<T>;
   k.nm_sddmm = &nm_sddmm_rows<T>;
-  k.bitmap_spmv = &bitmap_spmv_rows<T>;
+  k.bitmap_spmv = &bitmap_spmv_entry<T>;
   k.bitmap_spmm_t = &bitmap_spmm_t_cols<T>;
   return k;
 }

@@ -312,6 +312,44 @@ def test_dequant_runs_op_checks_its_runs_before_reading():
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("k", [8, 63, 64, 136, 701, 1030])
+def test_int8_spmv_shuffle_kernels(level, k):
+    """N = 1 with int8 values, bitmap and 2:4 (on AVX2 by byte shuffles, value * 2^24 in
+    float lanes, every column multiplied): rows of every tail length, x small, large but
+    inside the kernels' range (2^60) and past it (2^70: the float paths), and 2:4 rows that
+    repeat a position in a group (the reference sums both slots)."""
+    from sparse_ops.nm import pack_positions, unpack_positions
+
+    _C._set_simd_level(level)
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    for layout, kw, density in [("bitmap", {}, 0.5), ("bitmap", {}, 0.9),
+                                ("nm", {"n": 2, "m": 4}, None)]:
+        q = so.quantize(random_sparse(layout, (29, k), kw, density=density, seed=seed)[0])
+        ref_w = q.to_dense().double()
+        for scale in (1e-30, 1.0, 2.0**60, 2.0**70):
+            x = torch.randn(1, k, generator=g) * scale
+            y = so.linear(x, q)
+            assert torch.isfinite(y).all(), (layout, k, scale, seed)
+            assert rel_err(y, x.double() @ ref_w.T) < 1e-5, (layout, k, scale, seed)
+    # repeated positions: slot 1 of some groups takes slot 0's position
+    q = so.quantize(random_sparse("nm", (29, k), {"n": 2, "m": 4}, seed=seed)[0])
+    slots = q.values.shape[1]
+    pos = unpack_positions(q.metadata, slots, 4)
+    rows = torch.arange(0, 29, 3)
+    grp = torch.randint(0, slots // 2, (len(rows),), generator=g)
+    pos[rows, 2 * grp + 1] = pos[rows, 2 * grp]
+    f = type(q).from_parts({"metadata": pack_positions(pos, 4), "values": q.values.float()},
+                           q.shape, q.params())
+    d = so.quantize(f)
+    cols = (torch.arange(slots) // 2) * 4 + pos
+    w = torch.zeros(29, k, dtype=torch.float64)
+    w.scatter_add_(1, cols, d.values.double() * d.scales.double())
+    x = torch.randn(1, k, generator=g)
+    assert rel_err(so.linear(x, d), x.double() @ w.T) < 1e-5, (k, seed)
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("n,m,group_size", [(2, 4, 128), (2, 4, 32), (2, 4, 4), (1, 4, 64),
                                             (1, 4, 8), (3, 8, 16), (2, 3, 6), (5, 16, 32)])
 def test_nm_grouped_spmv_in_registers(level, n, m, group_size):
