@@ -109,9 +109,11 @@ PanelArgs panel_args(const BitmapShape& s, Values stored) {
   return pa;
 }
 
+// gscale: bitmap_spmv_grouped's group scales (N == 1, int8 values, float32), null: none.
 template <class T>
 void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const Values& stored,
-              const T* x, int64_t ldx, T* out, int64_t N, int threads) {
+              const T* x, int64_t ldx, T* out, int64_t N, int threads,
+              const float* gscale = nullptr, int64_t gs_ld = 0, int64_t gsize = 0) {
   const KernelTable& tab = active_table();
   const int64_t M = s.M, K = s.K, nnz = s.nnz;
   const double work = static_cast<double>(nnz + M * s.rb) * static_cast<double>(N);
@@ -119,6 +121,9 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
   if (N == 1) {
     BitmapArgs<T> args{off, bits, nullptr, x, out, M, K, 1, nnz, s.rb, 1};
     args.stored = stored;
+    args.gscale = gscale;
+    args.gs_ld = gs_ld;
+    args.gsize = gsize;
     if (stored.dt == compute_dtype(stored.dt)) args.val = static_cast<const T*>(stored.data);
     const int64_t nchunks = chunk_count(threads, M, nnz * 4 + M * s.rb);
     // A row costs its bitmap scan (rb / 8 words) plus its values.
@@ -254,6 +259,15 @@ void bitmap_spmm(const BitmapStructure& s, Values val, const Dense& x, const Den
     using T = decltype(tf);
     spmm_run<T>(s, s.off, s.bits, val, x.ptr<T>(), x.ld, out.ptr<T>(), x.cols, threads);
   });
+}
+
+void bitmap_spmv_grouped(const BitmapStructure& s, Values val, const float* scales,
+                         int64_t gs_ld, int64_t gsize, const Dense& x, const Dense& out,
+                         int threads) {
+  check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
+  // the SpMV (N == 1) in float32: int8 values with group scales, applied in registers
+  spmm_run<float>(s, s.off, s.bits, val, x.ptr<float>(), x.ld, out.ptr<float>(), 1, threads,
+                  scales, gs_ld, gsize);
 }
 
 void bitmap_spmm_t(const BitmapStructure& s, Values val, const Dense& d, const Dense& out,

@@ -111,6 +111,11 @@ struct BitmapStructure {
 void bitmap_spmm(const BitmapStructure& s, Values val, const Dense& x, const Dense& out,
                  int threads);
 // values in the compute type.
+// out (M, 1) = S @ x, x (K, 1) float32, for int8 values with group scales: the weight of
+// column j of row i is its value times scales[i * gs_ld + j / gsize] (float32), gsize >= 1.
+void bitmap_spmv_grouped(const BitmapStructure& s, Values val, const float* scales,
+                         int64_t gs_ld, int64_t gsize, const Dense& x, const Dense& out,
+                         int threads);
 void bitmap_spmm_t(const BitmapStructure& s, Values val, const Dense& d, const Dense& out,
                    int threads);
 void bitmap_sddmm(const BitmapStructure& s, const Dense& a, const Dense& b, const Dense& out,

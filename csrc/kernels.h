@@ -112,6 +112,10 @@ struct BitmapArgs {
   int64_t M, K, N, nnz, rb;
   int64_t ldx;
   Values stored{};  // the values as stored (SpMV only)
+  // bitmap_spmv_grouped (N == 1, int8 values with group scales): the weight of column j of row
+  // i is its value times gscale[i * gs_ld + j / gsize]; null: none.
+  const float* gscale = nullptr;
+  int64_t gs_ld = 0, gsize = 0;
 };
 
 // The dense-panel SpMM (panel_kernels.h: "load sparse, compute dense") of a bitmap or N:M S,

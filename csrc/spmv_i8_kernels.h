@@ -20,7 +20,7 @@
 namespace sparse_ops {
 namespace ISA_NS {
 
-#if SPARSE_OPS_ISA == 2
+#if SPARSE_OPS_ISA >= 2
 // vpshufb controls (each 128-bit half picks from its own copy of the 8 broadcast bytes).
 struct I8ShuffleTables {
   // bitmap byte b: lane l takes packed value rank(l) (the set bits of b below l) if bit l is set
@@ -81,18 +81,116 @@ inline __m256 i8_lanes(uint64_t v8, const uint8_t* ctl) {
       _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(v8)), c));
 }
 
+// 256-bit helpers of their own: V<float> is 512 bits wide at the AVX-512 level.
+inline __m256 ymm_loadn(const float* p, int64_t n) {  // lanes < n, others 0
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lanes));
+}
+inline float ymm_hsum(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
 inline uint64_t load8(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
   return v;
 }
 
+// Group scales along K (GS; gsize a multiple of 32): the accumulators hold one group at a time
+// and are folded into `total`, scaled by the group's scale, at each 32-column half that ends a
+// group. Without GS, one sum a row (the caller scales it).
+template <bool GS>
+struct I8Fold {
+  const float* grow = nullptr;
+  int64_t hpg = 1, left = 1, g = 0, groups = 0;
+  __m256 total = _mm256_setzero_ps();
+  I8Fold(const float* gscale, int64_t gs_ld, int64_t gsize, int64_t K, int64_t i) {
+    if constexpr (GS) {
+      grow = gscale + i * gs_ld;
+      hpg = left = gsize / 32;
+      groups = (K + gsize - 1) / gsize;
+    } else {
+      (void)gscale, (void)gs_ld, (void)gsize, (void)K, (void)i;
+    }
+  }
+  static __m256 sum4(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    return _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  }
+  void fold(__m256& s0, __m256& s1, __m256& s2, __m256& s3) {
+    if (g < groups) total = _mm256_fmadd_ps(sum4(s0, s1, s2, s3), _mm256_set1_ps(grow[g]), total);
+    s0 = s1 = s2 = s3 = _mm256_setzero_ps();
+  }
+  // after each 32-column half of the row, in order
+  void half(__m256& s0, __m256& s1, __m256& s2, __m256& s3) {
+    if constexpr (GS) {
+      if (--left) return;
+      fold(s0, s1, s2, s3);
+      left = hpg;
+      ++g;
+    } else {
+      (void)s0, (void)s1, (void)s2, (void)s3;
+    }
+  }
+  // the row's sum of value * 2^24 * (scale) * x: a group cut short by the row's end folded too
+  __m256 finish(__m256& s0, __m256& s1, __m256& s2, __m256& s3) {
+    if constexpr (GS) {
+      if (left != hpg) fold(s0, s1, s2, s3);
+      return total;
+    } else {
+      return sum4(s0, s1, s2, s3);
+    }
+  }
+  // the scale of column c (1 without GS)
+  float scale(int64_t c) const {
+    if constexpr (GS) return grow[c / (32 * hpg)];
+    else return (void)c, 1.0f;
+  }
+};
+
 // ---------------------------------------------------------------- bitmap
-// Guarded as bitmap_spmv_vec: no value read past nnz (the fast path needs p + 64 <= nnz, the
-// careful one reads load_bytes), no x past K (bits past K dropped, the row reported), the row
-// reported when its popcount is not its span.
-inline int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
-  const auto& tb = i8_shuffle_tables().bitmap;
+// One 32-column half of a bitmap row (4 bytes h) whose values (from v) and x all lie in range:
+// byte k's control at tbase + 32 * byte = (h >> (8k - 5)) & 0x1FE0, its values at v + the
+// popcount of the bits below it (base + index addressing, no add).
+inline void bm_half_i8(const uint8_t* tbase, uint32_t h, const uint8_t* v, const float* xh,
+                       __m256& s0, __m256& s1, __m256& s2, __m256& s3) {
+  s0 = _mm256_fmadd_ps(i8_lanes(load8(v), tbase + ((h << 5) & 0x1FE0u)), _mm256_loadu_ps(xh),
+                       s0);
+  s1 = _mm256_fmadd_ps(i8_lanes(load8(v + _mm_popcnt_u32(h & 0xFFu)), tbase + ((h >> 3) & 0x1FE0u)),
+                       _mm256_loadu_ps(xh + 8), s1);
+  s2 = _mm256_fmadd_ps(
+      i8_lanes(load8(v + _mm_popcnt_u32(h & 0xFFFFu)), tbase + ((h >> 11) & 0x1FE0u)),
+      _mm256_loadu_ps(xh + 16), s2);
+  s3 = _mm256_fmadd_ps(
+      i8_lanes(load8(v + _mm_popcnt_u32(h & 0xFFFFFFu)), tbase + ((h >> 19) & 0x1FE0u)),
+      _mm256_loadu_ps(xh + 24), s3);
+}
+
+// The same half near the end of the values or of x: values by load_bytes (none read past nnz),
+// x by masked loads (none past K; the caller dropped bits past K). q: the half's first value.
+inline void bm_half_i8_careful(const uint8_t* tbase, uint32_t h, const uint8_t* val, int64_t q,
+                               int64_t nnz, const float* xh, int64_t left, __m256& s0,
+                               __m256& s1, __m256& s2, __m256& s3) {
+  __m256* s[4] = {&s0, &s1, &s2, &s3};
+  for (int k = 0; k < 4; ++k) {
+    const unsigned b = (h >> (8 * k)) & 0xFFu;
+    if (!b) continue;
+    const int64_t n = left - 8 * k;  // >= 1: a bit is set below K
+    const __m256 xv = n >= 8 ? _mm256_loadu_ps(xh + 8 * k)
+                             : ymm_loadn(xh + 8 * k, n);
+    *s[k] = _mm256_fmadd_ps(i8_lanes(load_bytes(val + q, nnz - q), tbase + 32 * b), xv, *s[k]);
+    q += __builtin_popcount(b);
+  }
+}
+
+// Rows [r0, r1); GS: a.gscale (gsize a multiple of 32), else one sum a row. Guarded as
+// bitmap_spmv_vec: no value read past nnz (fast halves need p + 64 <= nnz), no x past K (bits
+// past K dropped, the row reported), the row reported when its popcount is not its span.
+template <bool GS>
+int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
+  const uint8_t* tbase = &i8_shuffle_tables().bitmap[0][0];
   const uint8_t* __restrict__ val = static_cast<const uint8_t*>(a.stored.data);
   const float* __restrict__ x = a.x;
   const int64_t nw = a.rb / 8, nnz = a.nnz, K = a.K;
@@ -102,56 +200,33 @@ inline int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1
     const uint8_t* row = a.bits + i * a.rb;
     int64_t p = a.row_off[i];
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
     const bool pad = nw > 0 && (bm_word(row + 8 * (nw - 1)) & ~last) != 0;
     for (int64_t w = 0; w < nw; ++w) {
       const uint64_t word = w == nw - 1 ? bm_word(row + 8 * w) & last : bm_word(row + 8 * w);
       prefetch_stream<64>(val + p);  // at most 64 values a word
       if ((w & 7) == 0) prefetch_stream<64>(row + 8 * w);
-      if (!word) continue;
-      const float* xw = x + 64 * w;
       const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
-      if (__builtin_expect(w < full_words && p <= safe, 1)) {
-        const int64_t q1 = p + __builtin_popcount(lo & 0xFFu);
-        const int64_t q2 = p + __builtin_popcount(lo & 0xFFFFu);
-        const int64_t q3 = p + __builtin_popcount(lo & 0xFFFFFFu);
-        const int64_t q4 = p + __builtin_popcount(lo);
-        const int64_t q5 = q4 + __builtin_popcount(hi & 0xFFu);
-        const int64_t q6 = q4 + __builtin_popcount(hi & 0xFFFFu);
-        const int64_t q7 = q4 + __builtin_popcount(hi & 0xFFFFFFu);
-        s0 = _mm256_fmadd_ps(i8_lanes(load8(val + p), tb[lo & 0xFFu]), _mm256_loadu_ps(xw), s0);
-        s1 = _mm256_fmadd_ps(i8_lanes(load8(val + q1), tb[(lo >> 8) & 0xFFu]),
-                             _mm256_loadu_ps(xw + 8), s1);
-        s2 = _mm256_fmadd_ps(i8_lanes(load8(val + q2), tb[(lo >> 16) & 0xFFu]),
-                             _mm256_loadu_ps(xw + 16), s2);
-        s3 = _mm256_fmadd_ps(i8_lanes(load8(val + q3), tb[lo >> 24]), _mm256_loadu_ps(xw + 24),
-                             s3);
-        s0 = _mm256_fmadd_ps(i8_lanes(load8(val + q4), tb[hi & 0xFFu]),
-                             _mm256_loadu_ps(xw + 32), s0);
-        s1 = _mm256_fmadd_ps(i8_lanes(load8(val + q5), tb[(hi >> 8) & 0xFFu]),
-                             _mm256_loadu_ps(xw + 40), s1);
-        s2 = _mm256_fmadd_ps(i8_lanes(load8(val + q6), tb[(hi >> 16) & 0xFFu]),
-                             _mm256_loadu_ps(xw + 48), s2);
-        s3 = _mm256_fmadd_ps(i8_lanes(load8(val + q7), tb[hi >> 24]), _mm256_loadu_ps(xw + 56),
-                             s3);
-      } else {  // the array's last values, or the columns past K: careful loads
-        __m256* s[4] = {&s0, &s1, &s2, &s3};
-        int64_t q = p;
-        for (int k = 0; k < 8; ++k) {
-          const unsigned b = static_cast<unsigned>(word >> (8 * k)) & 0xFFu;
-          if (!b) continue;
-          const int64_t left = K - 64 * w - 8 * k;  // >= 1: a bit is set below K
-          const __m256 xv = left >= 8 ? _mm256_loadu_ps(xw + 8 * k)
-                                      : V<float>::loadn(xw + 8 * k, static_cast<int>(left));
-          *s[k & 3] = _mm256_fmadd_ps(i8_lanes(load_bytes(val + q, nnz - q), tb[b]), xv,
-                                      *s[k & 3]);
-          q += __builtin_popcount(b);
+      const int64_t ph = p + _mm_popcnt_u32(lo);
+      if (__builtin_expect(word != 0, 1)) {
+        const float* xw = x + 64 * w;
+        if (__builtin_expect(w < full_words && p <= safe, 1)) {
+          bm_half_i8(tbase, lo, val + p, xw, s0, s1, s2, s3);
+          f.half(s0, s1, s2, s3);
+          bm_half_i8(tbase, hi, val + ph, xw + 32, s0, s1, s2, s3);
+        } else {  // the array's last values, or the columns past K
+          bm_half_i8_careful(tbase, lo, val, p, nnz, xw, K - 64 * w, s0, s1, s2, s3);
+          f.half(s0, s1, s2, s3);
+          bm_half_i8_careful(tbase, hi, val, ph, nnz, xw + 32, K - 64 * w - 32, s0, s1, s2, s3);
         }
+      } else {
+        f.half(s0, s1, s2, s3);
       }
-      p += bm_popcount(word);
+      f.half(s0, s1, s2, s3);
+      p = ph + _mm_popcnt_u32(hi);
     }
     if (__builtin_expect(pad || p != a.row_off[i + 1], 0)) return i;
-    const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    a.out[i] = V<float>::hsum(s) * 0x1p-24f;
+    a.out[i] = ymm_hsum(f.finish(s0, s1, s2, s3)) * 0x1p-24f;
   }
   return -1;
 }
@@ -165,21 +240,25 @@ inline bool nm24_distinct(uint64_t m) {
   return ((t | (t >> 1)) & 0x1111111111111111ull) == 0x1111111111111111ull;
 }
 
-// One row slot by slot: value * x[column] for every slot whose column lies below K.
-inline float nm24_row_slots(const uint8_t* vrow, const uint8_t* mrow, const float* x, int64_t u0,
-                            int64_t Gn, int64_t K) {
+// One row slot by slot from slot u0: value * scale * x[column] for every slot whose column lies
+// below K.
+template <bool GS>
+float nm24_row_slots(const uint8_t* vrow, const uint8_t* mrow, const float* x, int64_t u0,
+                     int64_t Gn, int64_t K, const I8Fold<GS>& f) {
   float s = 0.f;
   for (int64_t u = u0; u < Gn; ++u) {
     const int64_t col = (u / 2) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
-    if (col < K) s += static_cast<float>(static_cast<int8_t>(vrow[u])) * x[col];
+    if (col < K) s += static_cast<float>(static_cast<int8_t>(vrow[u])) * f.scale(col) * x[col];
   }
   return s;
 }
 
-// Rows [r0, r1) of out = S @ x, S 2:4 with int8 values (no group scales), x (K,) unit stride.
-inline void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
-  const auto& t0 = i8_shuffle_tables().nm24[0];
-  const auto& t1 = i8_shuffle_tables().nm24[1];
+// Rows [r0, r1) of out = S @ x, S 2:4 with int8 values, x (K,) unit stride; GS: a.gscale
+// (gsize a multiple of 32), else one sum a row (the caller scales it).
+template <bool GS>
+void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
+  const uint8_t* t0b = &i8_shuffle_tables().nm24[0][0][0];
+  const uint8_t* t1b = &i8_shuffle_tables().nm24[1][0][0];
   const int64_t Gn = a.G * 2, stride = a.meta_stride, K = a.K;
   const float* __restrict__ x = a.x;
   // whole metadata words (32 slots, 64 columns) while their columns, slots and bytes exist,
@@ -190,6 +269,7 @@ inline void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
     const uint8_t* __restrict__ vrow = static_cast<const uint8_t*>(a.stored.data) + i * Gn;
     const uint8_t* __restrict__ mrow = a.meta + i * stride;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
     bool ok = true;
     for (int64_t w = 0; w < words; ++w) {
       const uint64_t m = load8(mrow + 8 * w);
@@ -200,55 +280,98 @@ inline void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
       const float* xw = x + 64 * w;
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {  // 2 bytes, 8 values, 16 columns
+        // byte j's control at base + 32 * byte = (m >> (8j - 5)) & 0x1FE0
         const uint64_t v8 = load8(vw + 8 * q);
-        const unsigned b0 = static_cast<unsigned>(m >> (16 * q)) & 0xFFu;
-        const unsigned b1 = static_cast<unsigned>(m >> (16 * q + 8)) & 0xFFu;
+        const uint8_t* c0 = t0b + (q ? (m >> (16 * q - 5)) & 0x1FE0u : (m << 5) & 0x1FE0u);
+        const uint8_t* c1 = t1b + ((m >> (16 * q + 3)) & 0x1FE0u);
         if (q & 1) {
-          s2 = _mm256_fmadd_ps(i8_lanes(v8, t0[b0]), _mm256_loadu_ps(xw + 16 * q), s2);
-          s3 = _mm256_fmadd_ps(i8_lanes(v8, t1[b1]), _mm256_loadu_ps(xw + 16 * q + 8), s3);
+          s2 = _mm256_fmadd_ps(i8_lanes(v8, c0), _mm256_loadu_ps(xw + 16 * q), s2);
+          s3 = _mm256_fmadd_ps(i8_lanes(v8, c1), _mm256_loadu_ps(xw + 16 * q + 8), s3);
+          f.half(s0, s1, s2, s3);
         } else {
-          s0 = _mm256_fmadd_ps(i8_lanes(v8, t0[b0]), _mm256_loadu_ps(xw + 16 * q), s0);
-          s1 = _mm256_fmadd_ps(i8_lanes(v8, t1[b1]), _mm256_loadu_ps(xw + 16 * q + 8), s1);
+          s0 = _mm256_fmadd_ps(i8_lanes(v8, c0), _mm256_loadu_ps(xw + 16 * q), s0);
+          s1 = _mm256_fmadd_ps(i8_lanes(v8, c1), _mm256_loadu_ps(xw + 16 * q + 8), s1);
         }
       }
     }
+    __m256 s = f.finish(s0, s1, s2, s3);  // every full group folded (GS), or the row's sum
     for (int64_t j = 8 * words; j < bytes; ++j) {
       const unsigned b = mrow[j];
       ok &= nm24_distinct(b | 0x1111111111111100ull);  // the other bytes' fields pass
       uint32_t v4;
       std::memcpy(&v4, vrow + 4 * j, 4);
-      s0 = _mm256_fmadd_ps(i8_lanes(v4, t0[b]), _mm256_loadu_ps(x + 8 * j), s0);
+      __m256 e = i8_lanes(v4, t0b + 32 * b);
+      if constexpr (GS) e = _mm256_mul_ps(e, _mm256_set1_ps(f.scale(8 * j)));
+      s = _mm256_fmadd_ps(e, _mm256_loadu_ps(x + 8 * j), s);
     }
-    const float tail = nm24_row_slots(vrow, mrow, x, 4 * bytes, Gn, K);
+    const float tail = nm24_row_slots<GS>(vrow, mrow, x, 4 * bytes, Gn, K, f);
     if (__builtin_expect(!ok, 0)) {  // a repeated position: the row slot by slot
-      a.out[i] = nm24_row_slots(vrow, mrow, x, 0, Gn, K);
+      a.out[i] = nm24_row_slots<GS>(vrow, mrow, x, 0, Gn, K, f);
       continue;
     }
-    const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    a.out[i] = V<float>::hsum(s) * 0x1p-24f + tail;
+    a.out[i] = ymm_hsum(s) * 0x1p-24f + tail;
   }
 }
+
 #endif
 
-// The table's bitmap SpMV: the shuffle kernel for int8 values where it applies.
+// Any bitmap row range with int8 values and group scales (any gsize), bit by bit: where the
+// shuffle kernel does not apply (scalar level, gsize not a multiple of 32, x past its range).
+// Guarded as bitmap_spmv_bits.
+inline int64_t bitmap_spmv_i8_grouped_bits(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
+  const int8_t* val = static_cast<const int8_t*>(a.stored.data);
+  const int64_t nw = a.rb / 8, nnz = a.nnz;
+  const uint64_t last = bm_last_mask(a.K);
+  for (int64_t i = r0; i < r1; ++i) {
+    const uint8_t* row = a.bits + i * a.rb;
+    const float* grow = a.gscale + i * a.gs_ld;
+    int64_t p = a.row_off[i];
+    float s[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int64_t w = 0; w < nw; ++w) {
+      const uint64_t raw = bm_word(row + 8 * w);
+      uint64_t word = w == nw - 1 ? raw & last : raw;
+      if (__builtin_expect(word != raw || p + bm_popcount(word) > nnz, 0)) return i;
+      while (word) {
+        const int64_t j = 64 * w + __builtin_ctzll(word);
+        s[p & 3] += static_cast<float>(val[p]) * grow[j / a.gsize] * a.x[j];
+        ++p;
+        word &= word - 1;
+      }
+    }
+    if (__builtin_expect(p != a.row_off[i + 1], 0)) return i;
+    a.out[i] = (s[0] + s[1]) + (s[2] + s[3]);
+  }
+  return -1;
+}
+
+// The table's bitmap SpMV: with group scales (a.gscale, int8 values: bitmap_spmv_grouped) the
+// shuffle kernel at every vector level where gsize is a multiple of 32, else bit by bit; per
+// row, the shuffle kernel for int8 values on AVX2 (AVX-512 keeps its expand-load path).
 template <class T>
 int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
-#if SPARSE_OPS_ISA == 2
-  if constexpr (std::is_same_v<T, float>)
-    if (a.stored.dt == DT::i8 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_i8(a, r0, r1);
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.gscale) {
+#if SPARSE_OPS_ISA >= 2
+      if (a.gsize % 32 == 0 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_i8<true>(a, r0, r1);
 #endif
+      return bitmap_spmv_i8_grouped_bits(a, r0, r1);
+    }
+#if SPARSE_OPS_ISA == 2
+    if (a.stored.dt == DT::i8 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_i8<false>(a, r0, r1);
+#endif
+  }
   return bitmap_spmv_rows<T>(a, r0, r1);
 }
 
-// The table's N:M product: the shuffle kernel for the 2:4 SpMV with int8 values and one
-// scale a row (applied by the caller) where it applies.
+// The table's N:M product: on AVX2 the shuffle kernel for the 2:4 SpMV with int8 values, one
+// scale a row (applied by the caller) or group scales of a multiple of 32 columns.
 template <class T>
 void nm_spmm_entry(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
 #if SPARSE_OPS_ISA == 2
   if constexpr (std::is_same_v<T, float>)
-    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && !a.gscale && a.n == 2 && a.m == 4 &&
-        a.bits == 2 && x_fits_shuffle(a.x, a.K))
-      return nm24_spmv_i8(a, r0, r1);
+    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && a.n == 2 && a.m == 4 && a.bits == 2 &&
+        (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K))
+      return a.gscale ? nm24_spmv_i8<true>(a, r0, r1) : nm24_spmv_i8<false>(a, r0, r1);
 #endif
   nm_spmm_rows<T>(a, r0, r1, n0, n1);
 }

@@ -459,6 +459,11 @@ struct Nm {
   static void spmm_w8a8(const View& v, const int8_t* val, const W8A8& q, float* out) {
     nm_spmm_w8a8(v.s, val, q, out, threads());
   }
+  static int64_t group_unit(const Params& p) { return p[1]; }  // whole groups of m
+  static void spmv_grouped(const View& v, Values val, const float* sc, int64_t ld, int64_t gsize,
+                           const Dense& x, const Dense& out) {
+    nm_spmv_grouped(v.s, val, sc, ld, gsize, x, out, threads());
+  }
 };
 
 struct Bitmap {
@@ -516,6 +521,11 @@ struct Bitmap {
   }
   static void spmm_w8a8(const View& v, const int8_t* val, const W8A8& q, float* out) {
     bitmap_spmm_w8a8(v.s, val, q, out, threads());
+  }
+  static int64_t group_unit(const Params&) { return 1; }
+  static void spmv_grouped(const View& v, Values val, const float* sc, int64_t ld, int64_t gsize,
+                           const Dense& x, const Dense& out) {
+    bitmap_spmv_grouped(v.s, val, sc, ld, gsize, x, out, threads());
   }
 };
 
@@ -622,41 +632,56 @@ Tensor linear(const Call<F>& c, const Tensor& values, const Tensor& x,
   return r;
 }
 
-// N:M SpMV of int8 values with group scales along K, applied in registers:
+// The SpMV of int8 values with group scales along K, applied in registers (N:M and bitmap):
 // out (M, 1) = S @ x with S[i, j] = values * scales[i, j / group_size], x (K, 1) (or (K,))
 // float32 / bfloat16 / float16, out in x's dtype. scales (M, ceil(K / group_size)) float32 or
-// bfloat16; group_size a positive multiple of m.
-Tensor nm_spmv_grouped_op(const Tensor& metadata, const Tensor& values_in, const Tensor& scales,
-                          const Tensor& x_in, int64_t group_size, int64_t n, int64_t m) {
-  const Params p{n, m};
-  Nm::check_params(p);
+// bfloat16; group_size a positive integer (N:M: a multiple of m).
+template <class L>
+Tensor spmv_grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scales,
+                       const Tensor& x_in, int64_t group_size, const Params& p) {
+  L::check_params(p);
   if (values_in.scalar_type() != at::kChar)
     type_error("values: expected an int8 tensor, got " + describe(values_in));
-  const Tensor values = values_tensor(values_in, Nm::values_dim);
+  const Tensor values = values_tensor(values_in, L::values_dim);
   expect_float_x(x_in, "x");
   const Tensor x1 = x_in.dim() == 1 ? x_in.view({x_in.size(0), 1}) : x_in;
   const Tensor x = dense_tensor(x1, "x", x1, "x");
   if (x.size(1) != 1)
     value_error("x: expected a (K, 1) or (K,) tensor, got " + describe(x_in));
-  if (group_size < 1 || group_size % m != 0)
-    value_error("group_size: expected a positive multiple of m=" + std::to_string(m) +
-                ", got " + std::to_string(group_size));
-  Nm::View v = Nm::view(&metadata, p, x.size(0));
-  Nm::check_values(v, values);
+  const int64_t unit = L::group_unit(p);
+  if (group_size < 1 || group_size % unit != 0)
+    value_error("group_size: expected a positive multiple of " +
+                (unit > 1 ? "m=" + std::to_string(unit) : std::string("1")) + ", got " +
+                std::to_string(group_size));
+  typename L::View v = L::view(st, p, x.size(0));
+  L::check_values(v, values);
   expect_cpu(scales, "scales");
   if (scales.scalar_type() != at::kFloat && scales.scalar_type() != at::kBFloat16)
     type_error("scales: expected a float32 or bfloat16 tensor, got " + describe(scales));
+  const int64_t M = L::rows(v);
   const int64_t groups = std::max<int64_t>((x.size(0) + group_size - 1) / group_size, 1);
-  if (scales.dim() != 2 || scales.size(0) != v.s.M || scales.size(1) != groups)
-    value_error("scales: expected shape (" + std::to_string(v.s.M) + ", " +
-                std::to_string(groups) + "), got " + describe(scales));
+  if (scales.dim() != 2 || scales.size(0) != M || scales.size(1) != groups)
+    value_error("scales: expected shape (" + std::to_string(M) + ", " + std::to_string(groups) +
+                "), got " + describe(scales));
   const Tensor sc = scales.to(at::kFloat).contiguous();
-  Tensor out = at::empty({v.s.M, 1}, x.options().dtype(at::kFloat));
+  Tensor out = at::empty({M, 1}, x.options().dtype(at::kFloat));
   guarded([&] {
-    nm_spmv_grouped(v.s, values_view(values), sc.data_ptr<float>(), sc.size(1), group_size,
-                    dense_view(x), dense_view(out), threads());
+    L::spmv_grouped(v, values_view(values), sc.data_ptr<float>(), sc.size(1), group_size,
+                    dense_view(x), dense_view(out));
   });
   return narrowed(out, x_in);
+}
+
+Tensor nm_spmv_grouped_op(const Tensor& metadata, const Tensor& values, const Tensor& scales,
+                          const Tensor& x, int64_t group_size, int64_t n, int64_t m) {
+  return spmv_grouped_op<Nm>(&metadata, values, scales, x, group_size, Params{n, m});
+}
+
+Tensor bitmap_spmv_grouped_op(const Tensor& row_offsets, const Tensor& bitmap,
+                              const Tensor& values, const Tensor& scales, const Tensor& x,
+                              int64_t group_size, int64_t nnz) {
+  const Tensor st[2] = {row_offsets, bitmap};
+  return spmv_grouped_op<Bitmap>(st, values, scales, x, group_size, Params{nnz, 0});
 }
 
 // W8A8 (bitmap, N:M and BSR): out (M, N) float32 = S @ (xq * x_scales[:, None])^T with S's int8
@@ -937,6 +962,8 @@ TORCH_LIBRARY(sparse_ops, m) {
   m.def("csr_transpose(Tensor crow, Tensor col, int num_cols) -> (Tensor, Tensor, Tensor)");
   m.def("nm_spmv_grouped(Tensor metadata, Tensor values, Tensor scales, Tensor x, "
         "int group_size, int n, int m) -> Tensor");
+  m.def("bitmap_spmv_grouped(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor scales, "
+        "Tensor x, int group_size, int nnz) -> Tensor");
   define_w8a8<Nm>(m);
   define_w8a8<Bitmap>(m);
   define_w8a8<Bsr>(m);
@@ -958,6 +985,7 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   impl_layout<Bitmap>(m);
   m.impl("csr_transpose", &csr_transpose_op);
   m.impl("nm_spmv_grouped", &nm_spmv_grouped_op);
+  m.impl("bitmap_spmv_grouped", &bitmap_spmv_grouped_op);
   impl_w8a8<Nm>(m);
   impl_w8a8<Bitmap>(m);
   impl_w8a8<Bsr>(m);

@@ -152,11 +152,16 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
     from .quantize import dequantized_values, row_scales
 
     dt = x2.dtype
-    if (w.group_size is not None and x2.shape[0] == 1 and w.layout == "nm" and x2.is_cpu
-            and backend in (None, "cpp") and w.group_size % w.params()[1] == 0):
-        # decode (N = 1): group scales applied in registers by the N:M SpMV
-        y = torch.ops.sparse_ops.nm_spmv_grouped(*w.structure(), w.values, w.scales,
-                                                 x2.reshape(-1), w.group_size, *w.params())
+    grouped_spmv = None
+    if w.group_size is not None and x2.shape[0] == 1 and x2.is_cpu and backend in (None, "cpp"):
+        if w.layout == "nm" and w.group_size % w.params()[1] == 0:
+            grouped_spmv = torch.ops.sparse_ops.nm_spmv_grouped
+        elif w.layout == "bitmap" and w.group_size % 32 == 0:
+            grouped_spmv = torch.ops.sparse_ops.bitmap_spmv_grouped
+    if grouped_spmv is not None:
+        # decode (N = 1): group scales applied in registers by the SpMV
+        y = grouped_spmv(*w.structure(), w.values, w.scales, x2.reshape(-1), w.group_size,
+                         *w.params())
         y = y.reshape(1, -1)
         return y if bias is None else y + bias
     if w.group_size is not None or backend == "reference":

@@ -22,10 +22,10 @@ activation and return that dtype; int8 weights are **inference only** (no backwa
 - per group, the values are dequantized into the activation dtype for the call (one pass over
   the values: ``torch.ops.sparse_ops.dequant_runs`` on the CPU, over runs of values sharing a
   scale, kept per matrix) and the float products run on them: correct on every backend, but
-  the kernels do not yet apply group scales in registers (4096^2 at N = 1 on the AMD EPYC
-  Zen 3: 4.8-8.9 ms per group of 128 against 1.1-3.6 ms per row). The exception: N:M at
-  N = 1 (decode) on the CPU, whose SpMV scales each block of values by its group's scale in
-  registers (``torch.ops.sparse_ops.nm_spmv_grouped``; group_size a multiple of m).
+  the kernels do not yet apply group scales in registers at N > 1. The exceptions are the
+  decode products (N = 1) on the CPU: N:M (``torch.ops.sparse_ops.nm_spmv_grouped``,
+  group_size a multiple of m) and bitmap (``torch.ops.sparse_ops.bitmap_spmv_grouped``,
+  group_size a multiple of 32) scale each group's partial sum in registers.
 
 With ``activation_dtype="int8"`` the wide products of bitmap, N:M and BSR matrices may instead
 quantize the activations per token and multiply in integers (W8A8, ``sparse_ops/w8a8.py``).
@@ -230,6 +230,13 @@ def dequantized_values(s: SparseMatrix, dtype: torch.dtype = torch.float32) -> t
 def _nm_spmv_grouped_fake(metadata: torch.Tensor, values: torch.Tensor, scales: torch.Tensor,
                           x: torch.Tensor, group_size: int, n: int, m: int) -> torch.Tensor:
     return x.new_empty((metadata.shape[0], 1))
+
+
+@torch.library.register_fake("sparse_ops::bitmap_spmv_grouped")
+def _bitmap_spmv_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
+                              values: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
+                              group_size: int, nnz: int) -> torch.Tensor:
+    return x.new_empty((row_offsets.shape[0] - 1, 1))
 
 
 @torch.library.register_fake("sparse_ops::dequant_runs")

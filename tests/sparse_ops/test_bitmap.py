@@ -244,10 +244,18 @@ def test_fuzz_malformed_structures(case):
     mask = None
     if ok:
         mask = _unpack(bits)[:, :k].bool()
+    # int8 values at N = 1 (the shuffle SpMV on AVX2) and with group scales (32: shuffles,
+    # 7: bit by bit)
+    qv = torch.randint(-127, 128, (n_vals,), dtype=torch.int8)
+    x1 = x[:, :1].contiguous() if n else torch.randn(k, 1)
+    gs = 32 if n % 2 else 7
+    sc = torch.rand(m, max(-(-k // gs), 1)) + 0.5
     for name, call, takes_values in [
         ("spmm", lambda: ops.bitmap_spmm(off, bits, vals, x, param), True),
         ("spmm_t", lambda: ops.bitmap_spmm_t(off, bits, vals, d, k, param), True),
         ("sddmm", lambda: ops.bitmap_sddmm(off, bits, d, x, param), False),
+        ("spmv_i8", lambda: ops.bitmap_spmm(off, bits, qv, x1, param), True),
+        ("grouped", lambda: ops.bitmap_spmv_grouped(off, bits, qv, sc, x1, gs, param), True),
     ]:
         valid = ok and (not takes_values or n_vals == param)
         try:
@@ -258,6 +266,12 @@ def test_fuzz_malformed_structures(case):
         assert valid, name
         if name == "sddmm":
             want = (d @ x.T)[mask]
+        elif name in ("spmv_i8", "grouped"):
+            dense = torch.zeros(m, k, dtype=torch.float64)
+            dense[mask] = qv.double()
+            if name == "grouped":
+                dense *= sc.double()[:, torch.arange(k) // gs]
+            want = dense @ x1.double()
         else:
             dense = torch.zeros(m, k)
             dense[mask] = vals

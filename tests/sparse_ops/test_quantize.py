@@ -381,6 +381,46 @@ def test_nm_grouped_spmv_in_registers(level, n, m, group_size):
         op(q.metadata, q.values, q.scales, torch.randn(301, 2), group_size, n, m)
 
 
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("group_size", [32, 64, 128, 96, 16, 5])
+def test_bitmap_grouped_spmv_in_registers(level, group_size):
+    """Bitmap decode with group scales applied in the SpMV (every level; multiples of 32 by
+    byte shuffles on the vector levels, other sizes and x past 2^64 bit by bit), odd K,
+    against float64 on the dequantized weight; the op's errors."""
+    _C._set_simd_level(level)
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    s, _ = random_sparse("bitmap", (37, 301), {}, density=0.5, seed=seed)
+    q = so.quantize(s, group_size=group_size)
+    ref_w = q.to_dense().double()
+    op = torch.ops.sparse_ops.bitmap_spmv_grouped
+    args = (q.row_offsets, q.bitmap, q.values, q.scales)
+    for scale in (1.0, 2.0**70):
+        x = torch.randn(301, generator=g) * scale
+        y = op(*args, x, group_size, q.nnz)
+        assert y.shape == (37, 1) and y.dtype == torch.float32
+        assert rel_err(y.T, x.double() @ ref_w.T) < 1e-5, (seed, scale)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(1, 301, generator=g).to(dtype)
+        y = so.linear(x, q)
+        assert y.shape == (1, 37) and y.dtype == dtype
+        assert rel_err(y, x.double() @ ref_w.T) < TOL[dtype], seed
+    x = torch.randn(301)
+    torch.library.opcheck(op.default, (*args, x, group_size, q.nnz))
+    with pytest.raises(ValueError, match="group_size: expected a positive"):
+        op(*args, x, 0, q.nnz)
+    with pytest.raises(ValueError, match="scales: expected shape"):
+        op(q.row_offsets, q.bitmap, q.values, q.scales[:5], x, group_size, q.nnz)
+    with pytest.raises(TypeError, match="values: expected an int8"):
+        op(q.row_offsets, q.bitmap, q.values.float(), q.scales, x, group_size, q.nnz)
+    with pytest.raises(ValueError, match="x: expected a"):
+        op(*args, torch.randn(301, 2), group_size, q.nnz)
+    bad = q.bitmap.clone()
+    bad[3, 0] ^= 1  # one bit more or less than the row's span
+    with pytest.raises(ValueError, match="bitmap"):
+        op(q.row_offsets, bad, q.values, q.scales, x, group_size, q.nnz)
+
+
 def _fuzz_nm_int8():
     """Hypothesis cases of malformed N:M structure (tests/csrc/test_csrc_fuzz.nm_case) with int8
     values through the torch ops: a clear error, or the right answer (run under ASan by
