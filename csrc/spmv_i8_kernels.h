@@ -186,42 +186,55 @@ inline void bm_half_i8_careful(const uint8_t* tbase, uint32_t h, const uint8_t* 
 }
 
 // Rows [r0, r1); GS: a.gscale (gsize a multiple of 32), else one sum a row. Guarded as
-// bitmap_spmv_vec: no value read past nnz (fast halves need p + 64 <= nnz), no x past K (bits
-// past K dropped, the row reported), the row reported when its popcount is not its span.
+// bitmap_spmv_vec: no value read past nnz, no x past K (bits past K dropped, the row reported),
+// the row reported when its popcount is not its span. A row whose offset leaves 64 values a
+// word of room before nnz (all rows but the last few: a word adds at most 64 to p) runs its
+// whole words with no check; its last partial word, and the rows near nnz, take the careful
+// halves. row_off is known monotonic and inside [0, nnz] (check_row_pointers).
 template <bool GS>
 int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const uint8_t* tbase = &i8_shuffle_tables().bitmap[0][0];
   const uint8_t* __restrict__ val = static_cast<const uint8_t*>(a.stored.data);
   const float* __restrict__ x = a.x;
   const int64_t nw = a.rb / 8, nnz = a.nnz, K = a.K;
-  const int64_t safe = nnz - 64, full_words = K / 64;
+  const int64_t full_words = K / 64;
   const uint64_t last = bm_last_mask(K);
+  const int64_t ahead = g_stream_ahead;  // prefetch distance (bytes), read once
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = a.bits + i * a.rb;
     int64_t p = a.row_off[i];
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
     const bool pad = nw > 0 && (bm_word(row + 8 * (nw - 1)) & ~last) != 0;
-    for (int64_t w = 0; w < nw; ++w) {
-      const uint64_t word = w == nw - 1 ? bm_word(row + 8 * w) & last : bm_word(row + 8 * w);
-      prefetch_stream<64>(val + p);  // at most 64 values a word
-      if ((w & 7) == 0) prefetch_stream<64>(row + 8 * w);
+    const int64_t fast = p + 64 * nw <= nnz ? full_words : 0;
+    int64_t w = 0;
+    for (; w < fast; ++w) {
+      const uint64_t word = bm_word(row + 8 * w);
+      if (ahead > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(val + p + ahead), _MM_HINT_T1);
+        if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 8 * w + ahead),
+                                       _MM_HINT_T1);
+      }
       const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
       const int64_t ph = p + _mm_popcnt_u32(lo);
       if (__builtin_expect(word != 0, 1)) {
-        const float* xw = x + 64 * w;
-        if (__builtin_expect(w < full_words && p <= safe, 1)) {
-          bm_half_i8(tbase, lo, val + p, xw, s0, s1, s2, s3);
-          f.half(s0, s1, s2, s3);
-          bm_half_i8(tbase, hi, val + ph, xw + 32, s0, s1, s2, s3);
-        } else {  // the array's last values, or the columns past K
-          bm_half_i8_careful(tbase, lo, val, p, nnz, xw, K - 64 * w, s0, s1, s2, s3);
-          f.half(s0, s1, s2, s3);
-          bm_half_i8_careful(tbase, hi, val, ph, nnz, xw + 32, K - 64 * w - 32, s0, s1, s2, s3);
-        }
+        bm_half_i8(tbase, lo, val + p, x + 64 * w, s0, s1, s2, s3);
+        f.half(s0, s1, s2, s3);
+        bm_half_i8(tbase, hi, val + ph, x + 64 * w + 32, s0, s1, s2, s3);
       } else {
         f.half(s0, s1, s2, s3);
       }
+      f.half(s0, s1, s2, s3);
+      p = ph + _mm_popcnt_u32(hi);
+    }
+    for (; w < nw; ++w) {  // the partial last word, or a row near the end of the values
+      const uint64_t word = w == nw - 1 ? bm_word(row + 8 * w) & last : bm_word(row + 8 * w);
+      const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
+      const int64_t ph = p + _mm_popcnt_u32(lo);
+      bm_half_i8_careful(tbase, lo, val, p, nnz, x + 64 * w, K - 64 * w, s0, s1, s2, s3);
+      f.half(s0, s1, s2, s3);
+      bm_half_i8_careful(tbase, hi, val, ph, nnz, x + 64 * w + 32, K - 64 * w - 32, s0, s1, s2,
+                         s3);
       f.half(s0, s1, s2, s3);
       p = ph + _mm_popcnt_u32(hi);
     }
@@ -265,6 +278,7 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
   // then single bytes (4 slots, 8 columns), then the row's last slots one by one
   const int64_t words = std::min({K / 64, Gn / 32, stride / 8});
   const int64_t bytes = std::min(K / 8, Gn / 4);
+  const int64_t ahead = g_stream_ahead;  // prefetch distance (bytes), read once
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* __restrict__ vrow = static_cast<const uint8_t*>(a.stored.data) + i * Gn;
     const uint8_t* __restrict__ mrow = a.meta + i * stride;
@@ -274,8 +288,11 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
     for (int64_t w = 0; w < words; ++w) {
       const uint64_t m = load8(mrow + 8 * w);
       ok &= nm24_distinct(m);
-      prefetch_stream<64>(vrow + 32 * w);
-      if ((w & 7) == 0) prefetch_stream<64>(mrow + 8 * w);
+      if (ahead > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(vrow + 32 * w + ahead), _MM_HINT_T1);
+        if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(mrow + 8 * w + ahead),
+                                       _MM_HINT_T1);
+      }
       const uint8_t* vw = vrow + 32 * w;
       const float* xw = x + 64 * w;
 #pragma GCC unroll 4
