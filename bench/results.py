@@ -35,6 +35,10 @@ REPORTS = [
      "python -m bench.models --no-compile --models llama --dtypes bfloat16 --report models_w8a8 "
      "--variants 'dense,int8 dense,bitmap 0.5 int8,bitmap 0.5 int8 W8A8,2:4 int8,"
      "2:4 int8 W8A8,bsr 32x32 0.3 int8,bsr 32x32 0.3 int8 W8A8'"),
+    ("models_int8_decode", "Llama, int8 weights: decode after the shuffle SpMV",
+     "python -m bench.models --no-compile --models llama --dtypes bfloat16 --prompt 8 "
+     "--report models_int8_decode --variants 'dense,int8 dense,bitmap 0.5 int8,2:4 int8,"
+     "csr 0.3 int8,bsr 32x32 0.3 int8'"),
     ("kernels_cuda", "Triton kernels on CUDA", "python -m bench.kernels --device cuda"),
 ]
 
