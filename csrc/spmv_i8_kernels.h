@@ -29,6 +29,10 @@ struct I8ShuffleTables {
   // takes the slot of its group whose position is l % 4; [1] adds 4 to every rank (the odd
   // byte of a pair whose 8 values were broadcast together).
   alignas(64) uint8_t nm24[2][256][32];
+  // 1:4 nibble v (the positions of 2 groups, 1 slot each, 8 columns) of half h of a metadata
+  // byte (slots 2h, 2h + 1): lane l takes slot 2h + l / 4 if its position is l % 4; [odd]
+  // adds 4 to the ranks (the odd byte of a pair whose 8 values were broadcast together).
+  alignas(64) uint8_t nm14[2][2][16][32];
 };
 
 inline const I8ShuffleTables& i8_shuffle_tables() {
@@ -49,6 +53,12 @@ inline const I8ShuffleTables& i8_shuffle_tables() {
         }
       }
     }
+    for (int odd = 0; odd < 2; ++odd)
+      for (int h = 0; h < 2; ++h)
+        for (int v = 0; v < 16; ++v)
+          for (int l = 0; l < 8; ++l)
+            if (((v >> (2 * (l / 4))) & 3) == l % 4)
+              r.nm14[odd][h][v][4 * l + 3] = static_cast<uint8_t>(4 * odd + 2 * h + l / 4);
     return r;
   }();
   return t;
@@ -330,6 +340,75 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
   }
 }
 
+// Rows [r0, r1) of out = S @ x, S 1:4 with int8 values (one slot a group of 4 columns), x (K,)
+// unit stride; GS: a.gscale (gsize a multiple of 32), else one sum a row (the caller scales
+// it). A metadata byte holds 4 slots (16 columns): each nibble (2 groups, 8 columns) picks
+// its control; a pair of bytes shares one broadcast of its 8 values (32 columns).
+template <bool GS>
+void nm14_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
+  const uint8_t* tb = &i8_shuffle_tables().nm14[0][0][0][0];
+  constexpr int64_t kOdd = 2 * 16 * 32, kHi = 16 * 32;  // table offsets of [odd], [h = 1]
+  const int64_t Gn = a.G, stride = a.meta_stride, K = a.K;
+  const float* __restrict__ x = a.x;
+  // whole metadata words (32 slots, 128 columns), then single bytes (4 slots, 16 columns),
+  // then the row's last slots one by one
+  const int64_t words = std::min({K / 128, Gn / 32, stride / 8});
+  const int64_t bytes = std::min(K / 16, Gn / 4);
+  const int64_t ahead = g_stream_ahead;  // prefetch distance (bytes), read once
+  for (int64_t i = r0; i < r1; ++i) {
+    const uint8_t* __restrict__ vrow = static_cast<const uint8_t*>(a.stored.data) + i * Gn;
+    const uint8_t* __restrict__ mrow = a.meta + i * stride;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
+    for (int64_t w = 0; w < words; ++w) {
+      const uint64_t m = load8(mrow + 8 * w);
+      if (ahead > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(vrow + 32 * w + ahead), _MM_HINT_T1);
+        if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(mrow + 8 * w + ahead),
+                                       _MM_HINT_T1);
+      }
+      const uint8_t* vw = vrow + 32 * w;
+      const float* xw = x + 128 * w;
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {  // 2 bytes, 8 values, 32 columns: one half
+        // the nibble at bit P: its control at tb (+ kHi, kOdd) + ((m >> (P - 5)) & 0x1E0)
+        const uint64_t v8 = load8(vw + 8 * q);
+        const int sh = 16 * q;
+        const uint8_t* c0 = tb + (q ? (m >> (sh - 5)) & 0x1E0u : (m << 5) & 0x1E0u);
+        const uint8_t* c1 = tb + kHi + (q ? (m >> (sh - 1)) & 0x1E0u : (m << 1) & 0x1E0u);
+        const uint8_t* c2 = tb + kOdd + ((m >> (sh + 3)) & 0x1E0u);
+        const uint8_t* c3 = tb + kOdd + kHi + ((m >> (sh + 7)) & 0x1E0u);
+        s0 = _mm256_fmadd_ps(i8_lanes(v8, c0), _mm256_loadu_ps(xw + 32 * q), s0);
+        s1 = _mm256_fmadd_ps(i8_lanes(v8, c1), _mm256_loadu_ps(xw + 32 * q + 8), s1);
+        s2 = _mm256_fmadd_ps(i8_lanes(v8, c2), _mm256_loadu_ps(xw + 32 * q + 16), s2);
+        s3 = _mm256_fmadd_ps(i8_lanes(v8, c3), _mm256_loadu_ps(xw + 32 * q + 24), s3);
+        f.half(s0, s1, s2, s3);
+      }
+    }
+    __m256 s = f.finish(s0, s1, s2, s3);  // every full group folded (GS), or the row's sum
+    for (int64_t j = 8 * words; j < bytes; ++j) {
+      const unsigned b = mrow[j];
+      uint32_t v4;
+      std::memcpy(&v4, vrow + 4 * j, 4);
+      __m256 e0 = i8_lanes(v4, tb + 32 * (b & 0xFu));
+      __m256 e1 = i8_lanes(v4, tb + kHi + 32 * (b >> 4));
+      if constexpr (GS) {
+        const __m256 sc = _mm256_set1_ps(f.scale(16 * j));  // 16 columns in one group
+        e0 = _mm256_mul_ps(e0, sc);
+        e1 = _mm256_mul_ps(e1, sc);
+      }
+      s = _mm256_fmadd_ps(e0, _mm256_loadu_ps(x + 16 * j), s);
+      s = _mm256_fmadd_ps(e1, _mm256_loadu_ps(x + 16 * j + 8), s);
+    }
+    float tail = 0.f;
+    for (int64_t u = 4 * bytes; u < Gn; ++u) {
+      const int64_t col = u * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
+      if (col < K)
+        tail += static_cast<float>(static_cast<int8_t>(vrow[u])) * f.scale(col) * x[col];
+    }
+    a.out[i] = ymm_hsum(s) * 0x1p-24f + tail;
+  }
+}
 #endif
 
 // Any bitmap row range with int8 values and group scales (any gsize), bit by bit: where the
@@ -389,6 +468,10 @@ void nm_spmm_entry(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64
     if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && a.n == 2 && a.m == 4 && a.bits == 2 &&
         (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K))
       return a.gscale ? nm24_spmv_i8<true>(a, r0, r1) : nm24_spmv_i8<false>(a, r0, r1);
+  if constexpr (std::is_same_v<T, float>)
+    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && a.n == 1 && a.m == 4 && a.bits == 2 &&
+        (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K))
+      return a.gscale ? nm14_spmv_i8<true>(a, r0, r1) : nm14_spmv_i8<false>(a, r0, r1);
 #endif
   nm_spmm_rows<T>(a, r0, r1, n0, n1);
 }

@@ -314,7 +314,7 @@ def test_dequant_runs_op_checks_its_runs_before_reading():
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("k", [8, 63, 64, 136, 701, 1030])
 def test_int8_spmv_shuffle_kernels(level, k):
-    """N = 1 with int8 values, bitmap and 2:4 (on AVX2 by byte shuffles, value * 2^24 in
+    """N = 1 with int8 values, bitmap, 2:4 and 1:4 (on AVX2 by byte shuffles, value * 2^24 in
     float lanes, every column multiplied): rows of every tail length, x small, large but
     inside the kernels' range (2^60) and past it (2^70: the float paths), and 2:4 rows that
     repeat a position in a group (the reference sums both slots)."""
@@ -324,7 +324,7 @@ def test_int8_spmv_shuffle_kernels(level, k):
     seed = draw_seed()
     g = torch.Generator().manual_seed(seed)
     for layout, kw, density in [("bitmap", {}, 0.5), ("bitmap", {}, 0.9),
-                                ("nm", {"n": 2, "m": 4}, None)]:
+                                ("nm", {"n": 2, "m": 4}, None), ("nm", {"n": 1, "m": 4}, None)]:
         q = so.quantize(random_sparse(layout, (29, k), kw, density=density, seed=seed)[0])
         ref_w = q.to_dense().double()
         for scale in (1e-30, 1.0, 2.0**60, 2.0**70):
