@@ -57,7 +57,9 @@ inline void bm_prefetch(const TV* val, int64_t p, const uint8_t* row, int64_t w)
 }
 
 // ---------------------------------------------------------------- SpMV, one bit at a time
-template <class T, class TV>
+// GS: each value times its group's scale a.gscale[i * gs_ld + column / gsize] (int8 values of
+// bitmap_spmv_grouped, any gsize).
+template <class T, class TV, bool GS = false>
 int64_t bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   const TV* __restrict__ val = values_of<TV>(a);
   const T* __restrict__ x = a.x;
@@ -65,6 +67,7 @@ int64_t bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   const uint64_t last = bm_last_mask(a.K);
   for (int64_t i = r0; i < r1; ++i) {
     const uint8_t* row = a.bits + i * a.rb;
+    const float* grow = GS ? a.gscale + i * a.gs_ld : nullptr;
     int64_t p = a.row_off[i];
     T s[4] = {T(0), T(0), T(0), T(0)};
     for (int64_t w = 0; w < nw; ++w) {
@@ -73,7 +76,10 @@ int64_t bitmap_spmv_bits(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
       if (__builtin_expect(word != raw || p + bm_popcount(word) > nnz, 0)) return i;
       while (word) {
         const int64_t j = 64 * w + __builtin_ctzll(word);
-        s[p & 3] += static_cast<T>(scalar_of(val[p])) * x[j];
+        if constexpr (GS)
+          s[p & 3] += static_cast<T>(scalar_of(val[p])) * static_cast<T>(grow[j / a.gsize]) * x[j];
+        else
+          s[p & 3] += static_cast<T>(scalar_of(val[p])) * x[j];
         ++p;
         word &= word - 1;
       }

@@ -103,6 +103,15 @@ inline float ymm_hsum(__m256 a) {
   return _mm_cvtss_f32(s);
 }
 
+// The two streams of a row's metadata word w (64 bitmap bits, or the 32 slots of an N:4 row)
+// `ahead` bytes on: the line of its values (at most 64 bytes a word), and every 8th word the
+// line of the metadata (8 bytes a word). The distance is read from g_stream_ahead once a call.
+inline void word_prefetch(const uint8_t* vals, const uint8_t* meta, int64_t w, int64_t ahead) {
+  if (ahead <= 0) return;
+  _mm_prefetch(reinterpret_cast<const char*>(vals + ahead), _MM_HINT_T1);
+  if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(meta + ahead), _MM_HINT_T1);
+}
+
 inline uint64_t load8(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
@@ -220,11 +229,7 @@ int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
     int64_t w = 0;
     for (; w < fast; ++w) {
       const uint64_t word = bm_word(row + 8 * w);
-      if (ahead > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(val + p + ahead), _MM_HINT_T1);
-        if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 8 * w + ahead),
-                                       _MM_HINT_T1);
-      }
+      word_prefetch(val + p, row + 8 * w, w, ahead);
       const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
       const int64_t ph = p + _mm_popcnt_u32(lo);
       if (__builtin_expect(word != 0, 1)) {
@@ -263,14 +268,14 @@ inline bool nm24_distinct(uint64_t m) {
   return ((t | (t >> 1)) & 0x1111111111111111ull) == 0x1111111111111111ull;
 }
 
-// One row slot by slot from slot u0: value * scale * x[column] for every slot whose column lies
-// below K.
-template <bool GS>
-float nm24_row_slots(const uint8_t* vrow, const uint8_t* mrow, const float* x, int64_t u0,
-                     int64_t Gn, int64_t K, const I8Fold<GS>& f) {
+// One N:4 row (N slots a group of 4 columns, 2-bit positions) slot by slot from slot u0:
+// value * scale * x[column] for every slot whose column lies below K.
+template <int N, bool GS>
+float nm4_row_slots(const uint8_t* vrow, const uint8_t* mrow, const float* x, int64_t u0,
+                    int64_t Gn, int64_t K, const I8Fold<GS>& f) {
   float s = 0.f;
   for (int64_t u = u0; u < Gn; ++u) {
-    const int64_t col = (u / 2) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
+    const int64_t col = (u / N) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
     if (col < K) s += static_cast<float>(static_cast<int8_t>(vrow[u])) * f.scale(col) * x[col];
   }
   return s;
@@ -298,11 +303,7 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
     for (int64_t w = 0; w < words; ++w) {
       const uint64_t m = load8(mrow + 8 * w);
       ok &= nm24_distinct(m);
-      if (ahead > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(vrow + 32 * w + ahead), _MM_HINT_T1);
-        if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(mrow + 8 * w + ahead),
-                                       _MM_HINT_T1);
-      }
+      word_prefetch(vrow + 32 * w, mrow + 8 * w, w, ahead);
       const uint8_t* vw = vrow + 32 * w;
       const float* xw = x + 64 * w;
 #pragma GCC unroll 4
@@ -331,9 +332,9 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
       if constexpr (GS) e = _mm256_mul_ps(e, _mm256_set1_ps(f.scale(8 * j)));
       s = _mm256_fmadd_ps(e, _mm256_loadu_ps(x + 8 * j), s);
     }
-    const float tail = nm24_row_slots<GS>(vrow, mrow, x, 4 * bytes, Gn, K, f);
+    const float tail = nm4_row_slots<2, GS>(vrow, mrow, x, 4 * bytes, Gn, K, f);
     if (__builtin_expect(!ok, 0)) {  // a repeated position: the row slot by slot
-      a.out[i] = nm24_row_slots<GS>(vrow, mrow, x, 0, Gn, K, f);
+      a.out[i] = nm4_row_slots<2, GS>(vrow, mrow, x, 0, Gn, K, f);
       continue;
     }
     a.out[i] = ymm_hsum(s) * 0x1p-24f + tail;
@@ -362,11 +363,7 @@ void nm14_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
     I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
     for (int64_t w = 0; w < words; ++w) {
       const uint64_t m = load8(mrow + 8 * w);
-      if (ahead > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(vrow + 32 * w + ahead), _MM_HINT_T1);
-        if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(mrow + 8 * w + ahead),
-                                       _MM_HINT_T1);
-      }
+      word_prefetch(vrow + 32 * w, mrow + 8 * w, w, ahead);
       const uint8_t* vw = vrow + 32 * w;
       const float* xw = x + 128 * w;
 #pragma GCC unroll 4
@@ -400,45 +397,12 @@ void nm14_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
       s = _mm256_fmadd_ps(e0, _mm256_loadu_ps(x + 16 * j), s);
       s = _mm256_fmadd_ps(e1, _mm256_loadu_ps(x + 16 * j + 8), s);
     }
-    float tail = 0.f;
-    for (int64_t u = 4 * bytes; u < Gn; ++u) {
-      const int64_t col = u * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
-      if (col < K)
-        tail += static_cast<float>(static_cast<int8_t>(vrow[u])) * f.scale(col) * x[col];
-    }
+    const float tail = nm4_row_slots<1, GS>(vrow, mrow, x, 4 * bytes, Gn, K, f);
     a.out[i] = ymm_hsum(s) * 0x1p-24f + tail;
   }
 }
 #endif
 
-// Any bitmap row range with int8 values and group scales (any gsize), bit by bit: where the
-// shuffle kernel does not apply (scalar level, gsize not a multiple of 32, x past its range).
-// Guarded as bitmap_spmv_bits.
-inline int64_t bitmap_spmv_i8_grouped_bits(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
-  const int8_t* val = static_cast<const int8_t*>(a.stored.data);
-  const int64_t nw = a.rb / 8, nnz = a.nnz;
-  const uint64_t last = bm_last_mask(a.K);
-  for (int64_t i = r0; i < r1; ++i) {
-    const uint8_t* row = a.bits + i * a.rb;
-    const float* grow = a.gscale + i * a.gs_ld;
-    int64_t p = a.row_off[i];
-    float s[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int64_t w = 0; w < nw; ++w) {
-      const uint64_t raw = bm_word(row + 8 * w);
-      uint64_t word = w == nw - 1 ? raw & last : raw;
-      if (__builtin_expect(word != raw || p + bm_popcount(word) > nnz, 0)) return i;
-      while (word) {
-        const int64_t j = 64 * w + __builtin_ctzll(word);
-        s[p & 3] += static_cast<float>(val[p]) * grow[j / a.gsize] * a.x[j];
-        ++p;
-        word &= word - 1;
-      }
-    }
-    if (__builtin_expect(p != a.row_off[i + 1], 0)) return i;
-    a.out[i] = (s[0] + s[1]) + (s[2] + s[3]);
-  }
-  return -1;
-}
 
 // The table's bitmap SpMV: with group scales (a.gscale, int8 values: bitmap_spmv_grouped) the
 // shuffle kernel at every vector level where gsize is a multiple of 32, else bit by bit; per
@@ -450,7 +414,7 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
 #if SPARSE_OPS_ISA >= 2
       if (a.gsize % 32 == 0 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_i8<true>(a, r0, r1);
 #endif
-      return bitmap_spmv_i8_grouped_bits(a, r0, r1);
+      return bitmap_spmv_bits<float, I8, true>(a, r0, r1);
     }
 #if SPARSE_OPS_ISA == 2
     if (a.stored.dt == DT::i8 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_i8<false>(a, r0, r1);
@@ -459,19 +423,18 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   return bitmap_spmv_rows<T>(a, r0, r1);
 }
 
-// The table's N:M product: on AVX2 the shuffle kernel for the 2:4 SpMV with int8 values, one
-// scale a row (applied by the caller) or group scales of a multiple of 32 columns.
+// The table's N:M product: on AVX2 the shuffle kernels for the 2:4 and 1:4 SpMV with int8
+// values, one scale a row (applied by the caller) or group scales of a multiple of 32 columns.
 template <class T>
 void nm_spmm_entry(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
 #if SPARSE_OPS_ISA == 2
   if constexpr (std::is_same_v<T, float>)
-    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && a.n == 2 && a.m == 4 && a.bits == 2 &&
-        (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K))
-      return a.gscale ? nm24_spmv_i8<true>(a, r0, r1) : nm24_spmv_i8<false>(a, r0, r1);
-  if constexpr (std::is_same_v<T, float>)
-    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && a.n == 1 && a.m == 4 && a.bits == 2 &&
-        (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K))
+    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && (a.n == 1 || a.n == 2) && a.m == 4 &&
+        a.bits == 2 && (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K)) {
+      if (a.n == 2)
+        return a.gscale ? nm24_spmv_i8<true>(a, r0, r1) : nm24_spmv_i8<false>(a, r0, r1);
       return a.gscale ? nm14_spmv_i8<true>(a, r0, r1) : nm14_spmv_i8<false>(a, r0, r1);
+    }
 #endif
   nm_spmm_rows<T>(a, r0, r1, n0, n1);
 }
