@@ -7,6 +7,7 @@ import os
 import torch
 
 from .format import SparseMatrix
+from .quantize import check_quantized, dequantized_values, row_scales
 from .registry import ProductOps, backend_ops, layout_of
 
 BACKENDS = ("cpp", "triton", "reference")
@@ -133,8 +134,6 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
     per column (then the bias added). Per group: the values are dequantized to x's dtype for
     this call and the float product runs on them. A matrix with ``activation_dtype="int8"``
     may run W8A8 instead at wide B (``w8a8.py``)."""
-    from .quantize import check_quantized
-
     check_quantized(w, "weight", finite=False)
     ops = _checked_ops(w, backend, x2)
     if w.activation_dtype is not None:
@@ -149,8 +148,6 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
                   bias: torch.Tensor | None, backend: str | None) -> torch.Tensor:
     """``_quantized_linear`` with float activations (the int8 values widened in registers,
     or dequantized per call for group scales outside the N:M SpMV)."""
-    from .quantize import dequantized_values, row_scales
-
     dt = x2.dtype
     grouped_spmv = None
     if w.group_size is not None and x2.shape[0] == 1 and x2.is_cpu and backend in (None, "cpp"):
@@ -166,9 +163,9 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
         return y if bias is None else y + bias
     if w.group_size is not None or backend == "reference":
         return _linear_call(ops, w, dequantized_values(w, dt), x2, bias)
-    y = _linear_call(ops, w, w.values, x2, None)
+    y = _linear_call(ops, w, w.values, x2, None)  # a fresh output: scaled in place
     scale = row_scales(w, dt)
-    return torch.addcmul(bias, y, scale) if bias is not None else y * scale
+    return torch.addcmul(bias, y, scale) if bias is not None else y.mul_(scale)
 
 
 def matmul(s: SparseMatrix, x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
