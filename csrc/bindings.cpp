@@ -40,13 +40,14 @@ PYBIND11_MODULE(_C, mod) {
       "small inputs take the tiled, packed paths.");
   mod.def(
       "_csr_spmv_choice", [] { return std::string(csr_spmv_choice()); },
-      "How the AVX2 CSR SpMV reads x: 'gather', 'loads' (measured at the first AVX2 SpMV, or "
-      "SPARSE_OPS_CSR_SPMV) or 'undecided'.");
+      "How the AVX2 CSR SpMV reads x: 'gather', 'loads', 'loads below 128 a row' (gathers "
+      "for longer rows; measured at the first AVX2 SpMV, or SPARSE_OPS_CSR_SPMV) or "
+      "'undecided'.");
   mod.def(
       "_set_csr_spmv", [](const std::string& how) {
         if (how != "gather" && how != "loads" && how != "auto")
           throw py::value_error("how: expected 'gather', 'loads' or 'auto', got '" + how + "'");
-        g_csr_spmv_loads.store(how == "auto" ? -1 : (how == "loads" ? 1 : 0));
+        g_csr_spmv_loads.store(how == "auto" ? -1 : (how == "loads" ? kCsrLoadsAlways : 0));
       }, py::arg("how"), "Testing aid: force the AVX2 CSR SpMV variant ('auto' re-measures).");
   mod.def(
       "_last_path", [] { return std::string(last_path()); },

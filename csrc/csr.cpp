@@ -34,27 +34,29 @@ template <class I>
   throw_bad_col(col, p >= 0 ? p : 0, K, name);
 }
 
-// Decides g_csr_spmv_loads once: times the AVX2 SpMV with gathers and with scalar loads on a
-// synthetic 2048 x 4096 CSR (48 nonzeros a row, x in L1/L2: the gather cost, not DRAM, is
-// what differs between CPUs), best of 5 alternating runs each, about 2-4 ms in all.
-void calibrate_csr_spmv(const KernelTable& tab) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lk(mu);
-  if (g_csr_spmv_loads.load() >= 0) return;
-  if (const char* e = std::getenv("SPARSE_OPS_CSR_SPMV")) {
-    if (std::strcmp(e, "gather") == 0 || std::strcmp(e, "loads") == 0) {
-      g_csr_spmv_loads.store(std::strcmp(e, "loads") == 0 ? 1 : 0);
-      return;
-    }
-  }
-  // Rows of 32 to 64 nonzeros, not all whole vectors: the tails and the per-row reductions
-  // are what separate the two variants on short rows (a row length that is a multiple of
-  // the vector hides them: on Zen 5 the two tie at 48 a row, while on pruned rows of ~40
-  // the loads take 1.8 cycles a nonzero and the gathers 2.9).
-  constexpr int64_t M = 2048, K = 4096;
+// Decides g_csr_spmv_loads once: times the AVX2 SpMV with gathers and with scalar loads on two
+// synthetic CSRs, x in L1/L2 (the gather cost, not DRAM, is what differs between CPUs), best
+// of 5 alternating runs each, a few ms in all: short rows (2048 of 32-64 nonzeros) and long
+// rows (256 of 384-448). The result is the mean row length below which a call takes the
+// loads: 0 (gathers everywhere), kCsrLoadsAlways, or kCsrLoadsBelow where the loads win short
+// rows and the gathers long ones. Zen 3: loads win the short rows, gathers the long ones
+// (1.3-1.5x at 205 and 1229 a row: 0.05 and 0.3 of 4096); on Zen 5 the two tie at 48 a row,
+// while on pruned rows of ~40 the loads take 1.8 cycles a nonzero and the gathers 2.9.
+// min(best, the seconds of one run() with the variant `mode` set)
+template <class F>
+double timed_min(F&& run, int mode, double best) {
+  g_csr_spmv_loads.store(mode);
+  const auto t0 = std::chrono::steady_clock::now();
+  run();
+  return std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// true when the scalar loads beat the gathers (beyond noise) on M rows of lo..lo+32 nonzeros
+bool loads_win(const KernelTable& tab, int64_t M, int32_t lo) {
+  constexpr int64_t K = 4096;
   std::vector<int32_t> crow(M + 1);
   crow[0] = 0;
-  for (int64_t i = 0; i < M; ++i) crow[i + 1] = crow[i] + static_cast<int32_t>(32 + (i * 37) % 33);
+  for (int64_t i = 0; i < M; ++i) crow[i + 1] = crow[i] + lo + static_cast<int32_t>((i * 37) % 33);
   const int64_t nnz = crow[M];
   std::vector<int16_t> col(nnz);
   std::vector<float> val(nnz, 0.5f), x(K, 1.0f), out(M);
@@ -69,22 +71,33 @@ void calibrate_csr_spmv(const KernelTable& tab) {
   const auto fn = csr_fns<float, int16_t>(tab).spmm;
   double best[2] = {1e30, 1e30};
   for (int rep = 0; rep < 5; ++rep)
-    for (int mode = 0; mode < 2; ++mode) {
-      g_csr_spmv_loads.store(mode);
-      const auto t0 = std::chrono::steady_clock::now();
-      fn(args, 0, M, 0, 1);
-      const double dt =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best[mode] = std::min(best[mode], dt);
+    for (int mode = 0; mode < 2; ++mode)
+      best[mode] = timed_min([&] { fn(args, 0, M, 0, 1); }, mode ? kCsrLoadsAlways : 0, best[mode]);
+  return best[1] < 0.97 * best[0];
+}
+
+void calibrate_csr_spmv(const KernelTable& tab) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lk(mu);
+  if (g_csr_spmv_loads.load() >= 0) return;
+  if (const char* e = std::getenv("SPARSE_OPS_CSR_SPMV")) {
+    if (std::strcmp(e, "gather") == 0 || std::strcmp(e, "loads") == 0) {
+      g_csr_spmv_loads.store(std::strcmp(e, "loads") == 0 ? kCsrLoadsAlways : 0);
+      return;
     }
-  g_csr_spmv_loads.store(best[1] < 0.97 * best[0] ? 1 : 0);  // loads if faster (beyond noise)
+  }
+  // Rows not all whole vectors: the tails and the per-row reductions are what separate the
+  // two variants on short rows (a row length that is a multiple of the vector hides them).
+  const bool short_rows = loads_win(tab, 2048, 32), long_rows = loads_win(tab, 256, 384);
+  g_csr_spmv_loads.store(long_rows ? kCsrLoadsAlways : (short_rows ? kCsrLoadsBelow : 0));
 }
 
 }  // namespace
 
 const char* csr_spmv_choice() {
   const int v = g_csr_spmv_loads.load();
-  return v < 0 ? "undecided" : (v ? "loads" : "gather");
+  return v < 0 ? "undecided"
+               : (v == 0 ? "gather" : (v == kCsrLoadsAlways ? "loads" : "loads below 128 a row"));
 }
 
 namespace {

@@ -292,7 +292,9 @@ bool csr_spmm_rows(const CsrSpmmArgs<T, I>& a, int64_t r0, int64_t r1, int64_t n
     return with_storage<T>(a.stored.dt, [&](auto tv) {
       using TV = decltype(tv);
 #if SPARSE_OPS_ISA == 2
-      if (g_csr_spmv_loads.load(std::memory_order_relaxed) == 1)
+      // loads while the rows' mean length is below the measured bound (kernels.h)
+      if (static_cast<int64_t>(a.crow[r1]) - a.crow[r0] <
+          static_cast<int64_t>(g_csr_spmv_loads.load(std::memory_order_relaxed)) * (r1 - r0))
         return csr_spmv_rows_loads<T, I, TV>(a, r0, r1);
 #endif
       return csr_spmv_rows<T, I, TV>(a, r0, r1);

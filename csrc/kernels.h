@@ -289,10 +289,12 @@ namespace avx512vnni {
 void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1);
 }
 
-// How the AVX2 CSR SpMV reads x[col]: 0 = vector gathers, 1 = scalar loads (gathers are
-// microcoded and slow on some CPUs, e.g. AMD Zen 2/3), -1 = not decided yet. Decided once per
-// process by measuring both (csr.cpp, calibrate_csr_spmv); SPARSE_OPS_CSR_SPMV=gather|loads
-// forces it.
+// How the AVX2 CSR SpMV reads x[col]: a call whose rows hold fewer than g_csr_spmv_loads
+// nonzeros on average takes scalar loads, others vector gathers (microcoded and slow on some
+// CPUs, e.g. AMD Zen 2/3, on short rows); 0 = gathers always, kCsrLoadsAlways = loads always,
+// -1 = not decided yet. Decided once per process by measuring both on short and long rows
+// (csr.cpp, calibrate_csr_spmv); SPARSE_OPS_CSR_SPMV=gather|loads forces it.
+constexpr int kCsrLoadsAlways = INT32_MAX, kCsrLoadsBelow = 128;
 extern std::atomic<int> g_csr_spmv_loads;
 
 // How far ahead (bytes) the kernels prefetch, into L2, the streams they read once (the

@@ -351,6 +351,36 @@ def test_avx2_csr_spmv_variants(how, dtype):
         _C._set_simd_level(before)
 
 
+@pytest.mark.skipif("avx2" not in _C._supported_simd_levels(), reason="needs AVX2")
+def test_avx2_csr_spmv_auto_choice_by_row_length():
+    """The measured choice is a row-length bound: a matrix of short rows (loads where they
+    won) above long ones (gathers where they won), split across threads, stays exact."""
+    before = _C.simd_level()
+    _C._set_simd_level("avx2")
+    _C._set_csr_spmv("auto")
+    try:
+        g = torch.Generator().manual_seed(draw_seed())
+        K = 2051
+        keep = torch.rand(301, K, generator=g)
+        keep[:150] = keep[:150] < 0.01   # ~20 a row: below the bound
+        keep[150:] = keep[150:] < 0.4    # ~820 a row: above it
+        dense = torch.randn(301, K, generator=g, dtype=torch.float64) * keep.double()
+        s = so.to_sparse(dense.float(), "csr")
+        for n_threads in (1, 2):
+            prev = torch.get_num_threads()
+            torch.set_num_threads(n_threads)
+            try:
+                x = torch.randn(K, 1, generator=g)
+                out = so.matmul(s, x)
+            finally:
+                torch.set_num_threads(prev)
+            assert rel_err(out, dense @ x.double()) < 1e-5
+        assert _C._csr_spmv_choice() in ("gather", "loads", "loads below 128 a row")
+    finally:
+        _C._set_csr_spmv("auto")
+        _C._set_simd_level(before)
+
+
 def test_many_structures_stay_correct_and_checked():
     """Many live structures (more than a per-structure cache would hold): results stay right,
     and a weight seen again is checked again rather than trusted."""
