@@ -33,6 +33,9 @@ struct I8ShuffleTables {
   // byte (slots 2h, 2h + 1): lane l takes slot 2h + l / 4 if its position is l % 4; [odd]
   // adds 4 to the ranks (the odd byte of a pair whose 8 values were broadcast together).
   alignas(64) uint8_t nm14[2][2][16][32];
+  // bitmap byte b with bfloat16 values (8 broadcast to each 128-bit half: 16 bytes): lane l
+  // takes value rank(l)'s two bytes as its top half, which is that value as a float32
+  alignas(64) uint8_t bitmap_bf16[256][32];
 };
 
 inline const I8ShuffleTables& i8_shuffle_tables() {
@@ -42,7 +45,11 @@ inline const I8ShuffleTables& i8_shuffle_tables() {
     for (int b = 0; b < 256; ++b) {
       int rank = 0;
       for (int l = 0; l < 8; ++l)
-        if ((b >> l) & 1) r.bitmap[b][4 * l + 3] = static_cast<uint8_t>(rank++);
+        if ((b >> l) & 1) {
+          r.bitmap_bf16[b][4 * l + 2] = static_cast<uint8_t>(2 * rank);
+          r.bitmap_bf16[b][4 * l + 3] = static_cast<uint8_t>(2 * rank + 1);
+          r.bitmap[b][4 * l + 3] = static_cast<uint8_t>(rank++);
+        }
       for (int l = 0; l < 8; ++l) {
         const int g = l / 4, c = l % 4;
         for (int s = 2 * g; s < 2 * g + 2; ++s) {
@@ -106,7 +113,7 @@ inline float ymm_hsum(__m256 a) {
 // The two streams of a row's metadata word w (the 32 slots of an N:4 row) `ahead` bytes on:
 // the line of its values (32 or 64 bytes a word), and every 8th word the line of the metadata
 // (8 bytes a word). The distance is read from g_stream_ahead once a call. (The bitmap loop
-// measured faster without it on Zen 3, 2:4 faster with it: see bitmap_spmv_i8.)
+// measured faster without it on Zen 3, 2:4 faster with it: see bitmap_spmv_shuffle.)
 inline void word_prefetch(const uint8_t* vals, const uint8_t* meta, int64_t w, int64_t ahead) {
   if (ahead <= 0) return;
   _mm_prefetch(reinterpret_cast<const char*>(vals + ahead), _MM_HINT_T1);
@@ -118,6 +125,38 @@ inline uint64_t load8(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return v;
 }
+
+// The bitmap shuffle kernel's two value kinds: int8 (one byte a value, 8 broadcast to every
+// qword; lanes value * 2^24 after vcvtdq2ps) and bfloat16 (two bytes, 8 broadcast to each
+// 128-bit half; a lane's top two bytes are the value as a float32: no convert at all).
+struct I8Lanes {
+  static constexpr int64_t bytes = 1;
+  static constexpr float unit = 0x1p-24f;  // the lanes' scale, taken out of a row's sum
+  static const uint8_t* table() { return &i8_shuffle_tables().bitmap[0][0]; }
+  static __m256 lanes(const uint8_t* v, const uint8_t* ctl) { return i8_lanes(load8(v), ctl); }
+  // the same with `avail` values at v (none read past them)
+  static __m256 lanes_n(const uint8_t* v, int64_t avail, const uint8_t* ctl) {
+    return i8_lanes(load_bytes(v, avail), ctl);
+  }
+};
+struct Bf16Lanes {
+  static constexpr int64_t bytes = 2;
+  static constexpr float unit = 1.0f;
+  static const uint8_t* table() { return &i8_shuffle_tables().bitmap_bf16[0][0]; }
+  static __m256 shuffled(__m128i v16, const uint8_t* ctl) {
+    const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(ctl));
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v16), c));
+  }
+  static __m256 lanes(const uint8_t* v, const uint8_t* ctl) {
+    return shuffled(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)), ctl);
+  }
+  static __m256 lanes_n(const uint8_t* v, int64_t avail, const uint8_t* ctl) {
+    alignas(16) uint8_t buf[16] = {};
+    const int64_t n = 2 * avail < 16 ? 2 * avail : 16;
+    if (n > 0) std::memcpy(buf, v, static_cast<size_t>(n));
+    return shuffled(_mm_load_si128(reinterpret_cast<const __m128i*>(buf)), ctl);
+  }
+};
 
 // Group scales along K (GS; gsize a multiple of 32): the accumulators hold one group at a time
 // and are folded into `total`, scaled by the group's scale, at each 32-column half that ends a
@@ -190,20 +229,21 @@ inline uint64_t popcnt64(uint64_t w) {
 
 // Byte B of a whole bitmap word whose values (from v) and x (xw: the word's 64 columns) lie in
 // range: its control at tbase + 32 * byte = rotate(word, 8B - 5) & 0x1FE0, its values at v + o
-// (the popcounts of the bytes before it), o advanced past them.
-template <int B>
-inline void bm_byte_i8(const uint8_t* tbase, uint64_t word, const uint8_t* v, uint64_t& o,
-                       const float* xw, __m256& s) {
+// values (the popcounts of the bytes before it), o advanced past them.
+template <class VK, int B>
+inline void bm_byte_shuffle(const uint8_t* tbase, uint64_t word, const uint8_t* v, uint64_t& o,
+                            const float* xw, __m256& s) {
   const uint64_t c = rorx64<(8 * B - 5) & 63>(word) & 0x1FE0u;
-  s = _mm256_fmadd_ps(i8_lanes(load8(v + o), tbase + c), _mm256_loadu_ps(xw + 8 * B), s);
+  s = _mm256_fmadd_ps(VK::lanes(v + VK::bytes * o, tbase + c), _mm256_loadu_ps(xw + 8 * B), s);
   o += popcnt64(c);
 }
 
 // One 32-column half (4 bytes h) near the end of the values or of x: values by load_bytes (none read past nnz),
 // x by masked loads (none past K; the caller dropped bits past K). q: the half's first value.
-inline void bm_half_i8_careful(const uint8_t* tbase, uint32_t h, const uint8_t* val, int64_t q,
-                               int64_t nnz, const float* xh, int64_t left, __m256& s0,
-                               __m256& s1, __m256& s2, __m256& s3) {
+template <class VK>
+inline void bm_half_careful(const uint8_t* tbase, uint32_t h, const uint8_t* val, int64_t q,
+                            int64_t nnz, const float* xh, int64_t left, __m256& s0, __m256& s1,
+                            __m256& s2, __m256& s3) {
   __m256* s[4] = {&s0, &s1, &s2, &s3};
   for (int k = 0; k < 4; ++k) {
     const unsigned b = (h >> (8 * k)) & 0xFFu;
@@ -211,7 +251,7 @@ inline void bm_half_i8_careful(const uint8_t* tbase, uint32_t h, const uint8_t* 
     const int64_t n = left - 8 * k;  // >= 1: a bit is set below K
     const __m256 xv = n >= 8 ? _mm256_loadu_ps(xh + 8 * k)
                              : ymm_loadn(xh + 8 * k, n);
-    *s[k] = _mm256_fmadd_ps(i8_lanes(load_bytes(val + q, nnz - q), tbase + 32 * b), xv, *s[k]);
+    *s[k] = _mm256_fmadd_ps(VK::lanes_n(val + VK::bytes * q, nnz - q, tbase + 32 * b), xv, *s[k]);
     q += __builtin_popcount(b);
   }
 }
@@ -226,9 +266,10 @@ inline void bm_half_i8_careful(const uint8_t* tbase, uint32_t h, const uint8_t* 
 // weights from DRAM) the per-word prefetch cost 6-10 % (0.92-0.99x int8pack_mm against
 // 1.06-1.08x without), and a branch over all-zero words 8 % of the hot loop (a zero word runs
 // with all-zero controls; the layout serves 30-70 % density, where such words are rare).
-template <bool GS>
-int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
-  const uint8_t* tbase = &i8_shuffle_tables().bitmap[0][0];
+template <class VK, bool GS>
+int64_t bitmap_spmv_shuffle(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
+  static_assert(!GS || VK::bytes == 1, "group scales are int8's");
+  const uint8_t* tbase = VK::table();
   const uint8_t* __restrict__ val = static_cast<const uint8_t*>(a.stored.data);
   const float* __restrict__ x = a.x;
   const int64_t nw = a.rb / 8, nnz = a.nnz, K = a.K;
@@ -245,18 +286,18 @@ int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
     for (; w < fast; ++w) {  // a word of zeros runs too (all-zero controls): no branch a word
       const uint64_t word = bm_word(row + 8 * w);
       {
-        const uint8_t* v = val + p;
+        const uint8_t* v = val + VK::bytes * p;
         const float* xw = x + 64 * w;
         uint64_t o = 0;
-        bm_byte_i8<0>(tbase, word, v, o, xw, s0);
-        bm_byte_i8<1>(tbase, word, v, o, xw, s1);
-        bm_byte_i8<2>(tbase, word, v, o, xw, s2);
-        bm_byte_i8<3>(tbase, word, v, o, xw, s3);
+        bm_byte_shuffle<VK, 0>(tbase, word, v, o, xw, s0);
+        bm_byte_shuffle<VK, 1>(tbase, word, v, o, xw, s1);
+        bm_byte_shuffle<VK, 2>(tbase, word, v, o, xw, s2);
+        bm_byte_shuffle<VK, 3>(tbase, word, v, o, xw, s3);
         f.half(s0, s1, s2, s3);
-        bm_byte_i8<4>(tbase, word, v, o, xw, s0);
-        bm_byte_i8<5>(tbase, word, v, o, xw, s1);
-        bm_byte_i8<6>(tbase, word, v, o, xw, s2);
-        bm_byte_i8<7>(tbase, word, v, o, xw, s3);
+        bm_byte_shuffle<VK, 4>(tbase, word, v, o, xw, s0);
+        bm_byte_shuffle<VK, 5>(tbase, word, v, o, xw, s1);
+        bm_byte_shuffle<VK, 6>(tbase, word, v, o, xw, s2);
+        bm_byte_shuffle<VK, 7>(tbase, word, v, o, xw, s3);
         p += static_cast<int64_t>(o);
       }
       f.half(s0, s1, s2, s3);
@@ -265,15 +306,15 @@ int64_t bitmap_spmv_i8(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
       const uint64_t word = w == nw - 1 ? bm_word(row + 8 * w) & last : bm_word(row + 8 * w);
       const uint32_t lo = static_cast<uint32_t>(word), hi = static_cast<uint32_t>(word >> 32);
       const int64_t ph = p + _mm_popcnt_u32(lo);
-      bm_half_i8_careful(tbase, lo, val, p, nnz, x + 64 * w, K - 64 * w, s0, s1, s2, s3);
+      bm_half_careful<VK>(tbase, lo, val, p, nnz, x + 64 * w, K - 64 * w, s0, s1, s2, s3);
       f.half(s0, s1, s2, s3);
-      bm_half_i8_careful(tbase, hi, val, ph, nnz, x + 64 * w + 32, K - 64 * w - 32, s0, s1, s2,
+      bm_half_careful<VK>(tbase, hi, val, ph, nnz, x + 64 * w + 32, K - 64 * w - 32, s0, s1, s2,
                          s3);
       f.half(s0, s1, s2, s3);
       p = ph + _mm_popcnt_u32(hi);
     }
     if (__builtin_expect(pad || p != a.row_off[i + 1], 0)) return i;
-    a.out[i] = ymm_hsum(f.finish(s0, s1, s2, s3)) * 0x1p-24f;
+    a.out[i] = ymm_hsum(f.finish(s0, s1, s2, s3)) * VK::unit;
   }
   return -1;
 }
@@ -431,12 +472,14 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   if constexpr (std::is_same_v<T, float>) {
     if (a.gscale) {
 #if SPARSE_OPS_ISA >= 2
-      if (a.gsize % 32 == 0 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_i8<true>(a, r0, r1);
+      if (a.gsize % 32 == 0 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_shuffle<I8Lanes, true>(a, r0, r1);
 #endif
       return bitmap_spmv_bits<float, I8, true>(a, r0, r1);
     }
 #if SPARSE_OPS_ISA == 2
-    if (a.stored.dt == DT::i8 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_i8<false>(a, r0, r1);
+    if ((a.stored.dt == DT::i8 || a.stored.dt == DT::bf16) && x_fits_shuffle(a.x, a.K))
+      return a.stored.dt == DT::i8 ? bitmap_spmv_shuffle<I8Lanes, false>(a, r0, r1)
+                                   : bitmap_spmv_shuffle<Bf16Lanes, false>(a, r0, r1);
 #endif
   }
   return bitmap_spmv_rows<T>(a, r0, r1);

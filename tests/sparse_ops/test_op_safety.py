@@ -136,27 +136,31 @@ def _unstored_case(layout: str, g: torch.Generator, shape=(19, 70)):
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("layout", ["csr", "bitmap", "bsr", "nm"])
 @pytest.mark.parametrize("n", [1, 2, 16])
-@pytest.mark.parametrize("values", ["float32", "int8"])
+@pytest.mark.parametrize("values", ["float32", "int8", "bfloat16"])
 def test_inf_nan_in_unstored_columns_never_reach_the_result(layout, n, level, values):
-    """One answer at every level: the reference multiplies stored entries only (int8 values
-    too: their N = 1 shuffle kernels multiply every column, so they must step aside)."""
+    """One answer at every level: the reference multiplies stored entries only (int8 and
+    bitmap bfloat16 values too: their N = 1 shuffle kernels multiply every column, so they
+    must step aside)."""
     _C._set_simd_level(level)
     g = torch.Generator().manual_seed(draw_seed())
     s, empty = _unstored_case(layout, g)
     if values == "int8":
         s = so.quantize(s)
     x = torch.randn(s.shape[1], n, generator=g)
+    tol = 1e-5
+    if values == "bfloat16":
+        s, x, tol = s.to(torch.bfloat16), x.bfloat16(), 1e-2
     cols = empty.nonzero().flatten()
     assert len(cols) >= 3
     x[cols[0::3]] = float("inf")
     x[cols[1::3]] = float("-inf")
     x[cols[2::3]] = float("nan")
-    want = s.to_dense().double() @ torch.where(empty[:, None], 0.0, x).double()
+    want = s.to_dense().double() @ torch.where(empty[:, None], 0.0, x.double()).double()
     got = so.matmul(s, x)
     assert torch.isfinite(got).all(), (layout, level, n)
-    assert rel_err(got, want) < 1e-5
+    assert rel_err(got, want) < tol
     y = so.linear(x.T.contiguous(), s)  # batch n: the linear path (bitmap_linear at batch 1)
-    assert torch.isfinite(y).all() and rel_err(y, want.T) < 1e-5
+    assert torch.isfinite(y).all() and rel_err(y, want.T) < tol
 
 
 # ----------------------------------------------------------------------------- uncounted edits
