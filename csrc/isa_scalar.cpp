@@ -15,7 +15,7 @@
 #include "bsr_kernels.h"
 #include "nm_kernels.h"
 #include "bitmap_kernels.h"
-#include "spmv_i8_kernels.h"
+#include "spmv_shuffle_kernels.h"
 #include "widen_kernels.h"
 #include "panel_kernels.h"
 #include "panel_i8_kernels.h"

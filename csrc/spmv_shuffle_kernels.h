@@ -1,5 +1,7 @@
-// int8 SpMV by byte shuffles (W8A16 at N = 1, AVX2): bitmap and 2:4 weights with int8 values
-// as stored, x float32. Included after bitmap_kernels.h and nm_kernels.h; the table's bitmap
+// SpMV by byte shuffles (N = 1, AVX2): bitmap, 2:4 and 1:4 weights with int8 values (W8A16),
+// and bitmap weights with bfloat16 values (a value's two bytes moved into the top half of a
+// float32 lane are that value: the same kernel without the convert), as stored, x float32.
+// Included after bitmap_kernels.h and nm_kernels.h; the table's bitmap
 // SpMV and N:M product enter here (bitmap_spmv_entry, nm_spmm_entry) and fall through to those
 // headers wherever these kernels do not apply.
 //
