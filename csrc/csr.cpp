@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "drivers.h"
@@ -34,21 +35,14 @@ template <class I>
   throw_bad_col(col, p >= 0 ? p : 0, K, name);
 }
 
-// Decides g_csr_spmv_loads once: times the AVX2 SpMV with gathers and with scalar loads on two
-// synthetic CSRs, x in L1/L2 (the gather cost, not DRAM, is what differs between CPUs), best
-// of 5 alternating runs each, a few ms in all: short rows (2048 of 32-64 nonzeros) and long
-// rows (256 of 384-448). The result is the mean row length below which a call takes the
-// loads: 0 (gathers everywhere), kCsrLoadsAlways, or kCsrLoadsBelow where the loads win short
-// rows and the gathers long ones. Zen 3: loads win the short rows, gathers the long ones
-// (1.3-1.5x at 205 and 1229 a row: 0.05 and 0.3 of 4096); on Zen 5 the two tie at 48 a row,
-// while on pruned rows of ~40 the loads take 1.8 cycles a nonzero and the gathers 2.9.
 // min(best, the seconds of one run() with the variant `mode` set)
 template <class F>
 double timed_min(F&& run, int mode, double best) {
   g_csr_spmv_loads.store(mode);
   const auto t0 = std::chrono::steady_clock::now();
   run();
-  return std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const auto dt = std::chrono::steady_clock::now() - t0;
+  return std::min(best, std::chrono::duration<double>(dt).count());
 }
 
 // true when the scalar loads beat the gathers (beyond noise) on M rows of lo..lo+32 nonzeros
@@ -72,10 +66,19 @@ bool loads_win(const KernelTable& tab, int64_t M, int32_t lo) {
   double best[2] = {1e30, 1e30};
   for (int rep = 0; rep < 5; ++rep)
     for (int mode = 0; mode < 2; ++mode)
-      best[mode] = timed_min([&] { fn(args, 0, M, 0, 1); }, mode ? kCsrLoadsAlways : 0, best[mode]);
+      best[mode] =
+          timed_min([&] { fn(args, 0, M, 0, 1); }, mode ? kCsrLoadsAlways : 0, best[mode]);
   return best[1] < 0.97 * best[0];
 }
 
+// Decides g_csr_spmv_loads once: times the AVX2 SpMV with gathers and with scalar loads on two
+// synthetic CSRs, x in L1/L2 (the gather cost, not DRAM, is what differs between CPUs), best
+// of 5 alternating runs each, a few ms in all: short rows (2048 of 32-64 nonzeros) and long
+// rows (256 of 384-448). The result is the mean row length below which a call takes the
+// loads: 0 (gathers everywhere), kCsrLoadsAlways, or kCsrLoadsBelow where the loads win short
+// rows and the gathers long ones. Zen 3: loads win the short rows, gathers the long ones
+// (1.3-1.5x at 205 and 1229 a row: 0.05 and 0.3 of 4096); on Zen 5 the two tie at 48 a row,
+// while on pruned rows of ~40 the loads take 1.8 cycles a nonzero and the gathers 2.9.
 void calibrate_csr_spmv(const KernelTable& tab) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lk(mu);
@@ -96,8 +99,9 @@ void calibrate_csr_spmv(const KernelTable& tab) {
 
 const char* csr_spmv_choice() {
   const int v = g_csr_spmv_loads.load();
+  static const std::string below = "loads below " + std::to_string(kCsrLoadsBelow) + " a row";
   return v < 0 ? "undecided"
-               : (v == 0 ? "gather" : (v == kCsrLoadsAlways ? "loads" : "loads below 128 a row"));
+               : (v == 0 ? "gather" : (v == kCsrLoadsAlways ? "loads" : below.c_str()));
 }
 
 namespace {

@@ -230,8 +230,8 @@ inline uint64_t popcnt64(uint64_t w) {
 }
 
 // Byte B of a whole bitmap word whose values (from v) and x (xw: the word's 64 columns) lie in
-// range: its control at tbase + 32 * byte = rotate(word, 8B - 5) & 0x1FE0, its values at v + o
-// values (the popcounts of the bytes before it), o advanced past them.
+// range: its control at tbase + 32 * byte = rotate(word, 8B - 5) & 0x1FE0, its values o values
+// into v (o: the popcounts of the bytes before it), o advanced past them.
 template <class VK, int B>
 inline void bm_byte_shuffle(const uint8_t* tbase, uint64_t word, const uint8_t* v, uint64_t& o,
                             const float* xw, __m256& s) {
@@ -240,8 +240,9 @@ inline void bm_byte_shuffle(const uint8_t* tbase, uint64_t word, const uint8_t* 
   o += popcnt64(c);
 }
 
-// One 32-column half (4 bytes h) near the end of the values or of x: values by load_bytes (none read past nnz),
-// x by masked loads (none past K; the caller dropped bits past K). q: the half's first value.
+// One 32-column half (4 bytes h) near the end of the values or of x: values by VK::lanes_n
+// (none read past nnz), x by masked loads (none past K; the caller dropped bits past K).
+// q: the half's first value.
 template <class VK>
 inline void bm_half_careful(const uint8_t* tbase, uint32_t h, const uint8_t* val, int64_t q,
                             int64_t nnz, const float* xh, int64_t left, __m256& s0, __m256& s1,
@@ -287,22 +288,20 @@ int64_t bitmap_spmv_shuffle(const BitmapArgs<float>& a, int64_t r0, int64_t r1) 
     int64_t w = 0;
     for (; w < fast; ++w) {  // a word of zeros runs too (all-zero controls): no branch a word
       const uint64_t word = bm_word(row + 8 * w);
-      {
-        const uint8_t* v = val + VK::bytes * p;
-        const float* xw = x + 64 * w;
-        uint64_t o = 0;
-        bm_byte_shuffle<VK, 0>(tbase, word, v, o, xw, s0);
-        bm_byte_shuffle<VK, 1>(tbase, word, v, o, xw, s1);
-        bm_byte_shuffle<VK, 2>(tbase, word, v, o, xw, s2);
-        bm_byte_shuffle<VK, 3>(tbase, word, v, o, xw, s3);
-        f.half(s0, s1, s2, s3);
-        bm_byte_shuffle<VK, 4>(tbase, word, v, o, xw, s0);
-        bm_byte_shuffle<VK, 5>(tbase, word, v, o, xw, s1);
-        bm_byte_shuffle<VK, 6>(tbase, word, v, o, xw, s2);
-        bm_byte_shuffle<VK, 7>(tbase, word, v, o, xw, s3);
-        p += static_cast<int64_t>(o);
-      }
+      const uint8_t* v = val + VK::bytes * p;
+      const float* xw = x + 64 * w;
+      uint64_t o = 0;
+      bm_byte_shuffle<VK, 0>(tbase, word, v, o, xw, s0);
+      bm_byte_shuffle<VK, 1>(tbase, word, v, o, xw, s1);
+      bm_byte_shuffle<VK, 2>(tbase, word, v, o, xw, s2);
+      bm_byte_shuffle<VK, 3>(tbase, word, v, o, xw, s3);
       f.half(s0, s1, s2, s3);
+      bm_byte_shuffle<VK, 4>(tbase, word, v, o, xw, s0);
+      bm_byte_shuffle<VK, 5>(tbase, word, v, o, xw, s1);
+      bm_byte_shuffle<VK, 6>(tbase, word, v, o, xw, s2);
+      bm_byte_shuffle<VK, 7>(tbase, word, v, o, xw, s3);
+      f.half(s0, s1, s2, s3);
+      p += static_cast<int64_t>(o);
     }
     for (; w < nw; ++w) {  // the partial last word, or a row near the end of the values
       const uint64_t word = w == nw - 1 ? bm_word(row + 8 * w) & last : bm_word(row + 8 * w);
@@ -310,8 +309,8 @@ int64_t bitmap_spmv_shuffle(const BitmapArgs<float>& a, int64_t r0, int64_t r1) 
       const int64_t ph = p + _mm_popcnt_u32(lo);
       bm_half_careful<VK>(tbase, lo, val, p, nnz, x + 64 * w, K - 64 * w, s0, s1, s2, s3);
       f.half(s0, s1, s2, s3);
-      bm_half_careful<VK>(tbase, hi, val, ph, nnz, x + 64 * w + 32, K - 64 * w - 32, s0, s1, s2,
-                         s3);
+      bm_half_careful<VK>(tbase, hi, val, ph, nnz, x + 64 * w + 32, K - 64 * w - 32, s0, s1,
+                          s2, s3);
       f.half(s0, s1, s2, s3);
       p = ph + _mm_popcnt_u32(hi);
     }
@@ -474,7 +473,8 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   if constexpr (std::is_same_v<T, float>) {
     if (a.gscale) {
 #if SPARSE_OPS_ISA >= 2
-      if (a.gsize % 32 == 0 && x_fits_shuffle(a.x, a.K)) return bitmap_spmv_shuffle<I8Lanes, true>(a, r0, r1);
+      if (a.gsize % 32 == 0 && x_fits_shuffle(a.x, a.K))
+        return bitmap_spmv_shuffle<I8Lanes, true>(a, r0, r1);
 #endif
       return bitmap_spmv_bits<float, I8, true>(a, r0, r1);
     }
