@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -684,6 +685,15 @@ Tensor bitmap_spmv_grouped_op(const Tensor& row_offsets, const Tensor& bitmap,
   return spmv_grouped_op<Bitmap>(st, values, scales, x, group_size, Params{nnz, 0});
 }
 
+// Whether layout F has a check_w8a8 (a C++17 detection idiom, not a C++20 requires-expression:
+// torch before 2.13 compiles extensions as C++17).
+template <class F, class = void>
+struct HasCheckW8a8 : std::false_type {};
+template <class F>
+struct HasCheckW8a8<
+    F, std::void_t<decltype(F::check_w8a8(std::declval<const typename F::View&>()))>>
+    : std::true_type {};
+
 // W8A8 (bitmap, N:M and BSR): out (M, N) float32 = S @ (xq * x_scales[:, None])^T with S's int8
 // values scaled per row (group_size 0, scales (M, 1)) or per group of group_size columns (a
 // multiple of 4; scales (M, ceil(K / group_size))), float32 or bfloat16 scales; xq (N, K) int8
@@ -712,7 +722,7 @@ Tensor spmm_w8a8(const Call<F>& c, const Tensor& values_in, const Tensor& scales
     value_error("group_size: W8A8 takes 0 (one scale a row) or a positive multiple of 4, got " +
                 std::to_string(group_size));
   const auto v = F::view(c.st.data(), c.p, K);
-  if constexpr (requires { F::check_w8a8(v); }) F::check_w8a8(v);
+  if constexpr (HasCheckW8a8<F>::value) F::check_w8a8(v);
   F::check_values(v, values);
   const int64_t M = F::rows(v);
   expect_cpu(scales_in, "scales");
