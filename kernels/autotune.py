@@ -6,6 +6,7 @@ On a GPU the full list is kept and tuned per key (shape and density bucket).
 """
 
 import math
+import os
 
 import torch
 import triton
@@ -21,9 +22,18 @@ INTERPRET: bool = bool(triton.knobs.runtime.interpret)
 FLOAT_DTYPES = VALUE_DTYPES
 
 
+# SPARSE_OPS_TRITON_AUTOTUNE=0: on a GPU too, each kernel keeps only the first config of its
+# list and nothing is tuned: a quick compiled run of every kernel (a GPU test run, where each
+# odd test shape would otherwise be a new key to tune), not a setting for speed.
+TUNE: bool = os.environ.get("SPARSE_OPS_TRITON_AUTOTUNE", "1") != "0"
+
+
 def configs(gpu: list[triton.Config], interpret: triton.Config) -> list[triton.Config]:
-    """The autotune configs: ``gpu`` on a device, only ``interpret`` under the interpreter."""
-    return [interpret] if INTERPRET else gpu
+    """The autotune configs: ``gpu`` on a device (its first alone where autotuning is off),
+    only ``interpret`` under the interpreter."""
+    if INTERPRET:
+        return [interpret]
+    return gpu if TUNE else gpu[:1]
 
 
 def density_bucket(nnz: int, numel: int) -> int:

@@ -75,6 +75,14 @@ def _keep_block_n_within_n(cfgs, named_args, **kwargs):
     return kept or cfgs[:1]
 
 
+def _prune_spmm(cfgs, named_args, **kwargs):
+    """As :func:`_keep_block_n_within_n`; float64 (checks, not speed) takes one small tile for
+    its broadcast product (see ``FP64`` in the kernel)."""
+    if kwargs.get("FP64"):
+        return [_config(16, 16, 16, 4, 1)]
+    return _keep_block_n_within_n(cfgs, named_args)
+
+
 def _config(bm, bn, bk, warps, stages):
     return triton.Config(
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=warps, num_stages=stages
@@ -142,7 +150,7 @@ _SPMM_CONFIGS = configs(
 @triton.autotune(
     configs=_SPMM_CONFIGS,
     key=["M", "N", "K"],
-    prune_configs_by={"early_config_prune": _keep_block_n_within_n},
+    prune_configs_by={"early_config_prune": _prune_spmm},
 )
 @triton.jit
 def _bitmap_spmm_kernel(
@@ -196,7 +204,13 @@ def _bitmap_spmm_kernel(
         )
         if DOT_FP32:
             x = x.to(tl.float32)
-        acc = tl.dot(s, x, acc, input_precision=PRECISION)
+        if FP64:
+            # Triton 3.6 failed to lower this kernel's float64 tl.dot for sm_90 (an MLIR pass
+            # error on an H200; N:M's, on a tile built another way, compiled): a broadcast
+            # product on a small tile (_prune_spmm) instead
+            acc += tl.sum(s[:, :, None] * x[None, :, :], axis=1)
+        else:
+            acc = tl.dot(s, x, acc, input_precision=PRECISION, out_dtype=acc.dtype)
 
     y = y_ptr + rows[:, None] * stride_ym + n[None, :] * stride_yn
     tl.store(y, acc.to(y_ptr.dtype.element_ty), mask=row_ok[:, None] & n_ok[None, :])
@@ -275,7 +289,7 @@ def _bitmap_spmm_t_kernel(
         if DOT_FP32:
             s = s.to(tl.float32)
             d = d.to(tl.float32)
-        acc = tl.dot(tl.trans(s), d, acc, input_precision=PRECISION)
+        acc = tl.dot(tl.trans(s), d, acc, input_precision=PRECISION, out_dtype=acc.dtype)
 
     col = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
     z = z_ptr + col[:, None] * stride_zk + n[None, :] * stride_zn
@@ -363,7 +377,7 @@ def _bitmap_sddmm_kernel(
             if DOT_FP32:
                 a = a.to(tl.float32)
                 bt = bt.to(tl.float32)
-            acc = tl.dot(a, bt, acc, input_precision=PRECISION)
+            acc = tl.dot(a, bt, acc, input_precision=PRECISION, out_dtype=acc.dtype)
         tl.store(v_ptr + p.to(tl.int64) * stride_v, acc.to(v_ptr.dtype.element_ty), mask=ok)
 
 

@@ -48,8 +48,11 @@ def _prune_spmm(cfgs, named_args, **kwargs):
     """As :func:`_keep_block_n_within_n`, and the swapped product only where it can help: on
     the `tl.dot` path with blocks of fewer than 64 rows (see ``SWAP`` in the kernel)."""
     swap_helps = kwargs["USE_DOT"] and kwargs["BLOCK_R"] < 64
-    cfgs = [c for c in cfgs if swap_helps or not c.kwargs["SWAP"]]
-    return _keep_block_n_within_n(cfgs, named_args)
+    kept = [c for c in cfgs if swap_helps or not c.kwargs["SWAP"]]
+    # never an empty list (a list of swapped configs alone): their direct twins instead
+    kept = kept or [triton.Config({**c.kwargs, "SWAP": False}, num_warps=c.num_warps,
+                                  num_stages=c.num_stages) for c in cfgs]
+    return _keep_block_n_within_n(kept, named_args)
 
 
 def _config(n, warps, stages, **extra):
@@ -88,7 +91,7 @@ def _block_product(blk, xt, acc, USE_DOT: tl.constexpr, DOT_FP32: tl.constexpr,
         if DOT_FP32:
             blk = blk.to(tl.float32)
             xt = xt.to(tl.float32)
-        acc = tl.dot(blk, xt, acc, input_precision=PRECISION)
+        acc = tl.dot(blk, xt, acc, input_precision=PRECISION, out_dtype=acc.dtype)
     else:
         acc += tl.sum(blk.to(acc.dtype)[:, :, None] * xt.to(acc.dtype)[None, :, :], axis=1)
     return acc
@@ -274,10 +277,17 @@ def _check_structure(crow: torch.Tensor, col: torch.Tensor) -> tuple[int, int]:
 
 def _tile_params(r: int, c: int, dtype: torch.dtype) -> dict:
     block_r, block_c = next_pow2(r), next_pow2(c)
+    # A block with a side of 16 or more takes `tl.dot`, its short side padded to 16 (masked
+    # loads, zeros): Triton 3.6 compiled the broadcast-and-sum of a 16 x 4 block wrong on an
+    # H200 (most rows of Y zero), and the dot is the tensor cores' path anyway. Blocks under
+    # 16 on both sides keep the broadcast product.
+    use_dot = max(block_r, block_c) >= 16
+    if use_dot:
+        block_r, block_c = max(block_r, 16), max(block_c, 16)
     return {
         "BLOCK_R": block_r,
         "BLOCK_C": block_c,
-        "USE_DOT": block_r >= 16 and block_c >= 16,
+        "USE_DOT": use_dot,
         "DOT_FP32": dot_in_fp32(dtype),
         "PRECISION": dot_precision(dtype),
         "FP64": dtype == torch.float64,

@@ -206,7 +206,7 @@ def _nm_spmm_kernel(
         )
         if DOT_FP32:
             x = x.to(tl.float32)
-        acc = tl.dot(s.to(x.dtype), x, acc, input_precision=PRECISION)
+        acc = tl.dot(s.to(x.dtype), x, acc, input_precision=PRECISION, out_dtype=acc.dtype)
 
     y = y_ptr + rows[:, None] * stride_ym + n[None, :] * stride_yn
     tl.store(y, acc.to(y_ptr.dtype.element_ty), mask=row_ok[:, None] & n_ok[None, :])
@@ -285,7 +285,8 @@ def _nm_spmm_t_kernel(
         )
         if DOT_FP32:
             d = d.to(tl.float32)
-        acc = tl.dot(tl.trans(s.to(d.dtype)), d, acc, input_precision=PRECISION)
+        acc = tl.dot(tl.trans(s.to(d.dtype)), d, acc, input_precision=PRECISION,
+                     out_dtype=acc.dtype)
 
     col, real = _dense_columns(g0, M_GROUP, M_PAD, BLOCK_K)
     z = z_ptr + col[:, None] * stride_zk + n[None, :] * stride_zn
@@ -367,7 +368,7 @@ def _nm_sddmm_kernel(
         if DOT_FP32:
             a = a.to(tl.float32)
             bt = bt.to(tl.float32)
-        acc = tl.dot(a, bt, acc, input_precision=PRECISION)
+        acc = tl.dot(a, bt, acc, input_precision=PRECISION, out_dtype=acc.dtype)
 
     full = tl.reshape(acc, (BLOCK_M, BLOCK_G, M_PAD))
     g = g0 + tl.arange(0, BLOCK_G)
