@@ -40,6 +40,8 @@ REPORTS = [
      "--report models_int8_decode --variants 'dense,int8 dense,bitmap 0.5 int8,2:4 int8,"
      "csr 0.3 int8,bsr 32x32 0.3 int8'"),
     ("kernels_cuda", "Triton kernels on CUDA", "python -m bench.kernels --device cuda"),
+    ("cuda", "Triton kernels on an NVIDIA GPU: bf16 and int8 values per layout against cuBLAS",
+     ".ci/cuda.sh (python -m bench.cuda --n 1 16 --shapes 4096x4096 14336x4096)"),
 ]
 
 # The tables of machines not measured since the reports became data (in git's history).
@@ -135,7 +137,8 @@ def generate(out: Path = OUT) -> str:
         "which the benchmarks write (each names the CPU: vendor, model, features, SIMD level).",
         "Do not edit by hand: rerun a benchmark, then regenerate. Targets are data",
         "(`bench/targets.py`), evaluated again here on the stored figures.",
-        "" if any((f / "kernels_cuda.json").exists() for f in folders) else
+        "" if any((f / "kernels_cuda.json").exists() or (f / "cuda.json").exists()
+                  for f in folders) else
         "\nNo CUDA figures yet: no session has had a GPU for the Triton kernels.\n",
         "## Targets",
         "",
