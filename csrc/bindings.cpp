@@ -50,6 +50,16 @@ PYBIND11_MODULE(_C, mod) {
         g_csr_spmv_loads.store(how == "auto" ? -1 : (how == "loads" ? kCsrLoadsAlways : 0));
       }, py::arg("how"), "Testing aid: force the AVX2 CSR SpMV variant ('auto' re-measures).");
   mod.def(
+      "_bitmap_vbmi", [] { return g_bitmap_vbmi.load() == 1; },
+      "Whether the AVX-512 bitmap SpMV takes the VBMI2 expand kernel for int8 / bfloat16 "
+      "values (the CPU has avx512vbmi and avx512vbmi2; SPARSE_OPS_BITMAP_VBMI=0 turns it off).");
+  mod.def(
+      "_set_bitmap_vbmi", [](bool on) {
+        if (on && !(__builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2")))
+          throw py::value_error("on: this CPU lacks avx512vbmi / avx512vbmi2");
+        g_bitmap_vbmi.store(on ? 1 : 0);
+      }, py::arg("on"), "Testing aid: turn the VBMI2 bitmap SpMV on or off.");
+  mod.def(
       "_last_path", [] { return std::string(last_path()); },
       "Debug aid: the path the last bitmap or N:M product took: 'bitmap.spmv', 'bitmap.panel' "
       "(load sparse, compute dense), 'bitmap.csr', 'nm.spmv', 'nm.panel', 'nm.slots'.");

@@ -467,7 +467,8 @@ void nm14_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
 
 // The table's bitmap SpMV: with group scales (a.gscale, int8 values: bitmap_spmv_grouped) the
 // shuffle kernel at every vector level where gsize is a multiple of 32, else bit by bit; per
-// row, the shuffle kernel for int8 values on AVX2 (AVX-512 keeps its expand-load path).
+// row, int8 and bfloat16 values take the shuffle kernel on AVX2 and the VBMI2 expand kernel on
+// AVX-512 where the CPU has it (spmv_vbmi_kernels.h; else the AVX-512 expand-load path).
 template <class T>
 int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   if constexpr (std::is_same_v<T, float>) {
@@ -482,6 +483,10 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
     if ((a.stored.dt == DT::i8 || a.stored.dt == DT::bf16) && x_fits_shuffle(a.x, a.K))
       return a.stored.dt == DT::i8 ? bitmap_spmv_shuffle<I8Lanes, false>(a, r0, r1)
                                    : bitmap_spmv_shuffle<Bf16Lanes, false>(a, r0, r1);
+#elif SPARSE_OPS_ISA == 3
+    if ((a.stored.dt == DT::i8 || a.stored.dt == DT::bf16) &&
+        g_bitmap_vbmi.load(std::memory_order_relaxed) == 1 && x_fits_shuffle(a.x, a.K))
+      return avx512vbmi::bitmap_spmv_vbmi_rows(a, r0, r1);
 #endif
   }
   return bitmap_spmv_rows<T>(a, r0, r1);

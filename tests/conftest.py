@@ -37,11 +37,12 @@ def restore_simd_and_panel():
     forced (and forgets the panel's measured choices)."""
     from sparse_ops import _C
 
-    level = _C.simd_level()
+    level, vbmi = _C.simd_level(), _C._bitmap_vbmi()
     yield
     _C._set_simd_level(level)
     _C._set_panel("auto")
     _C._set_int8_dot("auto")
+    _C._set_bitmap_vbmi(vbmi)
 
 
 @pytest.hookimpl(tryfirst=True)
