@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels.h"
 #include "torch_errors.h"
 
 namespace sparse_ops {
@@ -22,6 +23,7 @@ namespace {
 
 using at::Tensor;
 
+// float16, and any dtype where a run could not be split: value by value.
 template <class O>
 void dequant(const int8_t* q, const float* s, const int32_t* off, int64_t runs, O* out) {
   at::parallel_for(0, runs, 2048, [&](int64_t r0, int64_t r1) {
@@ -30,6 +32,15 @@ void dequant(const int8_t* q, const float* s, const int32_t* off, int64_t runs, 
       const int32_t a = off[r], b = off[r + 1];
       for (int32_t p = a; p < b; ++p) out[p] = static_cast<O>(static_cast<float>(q[p]) * sc);
     }
+  });
+}
+
+// float32 and bfloat16: the active SIMD level's kernel (widen_kernels.h), runs over threads.
+void dequant_simd(const int8_t* q, const float* s, const int32_t* off, int64_t runs, DT dt,
+                  void* out) {
+  const KernelTable& t = active_table();
+  at::parallel_for(0, runs, 2048, [&](int64_t r0, int64_t r1) {
+    t.dequant(q, s, off, r0, r1, dt, out);
   });
 }
 
@@ -69,9 +80,9 @@ Tensor dequant_runs(const Tensor& values, const Tensor& scales, const Tensor& ru
   const int8_t* qp = q.data_ptr<int8_t>();
   const float* sp = s.data_ptr<float>();
   if (dtype == at::kFloat)
-    dequant(qp, sp, off, runs, out.data_ptr<float>());
+    dequant_simd(qp, sp, off, runs, DT::f32, out.data_ptr<float>());
   else if (dtype == at::kBFloat16)
-    dequant(qp, sp, off, runs, out.data_ptr<at::BFloat16>());
+    dequant_simd(qp, sp, off, runs, DT::bf16, out.data_ptr<at::BFloat16>());
   else
     dequant(qp, sp, off, runs, out.data_ptr<at::Half>());
   return out;

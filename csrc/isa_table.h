@@ -38,7 +38,7 @@ const KernelTable& table() {
 #endif
   static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
                              &first_bad_index<int16_t>, &first_bad_index<int32_t>,
-                             &widen_values, &bitmap_decode_rows<int16_t>,
+                             &widen_values, &dequant_runs_rows, &bitmap_decode_rows<int16_t>,
                              &bitmap_decode_rows<int32_t>, &bitmap_check_rows,
                              &panel_spmm_rows, {&panel_i8_rows<kDotOwn>, emulated, vnni}};
   return t;

@@ -264,6 +264,10 @@ struct KernelTable {
   // dst[i] = float(src[offset + i]) for i in [0, n): reduced-precision values of a row chunk
   // widened into L2-resident scratch just before the chunk is computed.
   void (*widen)(Values src, int64_t offset, float* dst, int64_t n);
+  // out[p] = q[p] * s[r] over the runs r in [r0, r1) (run r = [off[r], off[r + 1])), as
+  // float32 or bfloat16 bits (dt): torch.ops.sparse_ops.dequant_runs (dequant.cpp).
+  void (*dequant)(const int8_t* q, const float* s, const int32_t* off, int64_t r0, int64_t r1,
+                  DT dt, void* out);
   BitmapDecodeFn<int16_t> bitmap_decode16;
   BitmapDecodeFn<int32_t> bitmap_decode32;
   BitmapCheckFn bitmap_check;

@@ -478,3 +478,29 @@ def _fuzz_nm_int8():
 
 def test_fuzz_nm_int8_values():
     _fuzz_nm_int8()
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_dequant_runs_matches_torch_bit_for_bit(level):
+    """dequant_runs (SIMD on the vector levels) against torch's own multiply and rounding:
+    runs of every length (empty, tails of each vector width, long), non-finite and huge
+    scales, each output dtype."""
+    _C._set_simd_level(level)
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.cat([torch.arange(0, 40), torch.randint(0, 300, (60,), generator=g)])
+    q = torch.randint(-127, 128, (int(lengths.sum()),), generator=g, dtype=torch.int8)
+    off = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+    off[1:] = torch.cumsum(lengths, 0)
+    sc = torch.randn(len(lengths), generator=g) * 0.05
+    sc[[3, 17, 41]] = torch.tensor([float("inf"), float("nan"), 3e37])
+    # bfloat16 ties and their neighbours (1 + 2^-8 lies halfway between two bfloat16 values):
+    # round to nearest even must pick the even one, the neighbours their nearest
+    ties = torch.tensor([1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-20, 1 + 2**-8 - 2**-20])
+    sc[[5, 6, 7, 8]] = ties
+    sc[[50, 51, 52, 53]] = -ties
+    want32 = q.float() * torch.repeat_interleave(sc, lengths)
+    for dt in (torch.float32, torch.bfloat16, torch.float16):
+        got = torch.ops.sparse_ops.dequant_runs(q, sc, off, dt)
+        torch.testing.assert_close(got, want32.to(dt), rtol=0, atol=0, equal_nan=True,
+                                   msg=lambda m, dt=dt: f"{dt}, seed {seed}: {m}")
