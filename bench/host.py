@@ -70,9 +70,15 @@ def header() -> str:
 
 
 def slug() -> str:
-    """A file-name-safe name of the CPU and the SIMD level, e.g. ``intel-xeon-processor-avx512``."""
+    """A file-name-safe name of the CPU and the SIMD level, e.g. ``amd-epyc-7b13-avx2``; a
+    model name without a model number (a VM's "Intel Xeon Processor") gains the family and
+    model, ``intel-xeon-processor-f6m207-avx512``, so that two generations do not share a
+    folder."""
     name = re.sub(r"\(r\)|\(tm\)|cpu|@.*$", "", cpu_model().lower())
     name = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or platform.machine()
+    fam, mod = _cpuinfo("cpu family"), _cpuinfo("model\t")
+    if not re.search(r"\d", name) and fam and mod:
+        name += f"-f{fam}m{mod}"
     return f"{name}-{simd_level()}"
 
 
