@@ -24,6 +24,12 @@ int64_t g_stream_ahead = [] {
   const long v = e ? std::strtol(e, nullptr, 10) : 4096;
   return static_cast<int64_t>(v >= 0 && v <= (1 << 20) ? v : 4096);
 }();
+int64_t g_shuffle_ahead = [] {
+  const char* e = std::getenv("SPARSE_OPS_BITMAP_SHUFFLE_PREFETCH");
+  __builtin_cpu_init();
+  const bool on = e ? std::strcmp(e, "0") != 0 : __builtin_cpu_is("intel");
+  return on ? g_stream_ahead : int64_t{0};
+}();
 
 namespace {
 

@@ -315,6 +315,10 @@ extern std::atomic<int> g_csr_spmv_loads;
 // gets 12 and torch's dense mv 14: 4 KiB ahead took the 2:4 SpMV from 18 to 23 GB/s on 2
 // threads (dense: 27). SPARSE_OPS_PREFETCH_BYTES overrides it (0: off), for tuning.
 extern int64_t g_stream_ahead;
+// The AVX2 bitmap shuffle SpMV's prefetch distance: g_stream_ahead on Intel CPUs, 0 (none)
+// elsewhere (measured worse on AMD Zen 3; spmv_shuffle_kernels.h);
+// SPARSE_OPS_BITMAP_SHUFFLE_PREFETCH=0 / 1 forces it off / on.
+extern int64_t g_shuffle_ahead;
 
 // The table picked at first use (best supported level, capped by SPARSE_OPS_SIMD).
 const KernelTable& active_table();
