@@ -55,7 +55,7 @@ PYBIND11_MODULE(_C, mod) {
       "values (the CPU has avx512vbmi and avx512vbmi2; SPARSE_OPS_BITMAP_VBMI=0 turns it off).");
   mod.def(
       "_set_bitmap_vbmi", [](bool on) {
-        if (on && !(__builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2")))
+        if (on && !cpu_has_vbmi2())
           throw py::value_error("on: this CPU lacks avx512vbmi / avx512vbmi2");
         g_bitmap_vbmi.store(on ? 1 : 0);
       }, py::arg("on"), "Testing aid: turn the VBMI2 bitmap SpMV on or off.");

@@ -13,11 +13,14 @@
 namespace sparse_ops {
 
 std::atomic<int> g_csr_spmv_loads{-1};
+bool cpu_has_vbmi2() {
+  __builtin_cpu_init();  // a static initializer may run before libgcc's own CPU detection
+  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
+}
 std::atomic<int> g_bitmap_vbmi{[] {
   const char* env = std::getenv("SPARSE_OPS_BITMAP_VBMI");
   if (env && std::strcmp(env, "0") == 0) return 0;
-  __builtin_cpu_init();  // a static initializer may run before libgcc's own CPU detection
-  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") ? 1 : 0;
+  return cpu_has_vbmi2() ? 1 : 0;
 }()};
 int64_t g_stream_ahead = [] {
   const char* e = std::getenv("SPARSE_OPS_PREFETCH_BYTES");

@@ -299,6 +299,8 @@ int64_t bitmap_spmv_vbmi_rows(const BitmapArgs<float>& a, int64_t r0, int64_t r1
 // and bfloat16 values: 1 where the CPU reports avx512vbmi and avx512vbmi2 (unless
 // SPARSE_OPS_BITMAP_VBMI=0), 0 otherwise; _C._set_bitmap_vbmi switches it (tests, A/B runs).
 extern std::atomic<int> g_bitmap_vbmi;
+// Whether the CPU reports avx512vbmi and avx512vbmi2 (the VBMI2 kernel's instructions).
+bool cpu_has_vbmi2();
 
 // How the AVX2 CSR SpMV reads x[col]: a call whose rows hold fewer than g_csr_spmv_loads
 // nonzeros on average takes scalar loads, others vector gathers (microcoded and slow on some

@@ -112,16 +112,6 @@ inline float ymm_hsum(__m256 a) {
   return _mm_cvtss_f32(s);
 }
 
-// The two streams of a row's metadata word w (the 32 slots of an N:4 row) `ahead` bytes on:
-// the line of its values (32 or 64 bytes a word), and every 8th word the line of the metadata
-// (8 bytes a word). The distance is read from g_stream_ahead once a call. (The bitmap loop
-// measured faster without it on Zen 3, 2:4 faster with it: see bitmap_spmv_shuffle.)
-inline void word_prefetch(const uint8_t* vals, const uint8_t* meta, int64_t w, int64_t ahead) {
-  if (ahead <= 0) return;
-  _mm_prefetch(reinterpret_cast<const char*>(vals + ahead), _MM_HINT_T1);
-  if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(meta + ahead), _MM_HINT_T1);
-}
-
 inline uint64_t load8(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
@@ -292,7 +282,7 @@ int64_t bitmap_spmv_shuffle(const BitmapArgs<float>& a, int64_t r0, int64_t r1) 
     for (; w < fast; ++w) {  // a word of zeros runs too (all-zero controls): no branch a word
       const uint64_t word = bm_word(row + 8 * w);
       const uint8_t* v = val + VK::bytes * p;
-      if (ahead > 0) word_prefetch(v, row + 8 * w, w, ahead);
+      word_prefetch(v, row + 8 * w, w, ahead);
       const float* xw = x + 64 * w;
       uint64_t o = 0;
       bm_byte_shuffle<VK, 0>(tbase, word, v, o, xw, s0);

@@ -102,11 +102,7 @@ int64_t bitmap_spmv_vbmi(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
     int64_t w = 0;
     for (; w < fast; ++w) {
       const uint64_t word = bm_word(row + 8 * w);
-      if (ahead > 0) {  // a word's values: 32 (int8) or 64 (bf16) bytes at density 0.5
-        _mm_prefetch(reinterpret_cast<const char*>(val + VK::bytes * p + ahead), _MM_HINT_T1);
-        if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(row + 8 * w + ahead),
-                                       _MM_HINT_T1);
-      }
+      word_prefetch(val + VK::bytes * p, row + 8 * w, w, ahead);
       vbmi_word<VK, false>(val + VK::bytes * p, word, ctl, f);
       const float* xw = x + 64 * w;
       for (int j = 0; j < 4; ++j) s[j] = _mm512_fmadd_ps(f[j], _mm512_loadu_ps(xw + 16 * j), s[j]);

@@ -205,9 +205,9 @@ def _bitmap_spmm_kernel(
         if DOT_FP32:
             x = x.to(tl.float32)
         if FP64:
-            # Triton 3.6 failed to lower this kernel's float64 tl.dot for sm_90 (an MLIR pass
-            # error on an H200; N:M's, on a tile built another way, compiled): a broadcast
-            # product on a small tile (_prune_spmm) instead
+            # Triton 3.6 failed to lower this kernel's float64 tl.dot for sm_90 on an H200
+            # ("fp64 don't support largeK MMA" in its MMAv2 lowering; N:M's float64 dot
+            # compiled): a broadcast product on a small tile (_prune_spmm) instead
             acc += tl.sum(s[:, :, None] * x[None, :, :], axis=1)
         else:
             acc = tl.dot(s, x, acc, input_precision=PRECISION, out_dtype=acc.dtype)
