@@ -9,7 +9,8 @@ and in fp32. Each sparse row is ``so.linear(x, W)`` with ``x (N, K)`` bf16 and `
 quantized (``so.quantize``, one scale per output row), next to the same layout with bf16 values.
 From N = 2 on, "W8A8" rows run bitmap 0.5, 2:4 and BSR with ``activation_dtype="int8"`` and the
 W8A8 path forced (activations quantized per token in the call, integer dot products:
-``sparse_ops/w8a8.py``); ``--n 1 16 256`` gives the prefill cell (dense bf16 is timed at
+``sparse_ops/w8a8.py``; ``--dots vnni`` adds rows on another engine than the automatic one:
+tdpbssd, else vpdpbusd); ``--n 1 16 256`` gives the prefill cell (dense bf16 is timed at
 N <= 16, at N = 256, and wherever the CPU has native bf16).
 Bytes: every tensor of the weight (values, indices, scales), read once a call; the bound of a
 cell is its bytes against the anchor's at the anchor's bytes/s. Medians of calls each right
@@ -31,7 +32,7 @@ from torch import nn
 import sparse_ops as so
 from bench import host, targets
 from bench.timing import in_a_model, median
-from sparse_ops import w8a8
+from sparse_ops import _C, w8a8
 
 CASES = {
     "bitmap 0.5": ("bitmap", {"density": 0.5}),
@@ -112,8 +113,10 @@ def dequantized_model(model: nn.Module) -> nn.Module:
     return model
 
 
-def run(ns: list[int], rounds: int, size: int = 4096) -> list[dict]:
-    """One row per N: per variant the median ms, bytes of the weight and GB/s."""
+def run(ns: list[int], rounds: int, size: int = 4096, dots: tuple[str, ...] = ()) -> list[dict]:
+    """One row per N: per variant the median ms, bytes of the weight and GB/s. ``dots``:
+    W8A8 dot engines (``_C._int8_dots()`` names) timed beside the automatic choice, as rows
+    ``"<weight> int8 W8A8 [<engine>]"``."""
     torch.manual_seed(0)
     w = torch.randn(size, size)
     other = torch.randn(size, size)
@@ -153,14 +156,20 @@ def run(ns: list[int], rounds: int, size: int = 4096) -> list[dict]:
         for k, s in q8g.items():
             variants[k] = lambda xb=xb, s=s: so.linear(xb, s)
         if n >= w8a8.MIN_TOKENS:
-            for k, s in a8.items():
-                variants[k] = lambda xb=xb, s=s: so.linear(xb, s)
+            # each call sets its engine: the variants alternate call by call
+            for d in ("auto", *dots):
+                for k, s in a8.items():
+                    name = k if d == "auto" else f"{k} [{d}]"
+                    nbytes[name] = s.nbytes
+                    variants[name] = lambda xb=xb, s=s, d=d: (_C._set_int8_dot(d),
+                                                              so.linear(xb, s))[1]
         w8a8.set_w8a8_mode("on")
         try:
             with torch.no_grad():
                 t = in_a_model(variants, lambda xo=xo: other @ xo, rounds=rounds)
         finally:
             w8a8.set_w8a8_mode("auto")
+            _C._set_int8_dot("auto")
         med = {k: median(v) for k, v in t.items()}
         anchor = med["int8pack_mm"]
         bw = nbytes["int8pack_mm"] / anchor
@@ -208,9 +217,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--dots", nargs="*", default=[],
+                    help="W8A8 dot engines to time beside the automatic one (e.g. vnni amx)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    rows = run(a.n, a.rounds)
+    bad = [d for d in a.dots if d not in _C._int8_dots()]
+    if bad:
+        ap.error(f"--dots: {bad} not among this CPU's engines {_C._int8_dots()}")
+    rows = run(a.n, a.rounds, dots=tuple(a.dots))
     out = a.out or host.out_dir()
     out.mkdir(parents=True, exist_ok=True)
     data = {"host": host.header(), "rows": rows, "cells": flat_cells(rows)}

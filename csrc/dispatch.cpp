@@ -1,7 +1,12 @@
 // Run-time SIMD dispatch: the best level the CPU (and OS) supports, capped by the environment
 // variable SPARSE_OPS_SIMD=scalar|avx2|avx512 read at first use; set_simd_level() switches it
 // later (tests run every level this way). The W8A8 engine (kDot*) is picked per level the
-// same way: SPARSE_OPS_INT8_DOT=auto|plain|madd|vnni-emulated|vnni, set_int8_dot().
+// same way: SPARSE_OPS_INT8_DOT=auto|plain|madd|vnni-emulated|vnni|amx-emulated|amx,
+// set_int8_dot().
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +27,20 @@ std::atomic<int> g_bitmap_vbmi{[] {
   if (env && std::strcmp(env, "0") == 0) return 0;
   return cpu_has_vbmi2() ? 1 : 0;
 }()};
+bool amx_runs() {
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    if (!((d >> 24) & 1u) || !((d >> 25) & 1u)) return false;  // AMX-TILE, AMX-INT8
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false;  // OSXSAVE
+    unsigned lo = 0, hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return false;  // XTILECFG, XTILEDATA enabled
+    // Linux hands the tile data state to a process that asks (ARCH_REQ_XCOMP_PERM, feature 18)
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  }();
+  return ok;
+}
 int64_t g_stream_ahead = [] {
   const char* e = std::getenv("SPARSE_OPS_PREFETCH_BYTES");
   const long v = e ? std::strtol(e, nullptr, 10) : 4096;
@@ -114,6 +133,8 @@ int dot_index(const char* name, const KernelTable& t) {
   if (std::strcmp(name, scalar ? "plain" : "madd") == 0) return kDotOwn;
   if (std::strcmp(name, "vnni-emulated") == 0) return kDotEmulated;
   if (std::strcmp(name, "vnni") == 0) return kDotVnni;
+  if (std::strcmp(name, "amx-emulated") == 0) return kDotAmxEmulated;
+  if (std::strcmp(name, "amx") == 0) return kDotAmx;
   return -2;
 }
 
@@ -127,7 +148,10 @@ bool vnni_runs(const KernelTable& t) {
 }
 
 bool dot_available(const KernelTable& t, int d) {
-  return d == kDotVnni ? vnni_runs(t) : t.panel_i8[d] != nullptr;
+  if (d == kDotVnni) return vnni_runs(t);
+  // tdpbssd's BSR fallback (block heights not a multiple of 16) is vpdpbusd: AMX CPUs have it
+  if (d == kDotAmx) return t.panel_i8[kDotAmx] && amx_runs() && vnni_runs(t);
+  return t.panel_i8[d] != nullptr;
 }
 
 std::atomic<int>& dot_mode() {
@@ -144,6 +168,10 @@ std::atomic<int>& dot_mode() {
 // The name of engine d at t's level (the names dot_index reads).
 const char* dot_name(const KernelTable& t, int d) {
   switch (d) {
+    case kDotAmx:
+      return "amx";
+    case kDotAmxEmulated:
+      return "amx-emulated";
     case kDotVnni:
       return "vnni";
     case kDotEmulated:
@@ -156,6 +184,7 @@ const char* dot_name(const KernelTable& t, int d) {
 int dot_for(const KernelTable& t) {
   const int d = dot_mode().load(std::memory_order_relaxed);
   if (d >= 0 && dot_available(t, d)) return d;
+  if (d < 0 && dot_available(t, kDotAmx)) return kDotAmx;
   if (d < 0 && vnni_runs(t)) return kDotVnni;
   return kDotOwn;
 }
@@ -183,7 +212,7 @@ const char* set_int8_dot(const char* engine) {
 std::vector<std::string> int8_dots() {
   const KernelTable& t = active_table();
   std::vector<std::string> v;
-  for (int d : {kDotOwn, kDotEmulated, kDotVnni})
+  for (int d : {kDotOwn, kDotEmulated, kDotVnni, kDotAmxEmulated, kDotAmx})
     if (dot_available(t, d)) v.emplace_back(dot_name(t, d));
   return v;
 }

@@ -18,6 +18,7 @@
 #include "widen_kernels.h"
 #include "panel_kernels.h"
 #include "panel_i8_kernels.h"
+#include "panel_amx_kernels.h"
 #include "isa_table.h"
 // clang-format on
 

@@ -36,11 +36,18 @@ const KernelTable& table() {
 #else
   constexpr PanelSpmmFn vnni = nullptr;
 #endif
+  // AMX-INT8 (AVX-512 level only): its emulation here, tdpbssd from isa_amx.cpp
+#if SPARSE_OPS_ISA == 3
+  constexpr PanelSpmmFn amx_emulated = &panel_i8_amx_emulated_rows;
+  constexpr PanelSpmmFn amx = &amx::panel_i8_amx_rows;
+#else
+  constexpr PanelSpmmFn amx_emulated = nullptr, amx = nullptr;
+#endif
   static const KernelTable t{ISA_NAME, typed_kernels<float>(), typed_kernels<double>(),
                              &first_bad_index<int16_t>, &first_bad_index<int32_t>,
                              &widen_values, &dequant_runs_rows, &bitmap_decode_rows<int16_t>,
                              &bitmap_decode_rows<int32_t>, &bitmap_check_rows,
-                             &panel_spmm_rows, {&panel_i8_rows<kDotOwn>, emulated, vnni}};
+                             &panel_spmm_rows, {&panel_i8_rows<kDotOwn>, emulated, vnni, amx_emulated, amx}};
   return t;
 }
 

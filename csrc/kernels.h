@@ -152,7 +152,8 @@ struct PanelArgs {
   float* out = nullptr;
   int64_t M = 0, K = 0, N = 0, ldx = 0;
   // W8A8 (panel_i8_kernels.h) when xq4 is set: int8 values, x quantized per token and packed
-  // in quads (xq4[q * ldq + 4 t + j] = x[t, 4 q + j], zeros past K and past N up to ldq / 4),
+  // in quads (xq4[q * ldq + 4 t + j] = x[t, 4 q + j]; zeros past K up to a multiple of 64
+  // and past N up to ldq / 4, a multiple of 16),
   // xscale (N,) the tokens' scales, wscale the weight's (row i, column k: wscale[i * ws_ld +
   // k / wgroup], wgroup a multiple of 4 or >= K); out (M, N) float32, x unused.
   const int8_t* xq4 = nullptr;
@@ -171,8 +172,13 @@ using PanelSpmmFn = void (*)(const PanelArgs&, int64_t r0, int64_t r1);
 //                 with vpdpbusd emulated exactly by AVX2 instructions: a testing aid, so that
 //                 the VNNI engine's every step but the one instruction runs on any AVX2 CPU;
 //   kDotVnni      vpdpbusd: AVX-VNNI (VEX, isa_avxvnni.cpp) at the AVX2 level,
-//                 AVX512-VNNI (EVEX, isa_avx512vnni.cpp) at the AVX-512 level.
-constexpr int kDotOwn = 0, kDotEmulated = 1, kDotVnni = 2;
+//                 AVX512-VNNI (EVEX, isa_avx512vnni.cpp) at the AVX-512 level;
+//   kDotAmxEmulated  the AMX-INT8 engine (panel_amx_kernels.h) with its tile instructions
+//                 performed by plain loops: a testing aid (AVX-512 level);
+//   kDotAmx       tdpbssd on AMX tiles (isa_amx.cpp), AVX-512 level, where the CPU has
+//                 AMX-INT8 and the OS grants the tile state (amx_runs).
+constexpr int kDotOwn = 0, kDotEmulated = 1, kDotVnni = 2, kDotAmxEmulated = 3, kDotAmx = 4;
+constexpr int kDotEngines = 5;
 
 // The values array of `a` as storage type TV: `val` when TV is the compute type, else the
 // stored values.
@@ -273,8 +279,8 @@ struct KernelTable {
   BitmapCheckFn bitmap_check;
   PanelSpmmFn panel_spmm;  // float panels
   // W8A8 on int8 panels, one entry per kDot* engine (nullptr where the level has none; the
-  // kDotVnni one runs only where the CPU has the instruction: int8_dot_fn checks).
-  PanelSpmmFn panel_i8[3];
+  // kDotVnni and kDotAmx ones run only where the CPU has the instructions: int8_dot_fn checks).
+  PanelSpmmFn panel_i8[kDotEngines];
 };
 
 namespace scalar {
@@ -292,6 +298,12 @@ void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1);
 namespace avx512vnni {
 void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1);
 }
+namespace amx {
+void panel_i8_amx_rows(const PanelArgs& a, int64_t r0, int64_t r1);
+}
+// Whether this CPU has AMX-TILE and AMX-INT8 and the OS lets this process use the tile state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, asked once).
+bool amx_runs();
 namespace avx512vbmi {
 int64_t bitmap_spmv_vbmi_rows(const BitmapArgs<float>& a, int64_t r0, int64_t r1);
 }
@@ -331,10 +343,11 @@ const char* set_simd_level(const char* level);
 const char* const* supported_levels(int* count);
 
 // The W8A8 engine (kDot*) for table t: the one set by set_int8_dot (or SPARSE_OPS_INT8_DOT
-// at start) where t has it, else vpdpbusd where t and the CPU have it, else t's own.
+// at start) where t has it, else tdpbssd, else vpdpbusd where t and the CPU have it, else t's
+// own.
 PanelSpmmFn int8_dot_fn(const KernelTable& t);
 // The name of the engine int8_dot_fn(active_table()) runs: "plain" (scalar), "madd",
-// "vnni-emulated", "vnni".
+// "vnni-emulated", "vnni", "amx-emulated", "amx".
 const char* int8_dot_name();
 // "auto" or one of the names above; throws std::invalid_argument naming `engine` if unknown
 // or not available at the active level on this CPU. Returns the engine now active.

@@ -89,10 +89,14 @@ bool all_finite(const float* x, int64_t K, int64_t N, int64_t ldx) {
 
 PackedQuads pack_quads(const int8_t* xq, int64_t N, int64_t K, int threads) {
   PackedQuads p;
-  const int64_t Kq = (K + 3) / 4, Np = (N + 7) / 8 * 8;
+  // rows past K up to a multiple of 64 columns and tokens past N up to a multiple of 16 are
+  // zeros: the AMX engine's tiles read whole 64-column steps of 16 tokens
+  const int64_t Kq = (K + 3) / 4, Kp = (K + 63) / 64 * 16, Np = (N + 15) / 16 * 16;
   p.ldq = 4 * Np;
-  p.data.reset(new int8_t[static_cast<size_t>(std::max<int64_t>(1, Kq * p.ldq))]);
+  p.data.reset(new int8_t[static_cast<size_t>(std::max<int64_t>(1, Kp * p.ldq))]);
   int8_t* dst = p.data.get();
+  if (Kp > Kq)
+    std::memset(dst + Kq * p.ldq, 0, static_cast<size_t>((Kp - Kq) * p.ldq));
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(Kq, 16 * int64_t{threads}));
   const auto cuts = split_even(Kq, chunks);
   std::atomic<bool> bad{false};

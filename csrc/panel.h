@@ -48,8 +48,8 @@ void panel_run(const PanelArgs& pa, const std::vector<int64_t>& bounds, int thre
   });
 }
 
-// The activations of a W8A8 product in quads (PanelArgs::xq4): ceil(K / 4) rows of ldq =
-// 4 * (N rounded up to 8) bytes, zeros past K and past N. Threads over quad rows. Throws
+// The activations of a W8A8 product in quads (PanelArgs::xq4): ceil(K / 64) * 16 rows of ldq =
+// 4 * (N rounded up to 16) bytes, zeros past K and past N. Threads over quad rows. Throws
 // std::invalid_argument naming xq if an entry is -128 (the kernels' |w| * (x with w's sign)
 // products need x in [-127, 127]).
 struct PackedQuads {

@@ -89,11 +89,13 @@ def test_quantize_activations_definition():
 @pytest.mark.parametrize("level,engine", ENGINES, ids=ENGINE_IDS)
 @pytest.mark.parametrize("group_size", [None, 32, 12])
 @pytest.mark.parametrize("layout,kw", [("bitmap", {}), *(("nm", k) for k in NM),
-                                       ("bsr", {"blocksize": (7, 12)})],
-                         ids=["bitmap", *(f"{k['n']}:{k['m']}" for k in NM), "bsr7x12"])
+                                       ("bsr", {"blocksize": (7, 12)}),
+                                       ("bsr", {"blocksize": (16, 20)})],
+                         ids=["bitmap", *(f"{k['n']}:{k['m']}" for k in NM), "bsr7x12",
+                              "bsr16x20"])
 def test_w8a8_op_against_float64(level, engine, group_size, layout, kw):
     _use(level, engine)
-    shape = (98, 708) if layout == "bsr" else (101, 701)
+    shape = {(7, 12): (98, 708), (16, 20): (96, 700)}.get(kw.get("blocksize"), (101, 701))
     s, _ = random_sparse(layout, shape, kw, density=0.5)
     q = so.quantize(s, group_size=group_size)
     g = _gen()
@@ -117,7 +119,13 @@ def test_w8a8_large_k_and_runs_across_chunks(level, engine):
             ("bsr", {"blocksize": (50, 36)}, 24, (100, 1296)),
             ("bsr", {"blocksize": (3, 4)}, None, (51, 1284)),
             # one scale a row: runs of 120 blocks (960 columns) summed before each flush
-            ("bsr", {"blocksize": (2, 8)}, None, (20, 4000))]:
+            ("bsr", {"blocksize": (2, 8)}, None, (20, 4000)),
+            # block heights a multiple of 16 (the AMX engine's tiles read the blocks): one,
+            # three and four (3 + 1) row tiles, tile steps of 4 (C = 12), 32 and 64 columns
+            ("bsr", {"blocksize": (16, 12)}, None, (48, 1284)),
+            ("bsr", {"blocksize": (48, 32)}, 64, (96, 1280)),
+            ("bsr", {"blocksize": (64, 128)}, None, (128, 1280)),
+            ("bsr", {"blocksize": (32, 96)}, 48, (64, 1344))]:
         s, _ = random_sparse(layout, shape, kw, density=0.5)
         q = so.quantize(s, group_size=gs)
         x = torch.randn(29, shape[1], generator=_gen()) * 3
@@ -446,7 +454,7 @@ def test_fuzz_malformed_structures_w8a8():
 
 
 def test_int8_dot_engine_selection():
-    """The engine names, the setter's errors, auto (vnni where the CPU has it) and
+    """The engine names, the setter's errors, auto (amx, else vnni where the CPU has it) and
     SPARSE_OPS_INT8_DOT read at start (a fresh process)."""
     import os
     import subprocess
@@ -457,11 +465,17 @@ def test_int8_dot_engine_selection():
         dots = _C._int8_dots()
         assert dots == ["plain"] if lv == "scalar" else dots[:2] == ["madd", "vnni-emulated"]
         auto = _C._set_int8_dot("auto")
-        assert auto == ("vnni" if "vnni" in dots else dots[0]) == w8a8.dot_engine()
+        best = next((d for d in ("amx", "vnni") if d in dots), dots[0])
+        assert auto == best == w8a8.dot_engine()
+        # the emulations exist where the level has the engine's code, the instructions
+        # only where the CPU runs them
+        assert ("amx-emulated" in dots) == (lv == "avx512")
+        assert "amx" not in dots or lv == "avx512"
         for d in dots:
             assert _C._set_int8_dot(d) == d == w8a8.dot_engine()
-        with pytest.raises(ValueError, match="engine: 'amx'"):
-            _C._set_int8_dot("amx")
+        if "amx" not in dots:
+            with pytest.raises(ValueError, match="engine: 'amx'"):
+                _C._set_int8_dot("amx")
         if lv != "scalar":
             with pytest.raises(ValueError, match="engine: 'plain'"):
                 _C._set_int8_dot("plain")
