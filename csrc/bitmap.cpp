@@ -109,7 +109,9 @@ PanelArgs panel_args(const BitmapShape& s, Values stored) {
   return pa;
 }
 
-// gscale: bitmap_spmv_grouped's group scales (N == 1, int8 values, float32), null: none.
+// gscale: bitmap_spmm_grouped's group scales (int8 values, float32), null: none. The SpMV
+// applies them in registers, the panel as it expands a row, the CSR kernels on the chunk's
+// widened values (scale_chunk_values).
 template <class T>
 void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const Values& stored,
               const T* x, int64_t ldx, T* out, int64_t N, int threads,
@@ -156,6 +158,23 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
             CsrSpmmArgs<T, I> a{d.crow, d.col, nullptr, xt.data(t), out + r0 * N,
                                 r1 - r0, K, N, xt.ld(t), xt.col0(t)};
             a.val = chunk_values<T>(stored, nnz, v0, v1) + v0;
+            if constexpr (std::is_same_v<T, float>)
+              if (gscale) {  // int8 values: a.val is this thread's widened copy
+                float* v = const_cast<float*>(a.val);
+                for (int64_t r = 0; r < r1 - r0; ++r) {
+                  const float* grow = gscale + (r0 + r) * gs_ld;
+                  float sc = 0.0f;
+                  int64_t gend = 0;  // columns ascend: one division a group
+                  for (int32_t p = d.crow[r]; p < d.crow[r + 1]; ++p) {
+                    const int64_t col = static_cast<int64_t>(d.col[p]);
+                    if (col >= gend) {
+                      sc = grow[col / gsize];
+                      gend = (col / gsize + 1) * gsize;
+                    }
+                    v[p] *= sc;
+                  }
+                }
+              }
             if (!fn(a, 0, r1 - r0, tiles[t].first, tiles[t].second)) bad.record(c);
           },
           xt.npack(), [&](int64_t t, int64_t q) { xt.pack(t, q); });
@@ -172,6 +191,9 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
       pa.out = out;
       pa.N = N;
       pa.ldx = ldx;
+      pa.wscale = gscale;
+      pa.ws_ld = gs_ld;
+      pa.wgroup = gsize;
       const auto bounds = split_by_prefix(off, M, panel_chunks(M, threads), 1 + s.rb / 4, 1);
       FirstBad bad;
       panel_run(pa, bounds, threads, ChunkCheck{tab, bits, off, s, bounds, bad});
@@ -261,13 +283,14 @@ void bitmap_spmm(const BitmapStructure& s, Values val, const Dense& x, const Den
   });
 }
 
-void bitmap_spmv_grouped(const BitmapStructure& s, Values val, const float* scales,
+void bitmap_spmm_grouped(const BitmapStructure& s, Values val, const float* scales,
                          int64_t gs_ld, int64_t gsize, const Dense& x, const Dense& out,
                          int threads) {
   check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
-  // the SpMV (N == 1) in float32: int8 values with group scales, applied in registers
-  spmm_run<float>(s, s.off, s.bits, val, x.ptr<float>(), x.ld, out.ptr<float>(), 1, threads,
-                  scales, gs_ld, gsize);
+  // in float32: int8 values with group scales (the SpMV in registers, the panel as it
+  // expands, the CSR kernels on the chunk's widened values)
+  spmm_run<float>(s, s.off, s.bits, val, x.ptr<float>(), x.ld, out.ptr<float>(), x.cols,
+                  threads, scales, gs_ld, gsize);
 }
 
 void bitmap_spmm_t(const BitmapStructure& s, Values val, const Dense& d, const Dense& out,

@@ -76,10 +76,10 @@ struct NmStructure {
 };
 // out (M, N) = S @ x; values (M, G*n) as stored.
 void nm_spmm(const NmStructure& s, Values val, const Dense& x, const Dense& out, int threads);
-// out (M, 1) = S @ x, x (K, 1) float32, for int8 values with group scales: the weight of
+// out (M, N) = S @ x, x (K, N) float32, for int8 values with group scales: the weight of
 // slot t of row i is its value times scales[i * gs_ld + column / gsize] (float32), gsize a
-// multiple of m (checked by the caller), applied in registers.
-void nm_spmv_grouped(const NmStructure& s, Values val, const float* scales, int64_t gs_ld,
+// multiple of m (checked by the caller); N == 1 applies them in registers.
+void nm_spmm_grouped(const NmStructure& s, Values val, const float* scales, int64_t gs_ld,
                      int64_t gsize, const Dense& x, const Dense& out, int threads);
 // out (K, N) = S^T @ d, d (M, N); values in the compute type.
 void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& out, int threads);
@@ -111,9 +111,9 @@ struct BitmapStructure {
 void bitmap_spmm(const BitmapStructure& s, Values val, const Dense& x, const Dense& out,
                  int threads);
 // values in the compute type.
-// out (M, 1) = S @ x, x (K, 1) float32, for int8 values with group scales: the weight of
+// out (M, N) = S @ x, x (K, N) float32, for int8 values with group scales: the weight of
 // column j of row i is its value times scales[i * gs_ld + j / gsize] (float32), gsize >= 1.
-void bitmap_spmv_grouped(const BitmapStructure& s, Values val, const float* scales,
+void bitmap_spmm_grouped(const BitmapStructure& s, Values val, const float* scales,
                          int64_t gs_ld, int64_t gsize, const Dense& x, const Dense& out,
                          int threads);
 void bitmap_spmm_t(const BitmapStructure& s, Values val, const Dense& d, const Dense& out,

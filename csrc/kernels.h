@@ -156,6 +156,8 @@ struct PanelArgs {
   // and past N up to ldq / 4, a multiple of 16),
   // xscale (N,) the tokens' scales, wscale the weight's (row i, column k: wscale[i * ws_ld +
   // k / wgroup], wgroup a multiple of 4 or >= K); out (M, N) float32, x unused.
+  // Float panels with wscale set (int8 values with group scales: bitmap_spmm_grouped,
+  // nm_spmm_grouped): each expanded value times wscale[i * ws_ld + k / wgroup].
   const int8_t* xq4 = nullptr;
   int64_t ldq = 0;
   const float* xscale = nullptr;

@@ -180,6 +180,20 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
           NmArgs<T> a = args;
           a.call = call;
           set_chunk_values(a, stored, M * g.Gn, bounds[c] * g.Gn, bounds[c + 1] * g.Gn);
+          if constexpr (std::is_same_v<T, float>)
+            if (a.gscale && N > 1) {  // int8 values: a.val is this thread's widened copy
+              float* v = const_cast<float*>(a.val);
+              const int64_t per = a.gsize / g.m * g.n;  // slots a scale group (whole groups)
+              for (int64_t i = bounds[c]; i < bounds[c + 1]; ++i) {
+                const float* grow = a.gscale + i * a.gs_ld;
+                float* vr = v + i * g.Gn;
+                for (int64_t t0 = 0, j = 0; t0 < g.Gn; t0 += per, ++j) {
+                  const float sc = grow[j];
+                  const int64_t t1 = std::min(g.Gn, t0 + per);
+                  for (int64_t t = t0; t < t1; ++t) vr[t] *= sc;
+                }
+              }
+            }
           a.x = xt.data(t);
           a.ldx = xt.ld(t);
           a.xc0 = xt.col0(t);
@@ -198,6 +212,9 @@ void spmm_run(const NmArgs<T>& args, const Values& stored, const NmGeom& g, int 
       pa.out = args.out;
       pa.N = N;
       pa.ldx = args.ldx;
+      pa.wscale = args.gscale;
+      pa.ws_ld = args.gs_ld;
+      pa.wgroup = args.gsize;
       const auto bounds = split_even(M, panel_chunks(M, threads));
       FirstBad bad;
       panel_run(pa, bounds, threads,
@@ -297,7 +314,9 @@ void spmm_t_run(const NmArgs<T>& args, const NmGeom& g, int threads) {
   });
 }
 
-// nm_spmm, and nm_spmv_grouped with its group scales (null gscale: none).
+// nm_spmm, and nm_spmm_grouped with its group scales (null gscale: none): the SpMV applies
+// them in registers, the panel as it expands a row, the slot kernels (N > 1) on the chunk's
+// widened values.
 void spmm_entry(const NmStructure& s, Values val, const Dense& x, const Dense& out, int threads,
                 const float* gscale = nullptr, int64_t gs_ld = 0, int64_t gsize = 0) {
   const NmGeom g = geometry(s.n, s.m, s.K);
@@ -318,9 +337,9 @@ void nm_spmm(const NmStructure& s, Values val, const Dense& x, const Dense& out,
   spmm_entry(s, val, x, out, threads);
 }
 
-void nm_spmv_grouped(const NmStructure& s, Values val, const float* scales, int64_t gs_ld,
+void nm_spmm_grouped(const NmStructure& s, Values val, const float* scales, int64_t gs_ld,
                      int64_t gsize, const Dense& x, const Dense& out, int threads) {
-  spmm_entry(s, val, x, out, threads, scales, gs_ld, gsize);  // N == 1: the SpMV, no panel
+  spmm_entry(s, val, x, out, threads, scales, gs_ld, gsize);
 }
 
 void nm_spmm_t(const NmStructure& s, Values val, const Dense& d, const Dense& out,

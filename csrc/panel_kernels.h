@@ -16,6 +16,21 @@
 namespace sparse_ops {
 namespace ISA_NS {
 
+// Group scales (bitmap_spmm_grouped / nm_spmm_grouped: int8 values, a.wscale set): row i's
+// expanded columns [k0, k0 + kw) times their groups' scales wscale[i * ws_ld + column /
+// wgroup], in place, just after the row is expanded (still in L1). float(q) * scale: the
+// dequantized weight's own float32 value.
+inline void panel_scale_row(const PanelArgs& a, int64_t i, int64_t k0, int64_t kw, float* dst) {
+  const float* ws = a.wscale + i * a.ws_ld;
+  for (int64_t s0 = k0; s0 < k0 + kw;) {
+    const int64_t g = s0 / a.wgroup, s1 = std::min(k0 + kw, (g + 1) * a.wgroup);
+    const float sc = ws[g];
+    float* d = dst + (s0 - k0);
+    for (int64_t j = 0; j < s1 - s0; ++j) d[j] *= sc;
+    s0 = s1;
+  }
+}
+
 // Rows [i0, i0 + nr) of a bitmap S, columns [k0, k0 + kw), into panel (nr x kw, row stride
 // kw; whole 64-column words are written, up to 63 floats past a row: the panel has room, and
 // the columns past K are zeros since no bit is set there). cur[r]: the position in the values
@@ -79,6 +94,7 @@ inline void panel_expand_bitmap(const PanelArgs& a, int64_t i0, int64_t nr, int6
     prefetch_next(row + 8 * nw, 8 * nw);
     prefetch_next(val + p, (p - cur[r]) * static_cast<int64_t>(sizeof(TV)));
     cur[r] = p;
+    if (a.wscale) panel_scale_row(a, i0 + r, k0, kw, dst);
   }
 }
 
@@ -108,6 +124,7 @@ inline void panel_expand_nm(const PanelArgs& a, int64_t i0, int64_t nr, int64_t 
         d[(mrow[bo >> 3] >> (bo & 7)) & fmask] += scalar_of(vrow[t]);
       }
     }
+    if (a.wscale) panel_scale_row(a, i0 + r, k0, kw, dst);
   }
 }
 

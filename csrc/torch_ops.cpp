@@ -461,9 +461,9 @@ struct Nm {
     nm_spmm_w8a8(v.s, val, q, out, threads());
   }
   static int64_t group_unit(const Params& p) { return p[1]; }  // whole groups of m
-  static void spmv_grouped(const View& v, Values val, const float* sc, int64_t ld, int64_t gsize,
+  static void spmm_grouped(const View& v, Values val, const float* sc, int64_t ld, int64_t gsize,
                            const Dense& x, const Dense& out) {
-    nm_spmv_grouped(v.s, val, sc, ld, gsize, x, out, threads());
+    nm_spmm_grouped(v.s, val, sc, ld, gsize, x, out, threads());
   }
 };
 
@@ -524,9 +524,9 @@ struct Bitmap {
     bitmap_spmm_w8a8(v.s, val, q, out, threads());
   }
   static int64_t group_unit(const Params&) { return 1; }
-  static void spmv_grouped(const View& v, Values val, const float* sc, int64_t ld, int64_t gsize,
+  static void spmm_grouped(const View& v, Values val, const float* sc, int64_t ld, int64_t gsize,
                            const Dense& x, const Dense& out) {
-    bitmap_spmv_grouped(v.s, val, sc, ld, gsize, x, out, threads());
+    bitmap_spmm_grouped(v.s, val, sc, ld, gsize, x, out, threads());
   }
 };
 
@@ -633,13 +633,14 @@ Tensor linear(const Call<F>& c, const Tensor& values, const Tensor& x,
   return r;
 }
 
-// The SpMV of int8 values with group scales along K, applied in registers (N:M and bitmap):
-// out (M, 1) = S @ x with S[i, j] = values * scales[i, j / group_size], x (K, 1) (or (K,))
+// The products of int8 values with group scales along K (N:M and bitmap): out (M, N) = S @ x
+// with S[i, j] = values * scales[i, j / group_size], x (K, N) (the SpMV ops: (K, 1) or (K,))
 // float32 / bfloat16 / float16, out in x's dtype. scales (M, ceil(K / group_size)) float32 or
-// bfloat16; group_size a positive integer (N:M: a multiple of m).
+// bfloat16; group_size a positive integer (N:M: a multiple of m). N == 1 applies the scales
+// in registers; wider products as the panel expands a row, or on the widened values.
 template <class L>
-Tensor spmv_grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scales,
-                       const Tensor& x_in, int64_t group_size, const Params& p) {
+Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scales,
+                  const Tensor& x_in, int64_t group_size, const Params& p, bool wide) {
   L::check_params(p);
   if (values_in.scalar_type() != at::kChar)
     type_error("values: expected an int8 tensor, got " + describe(values_in));
@@ -647,7 +648,7 @@ Tensor spmv_grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& 
   expect_float_x(x_in, "x");
   const Tensor x1 = x_in.dim() == 1 ? x_in.view({x_in.size(0), 1}) : x_in;
   const Tensor x = dense_tensor(x1, "x", x1, "x");
-  if (x.size(1) != 1)
+  if (!wide && x.size(1) != 1)
     value_error("x: expected a (K, 1) or (K,) tensor, got " + describe(x_in));
   const int64_t unit = L::group_unit(p);
   if (group_size < 1 || group_size % unit != 0)
@@ -665,24 +666,26 @@ Tensor spmv_grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& 
     value_error("scales: expected shape (" + std::to_string(M) + ", " + std::to_string(groups) +
                 "), got " + describe(scales));
   const Tensor sc = scales.to(at::kFloat).contiguous();
-  Tensor out = at::empty({M, 1}, x.options().dtype(at::kFloat));
+  Tensor out = at::empty({M, x.size(1)}, x.options().dtype(at::kFloat));
   guarded([&] {
-    L::spmv_grouped(v, values_view(values), sc.data_ptr<float>(), sc.size(1), group_size,
+    L::spmm_grouped(v, values_view(values), sc.data_ptr<float>(), sc.size(1), group_size,
                     dense_view(x), dense_view(out));
   });
   return narrowed(out, x_in);
 }
 
-Tensor nm_spmv_grouped_op(const Tensor& metadata, const Tensor& values, const Tensor& scales,
-                          const Tensor& x, int64_t group_size, int64_t n, int64_t m) {
-  return spmv_grouped_op<Nm>(&metadata, values, scales, x, group_size, Params{n, m});
+template <bool Wide>
+Tensor nm_grouped_op(const Tensor& metadata, const Tensor& values, const Tensor& scales,
+                     const Tensor& x, int64_t group_size, int64_t n, int64_t m) {
+  return grouped_op<Nm>(&metadata, values, scales, x, group_size, Params{n, m}, Wide);
 }
 
-Tensor bitmap_spmv_grouped_op(const Tensor& row_offsets, const Tensor& bitmap,
-                              const Tensor& values, const Tensor& scales, const Tensor& x,
-                              int64_t group_size, int64_t nnz) {
+template <bool Wide>
+Tensor bitmap_grouped_op(const Tensor& row_offsets, const Tensor& bitmap, const Tensor& values,
+                         const Tensor& scales, const Tensor& x, int64_t group_size,
+                         int64_t nnz) {
   const Tensor st[2] = {row_offsets, bitmap};
-  return spmv_grouped_op<Bitmap>(st, values, scales, x, group_size, Params{nnz, 0});
+  return grouped_op<Bitmap>(st, values, scales, x, group_size, Params{nnz, 0}, Wide);
 }
 
 // Whether layout F has a check_w8a8 (a C++17 detection idiom, not a C++20 requires-expression:
@@ -974,6 +977,10 @@ TORCH_LIBRARY(sparse_ops, m) {
         "int group_size, int n, int m) -> Tensor");
   m.def("bitmap_spmv_grouped(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor scales, "
         "Tensor x, int group_size, int nnz) -> Tensor");
+  m.def("nm_spmm_grouped(Tensor metadata, Tensor values, Tensor scales, Tensor x, "
+        "int group_size, int n, int m) -> Tensor");
+  m.def("bitmap_spmm_grouped(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor scales, "
+        "Tensor x, int group_size, int nnz) -> Tensor");
   define_w8a8<Nm>(m);
   define_w8a8<Bitmap>(m);
   define_w8a8<Bsr>(m);
@@ -994,8 +1001,10 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   impl_layout<Nm>(m);
   impl_layout<Bitmap>(m);
   m.impl("csr_transpose", &csr_transpose_op);
-  m.impl("nm_spmv_grouped", &nm_spmv_grouped_op);
-  m.impl("bitmap_spmv_grouped", &bitmap_spmv_grouped_op);
+  m.impl("nm_spmv_grouped", &nm_grouped_op<false>);
+  m.impl("bitmap_spmv_grouped", &bitmap_grouped_op<false>);
+  m.impl("nm_spmm_grouped", &nm_grouped_op<true>);
+  m.impl("bitmap_spmm_grouped", &bitmap_grouped_op<true>);
   impl_w8a8<Nm>(m);
   impl_w8a8<Bitmap>(m);
   impl_w8a8<Bsr>(m);

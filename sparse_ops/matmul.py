@@ -131,8 +131,9 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
     """``x2 (B, K) @ W^T + bias`` for an int8 ``w`` (quantize.py) → ``(B, M)`` in x's dtype.
 
     Per row: the kernels read the int8 values as stored and the ``(B, M)`` output is scaled
-    per column (then the bias added). Per group: the values are dequantized to x's dtype for
-    this call and the float product runs on them. A matrix with ``activation_dtype="int8"``
+    per column (then the bias added). Per group: the CPU's N:M and bitmap products apply
+    the scales inside (``nm_spmm_grouped``, ``bitmap_spmm_grouped``); elsewhere the values
+    are dequantized to x's dtype for this call and the float product runs on them. A matrix with ``activation_dtype="int8"``
     may run W8A8 instead at wide B (``w8a8.py``)."""
     check_quantized(w, "weight", finite=False)
     ops = _checked_ops(w, backend, x2)
@@ -146,20 +147,20 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
 
 def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
                   bias: torch.Tensor | None, backend: str | None) -> torch.Tensor:
-    """``_quantized_linear`` with float activations (the int8 values widened in registers,
-    or dequantized per call for group scales outside the N:M SpMV)."""
+    """``_quantized_linear`` with float activations (the int8 values widened in registers;
+    group scales inside the CPU's N:M and bitmap products, else dequantized per call)."""
     dt = x2.dtype
-    grouped_spmv = None
-    if w.group_size is not None and x2.shape[0] == 1 and x2.is_cpu and backend in (None, "cpp"):
+    grouped = None
+    if w.group_size is not None and x2.is_cpu and backend in (None, "cpp"):
         if w.layout == "nm" and w.group_size % w.params()[1] == 0:
-            grouped_spmv = torch.ops.sparse_ops.nm_spmv_grouped
-        elif w.layout == "bitmap" and w.group_size % 32 == 0:
-            grouped_spmv = torch.ops.sparse_ops.bitmap_spmv_grouped
-    if grouped_spmv is not None:
-        # decode (N = 1): group scales applied in registers by the SpMV
-        y = grouped_spmv(*w.structure(), w.values, w.scales, x2.reshape(-1), w.group_size,
-                         *w.params())
-        y = y.reshape(1, -1)
+            grouped = torch.ops.sparse_ops.nm_spmm_grouped
+        elif w.layout == "bitmap" and (w.group_size % 32 == 0 or x2.shape[0] > 1):
+            # (the decode SpMV's fast kernels take groups of 32k columns: others dequantize)
+            grouped = torch.ops.sparse_ops.bitmap_spmm_grouped
+    if grouped is not None:
+        # group scales applied inside the product (the SpMV in registers, wider products as
+        # the panel expands): (M, B) out, transposed
+        y = grouped(*w.structure(), w.values, w.scales, x2.t(), w.group_size, *w.params()).t()
         return y if bias is None else y + bias
     if w.group_size is not None or backend == "reference":
         return _linear_call(ops, w, dequantized_values(w, dt), x2, bias)

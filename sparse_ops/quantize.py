@@ -19,13 +19,14 @@ activation and return that dtype; int8 weights are **inference only** (no backwa
 - per row, the kernels read the int8 values as stored, widened in registers (C++: every layout
   and product width; Triton: ``spmm``), and the output rows are scaled after the product
   (bias added after the scale);
-- per group, the values are dequantized into the activation dtype for the call (one pass over
-  the values: ``torch.ops.sparse_ops.dequant_runs`` on the CPU, over runs of values sharing a
-  scale, kept per matrix) and the float products run on them: correct on every backend, but
-  the kernels do not yet apply group scales in registers at N > 1. The exceptions are the
-  decode products (N = 1) on the CPU: N:M (``torch.ops.sparse_ops.nm_spmv_grouped``,
-  group_size a multiple of m) and bitmap (``torch.ops.sparse_ops.bitmap_spmv_grouped``,
-  group_size a multiple of 32) scale each group's partial sum in registers.
+- per group, on the CPU, N:M (``torch.ops.sparse_ops.nm_spmm_grouped``, group_size a
+  multiple of m) and bitmap (``torch.ops.sparse_ops.bitmap_spmm_grouped``) apply the scales
+  inside the product: the decode SpMV (N = 1) scales each group's partial sum in registers,
+  the wider products scale each row of the dense panel as it is expanded (or the row chunk's
+  widened values, on the sparse paths). Elsewhere (CSR, BSR, Triton) the values are
+  dequantized into the activation dtype for the call (one pass over the values:
+  ``torch.ops.sparse_ops.dequant_runs`` on the CPU, over runs of values sharing a scale) and
+  the float products run on them.
 
 With ``activation_dtype="int8"`` the wide products of bitmap, N:M and BSR matrices may instead
 quantize the activations per token and multiply in integers (W8A8, ``sparse_ops/w8a8.py``).
@@ -237,6 +238,19 @@ def _bitmap_spmv_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
                               values: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
                               group_size: int, nnz: int) -> torch.Tensor:
     return x.new_empty((row_offsets.shape[0] - 1, 1))
+
+
+@torch.library.register_fake("sparse_ops::nm_spmm_grouped")
+def _nm_spmm_grouped_fake(metadata: torch.Tensor, values: torch.Tensor, scales: torch.Tensor,
+                          x: torch.Tensor, group_size: int, n: int, m: int) -> torch.Tensor:
+    return x.new_empty((metadata.shape[0], x.shape[1]))
+
+
+@torch.library.register_fake("sparse_ops::bitmap_spmm_grouped")
+def _bitmap_spmm_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
+                              values: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
+                              group_size: int, nnz: int) -> torch.Tensor:
+    return x.new_empty((row_offsets.shape[0] - 1, x.shape[1]))
 
 
 @torch.library.register_fake("sparse_ops::dequant_runs")

@@ -421,6 +421,57 @@ def test_bitmap_grouped_spmv_in_registers(level, group_size):
         op(q.row_offsets, bad, q.values, q.scales, x, group_size, q.nnz)
 
 
+@pytest.mark.usefixtures("restore_simd_and_panel")
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("panel", ["on", "off"])
+@pytest.mark.parametrize("layout,kw,group_size",
+                         [("bitmap", {}, 128), ("bitmap", {}, 32), ("bitmap", {}, 12),
+                          ("bitmap", {}, 5), ("nm", {"n": 2, "m": 4}, 128),
+                          ("nm", {"n": 2, "m": 4}, 4), ("nm", {"n": 1, "m": 3}, 6),
+                          ("nm", {"n": 3, "m": 8}, 40)],
+                         ids=["bitmap-g128", "bitmap-g32", "bitmap-g12", "bitmap-g5", "2:4-g128",
+                              "2:4-g4", "1:3-g6", "3:8-g40"])
+def test_grouped_spmm_scales_inside(level, panel, layout, kw, group_size):
+    """Wide products (N > 1) of int8 values with group scales, scaled inside the product
+    (the dense panel as it expands a row; the sparse kernels on the chunk's widened values),
+    at every level, both paths, groups that cut bitmap words and panel chunks (K = 701 spans
+    three 256-column chunks), fp32 and bf16 x, against float64 on the dequantized weight;
+    the ops' opcheck and errors."""
+    _C._set_simd_level(level)
+    _C._set_panel(panel)
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    k = 702 if layout == "nm" and kw["m"] == 3 else 701
+    k = 704 if layout == "nm" and kw["m"] == 8 else k
+    s, _ = random_sparse(layout, (101, k), kw, density=0.5, seed=seed)
+    q = so.quantize(s, group_size=group_size)
+    ref_w = q.to_dense().double()
+    op = (torch.ops.sparse_ops.nm_spmm_grouped if layout == "nm"
+          else torch.ops.sparse_ops.bitmap_spmm_grouped)
+    args = (*q.structure(), q.values, q.scales)
+    for n in (2, 5, 17, 40):
+        x = torch.randn(k, n, generator=g)
+        y = op(*args, x, group_size, *q.params())
+        assert y.shape == (101, n) and y.dtype == torch.float32
+        assert rel_err(y, ref_w @ x.double()) < 1e-5, (seed, n, _C._last_path())
+        assert _C._last_path() == (f"{layout}.panel" if panel == "on"
+                                   else ("bitmap.csr" if layout == "bitmap" else "nm.slots"))
+        for dtype in (torch.float32, torch.bfloat16):
+            xb = torch.randn(n, k, generator=g).to(dtype)
+            yb = so.linear(xb, q)
+            assert yb.shape == (n, 101) and yb.dtype == dtype
+            assert rel_err(yb, xb.double() @ ref_w.T) < TOL[dtype], (seed, n, dtype)
+    x = torch.randn(k, 3)
+    torch.library.opcheck(op.default, (*args, x, group_size, *q.params()))
+    with pytest.raises(ValueError, match="scales: expected shape"):
+        op(*args[:-1], q.scales[:5], x, group_size, *q.params())
+    with pytest.raises(TypeError, match="values: expected an int8"):
+        op(*args[:-2], q.values.float(), q.scales, x, group_size, *q.params())
+    # x's K against the structure's (a bitmap takes K from x: its rows' bytes must match)
+    with pytest.raises(ValueError, match="(bitmap|metadata): expected shape"):
+        op(*args, torch.randn(k + 64, 3), group_size, *q.params())
+
+
 def _fuzz_nm_int8():
     """Hypothesis cases of malformed N:M structure (tests/csrc/test_csrc_fuzz.nm_case) with int8
     values through the torch ops: a clear error, or the right answer (run under ASan by
@@ -472,6 +523,13 @@ def _fuzz_nm_int8():
             else:
                 assert valid
                 torch.testing.assert_close(yg, y[:, :1], rtol=1e-5, atol=1e-4)
+            try:  # the wide product (N > 1: the panel or the slots on scaled values)
+                yw = torch.ops.sparse_ops.nm_spmm_grouped(mt, q, sc, x, group_size, nn, m)
+            except errors:
+                assert not valid
+            else:
+                assert valid
+                torch.testing.assert_close(yw, y, rtol=1e-5, atol=1e-4)
 
     run()
 
