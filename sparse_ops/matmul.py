@@ -133,8 +133,8 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
     Per row: the kernels read the int8 values as stored and the ``(B, M)`` output is scaled
     per column (then the bias added). Per group: the CPU's N:M and bitmap products apply
     the scales inside (``nm_spmm_grouped``, ``bitmap_spmm_grouped``); elsewhere the values
-    are dequantized to x's dtype for this call and the float product runs on them. A matrix with ``activation_dtype="int8"``
-    may run W8A8 instead at wide B (``w8a8.py``)."""
+    are dequantized to x's dtype for this call and the float product runs on them. A matrix
+    with ``activation_dtype="int8"`` may run W8A8 instead at wide B (``w8a8.py``)."""
     check_quantized(w, "weight", finite=False)
     ops = _checked_ops(w, backend, x2)
     if w.activation_dtype is not None:
