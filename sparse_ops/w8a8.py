@@ -76,12 +76,14 @@ def set_w8a8_mode(mode: str) -> None:
 
 
 def dot_engine() -> str:
-    """The integer dot product the W8A8 kernels run on at the active SIMD level: ``"vnni"``
-    (``vpdpbusd``: AVX-VNNI at the avx2 level, AVX512-VNNI at avx512, where the CPU has it),
-    ``"madd"`` (AVX2 ``vpmaddubsw`` + ``vpmaddwd``), ``"vnni-emulated"`` (the vnni engine with
-    the instruction emulated: a testing aid) or ``"plain"`` (scalar loops).
-    ``SPARSE_OPS_INT8_DOT=auto|madd|vnni|vnni-emulated|plain`` forces one at start
-    (``sparse_ops._C._set_int8_dot`` later)."""
+    """The integer dot product the W8A8 kernels run on at the active SIMD level: ``"amx"``
+    (AMX-INT8 ``tdpbssd`` tiles, avx512 level, where the CPU and OS allow it: the automatic
+    choice there), ``"vnni"`` (``vpdpbusd``: AVX-VNNI at the avx2 level, AVX512-VNNI at
+    avx512, where the CPU has it), ``"madd"`` (AVX2 ``vpmaddubsw`` + ``vpmaddwd``),
+    ``"vnni-emulated"`` / ``"amx-emulated"`` (those engines with their instructions emulated
+    exactly: testing aids) or ``"plain"`` (scalar loops).
+    ``SPARSE_OPS_INT8_DOT=auto|amx|vnni|madd|vnni-emulated|amx-emulated|plain`` forces one at
+    start (``sparse_ops._C._set_int8_dot`` later)."""
     return str(_C._int8_dot())
 
 
