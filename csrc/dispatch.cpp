@@ -29,6 +29,7 @@ std::atomic<int> g_bitmap_vbmi{[] {
 }()};
 bool amx_runs() {
   static const bool ok = [] {
+    if (!amx_built()) return false;
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
     if (!((d >> 24) & 1u) || !((d >> 25) & 1u)) return false;  // AMX-TILE, AMX-INT8

@@ -303,9 +303,11 @@ void panel_i8_vnni_rows(const PanelArgs& a, int64_t r0, int64_t r1);
 namespace amx {
 void panel_i8_amx_rows(const PanelArgs& a, int64_t r0, int64_t r1);
 }
-// Whether this CPU has AMX-TILE and AMX-INT8 and the OS lets this process use the tile state
-// (arch_prctl ARCH_REQ_XCOMP_PERM, asked once).
+// Whether this CPU has AMX-TILE and AMX-INT8, the OS lets this process use the tile state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, asked once) and this build has the engine (amx_built:
+// compiled by gcc >= 11 or clang >= 12).
 bool amx_runs();
+bool amx_built();
 namespace avx512vbmi {
 int64_t bitmap_spmv_vbmi_rows(const BitmapArgs<float>& a, int64_t r0, int64_t r1);
 }
