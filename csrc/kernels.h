@@ -91,7 +91,7 @@ struct NmArgs {
                      // is read in place with its row stride
   Values stored{};
   uint64_t call = 0;  // nonzero: one tag per call (per-thread operands built once a call)
-  // nm_spmv_grouped (N == 1, int8 values with group scales): the weight of slot t of row i is
+  // nm_spmm_grouped at N == 1 (int8 values with group scales): the weight of slot t of row i is
   // its value times gscale[i * gs_ld + column / gsize], gsize a multiple of m; null: none.
   const float* gscale = nullptr;
   int64_t gs_ld = 0, gsize = 0;
@@ -112,7 +112,7 @@ struct BitmapArgs {
   int64_t M, K, N, nnz, rb;
   int64_t ldx;
   Values stored{};  // the values as stored (SpMV only)
-  // bitmap_spmv_grouped (N == 1, int8 values with group scales): the weight of column j of row
+  // bitmap_spmm_grouped at N == 1 (int8 values, group scales): the weight of column j of row
   // i is its value times gscale[i * gs_ld + j / gsize]; null: none.
   const float* gscale = nullptr;
   int64_t gs_ld = 0, gsize = 0;

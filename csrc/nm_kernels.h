@@ -89,7 +89,14 @@ inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<
 // contiguous vector loads and permutes instead of a gather.
 // GS: the values are scaled per group of gsize columns (a.gscale) as they are loaded; the
 // caller checked that gsize is a multiple of the span of a block, so a block lies in one group.
-template <class T, int TBL, class TV = T, bool GS = false>
+// Whether V has nm_idx_pow2 (the AVX-512 float table: 16 slots of b <= 2 bits).
+template <class VT, class = void>
+struct HasNmIdxPow2 : std::false_type {};
+template <class VT>
+struct HasNmIdxPow2<VT, std::void_t<decltype(VT::kNmIdxPow2)>> : std::true_type {};
+
+// P2: the fast blocks' indices by VT::nm_idx_pow2 (b <= 2, m == 2^b: 2:4, 1:4, 1:2).
+template <class T, int TBL, class TV = T, bool GS = false, bool P2 = false>
 void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   using VT = V<T>;
   using reg = typename VT::reg;
@@ -103,6 +110,9 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   const auto goff = VT::idx(go);
   const T* __restrict__ x = a.x;
   auto clampw = [](int64_t v) { return static_cast<int>(v < 0 ? 0 : (v > W ? W : v)); };
+  // GS: blocks a scale group (the caller checked gsize % span == 0), and its log2 or -1
+  const int64_t bpg = GS ? std::max<int64_t>(1, a.gsize / span) : 1;
+  const int gshift = (bpg & (bpg - 1)) == 0 ? __builtin_ctzll(static_cast<uint64_t>(bpg)) : -1;
   // x values of a block whose window starts at column base (load(q): the window's q-th vector)
   auto window = [](auto load, const auto& idx, int n) {
     if constexpr (TBL == 2)
@@ -114,44 +124,93 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   int64_t nfast = Gn / W;
   if (stride >= 8) nfast = std::min(nfast, (stride - 8) / bpb + 1); else nfast = 0;
   if (K >= TBL * W) nfast = std::min(nfast, (K - TBL * W) / span + 1); else nfast = 0;
-  for (int64_t i = r0; i < r1; ++i) {
-    const TV* __restrict__ vrow = values_of<TV>(a) + i * Gn;
-    const uint8_t* __restrict__ mrow = a.meta + i * stride;
-    const float* __restrict__ grow = GS ? a.gscale + i * a.gs_ld : nullptr;
-    // the values of block k (the W slots from k * W), scaled by their group's scale
-    auto vals = [&](int64_t k) {
-      if constexpr (GS)
-        return VT::mul(VT::load(vrow + k * W), VT::set1(grow[k * span / a.gsize]));
-      else
-        return VT::load(vrow + k * W);
-    };
-    reg s0 = VT::zero(), s1 = VT::zero();
-    auto fast = [&](int64_t k) {
+  // row i's streams
+  struct Row {
+    const TV* vrow;
+    const uint8_t* mrow;
+    const float* grow;
+  };
+  auto row_at = [&](int64_t i) {
+    return Row{values_of<TV>(a) + i * Gn, a.meta + i * stride,
+               GS ? a.gscale + i * a.gs_ld : nullptr};
+  };
+  // the values of block k (the W slots from k * W), scaled by their group's scale (block k's
+  // group: k / bpg, a shift when bpg is a power of two: no division a block)
+  auto vals = [&](const Row& r, int64_t k) {
+    if constexpr (GS)
+      return VT::mul(VT::load(r.vrow + k * W),
+                     VT::set1(r.grow[gshift >= 0 ? k >> gshift : k / bpg]));
+    else
+      return VT::load(r.vrow + k * W);
+  };
+  // the x values of block k's slots
+  auto fast = [&](const Row& r, int64_t k) {
+    typename VT::ivec idx;
+    if constexpr (P2) {
+      idx = VT::nm_idx_pow2(r.mrow + k * bpb, goff, dec);
+    } else {
       uint64_t bits;
-      std::memcpy(&bits, mrow + k * bpb, 8);
-      const auto idx = VT::iadd(goff, VT::nm_pos(bits, dec));
-      const T* xw = x + k * span;
-      return window([xw](int q) { return VT::load(xw + q * VT::W); }, idx, W);
-    };
-    int64_t k = 0;
-    for (; k + 2 <= nfast; k += 2) {
-      prefetch_stream<2 * W * sizeof(TV)>(vrow + k * W);
-      if ((k & 15) == 0) prefetch_stream<64>(mrow + k * bpb);
-      s0 = VT::fma(vals(k), fast(k), s0);
-      s1 = VT::fma(vals(k + 1), fast(k + 1), s1);
+      std::memcpy(&bits, r.mrow + k * bpb, 8);
+      idx = VT::iadd(goff, VT::nm_pos(bits, dec));
     }
-    for (; k < nfast; ++k) s0 = VT::fma(vals(k), fast(k), s0);
-    for (int64_t t = k * W; t < Gn; t += W, ++k) {  // the last blocks, checked
+    const T* xw = x + k * span;
+    return window([xw](int q) { return VT::load(xw + q * VT::W); }, idx, W);
+  };
+  auto prefetch = [&](const Row& r, int64_t k) {
+    prefetch_stream<2 * W * sizeof(TV)>(r.vrow + k * W);
+    if ((k & 15) == 0) prefetch_stream<64>(r.mrow + k * bpb);
+  };
+  // blocks [k, Gn / W rounded up) of row r, checked, into s
+  auto tail = [&](const Row& r, int64_t k, reg s) {
+    for (int64_t t = k * W; t < Gn; t += W, ++k) {
       const int n = static_cast<int>(Gn - t < W ? Gn - t : W);
       const int64_t by = k * bpb, base = k * span;
-      const auto idx = VT::iadd(goff, VT::nm_pos(load_bytes(mrow + by, stride - by), dec));
+      const auto idx = VT::iadd(goff, VT::nm_pos(load_bytes(r.mrow + by, stride - by), dec));
       const reg xv = window(
           [&](int q) { return VT::loadn(x + base + q * W, clampw(K - base - q * W)); }, idx, n);
-      reg v = VT::loadn(vrow + t, n);
-      if constexpr (GS) v = VT::mul(v, VT::set1(grow[k * span / a.gsize]));
-      s1 = VT::fma(v, xv, s1);
+      reg v = VT::loadn(r.vrow + t, n);
+      if constexpr (GS) v = VT::mul(v, VT::set1(r.grow[k / bpg]));
+      s = VT::fma(v, xv, s);
     }
-    a.out[i] = VT::hsum(VT::add(s0, s1));
+    return s;
+  };
+  int64_t i = r0;
+  // P2 (the 2:4 / 1:4 decode on AVX-512): two rows at a time, from the two halves of the range:
+  // four streams in flight instead of two
+  if constexpr (P2) {
+    const int64_t h = (r1 - r0) / 2;
+    for (; i < r0 + h; ++i) {
+      const Row ra = row_at(i), rb = row_at(i + h);
+      reg a0 = VT::zero(), a1 = VT::zero(), b0 = VT::zero(), b1 = VT::zero();
+      int64_t k = 0;
+      for (; k + 2 <= nfast; k += 2) {
+        prefetch(ra, k);
+        prefetch(rb, k);
+        a0 = VT::fma(vals(ra, k), fast(ra, k), a0);
+        b0 = VT::fma(vals(rb, k), fast(rb, k), b0);
+        a1 = VT::fma(vals(ra, k + 1), fast(ra, k + 1), a1);
+        b1 = VT::fma(vals(rb, k + 1), fast(rb, k + 1), b1);
+      }
+      for (; k < nfast; ++k) {
+        a0 = VT::fma(vals(ra, k), fast(ra, k), a0);
+        b0 = VT::fma(vals(rb, k), fast(rb, k), b0);
+      }
+      a.out[i] = VT::hsum(VT::add(a0, tail(ra, k, a1)));
+      a.out[i + h] = VT::hsum(VT::add(b0, tail(rb, k, b1)));
+    }
+    i = r0 + 2 * h;
+  }
+  for (; i < r1; ++i) {
+    const Row r = row_at(i);
+    reg s0 = VT::zero(), s1 = VT::zero();
+    int64_t k = 0;
+    for (; k + 2 <= nfast; k += 2) {
+      prefetch(r, k);
+      s0 = VT::fma(vals(r, k), fast(r, k), s0);
+      s1 = VT::fma(vals(r, k + 1), fast(r, k + 1), s1);
+    }
+    for (; k < nfast; ++k) s0 = VT::fma(vals(r, k), fast(r, k), s0);
+    a.out[i] = VT::hsum(VT::add(s0, tail(r, k, s1)));
   }
 }
 
@@ -162,6 +221,11 @@ void nm_spmv_rows(const NmArgs<T>& a, int64_t r0, int64_t r1) {
   constexpr int W = VT::W;
   if constexpr (VT::kPerm2) {
     const bool aligned = !GS || a.gsize % ((W / a.n) * a.m) == 0;
+    if constexpr (HasNmIdxPow2<VT>::value)
+      if (aligned && W % a.n == 0 && a.bits <= 2 && a.m == (int64_t{1} << a.bits)) {
+        if ((W / a.n) * a.m <= 2 * W) return nm_spmv_perm<T, 2, TV, GS, true>(a, r0, r1);
+        if ((W / a.n) * a.m <= 4 * W) return nm_spmv_perm<T, 4, TV, GS, true>(a, r0, r1);
+      }
     if (aligned && W % a.n == 0 && (W / a.n) * a.m <= 2 * W)
       return nm_spmv_perm<T, 2, TV, GS>(a, r0, r1);
     if (aligned && W % a.n == 0 && (W / a.n) * a.m <= 4 * W)
