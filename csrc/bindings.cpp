@@ -99,12 +99,24 @@ PYBIND11_MODULE(_C, mod) {
         }
       },
       py::arg("engine"),
-      "Testing aid: the W8A8 dot engine, 'auto' (vnni where the CPU has it, else the level's "
+      "Testing aid: the W8A8 dot engine, 'auto' (amx, else vnni where the CPU has it, else the level's "
       "own) or one of _int8_dots(); SPARSE_OPS_INT8_DOT sets it at start. A level without "
       "the engine runs its own. Returns the engine now active.");
   mod.def(
       "_int8_dots", [] { return int8_dots(); },
       "Testing aid: the W8A8 dot engines available at the active SIMD level on this CPU.");
+  mod.def(
+      "_int8_dots_agree",
+      [](const std::string& one, const std::string& other) {
+        try {
+          return int8_dots_agree(one.c_str(), other.c_str());
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("one"), py::arg("other"),
+      "Testing aid: whether two W8A8 dot engines of the active level give the same outputs on "
+      "the self-check products the AMX engine must pass before it is offered.");
   mod.def(
       "_supported_simd_levels",
       [] {

@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "kernels.h"
+#include "panel.h"
 
 namespace sparse_ops {
 
@@ -38,7 +40,16 @@ bool amx_runs() {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo & (3u << 17)) != (3u << 17)) return false;  // XTILECFG, XTILEDATA enabled
     // Linux hands the tile data state to a process that asks (ARCH_REQ_XCOMP_PERM, feature 18)
-    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) return false;
+    // the tiles' results against vpdpbusd's on small exact products (panel.cpp), once
+    if (!__builtin_cpu_supports("avx512vnni")) return false;
+    if (!w8a8_engines_agree(&amx::panel_i8_amx_rows, &avx512vnni::panel_i8_vnni_rows)) {
+      std::fprintf(stderr,
+                   "sparse_ops: the AMX-INT8 engine disagreed with vpdpbusd on its self-check; "
+                   "W8A8 runs on vpdpbusd\n");
+      return false;
+    }
+    return true;
   }();
   return ok;
 }
@@ -208,6 +219,21 @@ const char* set_int8_dot(const char* engine) {
                                 "' level (auto, or one of int8_dots())");
   dot_mode().store(d, std::memory_order_relaxed);
   return int8_dot_name();
+}
+
+bool int8_dots_agree(const char* one, const char* other) {
+  const KernelTable& t = active_table();
+  PanelSpmmFn f[2] = {nullptr, nullptr};
+  const char* names[2] = {one, other};
+  for (int j = 0; j < 2; ++j) {
+    const int d = dot_index(names[j], t);
+    if (d < 0 || !dot_available(t, d))
+      throw std::invalid_argument(std::string("engine: '") + names[j] +
+                                  "' is not an int8 dot engine of this CPU at the '" + t.name +
+                                  "' level (one of int8_dots())");
+    f[j] = t.panel_i8[d];
+  }
+  return w8a8_engines_agree(f[0], f[1]);
 }
 
 std::vector<std::string> int8_dots() {

@@ -358,6 +358,9 @@ const char* int8_dot_name();
 const char* set_int8_dot(const char* engine);
 // The engine names available at the active level on this CPU.
 std::vector<std::string> int8_dots();
+// Testing aid: whether engines `one` and `other` (names of int8_dots()) agree on the
+// self-check products of w8a8_engines_agree (panel.h); std::invalid_argument if unknown.
+bool int8_dots_agree(const char* one, const char* other);
 
 template <class T>
 inline const TypedKernels<T>& typed(const KernelTable& t) {

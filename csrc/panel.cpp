@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sparse_ops {
 namespace {
@@ -135,6 +136,93 @@ PackedQuads set_w8a8(PanelArgs& pa, const W8A8& q, float* out, int threads) {
   pa.ws_ld = q.ws_ld;
   pa.wgroup = q.wgroup >= pa.K || q.wgroup <= 0 ? std::max<int64_t>(pa.K, 1) : q.wgroup;
   return p;
+}
+
+bool w8a8_engines_agree(PanelSpmmFn one, PanelSpmmFn other) {
+  // Small products whose every output is an exact integer (unit scales): both engines must
+  // give the same bits. Bitmap panels (50 rows: a 48-row panel and a short one;
+  // K = 700: a 512-column chunk, a tail past K), per row and in groups of 32 (tile step 32),
+  // 21 tokens (a short token tile); BSR 32 x 32 blocks read as tiles.
+  uint32_t st = 12345u;
+  const auto rnd = [&st] {
+    st = st * 1664525u + 1013904223u;
+    return st >> 8;
+  };
+  const int64_t N = 21;
+  std::vector<int8_t> xq(static_cast<size_t>(N * 700));
+  for (auto& v : xq) v = static_cast<int8_t>(static_cast<int>(rnd() % 255) - 127);
+  const std::vector<float> xs(N, 1.0f);
+  const auto same = [&](PanelArgs pa, const W8A8& q) {
+    const int64_t M = pa.M;
+    std::vector<float> a(static_cast<size_t>(M * N)), b(a.size(), -1.0f);
+    const PackedQuads pq = set_w8a8(pa, q, a.data(), 1);
+    one(pa, 0, M);
+    pa.out = b.data();
+    other(pa, 0, M);
+    return std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  {  // bitmap, half the bits set
+    const int64_t M = 50, K = 700, rb = 8 * ((K + 63) / 64);
+    std::vector<uint8_t> bits(static_cast<size_t>(M * rb), 0);
+    std::vector<int32_t> off(static_cast<size_t>(M + 1), 0);
+    for (int64_t i = 0; i < M; ++i) {
+      int32_t c = 0;
+      for (int64_t k = 0; k < K; ++k)
+        if (rnd() & 1) {
+          bits[static_cast<size_t>(i * rb + k / 8)] |= static_cast<uint8_t>(1u << (k % 8));
+          ++c;
+        }
+      off[static_cast<size_t>(i + 1)] = off[static_cast<size_t>(i)] + c;
+    }
+    std::vector<int8_t> val(static_cast<size_t>(off[M]) + 64);
+    for (auto& v : val) v = static_cast<int8_t>(static_cast<int>(rnd() % 256) - 128);
+    const std::vector<float> ws(static_cast<size_t>(M * ((K + 31) / 32)), 1.0f);
+    PanelArgs pa{PanelLayout::bitmap};
+    pa.off = off.data();
+    pa.bits = bits.data();
+    pa.rb = rb;
+    pa.nnz = off[M];
+    pa.stored = {val.data(), DT::i8};
+    pa.M = M;
+    pa.K = K;
+    for (int64_t g : {int64_t{0}, int64_t{32}}) {
+      W8A8 q;
+      q.xq = xq.data();
+      q.xscale = xs.data();
+      q.N = N;
+      q.K = K;
+      q.wscale = ws.data();
+      q.ws_ld = g ? (K + 31) / 32 : 1;
+      q.wgroup = g;
+      if (!same(pa, q)) return false;
+    }
+  }
+  {  // BSR, 32 x 32 blocks, every block stored
+    const int64_t R = 32, C = 32, M = 64, K = 128, nb = (M / R) * (K / C);
+    std::vector<int32_t> crow{0, 4, 8}, bcol{0, 1, 2, 3, 0, 1, 2, 3};
+    std::vector<int8_t> val(static_cast<size_t>(nb * R * C));
+    for (auto& v : val) v = static_cast<int8_t>(static_cast<int>(rnd() % 256) - 128);
+    const std::vector<float> ws(static_cast<size_t>(M), 1.0f);
+    std::vector<int8_t> xk(static_cast<size_t>(N * K));
+    for (int64_t t = 0; t < N; ++t)
+      std::memcpy(xk.data() + t * K, xq.data() + t * 700, static_cast<size_t>(K));
+    PanelArgs pa{PanelLayout::bsr};
+    pa.crow = crow.data();
+    pa.bcol = bcol.data();
+    pa.R = R;
+    pa.C = C;
+    pa.stored = {val.data(), DT::i8};
+    pa.M = M;
+    pa.K = K;
+    W8A8 q;
+    q.xq = xk.data();
+    q.xscale = xs.data();
+    q.N = N;
+    q.K = K;
+    q.wscale = ws.data();
+    if (!same(pa, q)) return false;
+  }
+  return true;
 }
 
 void note_path(const char* name) { g_last.store(name, std::memory_order_relaxed); }

@@ -62,6 +62,13 @@ PackedQuads pack_quads(const int8_t* xq, int64_t N, int64_t K, int threads);
 // N, the scales. The returned quads back pa.xq4: keep them for the product.
 PackedQuads set_w8a8(PanelArgs& pa, const W8A8& q, float* out, int threads);
 
+// Whether two W8A8 engines (rows functions of KernelTable::panel_i8) give the same outputs on
+// small exact products (bitmap panels per row and in groups of 32, BSR 32 x 32 blocks; unit
+// scales, so every output is an integer). amx_runs checks the AMX engine against vpdpbusd so
+// once before offering it: a CPU or OS whose tiles behave otherwise keeps vpdpbusd. Call only
+// with engines this CPU runs.
+bool w8a8_engines_agree(PanelSpmmFn one, PanelSpmmFn other);
+
 // Whether every x[k, c] (K x N, row stride ldx) is finite. The panel multiplies the zeros of
 // S's unstored entries too, and 0 * inf is NaN where the sparse products (which never touch an
 // unstored entry) give a number: an x with an inf or NaN takes the sparse kernels.

@@ -453,6 +453,22 @@ def test_fuzz_malformed_structures_w8a8():
     run_bsr()
 
 
+def test_int8_dots_agree_self_check():
+    """The self-check the AMX engine passes before it is offered (exact integer products on
+    bitmap panels per row and in groups of 32, and on BSR 32x32 blocks): every pair of this
+    CPU's engines at each level agrees, including amx-emulated (or amx) against vnni; unknown
+    names are refused."""
+    for lv in LEVELS:
+        _C._set_simd_level(lv)
+        dots = _C._int8_dots()
+        for d in dots:
+            assert _C._int8_dots_agree(dots[0], d), (lv, d)
+        if "vnni" in dots and "amx-emulated" in dots:
+            assert _C._int8_dots_agree("amx-emulated", "vnni")
+        with pytest.raises(ValueError, match="engine: 'bogus'"):
+            _C._int8_dots_agree("bogus", dots[0])
+
+
 def test_int8_dot_engine_selection():
     """The engine names, the setter's errors, auto (amx, else vnni where the CPU has it) and
     SPARSE_OPS_INT8_DOT read at start (a fresh process)."""
