@@ -152,6 +152,19 @@ bool w8a8_engines_agree(PanelSpmmFn one, PanelSpmmFn other) {
   std::vector<int8_t> xq(static_cast<size_t>(N * 700));
   for (auto& v : xq) v = static_cast<int8_t>(static_cast<int>(rnd() % 255) - 127);
   const std::vector<float> xs(N, 1.0f);
+  // activations x (N, K), unit scales; weight scales ws of ld columns, groups of g (0: rows)
+  const auto operands = [&](const int8_t* x, int64_t K, const float* ws, int64_t ld,
+                            int64_t g) {
+    W8A8 q;
+    q.xq = x;
+    q.xscale = xs.data();
+    q.N = N;
+    q.K = K;
+    q.wscale = ws;
+    q.ws_ld = ld;
+    q.wgroup = g;
+    return q;
+  };
   const auto same = [&](PanelArgs pa, const W8A8& q) {
     const int64_t M = pa.M;
     std::vector<float> a(static_cast<size_t>(M * N)), b(a.size(), -1.0f);
@@ -185,17 +198,8 @@ bool w8a8_engines_agree(PanelSpmmFn one, PanelSpmmFn other) {
     pa.stored = {val.data(), DT::i8};
     pa.M = M;
     pa.K = K;
-    for (int64_t g : {int64_t{0}, int64_t{32}}) {
-      W8A8 q;
-      q.xq = xq.data();
-      q.xscale = xs.data();
-      q.N = N;
-      q.K = K;
-      q.wscale = ws.data();
-      q.ws_ld = g ? (K + 31) / 32 : 1;
-      q.wgroup = g;
-      if (!same(pa, q)) return false;
-    }
+    for (int64_t g : {int64_t{0}, int64_t{32}})
+      if (!same(pa, operands(xq.data(), K, ws.data(), g ? (K + 31) / 32 : 1, g))) return false;
   }
   {  // BSR, 32 x 32 blocks, every block stored
     const int64_t R = 32, C = 32, M = 64, K = 128, nb = (M / R) * (K / C);
@@ -214,13 +218,7 @@ bool w8a8_engines_agree(PanelSpmmFn one, PanelSpmmFn other) {
     pa.stored = {val.data(), DT::i8};
     pa.M = M;
     pa.K = K;
-    W8A8 q;
-    q.xq = xk.data();
-    q.xscale = xs.data();
-    q.N = N;
-    q.K = K;
-    q.wscale = ws.data();
-    if (!same(pa, q)) return false;
+    if (!same(pa, operands(xk.data(), K, ws.data(), 1, 0))) return false;
   }
   return true;
 }

@@ -220,32 +220,11 @@ void bsr_amx_rows(const PanelArgs& a, int64_t r0, int64_t r1, int kstep) {
   const int64_t R = a.R, C = a.C, N = a.N;
   const int8_t* val = static_cast<const int8_t*>(a.stored.data);
   alignas(64) int32_t acc[3 * 256];
-  for (int64_t br = r0 / R; br < r1 / R; ++br) {
-    const int64_t i0 = br * R, p0 = a.crow[br], p1 = a.crow[br + 1];
-    float* yb = a.out + i0 * N;
-    if (p0 == p1) {
-      std::memset(yb, 0, static_cast<size_t>(R * N) * sizeof(float));
-      continue;
-    }
+  for_bsr_block_rows(a, r0, r1, [&](int64_t i0, int64_t p0, int64_t p1, float* yb) {
     // flush units as in bsr_i8_rows: runs of whole blocks with one scale a row, else each
     // block's scale runs
-    const bool per_row = a.wgroup >= a.K && C <= kI8RunCols;
-    const int64_t cap = per_row ? (p1 - p0) : (p1 - p0) * (C / 4 + C / kI8RunCols + 2);
-    I8Unit* units = static_cast<I8Unit*>(
-        scratch_buffer(kScratchUnits, static_cast<size_t>(cap) * sizeof(I8Unit)));
     int64_t nu = 0;
-    if (per_row) {
-      const int64_t L = std::max<int64_t>(1, std::min(kI8RunCols / C, 8192 / (R * C)));
-      for (int64_t p = p0; p < p1; p += L) units[nu++] = {p, std::min(p + L, p1), 0, C, 0};
-    } else {
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
-        for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t g) {
-          for (int64_t t = s0; t < s1; t += kI8RunCols)
-            units[nu++] = {p, p + 1, t - k0, std::min(s1, t + kI8RunCols) - k0, g};
-        });
-      }
-    }
+    const I8Unit* units = bsr_i8_units(a, p0, p1, &nu);
     for (int64_t c = 0; c < N; c += 16) {
       const int rem = static_cast<int>(std::min<int64_t>(16, N - c));
       for (int64_t j = 0; j < nu; ++j) {
@@ -270,7 +249,7 @@ void bsr_amx_rows(const PanelArgs& a, int64_t r0, int64_t r1, int kstep) {
         }
       }
     }
-  }
+  });
 }
 
 // out rows [r0, r1), every column: W8A8 on AMX tiles (see the top of the file). Fallback:
@@ -288,59 +267,33 @@ void panel_amx_rows(const PanelArgs& a, int64_t r0, int64_t r1, PanelSpmmFn fall
     Tiles::release();
     return;
   }
-  constexpr int64_t MC = kPanelRows;
   // twice the float panels' chunk where it stays <= 512 (48 x 512 bytes: half of a 48 KiB L1)
   int64_t KC = panel_kc(a.layout == PanelLayout::nm ? a.m : 64);
   while (2 * KC <= 512) KC *= 2;
   const int64_t ps = KC;
-  int8_t* panel = static_cast<int8_t*>(
-      scratch_buffer(kScratchPanel, static_cast<size_t>(MC * ps + 64)));
   alignas(64) int32_t acc[3 * 256];
-  int64_t cur[MC];
-  for (int64_t i0 = r0; i0 < r1; i0 += MC) {
-    const int64_t nr = std::min(MC, r1 - i0);
+  for_i8_panels(a, r0, r1, KC, [&](const int8_t* panel, int64_t i0, int64_t nr, int64_t k0,
+                                   int64_t kw) {
     float* yb = a.out + i0 * N;
-    if (K == 0) {
-      for (int64_t r = 0; r < nr; ++r)
-        std::memset(yb + r * N, 0, static_cast<size_t>(N) * sizeof(float));
-      continue;
-    }
-    if (a.layout == PanelLayout::bitmap)
-      for (int64_t r = 0; r < nr; ++r) cur[r] = a.off[i0 + r];
     const int64_t nt = (nr + 15) / 16;
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-      const int64_t kw = std::min(KC, K - k0);
-      bool ok = true;
-      if (a.layout == PanelLayout::bitmap)
-        panel_i8_expand_bitmap(a, i0, nr, k0, kw, cur, panel, ps);
-      else
-        ok = panel_i8_expand_nm<int8_t>(a, i0, nr, k0, kw, panel, ps);
-      if (!ok) {  // N:M slot sums outside int8: this chunk on an int16 panel, plain loops
-        int16_t* wide = static_cast<int16_t*>(scratch_buffer(
-            kScratchPanelWide, static_cast<size_t>(MC * ps) * sizeof(int16_t)));
-        panel_i8_expand_nm<int16_t>(a, i0, nr, k0, kw, wide, ps);
-        panel_i8_plain<int16_t>(a, wide, ps, nr, i0, k0, kw, 0, N);
-        continue;
-      }
-      // token blocks outside, runs inside (the output tile stays in L1 across the runs)
-      for (int64_t c = 0; c < N; c += 16) {
-        const int rem = static_cast<int>(std::min<int64_t>(16, N - c));
-        for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t g) {
-          const int64_t nk = (s1 - s0 + kstep - 1) / kstep;
-          const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
-          const int8_t* pk = panel + (s0 - k0);
-          with_nt(nt, [&](auto ntc) {
-            amx_run<Tiles, decltype(ntc)::value>([&](auto&& f) { f(pk, ps, xq, nk); }, a.ldq,
-                                                 kstep, acc);
-          });
-          for (int64_t i = 0; i < nt; ++i)
-            amx_flush(acc + 256 * i, std::min<int64_t>(16, nr - 16 * i), rem,
-                      a.wscale + (i0 + 16 * i) * a.ws_ld + g, a.ws_ld, a.xscale + c,
-                      yb + 16 * i * N + c, N, s0 == 0);
+    // token blocks outside, runs inside (the output tile stays in L1 across the runs)
+    for (int64_t c = 0; c < N; c += 16) {
+      const int rem = static_cast<int>(std::min<int64_t>(16, N - c));
+      for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t g) {
+        const int64_t nk = (s1 - s0 + kstep - 1) / kstep;
+        const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
+        const int8_t* pk = panel + (s0 - k0);
+        with_nt(nt, [&](auto ntc) {
+          amx_run<Tiles, decltype(ntc)::value>([&](auto&& f) { f(pk, ps, xq, nk); }, a.ldq,
+                                               kstep, acc);
         });
-      }
+        for (int64_t i = 0; i < nt; ++i)
+          amx_flush(acc + 256 * i, std::min<int64_t>(16, nr - 16 * i), rem,
+                    a.wscale + (i0 + 16 * i) * a.ws_ld + g, a.ws_ld, a.xscale + c,
+                    yb + 16 * i * N + c, N, s0 == 0);
+      });
     }
-  }
+  });
   Tiles::release();
 }
 

@@ -414,38 +414,56 @@ constexpr int64_t kI8RunCols = 960;  // |acc| < 2^24: exact in float (see the to
 struct I8Unit {
   int64_t p0, p1, o0, o1, g;  // blocks [p0, p1), their columns [o0, o1), scale group g
 };
+// A block row's flush units (blocks [p0, p1)) in this thread's scratch, *nu of them.
+inline const I8Unit* bsr_i8_units(const PanelArgs& a, int64_t p0, int64_t p1, int64_t* nu) {
+  const int64_t R = a.R, C = a.C;
+  const bool per_row = a.wgroup >= a.K && C <= kI8RunCols;
+  const int64_t cap = per_row ? (p1 - p0) : (p1 - p0) * (C / 4 + C / kI8RunCols + 2);
+  I8Unit* units = static_cast<I8Unit*>(
+      scratch_buffer(kScratchUnits, static_cast<size_t>(cap) * sizeof(I8Unit)));
+  int64_t n = 0;
+  if (per_row) {
+    // and about 8 KiB of weights, so that a unit's blocks and their x quads stay in L1 while
+    // its rows are computed (units of 30 32x32 blocks ran 1.4x slower at 16 tokens)
+    const int64_t L = std::max<int64_t>(1, std::min(kI8RunCols / C, 8192 / (R * C)));
+    for (int64_t p = p0; p < p1; p += L) units[n++] = {p, std::min(p + L, p1), 0, C, 0};
+  } else {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
+      for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t g) {
+        for (int64_t t = s0; t < s1; t += kI8RunCols)
+          units[n++] = {p, p + 1, t - k0, std::min(s1, t + kI8RunCols) - k0, g};
+      });
+    }
+  }
+  *nu = n;
+  return units;
+}
+
+// f(i0, p0, p1, yb) for each block row of out rows [r0, r1) (whole block rows) that stores
+// blocks: its first row, its blocks [p0, p1), its output rows; the others are zeroed.
+template <class F>
+inline void for_bsr_block_rows(const PanelArgs& a, int64_t r0, int64_t r1, F&& f) {
+  const int64_t R = a.R, N = a.N;
+  for (int64_t br = r0 / R; br < r1 / R; ++br) {
+    const int64_t i0 = br * R, p0 = a.crow[br], p1 = a.crow[br + 1];
+    float* yb = a.out + i0 * N;
+    if (p0 == p1)
+      std::memset(yb, 0, static_cast<size_t>(R * N) * sizeof(float));
+    else
+      f(i0, p0, p1, yb);
+  }
+}
+
 template <int D>
 void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
   const int64_t R = a.R, C = a.C, N = a.N;
   const int8_t* val = static_cast<const int8_t*>(a.stored.data);
-  for (int64_t br = r0 / R; br < r1 / R; ++br) {
-    const int64_t i0 = br * R, p0 = a.crow[br], p1 = a.crow[br + 1];
-    float* yb = a.out + i0 * N;
-    if (p0 == p1) {
-      std::memset(yb, 0, static_cast<size_t>(R * N) * sizeof(float));
-      continue;
-    }
+  for_bsr_block_rows(a, r0, r1, [&](int64_t i0, int64_t p0, int64_t p1, float* yb) {
 #if SPARSE_OPS_ISA >= 2
     constexpr int RB = 6, NVMAX = 2, W = 8;
-    const bool per_row = a.wgroup >= a.K && C <= kI8RunCols;
-    const int64_t cap = per_row ? (p1 - p0) : (p1 - p0) * (C / 4 + C / kI8RunCols + 2);
-    I8Unit* units = static_cast<I8Unit*>(
-        scratch_buffer(kScratchUnits, static_cast<size_t>(cap) * sizeof(I8Unit)));
     int64_t nu = 0;
-    if (per_row) {
-      // and about 8 KiB of weights, so that a unit's blocks and their x quads stay in L1 while
-      // its rows are computed (units of 30 32x32 blocks ran 1.4x slower at 16 tokens)
-      const int64_t L = std::max<int64_t>(1, std::min(kI8RunCols / C, 8192 / (R * C)));
-      for (int64_t p = p0; p < p1; p += L) units[nu++] = {p, std::min(p + L, p1), 0, C, 0};
-    } else {
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t k0 = static_cast<int64_t>(a.bcol[p]) * C;
-        for_scale_runs(a, k0, C, [&](int64_t s0, int64_t s1, int64_t g) {
-          for (int64_t t = s0; t < s1; t += kI8RunCols)
-            units[nu++] = {p, p + 1, t - k0, std::min(s1, t + kI8RunCols) - k0, g};
-        });
-      }
-    }
+    const I8Unit* units = bsr_i8_units(a, p0, p1, &nu);
     // VNNI engines: 128 x each row's weight sum over a unit, [unit][row]
     [[maybe_unused]] int32_t* comp = nullptr;
     if constexpr (D != kDotOwn) {
@@ -489,32 +507,26 @@ void bsr_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
                                i0 + r, k0, C, 0, N, p == p0 ? k0 : -1);
     }
 #endif
-  }
+  });
 }
 
-// out rows [r0, r1), every column: the W8A8 product on int8 panels (see the top of the file),
-// the vector levels' micro-kernel on dot product D (kDot*; the scalar level: plain loops).
-template <int D>
-void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
-  if (a.layout == PanelLayout::bsr) return bsr_i8_rows<D>(a, r0, r1);
+// Rows [r0, r1) of a bitmap or N:M S, kPanelRows at a time, KC columns at a time (KC a
+// multiple of 64 and of m: whole bitmap words, whole quads, whole groups): each chunk is
+// expanded into this thread's int8 panel (row stride KC) and f(panel, i0, nr, k0, kw) computes
+// it; a chunk whose N:M slot sums leave int8 runs on an int16 panel with the plain loops
+// instead. K == 0 zeroes the output rows. Shared by the engines (panel_amx_kernels.h too).
+template <class F>
+void for_i8_panels(const PanelArgs& a, int64_t r0, int64_t r1, int64_t KC, F&& f) {
   constexpr int64_t MC = kPanelRows;
-  const int64_t K = a.K, N = a.N;
-  const int64_t KC = panel_kc(a.layout == PanelLayout::nm ? a.m : 64);
-  const int64_t ps = KC;  // a multiple of 64: whole bitmap words, whole quads
+  const int64_t K = a.K, N = a.N, ps = KC;
   int8_t* panel = static_cast<int8_t*>(
       scratch_buffer(kScratchPanel, static_cast<size_t>(MC * ps + 64)));
-  // VNNI engines: [run][row] weight sums; runs a chunk <= KC / 4 + 1 (wgroup >= 4)
-  [[maybe_unused]] int32_t* comp =
-      D != kDotOwn ? static_cast<int32_t*>(scratch_buffer(
-                         kScratchRunSums, static_cast<size_t>((KC / 4 + 1) * MC) * sizeof(int32_t)))
-                   : nullptr;
   int64_t cur[MC];
   for (int64_t i0 = r0; i0 < r1; i0 += MC) {
     const int64_t nr = std::min(MC, r1 - i0);
-    float* yb = a.out + i0 * N;
     if (K == 0) {
       for (int64_t r = 0; r < nr; ++r)
-        std::memset(yb + r * N, 0, static_cast<size_t>(N) * sizeof(float));
+        std::memset(a.out + (i0 + r) * N, 0, static_cast<size_t>(N) * sizeof(float));
       continue;
     }
     if (a.layout == PanelLayout::bitmap)
@@ -533,41 +545,62 @@ void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
         panel_i8_plain<int16_t>(a, wide, ps, nr, i0, k0, kw, 0, N);
         continue;
       }
-#if SPARSE_OPS_ISA >= 2
-      constexpr int RB = 6, NVMAX = 2, W = 8;
-      // VNNI engines: 128 x each row's weight sum per scale run, [run][row], once a chunk
-      if constexpr (D != kDotOwn) {
-        int64_t j = 0;
-        for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t) {
-          panel_i8_run_sums(panel + (s0 - k0), ps, nr, (s1 - s0 + 3) / 4 * 4, comp + j++ * MC);
-        });
-      }
-      // token blocks outside, runs inside: the block's output tile stays in L1 across the
-      // runs (runs outside re-read 48 rows x N of output from L2 per run: +30 % at G = 32)
-      for_token_blocks<NVMAX, W>(N, [&](int64_t c, int rem, auto nvc, auto mc) {
-        constexpr int V_ = decltype(nvc)::value;
-        constexpr bool M_ = decltype(mc)::value;
-        int64_t j = 0;
-        for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t g) {
-          const int64_t nq = (s1 - s0 + 3) / 4;  // past K: zeros in the panel and the quads
-          const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
-          const int8_t* pk = panel + (s0 - k0);
-          const float* ws = a.wscale + i0 * a.ws_ld + g;
-          const int64_t run = j++;
-          const int32_t* cj = D != kDotOwn ? comp + run * MC : nullptr;
-          float* y = yb + c;
-          for_row_strips<RB>(nr, [&](int64_t r, auto rb) {
-            panel_i8_micro<D, decltype(rb)::value, V_, M_>(
-                pk + r * ps, ps, xq, a.ldq, nq, cj ? cj + r : nullptr, ws + r * a.ws_ld,
-                a.ws_ld, a.xscale + c, y + r * N, N, s0 == 0, rem);
-          });
-        });
-      });
-#else
-      panel_i8_plain<int8_t>(a, panel, ps, nr, i0, k0, kw, 0, N);
-#endif
+      f(static_cast<const int8_t*>(panel), i0, nr, k0, kw);
     }
   }
+}
+
+// out rows [r0, r1), every column: the W8A8 product on int8 panels (see the top of the file),
+// the vector levels' micro-kernel on dot product D (kDot*; the scalar level: plain loops).
+template <int D>
+void panel_i8_rows(const PanelArgs& a, int64_t r0, int64_t r1) {
+  if (a.layout == PanelLayout::bsr) return bsr_i8_rows<D>(a, r0, r1);
+  constexpr int64_t MC = kPanelRows;
+  const int64_t N = a.N;
+  const int64_t KC = panel_kc(a.layout == PanelLayout::nm ? a.m : 64);
+  const int64_t ps = KC;
+  // VNNI engines: [run][row] weight sums; runs a chunk <= KC / 4 + 1 (wgroup >= 4)
+  [[maybe_unused]] int32_t* comp =
+      D != kDotOwn ? static_cast<int32_t*>(scratch_buffer(
+                         kScratchRunSums, static_cast<size_t>((KC / 4 + 1) * MC) * sizeof(int32_t)))
+                   : nullptr;
+  for_i8_panels(a, r0, r1, KC, [&](const int8_t* panel, int64_t i0, int64_t nr, int64_t k0,
+                                   int64_t kw) {
+#if SPARSE_OPS_ISA >= 2
+    constexpr int RB = 6, NVMAX = 2, W = 8;
+    float* yb = a.out + i0 * N;
+    // VNNI engines: 128 x each row's weight sum per scale run, [run][row], once a chunk
+    if constexpr (D != kDotOwn) {
+      int64_t j = 0;
+      for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t) {
+        panel_i8_run_sums(panel + (s0 - k0), ps, nr, (s1 - s0 + 3) / 4 * 4, comp + j++ * MC);
+      });
+    }
+    // token blocks outside, runs inside: the block's output tile stays in L1 across the
+    // runs (runs outside re-read 48 rows x N of output from L2 per run: +30 % at G = 32)
+    for_token_blocks<NVMAX, W>(N, [&](int64_t c, int rem, auto nvc, auto mc) {
+      constexpr int V_ = decltype(nvc)::value;
+      constexpr bool M_ = decltype(mc)::value;
+      int64_t j = 0;
+      for_scale_runs(a, k0, kw, [&](int64_t s0, int64_t s1, int64_t g) {
+        const int64_t nq = (s1 - s0 + 3) / 4;  // past K: zeros in the panel and the quads
+        const int8_t* xq = a.xq4 + (s0 / 4) * a.ldq + 4 * c;
+        const int8_t* pk = panel + (s0 - k0);
+        const float* ws = a.wscale + i0 * a.ws_ld + g;
+        const int64_t run = j++;
+        const int32_t* cj = D != kDotOwn ? comp + run * MC : nullptr;
+        float* y = yb + c;
+        for_row_strips<RB>(nr, [&](int64_t r, auto rb) {
+          panel_i8_micro<D, decltype(rb)::value, V_, M_>(
+              pk + r * ps, ps, xq, a.ldq, nq, cj ? cj + r : nullptr, ws + r * a.ws_ld,
+              a.ws_ld, a.xscale + c, y + r * N, N, s0 == 0, rem);
+        });
+      });
+    });
+#else
+    panel_i8_plain<int8_t>(a, panel, ps, nr, i0, k0, kw, 0, N);
+#endif
+  });
 }
 
 #ifdef SPARSE_OPS_VNNI
