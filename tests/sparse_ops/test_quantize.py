@@ -219,9 +219,14 @@ def test_sparsify_bad_weight_dtype():
         so.sparsify(_mlp(), "csr", density=0.5, group_size=32)
 
 
-def test_compile_fullgraph_int8_linear():
-    model = so.sparsify(_mlp(), "nm", n=2, m=4, weight_dtype="int8")
-    x = torch.randn(3, 70)
+@pytest.mark.parametrize("layout,kw", [("nm", {"n": 2, "m": 4}), ("bitmap", {"density": 0.5})])
+@pytest.mark.parametrize("group_size", [None, 32])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_compile_fullgraph_int8_linear(layout, kw, group_size, batch):
+    """torch.compile(fullgraph) through int8 layers, per row and with group scales (the
+    grouped ops' fakes: one token and several)."""
+    model = so.sparsify(_mlp(), layout, **kw, weight_dtype="int8", group_size=group_size)
+    x = torch.randn(batch, 70)
     with torch.no_grad():
         want = model(x)
         got = torch.compile(model, fullgraph=True, backend="eager")(x)
