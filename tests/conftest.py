@@ -45,6 +45,19 @@ def restore_simd_and_panel():
     _C._set_bitmap_vbmi(vbmi)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dynamo(request):
+    """A test that compiles starts and ends with dynamo's caches empty: compiled code objects
+    (SparseLinear.forward, ...) count their recompilations per process, so that in one process
+    (make sanitize, no xdist) the compile tests before one would use up its recompile limit."""
+    if "compile" not in request.node.name:
+        yield
+        return
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Start each test with no recorded seeds; keep (or, replaying, restore) the global RNG."""
