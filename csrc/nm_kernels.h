@@ -84,17 +84,17 @@ inline void nm_decode(const NmArgs<T>& a, const uint8_t* mrow, const typename V<
 }
 
 // ---------------------------------------------------------------- SpMV (N == 1)
-// When W slots span at most TBL*W columns (n divides W and m <= TBL*n: 2:4, 1:2, 4:8 with two
-// tables; 1:4, 2:8, 4:16 with four), the x values of a block of W slots come from TBL
-// contiguous vector loads and permutes instead of a gather.
-// GS: the values are scaled per group of gsize columns (a.gscale) as they are loaded; the
-// caller checked that gsize is a multiple of the span of a block, so a block lies in one group.
 // Whether V has nm_idx_pow2 (the AVX-512 float table: 16 slots of b <= 2 bits).
 template <class VT, class = void>
 struct HasNmIdxPow2 : std::false_type {};
 template <class VT>
 struct HasNmIdxPow2<VT, std::void_t<decltype(VT::kNmIdxPow2)>> : std::true_type {};
 
+// When W slots span at most TBL*W columns (n divides W and m <= TBL*n: 2:4, 1:2, 4:8 with two
+// tables; 1:4, 2:8, 4:16 with four), the x values of a block of W slots come from TBL
+// contiguous vector loads and permutes instead of a gather.
+// GS: the values are scaled per group of gsize columns (a.gscale) as they are loaded; the
+// caller checked that gsize is a multiple of the span of a block, so a block lies in one group.
 // P2: the fast blocks' indices by VT::nm_idx_pow2 (b <= 2, m == 2^b: 2:4, 1:4, 1:2).
 template <class T, int TBL, class TV = T, bool GS = false, bool P2 = false>
 void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
@@ -174,44 +174,37 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
     }
     return s;
   };
+  // rows idx[0 .. R) at once, their blocks interleaved (2R streams in flight)
+  auto rows = [&](auto rc, const int64_t* idx) {
+    constexpr int R = decltype(rc)::value;
+    Row rw[R];
+    reg s0[R], s1[R];
+    for (int j = 0; j < R; ++j) {
+      rw[j] = row_at(idx[j]);
+      s0[j] = s1[j] = VT::zero();
+    }
+    int64_t k = 0;
+    for (; k + 2 <= nfast; k += 2) {
+      for (int j = 0; j < R; ++j) prefetch(rw[j], k);
+      for (int j = 0; j < R; ++j) s0[j] = VT::fma(vals(rw[j], k), fast(rw[j], k), s0[j]);
+      for (int j = 0; j < R; ++j) s1[j] = VT::fma(vals(rw[j], k + 1), fast(rw[j], k + 1), s1[j]);
+    }
+    for (; k < nfast; ++k)
+      for (int j = 0; j < R; ++j) s0[j] = VT::fma(vals(rw[j], k), fast(rw[j], k), s0[j]);
+    for (int j = 0; j < R; ++j) a.out[idx[j]] = VT::hsum(VT::add(s0[j], tail(rw[j], k, s1[j])));
+  };
   int64_t i = r0;
   // P2 (the 2:4 / 1:4 decode on AVX-512): two rows at a time, from the two halves of the range:
   // four streams in flight instead of two
   if constexpr (P2) {
     const int64_t h = (r1 - r0) / 2;
     for (; i < r0 + h; ++i) {
-      const Row ra = row_at(i), rb = row_at(i + h);
-      reg a0 = VT::zero(), a1 = VT::zero(), b0 = VT::zero(), b1 = VT::zero();
-      int64_t k = 0;
-      for (; k + 2 <= nfast; k += 2) {
-        prefetch(ra, k);
-        prefetch(rb, k);
-        a0 = VT::fma(vals(ra, k), fast(ra, k), a0);
-        b0 = VT::fma(vals(rb, k), fast(rb, k), b0);
-        a1 = VT::fma(vals(ra, k + 1), fast(ra, k + 1), a1);
-        b1 = VT::fma(vals(rb, k + 1), fast(rb, k + 1), b1);
-      }
-      for (; k < nfast; ++k) {
-        a0 = VT::fma(vals(ra, k), fast(ra, k), a0);
-        b0 = VT::fma(vals(rb, k), fast(rb, k), b0);
-      }
-      a.out[i] = VT::hsum(VT::add(a0, tail(ra, k, a1)));
-      a.out[i + h] = VT::hsum(VT::add(b0, tail(rb, k, b1)));
+      const int64_t pair[2] = {i, i + h};
+      rows(std::integral_constant<int, 2>{}, pair);
     }
     i = r0 + 2 * h;
   }
-  for (; i < r1; ++i) {
-    const Row r = row_at(i);
-    reg s0 = VT::zero(), s1 = VT::zero();
-    int64_t k = 0;
-    for (; k + 2 <= nfast; k += 2) {
-      prefetch(r, k);
-      s0 = VT::fma(vals(r, k), fast(r, k), s0);
-      s1 = VT::fma(vals(r, k + 1), fast(r, k + 1), s1);
-    }
-    for (; k < nfast; ++k) s0 = VT::fma(vals(r, k), fast(r, k), s0);
-    a.out[i] = VT::hsum(VT::add(s0, tail(r, k, s1)));
-  }
+  for (; i < r1; ++i) rows(std::integral_constant<int, 1>{}, &i);
 }
 
 template <class T, class TV = T, bool GS = false>
