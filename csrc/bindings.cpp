@@ -99,9 +99,9 @@ PYBIND11_MODULE(_C, mod) {
         }
       },
       py::arg("engine"),
-      "Testing aid: the W8A8 dot engine, 'auto' (amx, else vnni where the CPU has it, else the level's "
-      "own) or one of _int8_dots(); SPARSE_OPS_INT8_DOT sets it at start. A level without "
-      "the engine runs its own. Returns the engine now active.");
+      "Testing aid: the W8A8 dot engine, 'auto' (amx, else vnni where the CPU has it, else "
+      "the level's own) or one of _int8_dots(); SPARSE_OPS_INT8_DOT sets it at start. A level "
+      "without the engine runs its own. Returns the engine now active.");
   mod.def(
       "_int8_dots", [] { return int8_dots(); },
       "Testing aid: the W8A8 dot engines available at the active SIMD level on this CPU.");

@@ -111,7 +111,7 @@ PanelArgs panel_args(const BitmapShape& s, Values stored) {
 
 // gscale: bitmap_spmm_grouped's group scales (int8 values, float32), null: none. The SpMV
 // applies them in registers, the panel as it expands a row, the CSR kernels on the chunk's
-// widened values (scale_chunk_values).
+// widened values (each value times its column's group scale, below).
 template <class T>
 void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const Values& stored,
               const T* x, int64_t ldx, T* out, int64_t N, int threads,

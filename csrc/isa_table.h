@@ -47,7 +47,8 @@ const KernelTable& table() {
                              &first_bad_index<int16_t>, &first_bad_index<int32_t>,
                              &widen_values, &dequant_runs_rows, &bitmap_decode_rows<int16_t>,
                              &bitmap_decode_rows<int32_t>, &bitmap_check_rows,
-                             &panel_spmm_rows, {&panel_i8_rows<kDotOwn>, emulated, vnni, amx_emulated, amx}};
+                             &panel_spmm_rows,
+                             {&panel_i8_rows<kDotOwn>, emulated, vnni, amx_emulated, amx}};
   return t;
 }
 

@@ -459,10 +459,10 @@ void nm14_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
 #endif
 
 
-// The table's bitmap SpMV: with group scales (a.gscale, int8 values: bitmap_spmm_grouped) the
+// The table's bitmap SpMV. With group scales (a.gscale, int8 values: bitmap_spmm_grouped): the
 // VBMI2 kernel where gsize is a multiple of 64 (AVX-512 with VBMI2), else the shuffle kernel at
-// every vector level where gsize is a multiple of 32, else bit by bit; per
-// row, int8 and bfloat16 values take the shuffle kernel on AVX2 and the VBMI2 expand kernel on
+// every vector level where gsize is a multiple of 32, else bit by bit. With one scale a row,
+// int8 and bfloat16 values take the shuffle kernel on AVX2 and the VBMI2 expand kernel on
 // AVX-512 where the CPU has it (spmv_vbmi_kernels.h; else the AVX-512 expand-load path).
 template <class T>
 int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
