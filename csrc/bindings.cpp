@@ -60,6 +60,17 @@ PYBIND11_MODULE(_C, mod) {
         g_bitmap_vbmi.store(on ? 1 : 0);
       }, py::arg("on"), "Testing aid: turn the VBMI2 bitmap SpMV on or off.");
   mod.def(
+      "_bitmap_vnni", [] { return g_bitmap_vnni.load() == 1; },
+      "Whether the AVX-512 bitmap SpMV takes the integer kernel for int8 values times a "
+      "bfloat16 / float16 x (the CPU has avx512vbmi, avx512vbmi2 and avx512vnni; "
+      "SPARSE_OPS_BITMAP_VNNI=0 turns it off).");
+  mod.def(
+      "_set_bitmap_vnni", [](bool on) {
+        if (on && !cpu_has_vbmi2_vnni())
+          throw py::value_error("on: this CPU lacks avx512vbmi / avx512vbmi2 / avx512vnni");
+        g_bitmap_vnni.store(on ? 1 : 0);
+      }, py::arg("on"), "Testing aid: turn the integer (VNNI) bitmap SpMV on or off.");
+  mod.def(
       "_last_path", [] { return std::string(last_path()); },
       "Debug aid: the path the last bitmap or N:M product took: 'bitmap.spmv', 'bitmap.panel' "
       "(load sparse, compute dense), 'bitmap.csr', 'nm.spmv', 'nm.panel', 'nm.slots'.");

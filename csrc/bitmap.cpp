@@ -115,7 +115,8 @@ PanelArgs panel_args(const BitmapShape& s, Values stored) {
 template <class T>
 void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, const Values& stored,
               const T* x, int64_t ldx, T* out, int64_t N, int threads,
-              const float* gscale = nullptr, int64_t gs_ld = 0, int64_t gsize = 0) {
+              const float* gscale = nullptr, int64_t gs_ld = 0, int64_t gsize = 0,
+              DT xsrc = DT::f32) {
   const KernelTable& tab = active_table();
   const int64_t M = s.M, K = s.K, nnz = s.nnz;
   const double work = static_cast<double>(nnz + M * s.rb) * static_cast<double>(N);
@@ -126,6 +127,8 @@ void spmm_run(const BitmapShape& s, const int32_t* off, const uint8_t* bits, con
     args.gscale = gscale;
     args.gs_ld = gs_ld;
     args.gsize = gsize;
+    args.x_narrow = xsrc == DT::bf16 || xsrc == DT::f16;
+    args.call_tag = next_call_tag();
     if (stored.dt == compute_dtype(stored.dt)) args.val = static_cast<const T*>(stored.data);
     const int64_t nchunks = chunk_count(threads, M, nnz * 4 + M * s.rb);
     // A row costs its bitmap scan (rb / 8 words) plus its values.
@@ -279,7 +282,8 @@ void bitmap_spmm(const BitmapStructure& s, Values val, const Dense& x, const Den
   check_row_pointers(s.off, s.M, s.nnz, "row_offsets", "values");
   with_compute(x.dt, [&](auto tf) {
     using T = decltype(tf);
-    spmm_run<T>(s, s.off, s.bits, val, x.ptr<T>(), x.ld, out.ptr<T>(), x.cols, threads);
+    spmm_run<T>(s, s.off, s.bits, val, x.ptr<T>(), x.ld, out.ptr<T>(), x.cols, threads, nullptr,
+                0, 0, x.src);
   });
 }
 

@@ -29,6 +29,14 @@ std::atomic<int> g_bitmap_vbmi{[] {
   if (env && std::strcmp(env, "0") == 0) return 0;
   return cpu_has_vbmi2() ? 1 : 0;
 }()};
+bool cpu_has_vbmi2_vnni() {
+  return cpu_has_vbmi2() && __builtin_cpu_supports("avx512vnni");
+}
+std::atomic<int> g_bitmap_vnni{[] {
+  const char* env = std::getenv("SPARSE_OPS_BITMAP_VNNI");
+  if (env && std::strcmp(env, "0") == 0) return 0;
+  return cpu_has_vbmi2_vnni() ? 1 : 0;
+}()};
 bool amx_runs() {
   static const bool ok = [] {
     if (!amx_built()) return false;

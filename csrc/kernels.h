@@ -95,6 +95,10 @@ struct NmArgs {
   // its value times gscale[i * gs_ld + column / gsize], gsize a multiple of m; null: none.
   const float* gscale = nullptr;
   int64_t gs_ld = 0, gsize = 0;
+  // x is a bfloat16 or float16 x widened (the integer kernel may take it), and the call's
+  // scratch tag (next_call_tag: one x per call and thread)
+  bool x_narrow = false;
+  uint64_t call_tag = 0;
 };
 
 // Bitmap, one struct for the three products. S is (M, K): row i's stored positions are the
@@ -116,6 +120,10 @@ struct BitmapArgs {
   // i is its value times gscale[i * gs_ld + j / gsize]; null: none.
   const float* gscale = nullptr;
   int64_t gs_ld = 0, gsize = 0;
+  // x is a bfloat16 or float16 x widened (the integer kernel may take it), and the call's
+  // scratch tag (next_call_tag: one x per call and thread)
+  bool x_narrow = false;
+  uint64_t call_tag = 0;
 };
 
 // The dense-panel SpMM (panel_kernels.h: "load sparse, compute dense") of a bitmap or N:M S,
@@ -317,6 +325,17 @@ int64_t bitmap_spmv_vbmi_rows(const BitmapArgs<float>& a, int64_t r0, int64_t r1
 extern std::atomic<int> g_bitmap_vbmi;
 // Whether the CPU reports avx512vbmi and avx512vbmi2 (the VBMI2 kernel's instructions).
 bool cpu_has_vbmi2();
+namespace avx512vbmi_vnni {
+int64_t bitmap_spmv_vnni_rows(const BitmapArgs<float>& a, int64_t r0, int64_t r1);
+}
+// What a SpMV entry that declines a call returns (bitmap_spmv_vnni_rows: x not finite).
+constexpr int64_t kSpmvNotTaken = -2;
+// Whether the AVX-512 bitmap SpMV takes the integer kernel (spmv_vnni_kernels.h) for int8
+// values and a bfloat16 / float16 x: 1 where the CPU reports avx512vbmi, avx512vbmi2 and
+// avx512vnni (unless SPARSE_OPS_BITMAP_VNNI=0), 0 otherwise; _C._set_bitmap_vnni switches it.
+extern std::atomic<int> g_bitmap_vnni;
+// Whether the CPU reports avx512vbmi, avx512vbmi2 and avx512vnni.
+bool cpu_has_vbmi2_vnni();
 
 // How the AVX2 CSR SpMV reads x[col]: a call whose rows hold fewer than g_csr_spmv_loads
 // nonzeros on average takes scalar loads, others vector gathers (microcoded and slow on some

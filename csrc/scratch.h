@@ -18,7 +18,10 @@ enum ScratchSlot {
   kScratchPanelWide = 6,  // an N:M chunk whose slot sums leave int8, as int16 (W8A8)
   kScratchRunSums = 7,    // 128 x each row's weight sum per scale run of a chunk (W8A8 VNNI)
   kScratchUnits = 8,      // a BSR block row's flush units (W8A8)
-  kScratchSlots = 9
+  kScratchXPlanes = 9,    // x in block fixed point, byte planes (the integer bitmap SpMV)
+  kScratchSpmvX = 10,     // a bfloat16 SpMV's x widened to float32 (torch_ops.cpp)
+  kScratchSpmvOut = 11,   // its float32 output, before it is narrowed to bfloat16
+  kScratchSlots = 12
 };
 
 // A 64-byte aligned buffer of at least `bytes` bytes, owned by the calling thread and valid

@@ -33,16 +33,17 @@ def case(request):
 
 @pytest.fixture
 def restore_simd_and_panel():
-    """Puts back the SIMD level a test switched, the panel choice and the W8A8 dot engine it
-    forced (and forgets the panel's measured choices)."""
+    """Puts back the SIMD level a test switched, the panel choice, the W8A8 dot engine and the
+    bitmap SpMV kernels it forced (and forgets the panel's measured choices)."""
     from sparse_ops import _C
 
-    level, vbmi = _C.simd_level(), _C._bitmap_vbmi()
+    level, vbmi, vnni = _C.simd_level(), _C._bitmap_vbmi(), _C._bitmap_vnni()
     yield
     _C._set_simd_level(level)
     _C._set_panel("auto")
     _C._set_int8_dot("auto")
     _C._set_bitmap_vbmi(vbmi)
+    _C._set_bitmap_vnni(vnni)
 
 
 @pytest.fixture(autouse=True)
