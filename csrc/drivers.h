@@ -19,6 +19,7 @@ struct Dense {
   void* data = nullptr;
   DT dt = DT::f32;
   int64_t rows = 0, cols = 0, ld = 0;
+  DT src = DT::f32;  // the dtype it was given in (bf16 / f16: widened to dt)
   template <class T>
   T* ptr() const {
     return static_cast<T*>(data);
@@ -33,6 +34,12 @@ struct RowPointers {
   DT col_dt = DT::i32;
   int64_t rows = 0, count = 0;
 };
+
+// ------------------------------------------------------------------ conversions (convert.cpp)
+// n bfloat16 values (bits at src) to float32 at dst, at the active SIMD level.
+void widen_bf16(const void* src, float* dst, int64_t n);
+// n float32 values to bfloat16 bits at dst, rounded to nearest even (NaN stays a NaN).
+void narrow_bf16(const float* src, void* dst, int64_t n);
 
 // ------------------------------------------------------------------ CSR (csr.cpp)
 // out (M, N) = S @ x, x (K, N); values (nnz,) as stored.

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "drivers.h"
+#include "scratch.h"
 #include "team.h"
 #include "torch_errors.h"
 #include "validate.h"
@@ -167,6 +168,32 @@ Dense dense_view(const Tensor& t) {
   v.ld = t.size(0) > 1 ? t.stride(0) : t.size(1);
   return v;
 }
+
+// A bfloat16 SpMV, x (K, 1) of unit stride: x widened and the float32 output narrowed here, in
+// the calling thread's scratch (convert.cpp), instead of by two aten conversions (which, in a
+// model, cost ~50 us of cold dispatcher code a call: convert.cpp). `like`: the tensor whose
+// dtype x must have (dense_tensor's check; other cases take dense_tensor and its errors).
+struct Bf16Spmv {
+  static bool applies(const Tensor& x, const Tensor& like) {
+    return x.scalar_type() == at::kBFloat16 && like.scalar_type() == at::kBFloat16 &&
+           x.device().is_cpu() && x.dim() == 2 && x.size(1) == 1 &&
+           (x.size(0) <= 1 || x.stride(0) == 1) && !x.is_neg();
+  }
+  Dense x, out;
+  Bf16Spmv(const Tensor& x_in, int64_t M) {
+    const int64_t K = x_in.size(0);
+    float* xs = static_cast<float*>(scratch_buffer(kScratchSpmvX, static_cast<size_t>(K) * 4));
+    widen_bf16(ptr_of(x_in), xs, K);
+    x = Dense{xs, DT::f32, K, 1, 1, DT::bf16};
+    out = Dense{scratch_buffer(kScratchSpmvOut, static_cast<size_t>(M) * 4), DT::f32, M, 1, 1};
+  }
+  // The (M, 1) bfloat16 result.
+  Tensor result(const Tensor& x_in) const {
+    Tensor r = at::empty({out.rows, 1}, x_in.options());
+    narrow_bf16(out.ptr<float>(), ptr_of(r), out.rows);
+    return r;
+  }
+};
 
 at::ScalarType compute_type(const Tensor& like) {
   return compute_dtype(dt_of(like.scalar_type())) == DT::f64 ? at::kDouble : at::kFloat;
@@ -557,11 +584,20 @@ Tensor spmm(const Call<F>& c, const Tensor& values_in, const Tensor& x_in) {
   const bool q = int8_values(values_in);
   if (q) expect_float_x(x_in, "x");
   const Tensor& like = q ? x_in : values_in;
+  if (Bf16Spmv::applies(x_in, like)) {
+    const auto v = F::view(c.st.data(), c.p, x_in.size(0));
+    F::check_values(v, values);
+    const Bf16Spmv b(x_in, F::rows(v));
+    guarded([&] { F::spmm(v, c.p, values_view(values), b.x, b.out); });
+    return b.result(x_in);
+  }
   const Tensor x = dense_tensor(x_in, "x", like, q ? "x" : "values");
   const auto v = F::view(c.st.data(), c.p, x.size(0));
   F::check_values(v, values);
   Tensor out = at::empty({F::rows(v), x.size(1)}, x.options().dtype(compute_type(like)));
-  guarded([&] { F::spmm(v, c.p, values_view(values), dense_view(x), dense_view(out)); });
+  Dense xv = dense_view(x);
+  xv.src = dt_of(x_in.scalar_type());
+  guarded([&] { F::spmm(v, c.p, values_view(values), xv, dense_view(out)); });
   return narrowed(out, like);
 }
 
@@ -647,7 +683,8 @@ Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scale
   const Tensor values = values_tensor(values_in, L::values_dim);
   expect_float_x(x_in, "x");
   const Tensor x1 = x_in.dim() == 1 ? x_in.view({x_in.size(0), 1}) : x_in;
-  const Tensor x = dense_tensor(x1, "x", x1, "x");
+  const bool bf16_spmv = Bf16Spmv::applies(x1, x1);
+  const Tensor x = bf16_spmv ? x1 : dense_tensor(x1, "x", x1, "x");
   if (!wide && x.size(1) != 1)
     value_error("x: expected a (K, 1) or (K,) tensor, got " + describe(x_in));
   const int64_t unit = L::group_unit(p);
@@ -666,11 +703,30 @@ Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scale
     value_error("scales: expected shape (" + std::to_string(M) + ", " + std::to_string(groups) +
                 "), got " + describe(scales));
   const Tensor sc = scales.to(at::kFloat).contiguous();
+  const float* s = sc.data_ptr<float>();
+  // one group a row (group_size >= K): the per-row products (their fastest kernels), then
+  // each row times its scale
+  const auto run = [&](const Dense& xd, const Dense& od) {
+    guarded([&] {
+      if (group_size < xd.rows) {
+        L::spmm_grouped(v, values_view(values), s, sc.size(1), group_size, xd, od);
+        return;
+      }
+      L::spmm(v, p, values_view(values), xd, od);
+      float* o = od.ptr<float>();
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t n = 0; n < od.cols; ++n) o[i * od.ld + n] *= s[i * sc.size(1)];
+    });
+  };
+  if (bf16_spmv) {
+    const Bf16Spmv b(x1, M);
+    run(b.x, b.out);
+    return b.result(x1);
+  }
   Tensor out = at::empty({M, x.size(1)}, x.options().dtype(at::kFloat));
-  guarded([&] {
-    L::spmm_grouped(v, values_view(values), sc.data_ptr<float>(), sc.size(1), group_size,
-                    dense_view(x), dense_view(out));
-  });
+  Dense xv = dense_view(x);
+  xv.src = dt_of(x_in.scalar_type());
+  run(xv, dense_view(out));
   return narrowed(out, x_in);
 }
 

@@ -259,14 +259,28 @@ def _dequant_runs_fake(values: torch.Tensor, scales: torch.Tensor, run_off: torc
     return values.new_empty(values.shape, dtype=dtype)
 
 
+def _kept_scales(s: SparseMatrix, key: object, make) -> torch.Tensor:
+    """``make(s.scales)``, kept on ``s`` until its scales are replaced or changed in place
+    (the tensor and its version counter are part of the key)."""
+    cache = s.__dict__.setdefault("_row_scales", {})
+    src = s.scales
+    hit = cache.get(key)
+    if hit is not None and hit[0] is src and hit[1] == src._version:
+        return hit[2]
+    r = make(src)
+    cache[key] = (src, src._version, r)
+    return r
+
+
 def row_scales(s: SparseMatrix, dtype: torch.dtype) -> torch.Tensor:
     """``(M,)`` per-row scales of ``s`` in ``dtype``, converted once per dtype and kept."""
-    cache = s.__dict__.setdefault("_row_scales", {})
-    r = cache.get(dtype)
-    if r is None or r.device != s.scales.device:
-        r = s.scales.reshape(-1).to(dtype)
-        cache[dtype] = r
-    return r
+    return _kept_scales(s, dtype, lambda t: t.reshape(-1).to(dtype))
+
+
+def row_scales_2d(s: SparseMatrix) -> torch.Tensor:
+    """``(M, 1)`` float32 contiguous per-row scales of ``s`` (the grouped products' scales
+    with one group a row), converted once and kept."""
+    return _kept_scales(s, "2d", lambda t: t.reshape(-1, 1).to(torch.float32).contiguous())
 
 
 def quantization_error(s: SparseMatrix, q: SparseMatrix, x: torch.Tensor) -> float:

@@ -256,6 +256,11 @@ def test_fuzz_malformed_structures(case):
         ("sddmm", lambda: ops.bitmap_sddmm(off, bits, d, x, param), False),
         ("spmv_i8", lambda: ops.bitmap_spmm(off, bits, qv, x1, param), True),
         ("grouped", lambda: ops.bitmap_spmv_grouped(off, bits, qv, sc, x1, gs, param), True),
+        # bfloat16 x (the integer SpMV on AVX-512 VNNI, x and out converted in C++), and the
+        # grouped op with one group a row (the per-row product, rows scaled after)
+        ("spmv_i8_bf16", lambda: ops.bitmap_spmm(off, bits, qv, x1.bfloat16(), param), True),
+        ("rows", lambda: ops.bitmap_spmv_grouped(off, bits, qv, sc[:, :1].contiguous(),
+                                                 x1.bfloat16(), max(k, 1), param), True),
     ]:
         valid = ok and (not takes_values or n_vals == param)
         try:
@@ -270,13 +275,18 @@ def test_fuzz_malformed_structures(case):
         if name == "sddmm":
             want = (d.double() @ x.double().T)[mask]
             scale = (d.double().abs() @ x.double().abs().T)[mask]
-        elif name in ("spmv_i8", "grouped"):
+        elif name in ("spmv_i8", "grouped", "spmv_i8_bf16", "rows"):
             dense = torch.zeros(m, k, dtype=torch.float64)
             dense[mask] = qv.double()
             if name == "grouped":
                 dense *= sc.double()[:, torch.arange(k) // gs]
-            want = dense @ x1.double()
-            scale = dense.abs() @ x1.double().abs()
+            if name == "rows":
+                dense *= sc.double()[:, :1]
+            xr = x1.bfloat16().double() if name in ("spmv_i8_bf16", "rows") else x1.double()
+            want = dense @ xr
+            scale = dense.abs() @ xr.abs()
+            if name in ("spmv_i8_bf16", "rows"):  # and the bfloat16 output's rounding
+                scale = scale + 2.0**-8 / 1e-5 * want.abs()
         else:
             dense = torch.zeros(m, k, dtype=torch.float64)
             dense[mask] = vals.double()
