@@ -676,7 +676,8 @@ Tensor linear(const Call<F>& c, const Tensor& values, const Tensor& x,
 // in registers; wider products as the panel expands a row, or on the widened values.
 template <class L>
 Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scales,
-                  const Tensor& x_in, int64_t group_size, const Params& p, bool wide) {
+                  const Tensor& x_in, int64_t group_size, const Params& p, bool wide,
+                  const Tensor* bias = nullptr) {
   L::check_params(p);
   if (values_in.scalar_type() != at::kChar)
     type_error("values: expected an int8 tensor, got " + describe(values_in));
@@ -704,6 +705,17 @@ Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scale
                 "), got " + describe(scales));
   const Tensor sc = scales.to(at::kFloat).contiguous();
   const float* s = sc.data_ptr<float>();
+  Tensor bias_f;
+  if (bias && bias->defined()) {
+    expect_cpu(*bias, "bias");
+    if (bias->scalar_type() != x_in.scalar_type())
+      type_error("bias: expected a " + std::string(c10::toString(x_in.scalar_type())) +
+                 " tensor (x's dtype), got " + describe(*bias));
+    if (bias->dim() != 1 || bias->size(0) != M)
+      value_error("bias: expected shape (" + std::to_string(M) + ",), got " + describe(*bias));
+    bias_f = bias->to(at::kFloat).contiguous();
+  }
+  const float* bf = bias_f.defined() ? bias_f.data_ptr<float>() : nullptr;
   // one group a row (group_size >= K): the per-row products (their fastest kernels), then
   // each row times its scale
   const auto run = [&](const Dense& xd, const Dense& od) {
@@ -717,6 +729,11 @@ Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scale
       for (int64_t i = 0; i < M; ++i)
         for (int64_t n = 0; n < od.cols; ++n) o[i * od.ld + n] *= s[i * sc.size(1)];
     });
+    if (bf) {  // the bias, in float32 before the output is narrowed
+      float* o = od.ptr<float>();
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t n = 0; n < od.cols; ++n) o[i * od.ld + n] += bf[i];
+    }
   };
   if (bf16_spmv) {
     const Bf16Spmv b(x1, M);
@@ -742,6 +759,34 @@ Tensor bitmap_grouped_op(const Tensor& row_offsets, const Tensor& bitmap, const 
                          int64_t nnz) {
   const Tensor st[2] = {row_offsets, bitmap};
   return grouped_op<Bitmap>(st, values, scales, x, group_size, Params{nnz, 0}, Wide);
+}
+
+// x (B, K) @ S^T (+ bias) -> (B, M) with the grouped products (int8 values, group scales): the
+// transposes and the bias done here rather than by three Python-level aten calls (each costs
+// ~10-25 us of cold code in a model's decode step). The result is grouped_op's (M, B) output
+// transposed (a view).
+template <class L>
+Tensor linear_grouped_op(const Tensor* st, const Tensor& values, const Tensor& scales,
+                         const Tensor& x, const std::optional<Tensor>& bias, int64_t group_size,
+                         const Params& p) {
+  expect_cpu(x, "x");
+  if (x.dim() != 2) value_error("x: expected a 2-D (B, K) tensor, got " + describe(x));
+  return grouped_op<L>(st, values, scales, x.t(), group_size, p, true,
+                       bias ? &*bias : nullptr).t();
+}
+
+Tensor nm_linear_grouped_op(const Tensor& metadata, const Tensor& values, const Tensor& scales,
+                            const Tensor& x, const std::optional<Tensor>& bias,
+                            int64_t group_size, int64_t n, int64_t m) {
+  return linear_grouped_op<Nm>(&metadata, values, scales, x, bias, group_size, Params{n, m});
+}
+
+Tensor bitmap_linear_grouped_op(const Tensor& row_offsets, const Tensor& bitmap,
+                                const Tensor& values, const Tensor& scales, const Tensor& x,
+                                const std::optional<Tensor>& bias, int64_t group_size,
+                                int64_t nnz) {
+  const Tensor st[2] = {row_offsets, bitmap};
+  return linear_grouped_op<Bitmap>(st, values, scales, x, bias, group_size, Params{nnz, 0});
 }
 
 // Whether layout F has a check_w8a8 (a C++17 detection idiom, not a C++20 requires-expression:
@@ -1037,6 +1082,10 @@ TORCH_LIBRARY(sparse_ops, m) {
         "int group_size, int n, int m) -> Tensor");
   m.def("bitmap_spmm_grouped(Tensor row_offsets, Tensor bitmap, Tensor values, Tensor scales, "
         "Tensor x, int group_size, int nnz) -> Tensor");
+  m.def("nm_linear_grouped(Tensor metadata, Tensor values, Tensor scales, Tensor x, "
+        "Tensor? bias, int group_size, int n, int m) -> Tensor");
+  m.def("bitmap_linear_grouped(Tensor row_offsets, Tensor bitmap, Tensor values, "
+        "Tensor scales, Tensor x, Tensor? bias, int group_size, int nnz) -> Tensor");
   define_w8a8<Nm>(m);
   define_w8a8<Bitmap>(m);
   define_w8a8<Bsr>(m);
@@ -1060,6 +1109,8 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   m.impl("nm_spmv_grouped", &nm_grouped_op<false>);
   m.impl("bitmap_spmv_grouped", &bitmap_grouped_op<false>);
   m.impl("nm_spmm_grouped", &nm_grouped_op<true>);
+  m.impl("nm_linear_grouped", &nm_linear_grouped_op);
+  m.impl("bitmap_linear_grouped", &bitmap_linear_grouped_op);
   m.impl("bitmap_spmm_grouped", &bitmap_grouped_op<true>);
   impl_w8a8<Nm>(m);
   impl_w8a8<Bitmap>(m);

@@ -150,30 +150,26 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
     """``_quantized_linear`` with float activations (the int8 values widened in registers;
     group scales inside the CPU's N:M and bitmap products, else dequantized per call)."""
     dt = x2.dtype
-    grouped = None
-    if (w.group_size is None and x2.shape[0] == 1 and x2.is_cpu and backend in (None, "cpp")
-            and w.layout in ("nm", "bitmap")):
-        # one token: the grouped SpMV with one group a row runs the per-row kernels and scales
-        # the rows in C++ (no aten mul after the product: a model's decode step pays each aten
-        # call's cold code, ~25-30 us)
-        op = (torch.ops.sparse_ops.nm_spmm_grouped if w.layout == "nm"
-              else torch.ops.sparse_ops.bitmap_spmm_grouped)
+    if x2.is_cpu and backend in (None, "cpp") and w.layout in ("nm", "bitmap"):
+        # the CPU's N:M and bitmap products apply group scales inside (the SpMV in registers,
+        # wider products as the panel expands a row); per-row scales at one token as one
+        # group a row (the per-row kernels, rows scaled in C++). x2 (B, K) in, (B, M) out, the
+        # bias added in C++: no aten call around the product (a decode step pays each one's
+        # cold code)
         unit = w.params()[1] if w.layout == "nm" else 1
-        k = w.shape[1]
-        y = op(*w.structure(), w.values, row_scales_2d(w), x2.t(), max(-(-k // unit) * unit, unit),
-               *w.params()).t()
-        return y if bias is None else y + bias
-    if w.group_size is not None and x2.is_cpu and backend in (None, "cpp"):
-        if w.layout == "nm" and w.group_size % w.params()[1] == 0:
-            grouped = torch.ops.sparse_ops.nm_spmm_grouped
-        elif w.layout == "bitmap" and (w.group_size % 32 == 0 or x2.shape[0] > 1):
+        gsize, scales = None, w.scales
+        if w.group_size is None:
+            if x2.shape[0] == 1:
+                gsize, scales = max(-(-w.shape[1] // unit) * unit, unit), row_scales_2d(w)
+        elif w.layout == "nm":
+            gsize = w.group_size if w.group_size % unit == 0 else None
+        elif w.group_size % 32 == 0 or x2.shape[0] > 1:
             # (the decode SpMV's fast kernels take groups of 32k columns: others dequantize)
-            grouped = torch.ops.sparse_ops.bitmap_spmm_grouped
-    if grouped is not None:
-        # group scales applied inside the product (the SpMV in registers, wider products as
-        # the panel expands): (M, B) out, transposed
-        y = grouped(*w.structure(), w.values, w.scales, x2.t(), w.group_size, *w.params()).t()
-        return y if bias is None else y + bias
+            gsize = w.group_size
+        if gsize is not None:
+            op = (torch.ops.sparse_ops.nm_linear_grouped if w.layout == "nm"
+                  else torch.ops.sparse_ops.bitmap_linear_grouped)
+            return op(*w.structure(), w.values, scales, x2, bias, gsize, *w.params())
     if w.group_size is not None or backend == "reference":
         return _linear_call(ops, w, dequantized_values(w, dt), x2, bias)
     y = _linear_call(ops, w, w.values, x2, None)  # a fresh output: scaled in place

@@ -253,6 +253,21 @@ def _bitmap_spmm_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
     return x.new_empty((row_offsets.shape[0] - 1, x.shape[1]))
 
 
+@torch.library.register_fake("sparse_ops::nm_linear_grouped")
+def _nm_linear_grouped_fake(metadata: torch.Tensor, values: torch.Tensor, scales: torch.Tensor,
+                            x: torch.Tensor, bias: torch.Tensor | None, group_size: int, n: int,
+                            m: int) -> torch.Tensor:
+    return x.new_empty((metadata.shape[0], x.shape[0])).t()  # (B, M), transposed as the op's
+
+
+@torch.library.register_fake("sparse_ops::bitmap_linear_grouped")
+def _bitmap_linear_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
+                                values: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
+                                bias: torch.Tensor | None, group_size: int,
+                                nnz: int) -> torch.Tensor:
+    return x.new_empty((row_offsets.shape[0] - 1, x.shape[0])).t()
+
+
 @torch.library.register_fake("sparse_ops::dequant_runs")
 def _dequant_runs_fake(values: torch.Tensor, scales: torch.Tensor, run_off: torch.Tensor,
                        dtype: torch.dtype) -> torch.Tensor:
