@@ -770,6 +770,11 @@ Tensor linear_grouped_op(const Tensor* st, const Tensor& values, const Tensor& s
                          const Tensor& x, const std::optional<Tensor>& bias, int64_t group_size,
                          const Params& p) {
   expect_cpu(x, "x");
+  if (x.layout() != at::kStrided)
+    type_error("x: expected a dense tensor, got layout " + std::string(c10::toString(x.layout())));
+  TORCH_CHECK(!(x.requires_grad() && at::GradMode::is_enabled()),
+              "x: requires grad, but int8 weights are inference only (no backward); run under "
+              "torch.no_grad() or dequantize() the weight");
   if (x.dim() != 2) value_error("x: expected a 2-D (B, K) tensor, got " + describe(x));
   return grouped_op<L>(st, values, scales, x.t(), group_size, p, true,
                        bias ? &*bias : nullptr).t();

@@ -103,6 +103,17 @@ class SparseMatrix:
         kw["values"] = dequantized_values(self, dtype)
         return type(self).from_parts(kw, self._shape, self.params(), validate=False)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a bound one-token product (matmul.linear's decode fast path) holds the tensors
+        # and the quantization it was bound with: dropped when any attribute changes
+        self.__dict__.pop("_one_token", None)
+        object.__setattr__(self, name, value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_one_token", None)  # (holds torch.ops callables: bound again after a copy)
+        return state
+
     def _with_quantization_of(self, other: SparseMatrix) -> SparseMatrix:
         """``self`` given ``other``'s scales and group size (same structure)."""
         if other.scales is not None:

@@ -145,6 +145,19 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
     return _w8a16_linear(ops, x2, w, bias, backend)
 
 
+class _OneToken:
+    """A quantized weight's one-token product, bound by the first call that took it
+    (``linear``'s fast path at decode): the C++ op and its arguments. ``SparseMatrix`` drops
+    it when any of its attributes is assigned; the op checks x (dtype, device, layout,
+    requires_grad) and every index on each call."""
+
+    __slots__ = ("op", "head", "tail", "shape")
+
+    def __init__(self, w: SparseMatrix, op, head: tuple, tail: tuple) -> None:
+        self.op, self.head, self.tail = op.default, head, tail
+        self.shape = (1, w.shape[1])
+
+
 def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
                   bias: torch.Tensor | None, backend: str | None) -> torch.Tensor:
     """``_quantized_linear`` with float activations (the int8 values widened in registers;
@@ -169,7 +182,11 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
         if gsize is not None:
             op = (torch.ops.sparse_ops.nm_linear_grouped if w.layout == "nm"
                   else torch.ops.sparse_ops.bitmap_linear_grouped)
-            return op(*w.structure(), w.values, scales, x2, bias, gsize, *w.params())
+            head = (*w.structure(), w.values, scales)
+            if (w.group_size is None and backend is None and w.activation_dtype is None
+                    and not torch.compiler.is_compiling()):
+                w.__dict__["_one_token"] = _OneToken(w, op, head, (gsize, *w.params()))
+            return op(*head, x2, bias, gsize, *w.params())
     if w.group_size is not None or backend == "reference":
         return _linear_call(ops, w, dequantized_values(w, dt), x2, bias)
     y = _linear_call(ops, w, w.values, x2, None)  # a fresh output: scaled in place
@@ -212,6 +229,15 @@ def linear(
     backend: str | None = None,
 ) -> torch.Tensor:
     """``F.linear`` with a sparse weight ``(M, K)``: ``x (..., K)`` → ``(..., M)``."""
+    one = getattr(weight, "_one_token", None)
+    if (one is not None and bias is None and backend is None and type(x) is torch.Tensor
+            and x.shape == one.shape):
+        # a decode step's int8 layer: the op bound by an earlier call, nothing else in Python
+        # (each Python-level step costs 5-10 us of cold code in a model); the op checks x
+        try:
+            return one.op(*one.head, x, None, *one.tail)
+        except NotImplementedError:  # x of another layout (sparse, ...): the checks below
+            pass
     if not isinstance(weight, SparseMatrix):
         _check_sparse("weight", weight)
     quantized = weight.scales is not None

@@ -156,3 +156,60 @@ def test_one_token_per_row_scales_through_the_grouped_op(layout):
         y = so.linear(x, q, bias)
         assert y.dtype == torch.bfloat16 and y.shape == (1, 37)
         assert ((y.double() - want).abs() <= 2.0**-7 * want.abs() + 1e-2).all(), (on, seed)
+
+
+@pytest.mark.parametrize("layout", ["bitmap", "nm"])
+def test_one_token_fast_path_follows_the_weight_and_checks_x(layout):
+    """so.linear binds the one-token op on its first call; later calls take it. Replacing
+    the weight's values or scales drops it (the new ones are used), a copy or a pickle
+    rebinds, and bad activations still get the slow path's errors."""
+    import copy
+    import pickle
+
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    kw = {"n": 2, "m": 4} if layout == "nm" else {}
+    q = so.quantize(random_sparse(layout, (37, 700), kw, density=0.5, seed=seed)[0])
+    x = torch.randn(1, 700, generator=g).bfloat16()
+
+    def want(w):
+        return x.double() @ w.to_dense().double().T
+
+    def close(y, w):
+        return bool(((y.double() - want(w)).abs() <= 2.0**-7 * want(w).abs() + 1e-3).all())
+
+    assert close(so.linear(x, q), q) and "_one_token" in q.__dict__, seed
+    assert close(so.linear(x, q), q), seed  # the bound op
+    q.values = -q.values  # a new tensor: the bound op is dropped, the new values used
+    assert "_one_token" not in q.__dict__
+    assert close(so.linear(x, q), q), seed
+    q.scales = q.scales * 2
+    assert close(so.linear(x, q), q), seed
+    for c in (copy.deepcopy(q), pickle.loads(pickle.dumps(q))):
+        assert "_one_token" not in c.__dict__
+        assert close(so.linear(x, c), c), seed
+    so.linear(x, q)
+    with pytest.raises(TypeError, match="x"):
+        so.linear(x.to(torch.int32), q)
+    with pytest.raises(ValueError, match="x"):
+        so.linear(torch.randn(1, 699).bfloat16(), q)
+    with pytest.raises(RuntimeError, match="inference only"):
+        so.linear(x.float().requires_grad_(), q)
+    with pytest.raises(TypeError, match="x"):
+        so.linear(x.to_sparse(), q)
+
+
+def test_one_token_fast_path_under_compile():
+    """An eager call binds the op; torch.compile(fullgraph) of a module calling so.linear
+    then traces the bound call (the fake kernel) and agrees with eager."""
+    seed = draw_seed()
+    q = _quantized(37, 700, 0.5, seed)
+    x = torch.randn(1, 700).bfloat16()
+    eager = so.linear(x, q)
+    assert "_one_token" in q.__dict__
+
+    def f(t):
+        return so.linear(t, q) * 2
+
+    got = torch.compile(f, fullgraph=True)(x)
+    assert torch.equal(got, eager * 2), seed
