@@ -764,7 +764,7 @@ Tensor bitmap_grouped_op(const Tensor& row_offsets, const Tensor& bitmap, const 
 // x (B, K) @ S^T (+ bias) -> (B, M) with the grouped products (int8 values, group scales): the
 // transposes and the bias done here rather than by three Python-level aten calls (each costs
 // ~10-25 us of cold code in a model's decode step). The result is grouped_op's (M, B) output
-// transposed (a view).
+// transposed (a view); x (..., K) of other ranks gives a contiguous (..., M).
 template <class L>
 Tensor linear_grouped_op(const Tensor* st, const Tensor& values, const Tensor& scales,
                          const Tensor& x, const std::optional<Tensor>& bias, int64_t group_size,
@@ -775,9 +775,17 @@ Tensor linear_grouped_op(const Tensor* st, const Tensor& values, const Tensor& s
   TORCH_CHECK(!(x.requires_grad() && at::GradMode::is_enabled()),
               "x: requires grad, but int8 weights are inference only (no backward); run under "
               "torch.no_grad() or dequantize() the weight");
-  if (x.dim() != 2) value_error("x: expected a 2-D (B, K) tensor, got " + describe(x));
-  return grouped_op<L>(st, values, scales, x.t(), group_size, p, true,
-                       bias ? &*bias : nullptr).t();
+  if (x.dim() < 1) value_error("x: expected a (..., K) tensor, got " + describe(x));
+  if (x.dim() == 2)
+    return grouped_op<L>(st, values, scales, x.t(), group_size, p, true,
+                         bias ? &*bias : nullptr).t();
+  // (..., K): as (B, K), the result (..., M) (reshaped here, not by Python-level calls)
+  const Tensor x2 = x.reshape({-1, x.size(-1)});
+  const Tensor y = grouped_op<L>(st, values, scales, x2.t(), group_size, p, true,
+                                 bias ? &*bias : nullptr).t();
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
+  shape.push_back(y.size(1));
+  return y.reshape(shape).contiguous();  // (a copy only where B > 1)
 }
 
 Tensor nm_linear_grouped_op(const Tensor& metadata, const Tensor& values, const Tensor& scales,

@@ -151,11 +151,12 @@ class _OneToken:
     it when any of its attributes is assigned; the op checks x (dtype, device, layout,
     requires_grad) and every index on each call."""
 
-    __slots__ = ("op", "head", "tail", "shape")
+    __slots__ = ("op", "head", "tail", "shape", "shape3")
 
     def __init__(self, w: SparseMatrix, op, head: tuple, tail: tuple) -> None:
         self.op, self.head, self.tail = op.default, head, tail
-        self.shape = (1, w.shape[1])
+        # x (1, K), or (1, 1, K): a decoder's one token (batch, sequence, hidden)
+        self.shape, self.shape3 = (1, w.shape[1]), (1, 1, w.shape[1])
 
 
 def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
@@ -231,7 +232,7 @@ def linear(
     """``F.linear`` with a sparse weight ``(M, K)``: ``x (..., K)`` → ``(..., M)``."""
     one = getattr(weight, "_one_token", None)
     if (one is not None and bias is None and backend is None and type(x) is torch.Tensor
-            and x.shape == one.shape):
+            and ((s := x.shape) == one.shape or s == one.shape3)):
         # a decode step's int8 layer: the op bound by an earlier call, nothing else in Python
         # (each Python-level step costs 5-10 us of cold code in a model); the op checks x
         try:

@@ -253,11 +253,19 @@ def _bitmap_spmm_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
     return x.new_empty((row_offsets.shape[0] - 1, x.shape[1]))
 
 
+def _linear_grouped_out(x: torch.Tensor, m: int) -> torch.Tensor:
+    """The linear_grouped ops' output for x (..., K): (B, M) as the transpose of an (M, B)
+    tensor for 2-D x, a contiguous (..., M) otherwise."""
+    if x.dim() == 2:
+        return x.new_empty((m, x.shape[0])).t()
+    return x.new_empty((*x.shape[:-1], m))
+
+
 @torch.library.register_fake("sparse_ops::nm_linear_grouped")
 def _nm_linear_grouped_fake(metadata: torch.Tensor, values: torch.Tensor, scales: torch.Tensor,
                             x: torch.Tensor, bias: torch.Tensor | None, group_size: int, n: int,
                             m: int) -> torch.Tensor:
-    return x.new_empty((metadata.shape[0], x.shape[0])).t()  # (B, M), transposed as the op's
+    return _linear_grouped_out(x, metadata.shape[0])
 
 
 @torch.library.register_fake("sparse_ops::bitmap_linear_grouped")
@@ -265,7 +273,7 @@ def _bitmap_linear_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
                                 values: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
                                 bias: torch.Tensor | None, group_size: int,
                                 nnz: int) -> torch.Tensor:
-    return x.new_empty((row_offsets.shape[0] - 1, x.shape[0])).t()
+    return _linear_grouped_out(x, row_offsets.shape[0] - 1)
 
 
 @torch.library.register_fake("sparse_ops::dequant_runs")

@@ -185,6 +185,9 @@ def test_one_token_fast_path_follows_the_weight_and_checks_x(layout):
     assert close(so.linear(x, q), q), seed
     q.scales = q.scales * 2
     assert close(so.linear(x, q), q), seed
+    x3 = x.reshape(1, 1, 700)  # a decoder's (batch, sequence, hidden)
+    assert torch.equal(so.linear(x3, q), so.linear(x, q).reshape(1, 1, 37)), seed
+    assert so.linear(x3, q).shape == (1, 1, 37)
     for c in (copy.deepcopy(q), pickle.loads(pickle.dumps(q))):
         assert "_one_token" not in c.__dict__
         assert close(so.linear(x, c), c), seed
@@ -199,6 +202,7 @@ def test_one_token_fast_path_follows_the_weight_and_checks_x(layout):
         so.linear(x.to_sparse(), q)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_one_token_fast_path_under_compile():
     """An eager call binds the op; torch.compile(fullgraph) of a module calling so.linear
     then traces the bound call (the fake kernel) and agrees with eager."""
@@ -213,3 +217,37 @@ def test_one_token_fast_path_under_compile():
 
     got = torch.compile(f, fullgraph=True)(x)
     assert torch.equal(got, eager * 2), seed
+
+
+@pytest.mark.parametrize("layout", ["bitmap", "nm"])
+def test_linear_grouped_ops_opcheck_shapes_and_bias(layout):
+    """bitmap_linear_grouped / nm_linear_grouped: x (..., K) -> (..., M), the bias added in
+    float32, group scales or one group a row; opcheck (fake kernel, schema, autograd
+    registration) on 1-, 2- and 3-D x; float64 reference; the bias's errors."""
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    kw = {"n": 2, "m": 4} if layout == "nm" else {}
+    op = (torch.ops.sparse_ops.nm_linear_grouped if layout == "nm"
+          else torch.ops.sparse_ops.bitmap_linear_grouped)
+    for group_size in (None, 64):
+        q = so.quantize(random_sparse(layout, (37, 700), kw, density=0.5, seed=seed)[0],
+                        group_size=group_size)
+        gsize = group_size or 700
+        args = (*q.structure(), q.values, q.scales.float())
+        w = q.to_dense().double()
+        for shape in ((700,), (1, 700), (3, 700), (2, 1, 700)):
+            for dtype in (torch.float32, torch.bfloat16):
+                x = torch.randn(shape, generator=g).to(dtype)
+                bias = torch.randn(37, generator=g).to(dtype)
+                y = op(*args, x, bias, gsize, *q.params())
+                assert y.shape == (*shape[:-1], 37) and y.dtype == dtype, (shape, seed)
+                want = x.double() @ w.T + bias.double()
+                tol = 1e-5 if dtype == torch.float32 else 2.0**-7
+                assert ((y.double() - want).abs() <= tol * (x.double().abs() @ w.abs().T
+                                                           + bias.double().abs())).all(), seed
+                torch.library.opcheck(op.default, (*args, x, bias, gsize, *q.params()))
+        x = torch.randn(1, 700)
+        with pytest.raises(TypeError, match="bias"):
+            op(*args, x, torch.zeros(37, dtype=torch.bfloat16), gsize, *q.params())
+        with pytest.raises(ValueError, match="bias"):
+            op(*args, x, torch.zeros(36), gsize, *q.params())
