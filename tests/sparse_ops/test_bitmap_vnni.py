@@ -47,16 +47,18 @@ def test_vnni_spmv_matches_float64_and_the_float_kernels(k):
     g = torch.Generator().manual_seed(seed)
     for density in (0.1, 0.5, 0.9, 1.0):
         q = _quantized(29, k, density, seed)
-        for scale in (1.0, 1e-30, 2.0**60, 2.0**-100):
-            x = (torch.randn(1, k, generator=g) * scale).bfloat16()
+        for scale, dtype in ((1.0, torch.bfloat16), (1e-30, torch.bfloat16),
+                             (2.0**60, torch.bfloat16), (2.0**-100, torch.bfloat16),
+                             (1.0, torch.float16), (2.0**-10, torch.float16)):
+            x = (torch.randn(1, k, generator=g) * scale).to(dtype)
             _C._set_bitmap_vnni(True)
             y = so.linear(x, q)
             _check(q, x, y, (k, density, scale, seed))
             _C._set_bitmap_vnni(False)
             y_float = so.linear(x, q)
             _check(q, x, y_float, (k, density, scale, seed, "float"))
-            # the same sums, both accurate to float32 before the bfloat16 rounding: at most
-            # one bfloat16 step apart
+            # the same sums, both accurate to float32 before the output's rounding: at most
+            # one step of its dtype apart
             step = 2.0**-7 * torch.maximum(y.double().abs(), y_float.double().abs())
             assert ((y.double() - y_float.double()).abs() <= step + 1e-300).all(), (k, seed)
 
