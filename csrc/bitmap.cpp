@@ -294,7 +294,7 @@ void bitmap_spmm_grouped(const BitmapStructure& s, Values val, const float* scal
   // in float32: int8 values with group scales (the SpMV in registers, the panel as it
   // expands, the CSR kernels on the chunk's widened values)
   spmm_run<float>(s, s.off, s.bits, val, x.ptr<float>(), x.ld, out.ptr<float>(), x.cols,
-                  threads, scales, gs_ld, gsize);
+                  threads, scales, gs_ld, gsize, x.src);
 }
 
 void bitmap_spmm_t(const BitmapStructure& s, Values val, const Dense& d, const Dense& out,

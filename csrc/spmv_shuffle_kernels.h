@@ -471,6 +471,10 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   if constexpr (std::is_same_v<T, float>) {
     if (a.gscale) {
 #if SPARSE_OPS_ISA == 3
+      if (a.gsize % 64 == 0 && a.x_narrow && g_bitmap_vnni.load(std::memory_order_relaxed) == 1) {
+        const int64_t r = avx512vbmi_vnni::bitmap_spmv_vnni_rows(a, r0, r1);
+        if (r != kSpmvNotTaken) return r;
+      }
       if (a.gsize % 64 == 0 && g_bitmap_vbmi.load(std::memory_order_relaxed) == 1 &&
           x_fits_shuffle(a.x, a.K))
         return avx512vbmi::bitmap_spmv_vbmi_rows(a, r0, r1);

@@ -18,7 +18,10 @@
 //   out = (2^16 H + 2^8 Mid + L - 128 sum(q)) s      (H = sum (v + 128) h over the lanes, ...)
 // in exact integers (int32 lanes, reduced into an int64 every kChunkWords words), one rounding
 // at the end. The float kernel (spmv_vbmi_kernels.h) spends 4 permutes, 4 converts and 4 FMAs
-// a word after the expand. Two rows at a time, from the two halves of a thread's rows.
+// a word after the expand. Two rows at a time, from the two halves of a thread's rows. With
+// group scales (bitmap_spmm_grouped, groups of 64k columns) each group's sums are folded,
+// times its scale, into float32 lanes (3 converts and 3 FMAs a group), and the offset taken
+// off per group (128 sum(q over the group) times its scale).
 //
 // Measured on an Intel Xeon (family 6 model 207, AVX-512 + VBMI2 + VNNI), 4096^2 bitmap 0.5
 // int8, bfloat16 x: 1 thread, L3-hot 0.59 ms (the float kernel 0.93), where a loop that only
@@ -48,8 +51,9 @@ struct XPlanes {
 };
 
 // x (K float32 values, a bfloat16 or float16 x widened) into nw words of planes (columns
-// past K: q = 0). False where some x is infinite or NaN.
-inline bool x_planes(const float* x, int64_t K, int64_t nw, uint8_t* planes, XPlanes* xp) {
+// past K: q = 0) and each word's sum of q (qw, nw). False where some x is infinite or NaN.
+inline bool x_planes(const float* x, int64_t K, int64_t nw, uint8_t* planes, int32_t* qw,
+                     XPlanes* xp) {
   const __m512i abs = _mm512_set1_epi32(0x7FFFFFFF);
   __m512i top = _mm512_setzero_si512();  // the largest |x|'s bits (ordered as the floats)
   int64_t k = 0;
@@ -95,7 +99,8 @@ inline bool x_planes(const float* x, int64_t K, int64_t nw, uint8_t* planes, XPl
       _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 64 + 16 * j), _mm512_cvtepi32_epi8(md));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 128 + 16 * j), _mm512_cvtepi32_epi8(l));
     }
-    sum += _mm512_reduce_add_epi32(qs);  // 64 values below 2^22: no overflow
+    qw[w] = _mm512_reduce_add_epi32(qs);  // 64 values below 2^22: no overflow
+    sum += qw[w];
   }
   xp->step = std::ldexp(1.0, E - 21);
   xp->offset = 128 * sum;
@@ -128,6 +133,14 @@ struct PlaneSums {
     m = _mm512_dpbusd_epi32(m, u, _mm512_loadu_si512(p + 64));
     l = _mm512_dpbusd_epi32(l, u, _mm512_loadu_si512(p + 128));
   }
+  // Group scales: f + (2^16 H + 2^8 Mid + L) * sc lane by lane, in float32, and cleared.
+  __m512 fold(__m512 f, float sc) {
+    const __m512 t = _mm512_fmadd_ps(
+        _mm512_cvtepi32_ps(h), _mm512_set1_ps(65536.0f),
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(l)));
+    clear();
+    return _mm512_fmadd_ps(t, _mm512_set1_ps(sc), f);
+  }
   // 2^16 H + 2^8 Mid + L over the lanes (each lane sum below 2^31), and cleared.
   int64_t take() {
     const __m256i hm = _mm256_hadd_epi32(vnni_halves(h), vnni_halves(m));
@@ -144,9 +157,13 @@ struct PlaneSums {
 // Rows rows[0..R) of out = S @ x for int8 values (the caller applies the row scales), x as
 // planes (nw words) with step s, word by word together: R = 2 keeps two streams of values and
 // bitmap words in flight and two independent chains of vpdpbusd. A malformed row, else -1.
-template <int R>
+// GS: group scales a.gscale of a.gsize columns (a multiple of 64): each group's integer sums
+// folded, times its scale, into float32 lanes at the group's end (and every kChunkWords
+// words within a longer one); the offset taken off per group: 128 sum(q over the group's
+// words) times its scale (qw: each word's sum of q).
+template <int R, bool GS>
 inline int64_t planes_rows(const BitmapArgs<float>& a, const uint8_t* planes, const XPlanes& xp,
-                           const int64_t* rows) {
+                           const int32_t* qw, const int64_t* rows) {
   const uint8_t* __restrict__ val = static_cast<const uint8_t*>(a.stored.data);
   const int64_t nw = a.rb / 8, nnz = a.nnz;
   const uint64_t last = bm_last_mask(a.K);
@@ -154,26 +171,57 @@ inline int64_t planes_rows(const BitmapArgs<float>& a, const uint8_t* planes, co
   const uint8_t* row[R];
   int64_t p[R], total[R];
   PlaneSums acc[R];
+  [[maybe_unused]] const int64_t wpg = GS ? a.gsize / 64 : 1;
+  [[maybe_unused]] const float* grow[R];
+  [[maybe_unused]] __m512 f[R];
+  [[maybe_unused]] double corr[R];
+  [[maybe_unused]] int64_t qacc[R];
   bool fast = true;  // every row's 64-value loads stay inside the values
   for (int r = 0; r < R; ++r) {
     row[r] = a.bits + rows[r] * a.rb;
     p[r] = a.row_off[rows[r]];
     total[r] = 0;
     acc[r].clear();
+    if constexpr (GS) {
+      grow[r] = a.gscale + rows[r] * a.gs_ld;
+      f[r] = _mm512_setzero_ps();
+      corr[r] = 0.0;
+      qacc[r] = 0;
+    }
     fast = fast && p[r] + 64 * nw <= nnz;  // (a word adds at most 64 to p)
   }
+  // GS: row r's sums so far into its float lanes, with the scale of word v's group
+  [[maybe_unused]] const auto fold = [&](int r, int64_t v) {
+    if constexpr (GS) {
+      const float sc = grow[r][v / wpg];
+      f[r] = acc[r].fold(f[r], sc);
+      corr[r] += static_cast<double>(sc) * static_cast<double>(qacc[r]);
+      qacc[r] = 0;
+    }
+  };
   const int64_t fw = fast ? a.K / 64 : 0;
   int64_t w = 0;
   while (w < fw) {
     const int64_t stop = std::min(fw, w + kChunkWords);
-    for (; w < stop; ++w)
+    for (; w < stop; ++w) {
       for (int r = 0; r < R; ++r) {
         const uint64_t word = bm_word(row[r] + 8 * w);
         word_prefetch(val + p[r], row[r] + 8 * w, w, ahead);
         acc[r].add(vnni_expand<false>(val + p[r], word), planes + kPlaneWord * w);
         p[r] += bm_popcount(word);
       }
-    for (int r = 0; r < R; ++r) total[r] += acc[r].take();
+      if constexpr (GS) {
+        for (int r = 0; r < R; ++r) qacc[r] += qw[w];
+        if ((w + 1) % wpg == 0)
+          for (int r = 0; r < R; ++r) fold(r, w);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      if constexpr (GS)
+        fold(r, w - 1);  // (a longer group's part, or nothing)
+      else
+        total[r] += acc[r].take();
+    }
   }
   for (int r = 0; r < R; ++r) {
     // the partial last word, or rows near the end of the values: masked expand-loads
@@ -181,56 +229,77 @@ inline int64_t planes_rows(const BitmapArgs<float>& a, const uint8_t* planes, co
       const uint64_t word = bm_word(row[r] + 8 * v) & (v == nw - 1 ? last : ~uint64_t{0});
       if (p[r] + bm_popcount(word) > nnz) return rows[r];
       if (c == kChunkWords) {
-        total[r] += acc[r].take();
+        if constexpr (GS)
+          fold(r, v - 1);
+        else
+          total[r] += acc[r].take();
         c = 0;
       }
       acc[r].add(vnni_expand<true>(val + p[r], word), planes + kPlaneWord * v);
       p[r] += bm_popcount(word);
+      if constexpr (GS) {
+        qacc[r] += qw[v];
+        if ((v + 1) % wpg == 0) {
+          fold(r, v);
+          c = -1;  // (the next word starts a fresh count)
+        }
+      }
     }
-    total[r] += acc[r].take();
     const bool pad = nw > 0 && (bm_word(row[r] + 8 * (nw - 1)) & ~last) != 0;
     if (__builtin_expect(pad || p[r] != a.row_off[rows[r] + 1], 0)) return rows[r];
-    a.out[rows[r]] = static_cast<float>(static_cast<double>(total[r] - xp.offset) * xp.step);
+    if constexpr (GS) {
+      if (nw > 0) fold(r, nw - 1);  // a group cut short by K
+      const double sum = static_cast<double>(_mm512_reduce_add_ps(f[r])) - 128.0 * corr[r];
+      a.out[rows[r]] = static_cast<float>(sum * xp.step);
+    } else {
+      total[r] += acc[r].take();
+      a.out[rows[r]] =
+          static_cast<float>(static_cast<double>(total[r] - xp.offset) * xp.step);
+    }
   }
   return -1;
 }
 
 // Rows [r0, r1): pairs from the two halves of the range, then the odd row. A malformed row,
 // else -1.
+template <bool GS>
 inline int64_t bitmap_spmv_planes(const BitmapArgs<float>& a, const uint8_t* planes,
-                                  const XPlanes& xp, int64_t r0, int64_t r1) {
+                                  const XPlanes& xp, const int32_t* qw, int64_t r0, int64_t r1) {
   const int64_t h = (r1 - r0) / 2;
   for (int64_t t = 0; t < h; ++t) {
     const int64_t rows[2] = {r0 + t, r0 + h + t};
-    const int64_t bad = planes_rows<2>(a, planes, xp, rows);
+    const int64_t bad = planes_rows<2, GS>(a, planes, xp, qw, rows);
     if (bad >= 0) return bad;
   }
   if ((r1 - r0) % 2) {
     const int64_t rows[1] = {r1 - 1};
-    return planes_rows<1>(a, planes, xp, rows);
+    return planes_rows<1, GS>(a, planes, xp, qw, rows);
   }
   return -1;
 }
 
-// The entry the AVX-512 table's bitmap SpMV calls for int8 values (one scale a row) and a
-// bfloat16 / float16 x where the CPU has VBMI2 and VNNI: builds x's planes once per call on
+// The entry the AVX-512 table's bitmap SpMV calls for int8 values (one scale a row, or group
+// scales of 64k columns) and a bfloat16 / float16 x where the CPU has VBMI2 and VNNI: builds x's planes once per call on
 // each thread (scratch tagged with the call), then the rows. kSpmvNotTaken where x is not
 // finite (the caller takes the float kernels).
 int64_t bitmap_spmv_vnni_rows(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const int64_t nw = a.rb / 8;
   bool kept = false;
-  uint8_t* buf = static_cast<uint8_t*>(
-      scratch_buffer(kScratchXPlanes, static_cast<size_t>(kPlaneWord * nw) + sizeof(XPlanes),
-                     a.call_tag, &kept));
-  XPlanes xp;  // kept after the planes; step < 0: x is not finite
+  // the planes, then the step and offset, then each word's sum of q
+  const size_t head = static_cast<size_t>(kPlaneWord * nw) + sizeof(XPlanes);
+  uint8_t* buf = static_cast<uint8_t*>(scratch_buffer(
+      kScratchXPlanes, head + static_cast<size_t>(nw) * sizeof(int32_t), a.call_tag, &kept));
+  int32_t* qw = reinterpret_cast<int32_t*>(buf + head);
+  XPlanes xp;  // step < 0: x is not finite
   if (kept) {
     std::memcpy(&xp, buf + kPlaneWord * nw, sizeof xp);
   } else {
-    if (!x_planes(a.x, a.K, nw, buf, &xp)) xp.step = -1.0;
+    if (!x_planes(a.x, a.K, nw, buf, qw, &xp)) xp.step = -1.0;
     std::memcpy(buf + kPlaneWord * nw, &xp, sizeof xp);
   }
   if (xp.step < 0.0) return kSpmvNotTaken;
-  return bitmap_spmv_planes(a, buf, xp, r0, r1);
+  if (a.gscale) return bitmap_spmv_planes<true>(a, buf, xp, qw, r0, r1);  // gsize % 64 == 0
+  return bitmap_spmv_planes<false>(a, buf, xp, qw, r0, r1);
 }
 
 }  // namespace ISA_NS

@@ -146,10 +146,10 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
 
 
 class _OneToken:
-    """A quantized weight's one-token product, bound by the first call that took it
-    (``linear``'s fast path at decode): the C++ op and its arguments. ``SparseMatrix`` drops
-    it when any of its attributes is assigned; the op checks x (dtype, device, layout,
-    requires_grad) and every index on each call."""
+    """A quantized weight's one-token product (per-row or group scales), bound by the first
+    call that took it (``linear``'s fast path at decode): the C++ op and its arguments.
+    ``SparseMatrix`` drops it when any of its attributes is assigned; the op checks x (dtype,
+    device, layout, requires_grad) and every index on each call."""
 
     __slots__ = ("op", "head", "tail", "shape", "shape3")
 
@@ -184,7 +184,7 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
             op = (torch.ops.sparse_ops.nm_linear_grouped if w.layout == "nm"
                   else torch.ops.sparse_ops.bitmap_linear_grouped)
             head = (*w.structure(), w.values, scales)
-            if (w.group_size is None and backend is None and w.activation_dtype is None
+            if (backend is None and w.activation_dtype is None
                     and not torch.compiler.is_compiling()):
                 w.__dict__["_one_token"] = _OneToken(w, op, head, (gsize, *w.params()))
             return op(*head, x2, bias, gsize, *w.params())

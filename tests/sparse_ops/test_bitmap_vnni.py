@@ -160,8 +160,9 @@ def test_one_token_per_row_scales_through_the_grouped_op(layout):
         assert ((y.double() - want).abs() <= 2.0**-7 * want.abs() + 1e-2).all(), (on, seed)
 
 
+@pytest.mark.parametrize("group_size", [None, 64])
 @pytest.mark.parametrize("layout", ["bitmap", "nm"])
-def test_one_token_fast_path_follows_the_weight_and_checks_x(layout):
+def test_one_token_fast_path_follows_the_weight_and_checks_x(layout, group_size):
     """so.linear binds the one-token op on its first call; later calls take it. Replacing
     the weight's values or scales drops it (the new ones are used), a copy or a pickle
     rebinds, and bad activations still get the slow path's errors."""
@@ -171,7 +172,8 @@ def test_one_token_fast_path_follows_the_weight_and_checks_x(layout):
     seed = draw_seed()
     g = torch.Generator().manual_seed(seed)
     kw = {"n": 2, "m": 4} if layout == "nm" else {}
-    q = so.quantize(random_sparse(layout, (37, 700), kw, density=0.5, seed=seed)[0])
+    q = so.quantize(random_sparse(layout, (37, 700), kw, density=0.5, seed=seed)[0],
+                    group_size=group_size)
     x = torch.randn(1, 700, generator=g).bfloat16()
 
     def want(w):
@@ -253,3 +255,31 @@ def test_linear_grouped_ops_opcheck_shapes_and_bias(layout):
             op(*args, x, torch.zeros(37, dtype=torch.bfloat16), gsize, *q.params())
         with pytest.raises(ValueError, match="bias"):
             op(*args, x, torch.zeros(36), gsize, *q.params())
+
+
+@pytest.mark.parametrize("k,group_size", [(701, 64), (701, 128), (1030, 192), (70001, 65536)])
+def test_vnni_spmv_with_group_scales(k, group_size):
+    """Group scales of 64k columns at one token: each group's integer sums folded, times its
+    scale, into float32 lanes (and every 512 words within a longer group: 65536), the offset
+    taken off per group. float64 per output (plus the float fold's rounding: 2^-22 of the
+    terms with the offset's 128), against the float kernels, with the kernel on and off."""
+    _C._set_simd_level("avx512")
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    m = 7 if k > 10000 else 29
+    q = so.quantize(random_sparse("bitmap", (m, k), {}, density=0.5, seed=seed)[0],
+                    group_size=group_size)
+    w = q.to_dense().double()
+    for scale in (1.0, 2.0**40):
+        x = (torch.randn(1, k, generator=g) * scale).bfloat16()
+        want = x.double() @ w.T
+        terms = x.double().abs() @ w.abs().T
+        _C._set_bitmap_vnni(True)
+        y = so.linear(x, q)
+        _C._set_bitmap_vnni(False)
+        y_float = so.linear(x, q)
+        for got in (y, y_float):
+            err = (got.double() - want).abs()
+            assert (err <= 2.0**-8 * want.abs() + 1e-5 * terms).all(), (k, scale, seed)
+        step = 2.0**-7 * torch.maximum(y.double().abs(), y_float.double().abs())
+        assert ((y.double() - y_float.double()).abs() <= step + 1e-5 * terms).all(), seed
