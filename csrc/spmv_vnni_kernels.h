@@ -279,9 +279,9 @@ inline int64_t bitmap_spmv_planes(const BitmapArgs<float>& a, const uint8_t* pla
 }
 
 // The entry the AVX-512 table's bitmap SpMV calls for int8 values (one scale a row, or group
-// scales of 64k columns) and a bfloat16 / float16 x where the CPU has VBMI2 and VNNI: builds x's planes once per call on
-// each thread (scratch tagged with the call), then the rows. kSpmvNotTaken where x is not
-// finite (the caller takes the float kernels).
+// scales of 64k columns) and a bfloat16 / float16 x where the CPU has VBMI2 and VNNI: builds
+// x's planes once per call on each thread (scratch tagged with the call), then the rows.
+// kSpmvNotTaken where x is not finite (the caller takes the float kernels).
 int64_t bitmap_spmv_vnni_rows(const BitmapArgs<float>& a, int64_t r0, int64_t r1) {
   const int64_t nw = a.rb / 8;
   bool kept = false;
