@@ -193,18 +193,12 @@ void nm_spmv_perm(const NmArgs<T>& a, int64_t r0, int64_t r1) {
       for (int j = 0; j < R; ++j) s0[j] = VT::fma(vals(rw[j], k), fast(rw[j], k), s0[j]);
     for (int j = 0; j < R; ++j) a.out[idx[j]] = VT::hsum(VT::add(s0[j], tail(rw[j], k, s1[j])));
   };
-  int64_t i = r0;
   // P2 (the 2:4 / 1:4 decode on AVX-512): two rows at a time, from the two halves of the range:
   // four streams in flight instead of two
-  if constexpr (P2) {
-    const int64_t h = (r1 - r0) / 2;
-    for (; i < r0 + h; ++i) {
-      const int64_t pair[2] = {i, i + h};
-      rows(std::integral_constant<int, 2>{}, pair);
-    }
-    i = r0 + 2 * h;
-  }
-  for (; i < r1; ++i) rows(std::integral_constant<int, 1>{}, &i);
+  for_row_pairs<P2>(r0, r1, [&](auto rc, const int64_t* idx) {
+    rows(rc, idx);
+    return int64_t{-1};
+  });
 }
 
 template <class T, class TV = T, bool GS = false>

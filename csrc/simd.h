@@ -93,6 +93,29 @@ inline void word_prefetch(const uint8_t* vals, const uint8_t* meta, int64_t w, i
   if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(meta + ahead), _MM_HINT_T1);
 }
 
+// The rows [r0, r1) of a SpMV, with PAIRS two at a time from the two halves of the range (rows
+// i and i + h: twice the streams in flight), then the odd last row; else one by one:
+// fn(std::integral_constant<int, R>{}, rows) for R rows, returning a malformed row or -1. The
+// first malformed row ends the walk and is returned, else -1.
+template <bool PAIRS, class F>
+inline int64_t for_row_pairs(int64_t r0, int64_t r1, F&& fn) {
+  int64_t i = r0;
+  if constexpr (PAIRS) {
+    const int64_t h = (r1 - r0) / 2;
+    for (; i < r0 + h; ++i) {
+      const int64_t pair[2] = {i, i + h};
+      const int64_t bad = fn(std::integral_constant<int, 2>{}, pair);
+      if (bad >= 0) return bad;
+    }
+    i = r0 + 2 * h;
+  }
+  for (; i < r1; ++i) {
+    const int64_t bad = fn(std::integral_constant<int, 1>{}, &i);
+    if (bad >= 0) return bad;
+  }
+  return -1;
+}
+
 // [p, p + bytes) into L2, one prefetch a cache line.
 inline void prefetch_lines(const void* p, int64_t bytes) {
   const char* q = static_cast<const char*>(p);

@@ -463,18 +463,23 @@ void nm14_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
 // VBMI2 kernel where gsize is a multiple of 64 (AVX-512 with VBMI2), else the shuffle kernel at
 // every vector level where gsize is a multiple of 32, else bit by bit. With one scale a row,
 // int8 and bfloat16 values take the shuffle kernel on AVX2 and the VBMI2 expand kernel on
-// AVX-512 where the CPU has it (spmv_vbmi_kernels.h; else the AVX-512 expand-load path);
-// int8 values times a bfloat16 / float16 x the integer kernel first where the CPU has VBMI2
-// and VNNI (spmv_vnni_kernels.h).
+// AVX-512 where the CPU has it (spmv_vbmi_kernels.h; else the AVX-512 expand-load path).
+// Before all of these, int8 values (one scale a row, or groups of 64k columns) times a
+// bfloat16 / float16 x take the integer kernel where the CPU has VBMI2 and VNNI
+// (spmv_vnni_kernels.h).
 template <class T>
 int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   if constexpr (std::is_same_v<T, float>) {
+#if SPARSE_OPS_ISA == 3
+    // int8 values (one scale a row, or groups of whole words) times a bf16 / f16 x
+    if (a.stored.dt == DT::i8 && a.x_narrow && (!a.gscale || a.gsize % 64 == 0) &&
+        g_bitmap_vnni.load(std::memory_order_relaxed) == 1) {
+      const int64_t r = avx512vbmi_vnni::bitmap_spmv_vnni_rows(a, r0, r1);
+      if (r != kSpmvNotTaken) return r;
+    }
+#endif
     if (a.gscale) {
 #if SPARSE_OPS_ISA == 3
-      if (a.gsize % 64 == 0 && a.x_narrow && g_bitmap_vnni.load(std::memory_order_relaxed) == 1) {
-        const int64_t r = avx512vbmi_vnni::bitmap_spmv_vnni_rows(a, r0, r1);
-        if (r != kSpmvNotTaken) return r;
-      }
       if (a.gsize % 64 == 0 && g_bitmap_vbmi.load(std::memory_order_relaxed) == 1 &&
           x_fits_shuffle(a.x, a.K))
         return avx512vbmi::bitmap_spmv_vbmi_rows(a, r0, r1);
@@ -490,10 +495,6 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
       return a.stored.dt == DT::i8 ? bitmap_spmv_shuffle<I8Lanes, false>(a, r0, r1)
                                    : bitmap_spmv_shuffle<Bf16Lanes, false>(a, r0, r1);
 #elif SPARSE_OPS_ISA == 3
-    if (a.stored.dt == DT::i8 && a.x_narrow && g_bitmap_vnni.load(std::memory_order_relaxed) == 1) {
-      const int64_t r = avx512vbmi_vnni::bitmap_spmv_vnni_rows(a, r0, r1);
-      if (r != kSpmvNotTaken) return r;
-    }
     if ((a.stored.dt == DT::i8 || a.stored.dt == DT::bf16) &&
         g_bitmap_vbmi.load(std::memory_order_relaxed) == 1 && x_fits_shuffle(a.x, a.K))
       return avx512vbmi::bitmap_spmv_vbmi_rows(a, r0, r1);

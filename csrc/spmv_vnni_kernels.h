@@ -265,17 +265,9 @@ inline int64_t planes_rows(const BitmapArgs<float>& a, const uint8_t* planes, co
 template <bool GS>
 inline int64_t bitmap_spmv_planes(const BitmapArgs<float>& a, const uint8_t* planes,
                                   const XPlanes& xp, const int32_t* qw, int64_t r0, int64_t r1) {
-  const int64_t h = (r1 - r0) / 2;
-  for (int64_t t = 0; t < h; ++t) {
-    const int64_t rows[2] = {r0 + t, r0 + h + t};
-    const int64_t bad = planes_rows<2, GS>(a, planes, xp, qw, rows);
-    if (bad >= 0) return bad;
-  }
-  if ((r1 - r0) % 2) {
-    const int64_t rows[1] = {r1 - 1};
-    return planes_rows<1, GS>(a, planes, xp, qw, rows);
-  }
-  return -1;
+  return for_row_pairs<true>(r0, r1, [&](auto rc, const int64_t* rows) {
+    return planes_rows<decltype(rc)::value, GS>(a, planes, xp, qw, rows);
+  });
 }
 
 // The entry the AVX-512 table's bitmap SpMV calls for int8 values (one scale a row, or group

@@ -776,13 +776,11 @@ Tensor linear_grouped_op(const Tensor* st, const Tensor& values, const Tensor& s
               "x: requires grad, but int8 weights are inference only (no backward); run under "
               "torch.no_grad() or dequantize() the weight");
   if (x.dim() < 1) value_error("x: expected a (..., K) tensor, got " + describe(x));
-  if (x.dim() == 2)
-    return grouped_op<L>(st, values, scales, x.t(), group_size, p, true,
-                         bias ? &*bias : nullptr).t();
-  // (..., K): as (B, K), the result (..., M) (reshaped here, not by Python-level calls)
-  const Tensor x2 = x.reshape({-1, x.size(-1)});
+  // (..., K) as (B, K); the result (..., M) (reshaped here, not by Python-level calls)
+  const Tensor x2 = x.dim() == 2 ? x : x.reshape({-1, x.size(-1)});
   const Tensor y = grouped_op<L>(st, values, scales, x2.t(), group_size, p, true,
                                  bias ? &*bias : nullptr).t();
+  if (x.dim() == 2) return y;
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
   shape.push_back(y.size(1));
   return y.reshape(shape).contiguous();  // (a copy only where B > 1)

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -29,6 +30,14 @@ struct Bf16 {
   static constexpr const char* name = "bfloat16";
   uint16_t bits;
 };
+// A float32's bfloat16 bits, rounded to nearest even; NaN stays a quiet NaN. (Scalar and
+// parsed before any ISA pragma: one definition for every translation unit.)
+inline uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
 struct F16 {
   static constexpr DT dt = DT::f16;
   static constexpr const char* name = "float16";

@@ -56,13 +56,6 @@ inline void store_bf16n(uint16_t* p, __m256 v, int n) {
 }
 #endif
 
-inline uint16_t bf16_bits(float f) {  // round to nearest even; NaN stays a quiet NaN
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-
 // out[p] = q[p] * s[r] for every p of the runs r in [r0, r1), run r = [off[r], off[r + 1]),
 // as float32 (DT::f32) or bfloat16 bits (DT::bf16). One pass, the values widened and scaled
 // in registers; a run with a non-finite scale goes value by value (its NaN / inf as torch).
