@@ -669,11 +669,19 @@ Tensor linear(const Call<F>& c, const Tensor& values, const Tensor& x,
   return r;
 }
 
+// Whether layout L applies group scales inside its products (N:M, bitmap); CSR and BSR take
+// one scale a row in grouped_op (group_size >= K: their per-row products, rows then scaled).
+template <class L, class = void>
+struct HasSpmmGrouped : std::false_type {};
+template <class L>
+struct HasSpmmGrouped<L, std::void_t<decltype(&L::spmm_grouped)>> : std::true_type {};
+
 // The products of int8 values with group scales along K (N:M and bitmap): out (M, N) = S @ x
 // with S[i, j] = values * scales[i, j / group_size], x (K, N) (the SpMV ops: (K, 1) or (K,))
 // float32 / bfloat16 / float16, out in x's dtype. scales (M, ceil(K / group_size)) float32 or
 // bfloat16; group_size a positive integer (N:M: a multiple of m). N == 1 applies the scales
-// in registers; wider products as the panel expands a row, or on the widened values.
+// in registers; wider products as the panel expands a row, or on the widened values. CSR and
+// BSR: one group a row only (group_size >= K), their int8 products then each row scaled.
 template <class L>
 Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scales,
                   const Tensor& x_in, int64_t group_size, const Params& p, bool wide,
@@ -688,11 +696,17 @@ Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scale
   const Tensor x = bf16_spmv ? x1 : dense_tensor(x1, "x", x1, "x");
   if (!wide && x.size(1) != 1)
     value_error("x: expected a (K, 1) or (K,) tensor, got " + describe(x_in));
-  const int64_t unit = L::group_unit(p);
-  if (group_size < 1 || group_size % unit != 0)
-    value_error("group_size: expected a positive multiple of " +
-                (unit > 1 ? "m=" + std::to_string(unit) : std::string("1")) + ", got " +
-                std::to_string(group_size));
+  if constexpr (HasSpmmGrouped<L>::value) {
+    const int64_t unit = L::group_unit(p);
+    if (group_size < 1 || group_size % unit != 0)
+      value_error("group_size: expected a positive multiple of " +
+                  (unit > 1 ? "m=" + std::to_string(unit) : std::string("1")) + ", got " +
+                  std::to_string(group_size));
+  } else if (group_size < std::max<int64_t>(x.size(0), 1)) {
+    value_error(std::string("group_size: ") + L::name + " products take one scale a row here " +
+                "(group_size >= K = " + std::to_string(x.size(0)) + "), got " +
+                std::to_string(group_size) + "; dequantize group scales first");
+  }
   typename L::View v = L::view(st, p, x.size(0));
   L::check_values(v, values);
   expect_cpu(scales, "scales");
@@ -720,9 +734,11 @@ Tensor grouped_op(const Tensor* st, const Tensor& values_in, const Tensor& scale
   // each row times its scale
   const auto run = [&](const Dense& xd, const Dense& od) {
     guarded([&] {
-      if (group_size < xd.rows) {
-        L::spmm_grouped(v, values_view(values), s, sc.size(1), group_size, xd, od);
-        return;
+      if constexpr (HasSpmmGrouped<L>::value) {
+        if (group_size < xd.rows) {
+          L::spmm_grouped(v, values_view(values), s, sc.size(1), group_size, xd, od);
+          return;
+        }
       }
       L::spmm(v, p, values_view(values), xd, od);
       float* o = od.ptr<float>();
@@ -798,6 +814,21 @@ Tensor bitmap_linear_grouped_op(const Tensor& row_offsets, const Tensor& bitmap,
                                 int64_t nnz) {
   const Tensor st[2] = {row_offsets, bitmap};
   return linear_grouped_op<Bitmap>(st, values, scales, x, bias, group_size, Params{nnz, 0});
+}
+
+Tensor csr_linear_grouped_op(const Tensor& crow, const Tensor& col, const Tensor& values,
+                             const Tensor& scales, const Tensor& x,
+                             const std::optional<Tensor>& bias, int64_t group_size) {
+  const Tensor st[2] = {crow, col};
+  return linear_grouped_op<Csr>(st, values, scales, x, bias, group_size, Params{0, 0});
+}
+
+Tensor bsr_linear_grouped_op(const Tensor& crow, const Tensor& col, const Tensor& values,
+                             const Tensor& scales, const Tensor& x,
+                             const std::optional<Tensor>& bias, int64_t group_size, int64_t r,
+                             int64_t c) {
+  const Tensor st[2] = {crow, col};
+  return linear_grouped_op<Bsr>(st, values, scales, x, bias, group_size, Params{r, c});
 }
 
 // Whether layout F has a check_w8a8 (a C++17 detection idiom, not a C++20 requires-expression:
@@ -1097,6 +1128,10 @@ TORCH_LIBRARY(sparse_ops, m) {
         "Tensor? bias, int group_size, int n, int m) -> Tensor");
   m.def("bitmap_linear_grouped(Tensor row_offsets, Tensor bitmap, Tensor values, "
         "Tensor scales, Tensor x, Tensor? bias, int group_size, int nnz) -> Tensor");
+  m.def("csr_linear_grouped(Tensor crow, Tensor col, Tensor values, Tensor scales, Tensor x, "
+        "Tensor? bias, int group_size) -> Tensor");
+  m.def("bsr_linear_grouped(Tensor crow, Tensor col, Tensor values, Tensor scales, Tensor x, "
+        "Tensor? bias, int group_size, int r, int c) -> Tensor");
   define_w8a8<Nm>(m);
   define_w8a8<Bitmap>(m);
   define_w8a8<Bsr>(m);
@@ -1122,6 +1157,8 @@ TORCH_LIBRARY_IMPL(sparse_ops, CPU, m) {
   m.impl("nm_spmm_grouped", &nm_grouped_op<true>);
   m.impl("nm_linear_grouped", &nm_linear_grouped_op);
   m.impl("bitmap_linear_grouped", &bitmap_linear_grouped_op);
+  m.impl("csr_linear_grouped", &csr_linear_grouped_op);
+  m.impl("bsr_linear_grouped", &bsr_linear_grouped_op);
   m.impl("bitmap_spmm_grouped", &bitmap_grouped_op<true>);
   impl_w8a8<Nm>(m);
   impl_w8a8<Bitmap>(m);

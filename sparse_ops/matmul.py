@@ -159,11 +159,36 @@ class _OneToken:
         self.shape, self.shape3 = (1, w.shape[1]), (1, 1, w.shape[1])
 
 
+_LINEAR_GROUPED = {
+    "csr": torch.ops.sparse_ops.csr_linear_grouped,
+    "bsr": torch.ops.sparse_ops.bsr_linear_grouped,
+    "nm": torch.ops.sparse_ops.nm_linear_grouped,
+    "bitmap": torch.ops.sparse_ops.bitmap_linear_grouped,
+}
+
+
+def _bind_one_token(w: SparseMatrix, op, scales: torch.Tensor, gsize: int, x2: torch.Tensor,
+                    bias: torch.Tensor | None, backend: str | None) -> torch.Tensor:
+    """``op`` (a ``*_linear_grouped`` op) on ``x2 (B, K)`` with ``scales`` in groups of
+    ``gsize`` columns → ``(B, M)``; bound on ``w`` for ``linear``'s one-token fast path where
+    the default backend chose it (W8A16 only: a W8A8 matrix decides per call)."""
+    head = (*w.structure(), w.values, scales)
+    if backend is None and w.activation_dtype is None and not torch.compiler.is_compiling():
+        w.__dict__["_one_token"] = _OneToken(w, op, head, (gsize, *w.params()))
+    return op(*head, x2, bias, gsize, *w.params())
+
+
 def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
                   bias: torch.Tensor | None, backend: str | None) -> torch.Tensor:
     """``_quantized_linear`` with float activations (the int8 values widened in registers;
     group scales inside the CPU's N:M and bitmap products, else dequantized per call)."""
     dt = x2.dtype
+    if (x2.is_cpu and backend in (None, "cpp") and w.layout in ("csr", "bsr")
+            and w.group_size is None and x2.shape[0] == 1):
+        # one token, one scale a row: the product, the rows scaled and the bias added in one
+        # C++ op (csr_linear_grouped / bsr_linear_grouped, one group a row)
+        return _bind_one_token(w, _LINEAR_GROUPED[w.layout], row_scales_2d(w),
+                               max(w.shape[1], 1), x2, bias, backend)
     if x2.is_cpu and backend in (None, "cpp") and w.layout in ("nm", "bitmap"):
         # the CPU's N:M and bitmap products apply group scales inside (the SpMV in registers,
         # wider products as the panel expands a row); per-row scales at one token as one
@@ -181,13 +206,8 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
             # (the decode SpMV's fast kernels take groups of 32k columns: others dequantize)
             gsize = w.group_size
         if gsize is not None:
-            op = (torch.ops.sparse_ops.nm_linear_grouped if w.layout == "nm"
-                  else torch.ops.sparse_ops.bitmap_linear_grouped)
-            head = (*w.structure(), w.values, scales)
-            if (backend is None and w.activation_dtype is None
-                    and not torch.compiler.is_compiling()):
-                w.__dict__["_one_token"] = _OneToken(w, op, head, (gsize, *w.params()))
-            return op(*head, x2, bias, gsize, *w.params())
+            return _bind_one_token(w, _LINEAR_GROUPED[w.layout], scales, gsize, x2, bias,
+                                   backend)
     if w.group_size is not None or backend == "reference":
         return _linear_call(ops, w, dequantized_values(w, dt), x2, bias)
     y = _linear_call(ops, w, w.values, x2, None)  # a fresh output: scaled in place

@@ -276,6 +276,20 @@ def _bitmap_linear_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
     return _linear_grouped_out(x, row_offsets.shape[0] - 1)
 
 
+@torch.library.register_fake("sparse_ops::csr_linear_grouped")
+def _csr_linear_grouped_fake(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
+                             scales: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None,
+                             group_size: int) -> torch.Tensor:
+    return _linear_grouped_out(x, crow.shape[0] - 1)
+
+
+@torch.library.register_fake("sparse_ops::bsr_linear_grouped")
+def _bsr_linear_grouped_fake(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
+                             scales: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None,
+                             group_size: int, r: int, c: int) -> torch.Tensor:
+    return _linear_grouped_out(x, (crow.shape[0] - 1) * r)
+
+
 @torch.library.register_fake("sparse_ops::dequant_runs")
 def _dequant_runs_fake(values: torch.Tensor, scales: torch.Tensor, run_off: torch.Tensor,
                        dtype: torch.dtype) -> torch.Tensor:

@@ -56,7 +56,11 @@ def _param_calls(g: torch.Generator):
     x37, x35 = torch.randn(37, 2, generator=g), torch.randn(35, 2, generator=g)
     d13, d12 = torch.randn(13, 2, generator=g), torch.randn(12, 2, generator=g)
     bs = (b.crow_indices, b.col_indices)
+    bq = so.quantize(b)
+    bqa = (*bs, bq.values, bq.scales, x35.T[:1], None, 35)
     return [
+        ("bsr_linear_grouped", "r", lambda v: ops.bsr_linear_grouped(*bqa, v, 5)),
+        ("bsr_linear_grouped", "c", lambda v: ops.bsr_linear_grouped(*bqa, 3, v)),
         ("csr_spmm_t", "num_cols", lambda v: ops.csr_spmm_t(*c.structure(), c.values, d13, v)),
         ("bsr_spmm", "r", lambda v: ops.bsr_spmm(*bs, b.values, x35, v, 5)),
         ("bsr_spmm", "c", lambda v: ops.bsr_spmm(*bs, b.values, x35, 3, v)),
@@ -198,6 +202,13 @@ def test_edits_torch_does_not_count_are_caught(li, seed, how, where, what, level
     st_ = s.structure()
     spmm(*st_, s.values, x, *s.params())
     spmm_t(*st_, s.values, d, K, *s.params())  # caches the transpose (N > 1)
+    # the int8 one-token op (so.linear's decode path) on the same structure tensors
+    q = so.quantize(s)
+    one = getattr(ops, f"{layout}_linear_grouped")
+    x1 = torch.randn(1, K, generator=g)
+    unit = kw.get("m", 1)  # one group a row: K rounded up to whole N:M groups
+    gsize = max(-(-K // unit) * unit, unit)
+    one(*q.structure(), q.values, q.scales, x1, None, gsize, *q.params())
     t = [u for u in st_ if u.numel()][where % sum(1 for u in st_ if u.numel())]
     version = t._version
     flat = t.data.view(-1) if how == "data" else torch.from_numpy(t.numpy().reshape(-1))
@@ -221,6 +232,16 @@ def test_edits_torch_does_not_count_are_caught(li, seed, how, where, what, level
     else:
         assert edited is not None, f"accepted an invalid structure ({layout}, {kw})"
         assert rel_err(y, edited.to_dense().double() @ x.double()) < 1e-5
+    try:
+        y1 = one(*q.structure(), q.values, q.scales, x1, None, gsize, *q.params())
+    except ERRORS:
+        assert edited is None, f"int8: rejected a valid edited structure ({layout}, {kw})"
+    else:
+        assert edited is not None, f"int8: accepted an invalid structure ({layout}, {kw})"
+        wq = type(s).from_parts({**{n: getattr(s, n) for n in s.tensor_names},
+                                 "values": q.values.double()}, s.shape, s.params())
+        want = (x1.double() @ wq.to_dense().T) * q.scales.double().T
+        assert rel_err(y1, want) < 1e-5
     try:
         z = spmm_t(*st_, s.values, d, K, *s.params())
     except ERRORS:
