@@ -146,17 +146,24 @@ def _quantized_linear(x2: torch.Tensor, w: SparseMatrix, bias: torch.Tensor | No
 
 
 class _OneToken:
-    """A quantized weight's one-token product (per-row or group scales), bound by the first
-    call that took it (``linear``'s fast path at decode): the C++ op and its arguments.
-    ``SparseMatrix`` drops it when any of its attributes is assigned; the op checks x (dtype,
-    device, layout, requires_grad) and every index on each call."""
+    """A weight's one-token product, bound by the first call that took it (``linear``'s fast
+    path at decode): the C++ op and its arguments, called as ``op(*head, x, None, *tail)``.
 
-    __slots__ = ("op", "head", "tail", "shape", "shape3")
+    Quantized weights: a ``*_linear_grouped`` op (x (..., K), per-row or group scales).
+    Float weights (``flat``): the CPU backend's ``*_linear_call`` op (x (B, K) only: a
+    ``(1, 1, K)`` token is viewed as ``(1, K)`` and the result as ``(1, 1, M)``), taken only
+    with gradients off (with them, ``linear`` passes the transposed structure the backward
+    reads). ``SparseMatrix`` drops the binding when any of its attributes is assigned; the
+    op checks x (dtype, device, layout, requires_grad) and every index on each call."""
 
-    def __init__(self, w: SparseMatrix, op, head: tuple, tail: tuple) -> None:
-        self.op, self.head, self.tail = op.default, head, tail
+    __slots__ = ("op", "head", "tail", "shape", "shape3", "out3", "flat")
+
+    def __init__(self, w: SparseMatrix, op, head: tuple, tail: tuple, flat: bool = False
+                 ) -> None:
+        self.op, self.head, self.tail, self.flat = op, head, tail, flat
         # x (1, K), or (1, 1, K): a decoder's one token (batch, sequence, hidden)
         self.shape, self.shape3 = (1, w.shape[1]), (1, 1, w.shape[1])
+        self.out3 = (1, 1, w.shape[0])
 
 
 _LINEAR_GROUPED = {
@@ -174,7 +181,7 @@ def _bind_one_token(w: SparseMatrix, op, scales: torch.Tensor, gsize: int, x2: t
     the default backend chose it (W8A16 only: a W8A8 matrix decides per call)."""
     head = (*w.structure(), w.values, scales)
     if backend is None and w.activation_dtype is None and not torch.compiler.is_compiling():
-        w.__dict__["_one_token"] = _OneToken(w, op, head, (gsize, *w.params()))
+        w.__dict__["_one_token"] = _OneToken(w, op.default, head, (gsize, *w.params()))
     return op(*head, x2, bias, gsize, *w.params())
 
 
@@ -251,13 +258,20 @@ def linear(
 ) -> torch.Tensor:
     """``F.linear`` with a sparse weight ``(M, K)``: ``x (..., K)`` → ``(..., M)``."""
     one = getattr(weight, "_one_token", None)
-    if (one is not None and bias is None and backend is None and type(x) is torch.Tensor
-            and ((s := x.shape) == one.shape or s == one.shape3)):
-        # a decode step's int8 layer: the op bound by an earlier call, nothing else in Python
-        # (each Python-level step costs 5-10 us of cold code in a model); the op checks x
+    if one is not None and bias is None and backend is None and type(x) is torch.Tensor:
+        # a decode step's layer: the op bound by an earlier call, nothing else in Python
+        # (each Python-level step costs 5-30 us of cold code in a model); the op checks x
         try:
-            return one.op(*one.head, x, None, *one.tail)
-        except NotImplementedError:  # x of another layout (sparse, ...): the checks below
+            s = x.shape
+            if s == one.shape:
+                if not (one.flat and torch.is_grad_enabled()):
+                    return one.op(*one.head, x, None, *one.tail)
+            elif s == one.shape3:
+                if not one.flat:
+                    return one.op(*one.head, x, None, *one.tail)
+                if not torch.is_grad_enabled():
+                    return one.op(*one.head, x.view(one.shape), None, *one.tail).view(one.out3)
+        except NotImplementedError:  # x of another layout or device: the checks below
             pass
     if not isinstance(weight, SparseMatrix):
         _check_sparse("weight", weight)
@@ -284,5 +298,11 @@ def linear(
         y = _quantized_linear(x2, weight, bias, backend)
     else:
         ops = _checked_ops(weight, backend, x)
+        if (x2.shape[0] == 1 and backend is None and ops.call is not None
+                and not torch.is_grad_enabled() and not torch.compiler.is_compiling()):
+            # one token, gradients off: bind the C++ linear for the next calls (fast path)
+            weight.__dict__["_one_token"] = _OneToken(
+                weight, ops.call["linear"], (*weight.structure(), weight.values),
+                weight.params(), flat=True)
         y = _linear_call(ops, weight, weight.values, x2, bias, _aux(weight))
     return y if len(shape) == 2 else y.reshape(*shape[:-1], M)

@@ -41,6 +41,7 @@ import torch
 
 from . import _C  # noqa: F401  (registers torch.ops.sparse_ops.dequant_runs)
 from .format import SparseMatrix
+from .registry import check_same_device
 
 QUANT_DTYPES: tuple[str, ...] = ("int8",)
 ACTIVATION_DTYPES: tuple[str, ...] = ("int8",)
@@ -253,9 +254,10 @@ def _bitmap_spmm_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
     return x.new_empty((row_offsets.shape[0] - 1, x.shape[1]))
 
 
-def _linear_grouped_out(x: torch.Tensor, m: int) -> torch.Tensor:
+def _linear_grouped_out(x: torch.Tensor, m: int, values: torch.Tensor) -> torch.Tensor:
     """The linear_grouped ops' output for x (..., K): (B, M) as the transpose of an (M, B)
-    tensor for 2-D x, a contiguous (..., M) otherwise."""
+    tensor for 2-D x, a contiguous (..., M) otherwise; x on the values' device."""
+    check_same_device(x, values)
     if x.dim() == 2:
         return x.new_empty((m, x.shape[0])).t()
     return x.new_empty((*x.shape[:-1], m))
@@ -265,7 +267,7 @@ def _linear_grouped_out(x: torch.Tensor, m: int) -> torch.Tensor:
 def _nm_linear_grouped_fake(metadata: torch.Tensor, values: torch.Tensor, scales: torch.Tensor,
                             x: torch.Tensor, bias: torch.Tensor | None, group_size: int, n: int,
                             m: int) -> torch.Tensor:
-    return _linear_grouped_out(x, metadata.shape[0])
+    return _linear_grouped_out(x, metadata.shape[0], values)
 
 
 @torch.library.register_fake("sparse_ops::bitmap_linear_grouped")
@@ -273,21 +275,21 @@ def _bitmap_linear_grouped_fake(row_offsets: torch.Tensor, bitmap: torch.Tensor,
                                 values: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
                                 bias: torch.Tensor | None, group_size: int,
                                 nnz: int) -> torch.Tensor:
-    return _linear_grouped_out(x, row_offsets.shape[0] - 1)
+    return _linear_grouped_out(x, row_offsets.shape[0] - 1, values)
 
 
 @torch.library.register_fake("sparse_ops::csr_linear_grouped")
 def _csr_linear_grouped_fake(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
                              scales: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None,
                              group_size: int) -> torch.Tensor:
-    return _linear_grouped_out(x, crow.shape[0] - 1)
+    return _linear_grouped_out(x, crow.shape[0] - 1, values)
 
 
 @torch.library.register_fake("sparse_ops::bsr_linear_grouped")
 def _bsr_linear_grouped_fake(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
                              scales: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None,
                              group_size: int, r: int, c: int) -> torch.Tensor:
-    return _linear_grouped_out(x, (crow.shape[0] - 1) * r)
+    return _linear_grouped_out(x, (crow.shape[0] - 1) * r, values)
 
 
 @torch.library.register_fake("sparse_ops::dequant_runs")

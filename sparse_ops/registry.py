@@ -58,6 +58,14 @@ class ProductOps:
         return getattr(self, product)
 
 
+def check_same_device(x: torch.Tensor, values: torch.Tensor) -> None:
+    """A fake kernel's device check: ``x`` where the weight's ``values`` are (a ``meta`` x
+    for a CPU weight would otherwise get a meta result from the fake, not the error the
+    eager path gives); ValueError naming x."""
+    if x.device != values.device:
+        raise ValueError(f"x: on {x.device}, the sparse matrix on {values.device}")
+
+
 def make_fakes(matrix: type[SparseMatrix]) -> dict[str, Callable[..., Any]]:
     """The fake (meta) kernel of each product of ``matrix``'s layout, from its shape rules.
 
@@ -80,6 +88,7 @@ def make_fakes(matrix: type[SparseMatrix]) -> dict[str, Callable[..., Any]]:
     def linear(*args):
         struct, values, x = args[:ns], args[ns], args[ns + 1]
         params = args[ns + 3:ns + 3 + np_]
+        check_same_device(x, values)
         return x.new_empty(x.shape[0], matrix.rows_of(struct, values, params))
 
     return {"spmm": spmm, "spmm_t": spmm_t, "sddmm": sddmm, "linear": linear}

@@ -95,6 +95,8 @@ def test_one_token_fast_path_follows_the_weight_and_checks_x(layout, group_size)
         so.linear(x.float().requires_grad_(), q)
     with pytest.raises(TypeError, match="x"):
         so.linear(x.to_sparse(), q)
+    with pytest.raises(ValueError, match="x"):
+        so.linear(x.to("meta"), q)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
