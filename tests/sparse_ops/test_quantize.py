@@ -316,16 +316,19 @@ def test_dequant_runs_op_checks_its_runs_before_reading():
     fuzz()
 
 
+@pytest.mark.parametrize("perm", [True, False])
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("k", [8, 63, 64, 136, 701, 1030])
-def test_int8_spmv_shuffle_kernels(level, k):
+def test_int8_spmv_shuffle_kernels(level, k, perm):
     """N = 1 with int8 values, bitmap, 2:4 and 1:4 (on AVX2 by byte shuffles, value * 2^24 in
-    float lanes, every column multiplied): rows of every tail length, x small, large but
-    inside the kernels' range (2^60) and past it (2^70: the float paths), and 2:4 rows that
-    repeat a position in a group (the reference sums both slots)."""
+    float lanes, every column multiplied; 2:4 there also by in-lane permutes of x, ``perm``):
+    rows of every tail length, x small, large but inside the kernels' range (2^60) and past
+    it (2^70: the float paths), and 2:4 rows that repeat a position in a group (the reference
+    sums both slots)."""
     from sparse_ops.nm import pack_positions, unpack_positions
 
     _C._set_simd_level(level)
+    _C._set_nm24_perm(perm)
     seed = draw_seed()
     g = torch.Generator().manual_seed(seed)
     for layout, kw, density in [("bitmap", {}, 0.5), ("bitmap", {}, 0.9),
@@ -354,13 +357,16 @@ def test_int8_spmv_shuffle_kernels(level, k):
     assert rel_err(so.linear(x, d), x.double() @ w.T) < 1e-5, (k, seed)
 
 
+@pytest.mark.parametrize("perm", [True, False])
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("n,m,group_size", [(2, 4, 128), (2, 4, 32), (2, 4, 4), (1, 4, 64),
                                             (1, 4, 8), (3, 8, 16), (2, 3, 6), (5, 16, 32)])
-def test_nm_grouped_spmv_in_registers(level, n, m, group_size):
+def test_nm_grouped_spmv_in_registers(level, n, m, group_size, perm):
     """N:M decode with group scales applied in the SpMV (every level, aligned and unaligned
-    groups, odd K), against float64 on the dequantized weight; the op's errors."""
+    groups, odd K; the AVX2 2:4 SpMV by permutes and by shuffles), against float64 on the
+    dequantized weight; the op's errors."""
     _C._set_simd_level(level)
+    _C._set_nm24_perm(perm)
     seed = draw_seed()
     g = torch.Generator().manual_seed(seed)
     s, _ = random_sparse("nm", (37, 301), {"n": n, "m": m}, seed=seed)
