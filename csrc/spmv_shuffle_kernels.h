@@ -405,25 +405,56 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
 // slot s(l)'s position in lane l's low 2 bits, the only bits vpermilps reads: two vpermilps
 // and a blend give x[column of s(l)] in lane l. The 8 values are broadcast once and one
 // constant vpshufb puts value s(l) in the top byte of lane l (vcvtdq2ps: value * 2^24
-// exactly, as the shuffle kernel above). Per 16 columns: 8 vector uops, 2 of them on the
+// exactly, as the shuffle kernel above; bfloat16 values: their two bytes into the lane's top
+// half, the value as a float32, no convert). Per 16 columns: 8 vector uops, 2 of them on the
 // shuffle port, and no integer work (the shuffle kernel: 10 vector uops and 8 integer ones,
 // rorx / and / popcnt for its table controls). Repeated positions need no detour (each slot
 // reads its own column). Figures in csrc/README.md. SPARSE_OPS_NM24_PERM=0 (or
 // _C._set_nm24_perm(False)) keeps the shuffle kernel.
 
+// The 8 values of a 16-column chunk at v in lane order s(l): int8 (its byte in the lane's top
+// byte: value * 2^24 after vcvtdq2ps) or bfloat16 (its two bytes as the lane's top half: the
+// value as a float32, no convert); value(v, u): slot u's value as a float (the row's tail).
+struct PermI8 {
+  static constexpr int64_t bytes = 1;
+  static constexpr float unit = 0x1p-24f;
+  static __m256 lanes(const uint8_t* v) {
+    const __m256i top = _mm256_setr_epi8(
+        -128, -128, -128, 0, -128, -128, -128, 4, -128, -128, -128, 1, -128, -128, -128, 5,
+        -128, -128, -128, 2, -128, -128, -128, 6, -128, -128, -128, 3, -128, -128, -128, 7);
+    return _mm256_cvtepi32_ps(
+        _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(load8(v))), top));
+  }
+  static float value(const uint8_t* v, int64_t u) {
+    return static_cast<float>(static_cast<int8_t>(v[u]));
+  }
+};
+struct PermBf16 {
+  static constexpr int64_t bytes = 2;
+  static constexpr float unit = 1.0f;
+  static __m256 lanes(const uint8_t* v) {
+    const __m256i top = _mm256_setr_epi8(
+        -128, -128, 0, 1, -128, -128, 8, 9, -128, -128, 2, 3, -128, -128, 10, 11,
+        -128, -128, 4, 5, -128, -128, 12, 13, -128, -128, 6, 7, -128, -128, 14, 15);
+    const __m128i v16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v16), top));
+  }
+  static float value(const uint8_t* v, int64_t u) {
+    uint16_t h;
+    std::memcpy(&h, v + 2 * u, 2);
+    return bf16_bits_to_f32(h);
+  }
+};
+
 // One 16-column chunk: mb (the chunk's 2 metadata bytes in the low 16 bits of every lane),
-// its 8 int8 values at v, x at xc; acc += value * 2^24 * x[slot column], lane l for slot s(l).
+// its 8 values at v, x at xc; acc += value (* 2^24 for int8) * x[slot column], lane l for
+// slot s(l).
+template <class VK>
 inline __m256 nm24_perm16(__m256i mb, const uint8_t* v, const float* xc, __m256 acc) {
   const __m256i idx = _mm256_srlv_epi32(mb, _mm256_setr_epi32(0, 8, 2, 10, 4, 12, 6, 14));
   const __m256 pa = _mm256_permutevar_ps(_mm256_loadu_ps(xc), idx);      // groups 0 | 1
   const __m256 pb = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 8), idx);  // groups 2 | 3
-  const __m256 xv = _mm256_blend_ps(pa, pb, 0xAA);
-  const __m256i top = _mm256_setr_epi8(  // value s(l) into the top byte of lane l
-      -128, -128, -128, 0, -128, -128, -128, 4, -128, -128, -128, 1, -128, -128, -128, 5,
-      -128, -128, -128, 2, -128, -128, -128, 6, -128, -128, -128, 3, -128, -128, -128, 7);
-  const __m256 vv = _mm256_cvtepi32_ps(
-      _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(load8(v))), top));
-  return _mm256_fmadd_ps(vv, xv, acc);
+  return _mm256_fmadd_ps(VK::lanes(v), _mm256_blend_ps(pa, pb, 0xAA), acc);
 }
 
 inline __m256i nm24_meta16(const uint8_t* m) {  // 2 bytes, no byte past them read
@@ -432,12 +463,14 @@ inline __m256i nm24_meta16(const uint8_t* m) {  // 2 bytes, no byte past them re
   return _mm256_set1_epi32(h);
 }
 
-// Rows [r0, r1) of out = S @ x, S 2:4 with int8 values, x (K,) unit stride; GS: a.gscale
-// (gsize a multiple of 32), else one sum a row (the caller scales it).
+// Rows [r0, r1) of out = S @ x, S 2:4 with int8 (VK = PermI8) or bfloat16 (PermBf16) values,
+// x (K,) unit stride; GS (int8): a.gscale (gsize a multiple of 32), else one sum a row (the
+// caller scales it).
 // 64-column blocks while a 4-byte metadata load at each chunk stays inside the row, then
 // 16-column chunks (2-byte loads), then the row's last slots one by one.
-template <bool GS>
+template <class VK, bool GS>
 void nm24_spmv_perm(const NmArgs<float>& a, int64_t r0, int64_t r1) {
+  static_assert(!GS || VK::bytes == 1, "group scales are int8's");
   const int64_t Gn = a.G * 2, stride = a.meta_stride, K = a.K;
   const float* __restrict__ x = a.x;
   const int64_t chunks = std::min(K / 16, Gn / 8);
@@ -445,33 +478,41 @@ void nm24_spmv_perm(const NmArgs<float>& a, int64_t r0, int64_t r1) {
   const int64_t blocks = std::min(chunks / 4, stride >= 10 ? (stride - 10) / 8 + 1 : 0);
   const int64_t ahead = g_stream_ahead;  // prefetch distance (bytes), read once
   for (int64_t i = r0; i < r1; ++i) {
-    const uint8_t* __restrict__ vrow = static_cast<const uint8_t*>(a.stored.data) + i * Gn;
+    const uint8_t* __restrict__ vrow =
+        static_cast<const uint8_t*>(a.stored.data) + i * Gn * VK::bytes;
     const uint8_t* __restrict__ mrow = a.meta + i * stride;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
     for (int64_t w = 0; w < blocks; ++w) {
-      word_prefetch(vrow + 32 * w, mrow + 8 * w, w, ahead);
-      const uint8_t* vw = vrow + 32 * w;
+      word_prefetch(vrow + 32 * VK::bytes * w, mrow + 8 * w, w, ahead);
+      const uint8_t* vw = vrow + 32 * VK::bytes * w;
       const uint8_t* mw = mrow + 8 * w;
       const float* xw = x + 64 * w;
       uint32_t m4[4];
       for (int q = 0; q < 4; ++q) std::memcpy(&m4[q], mw + 2 * q, 4);
-      s0 = nm24_perm16(_mm256_set1_epi32(static_cast<int>(m4[0])), vw, xw, s0);
-      s1 = nm24_perm16(_mm256_set1_epi32(static_cast<int>(m4[1])), vw + 8, xw + 16, s1);
+      constexpr int64_t vb = 8 * VK::bytes;  // a chunk's value bytes
+      s0 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[0])), vw, xw, s0);
+      s1 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[1])), vw + vb, xw + 16, s1);
       f.half(s0, s1, s2, s3);
-      s2 = nm24_perm16(_mm256_set1_epi32(static_cast<int>(m4[2])), vw + 16, xw + 32, s2);
-      s3 = nm24_perm16(_mm256_set1_epi32(static_cast<int>(m4[3])), vw + 24, xw + 48, s3);
+      s2 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[2])), vw + 2 * vb, xw + 32,
+                           s2);
+      s3 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[3])), vw + 3 * vb, xw + 48,
+                           s3);
       f.half(s0, s1, s2, s3);
     }
     __m256 s = f.finish(s0, s1, s2, s3);  // every full group folded (GS), or the row's sum
     for (int64_t c = 4 * blocks; c < chunks; ++c) {
-      __m256 e = nm24_perm16(nm24_meta16(mrow + 2 * c), vrow + 8 * c, x + 16 * c,
-                             _mm256_setzero_ps());
+      __m256 e = nm24_perm16<VK>(nm24_meta16(mrow + 2 * c), vrow + 8 * VK::bytes * c,
+                                 x + 16 * c, _mm256_setzero_ps());
       if constexpr (GS) e = _mm256_mul_ps(e, _mm256_set1_ps(f.scale(16 * c)));
       s = _mm256_add_ps(s, e);
     }
-    const float tail = nm4_row_slots<2, GS>(vrow, mrow, x, 8 * chunks, Gn, K, f);
-    a.out[i] = ymm_hsum(s) * 0x1p-24f + tail;
+    float tail = 0.f;  // the row's last slots (columns below K)
+    for (int64_t u = 8 * chunks; u < Gn; ++u) {
+      const int64_t col = (u / 2) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
+      if (col < K) tail += VK::value(vrow, u) * f.scale(col) * x[col];
+    }
+    a.out[i] = ymm_hsum(s) * VK::unit + tail;
   }
 }
 
@@ -587,15 +628,21 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
 template <class T>
 void nm_spmm_entry(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
 #if SPARSE_OPS_ISA == 2
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<T, float>) {
+    const bool perm = g_nm24_perm.load(std::memory_order_relaxed) == 1;
+    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::bf16 && perm && a.n == 2 && a.m == 4 &&
+        a.bits == 2 && !a.gscale && x_fits_shuffle(a.x, a.K))
+      return nm24_spmv_perm<PermBf16, false>(a, r0, r1);
     if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && (a.n == 1 || a.n == 2) && a.m == 4 &&
         a.bits == 2 && (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K)) {
-      if (a.n == 2 && g_nm24_perm.load(std::memory_order_relaxed) == 1)
-        return a.gscale ? nm24_spmv_perm<true>(a, r0, r1) : nm24_spmv_perm<false>(a, r0, r1);
+      if (a.n == 2 && perm)
+        return a.gscale ? nm24_spmv_perm<PermI8, true>(a, r0, r1)
+                        : nm24_spmv_perm<PermI8, false>(a, r0, r1);
       if (a.n == 2)
         return a.gscale ? nm24_spmv_i8<true>(a, r0, r1) : nm24_spmv_i8<false>(a, r0, r1);
       return a.gscale ? nm14_spmv_i8<true>(a, r0, r1) : nm14_spmv_i8<false>(a, r0, r1);
     }
+  }
 #endif
   nm_spmm_rows<T>(a, r0, r1, n0, n1);
 }

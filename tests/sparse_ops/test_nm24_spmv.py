@@ -1,0 +1,63 @@
+"""The 2:4 SpMV (N = 1) with int8 and bfloat16 values at every SIMD level, with the AVX2
+kernel that gathers x by in-lane permutes (``_C._set_nm24_perm(True)``, the default) and the
+byte-shuffle kernel it replaced (False): K of every remainder (whole 64-column blocks, single
+16-column chunks, a tail of slots), rows that repeat a position in a group (each slot reads its
+own column: the reference sums both), per-row and group scales, against float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sparse_ops as so
+from sparse_ops import _C
+from sparse_ops.nm import pack_positions, unpack_positions
+from tests.helpers import draw_seed, random_sparse, rel_err
+
+pytestmark = pytest.mark.usefixtures("restore_simd_and_panel")
+LEVELS = list(_C._supported_simd_levels())
+TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
+
+
+def _repeat_positions(s, g, rows):
+    """``s`` (2:4, float values) with slot 1 of one random group in each of ``rows`` given
+    slot 0's position; returns the matrix and the column of every slot (rows, slots)."""
+    slots = s.values.shape[1]
+    pos = unpack_positions(s.metadata, slots, 4)
+    grp = torch.randint(0, slots // 2, (len(rows),), generator=g)
+    pos[rows, 2 * grp + 1] = pos[rows, 2 * grp]
+    r = type(s).from_parts({"metadata": pack_positions(pos, 4), "values": s.values},
+                           s.shape, s.params())
+    return r, (torch.arange(slots) // 2) * 4 + pos
+
+
+def _dense_of_slots(cols, weights, shape):
+    """float64 (M, K) summing each slot's weight into its column (columns past K dropped)."""
+    w = torch.zeros(shape[0], shape[1] + 4, dtype=torch.float64)
+    w.scatter_add_(1, cols, weights.double())
+    return w[:, :shape[1]]
+
+
+@pytest.mark.parametrize("perm", [True, False])
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("k", [16, 70, 203, 1000, 4099])
+def test_nm24_spmv_values_and_repeats(level, k, perm):
+    _C._set_simd_level(level)
+    _C._set_nm24_perm(perm)
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    for dtype in (torch.bfloat16, torch.float32):
+        s, dense = random_sparse("nm", (37, k), {"n": 2, "m": 4}, dtype=dtype, seed=seed)
+        x = torch.randn(1, k, generator=g).to(dtype)
+        y = so.linear(x, s)
+        assert rel_err(y, x.double() @ dense.T) < TOL[dtype], (dtype, seed)
+        r, cols = _repeat_positions(s, g, torch.arange(0, 37, 4))
+        w = _dense_of_slots(cols, r.values, s.shape)
+        assert rel_err(so.linear(x, r), x.double() @ w.T) < TOL[dtype], (dtype, seed)
+        for gs in (None, 32):  # int8 values, per row and in groups of 32
+            qg = so.quantize(s, group_size=gs)
+            yq = so.linear(x, qg)
+            assert rel_err(yq, x.double() @ qg.to_dense().double().T) < TOL[dtype], (gs, seed)
+        rq = so.quantize(r)  # int8 with the repeated positions, one scale a row
+        wq = _dense_of_slots(cols, rq.values.double() * rq.scales.double(), s.shape)
+        assert rel_err(so.linear(x, rq), x.double() @ wq.T) < TOL[dtype], (dtype, seed)
