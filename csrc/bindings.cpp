@@ -71,12 +71,12 @@ PYBIND11_MODULE(_C, mod) {
         g_bitmap_vnni.store(on ? 1 : 0);
       }, py::arg("on"), "Testing aid: turn the integer (VNNI) bitmap SpMV on or off.");
   mod.def(
-      "_nm24_perm", [] { return g_nm24_perm.load() == 1; },
-      "Whether the AVX2 2:4 int8 SpMV gathers x by in-lane permutes (else the byte-shuffle "
-      "kernel; SPARSE_OPS_NM24_PERM=0 turns it off).");
+      "_nm4_perm", [] { return g_nm4_perm.load() == 1; },
+      "Whether the AVX2 2:4 / 1:4 SpMV (int8, bfloat16 values) gathers x by in-lane permutes "
+      "(else the byte-shuffle kernels; SPARSE_OPS_NM4_PERM=0 turns it off).");
   mod.def(
-      "_set_nm24_perm", [](bool on) { g_nm24_perm.store(on ? 1 : 0); }, py::arg("on"),
-      "Testing aid: the AVX2 2:4 int8 SpMV by in-lane permutes (True) or byte shuffles.");
+      "_set_nm4_perm", [](bool on) { g_nm4_perm.store(on ? 1 : 0); }, py::arg("on"),
+      "Testing aid: the AVX2 2:4 / 1:4 SpMV by in-lane permutes (True) or the kernels before.");
   mod.def(
       "_last_path", [] { return std::string(last_path()); },
       "Debug aid: the path the last bitmap or N:M product took: 'bitmap.spmv', 'bitmap.panel' "

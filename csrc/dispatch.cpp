@@ -37,8 +37,8 @@ std::atomic<int> g_bitmap_vnni{[] {
   if (env && std::strcmp(env, "0") == 0) return 0;
   return cpu_has_vbmi2_vnni() ? 1 : 0;
 }()};
-std::atomic<int> g_nm24_perm{[] {
-  const char* env = std::getenv("SPARSE_OPS_NM24_PERM");
+std::atomic<int> g_nm4_perm{[] {
+  const char* env = std::getenv("SPARSE_OPS_NM4_PERM");
   return env && std::strcmp(env, "0") == 0 ? 0 : 1;
 }()};
 bool amx_runs() {

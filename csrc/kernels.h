@@ -336,10 +336,10 @@ constexpr int64_t kSpmvNotTaken = -2;
 extern std::atomic<int> g_bitmap_vnni;
 // Whether the CPU reports avx512vbmi, avx512vbmi2 and avx512vnni.
 bool cpu_has_vbmi2_vnni();
-// Whether the AVX2 2:4 int8 SpMV gathers x by in-lane permutes (nm24_spmv_perm, 1, the
-// default) or spreads the values by byte shuffles (nm24_spmv_i8, 0: SPARSE_OPS_NM24_PERM=0);
-// _C._set_nm24_perm switches it (tests, A/B runs).
-extern std::atomic<int> g_nm24_perm;
+// Whether the AVX2 N:4 SpMV (2:4, 1:4; int8 and bfloat16 values) gathers x by in-lane
+// permutes (nm4_spmv_perm, 1, the default) or takes the byte-shuffle kernels (int8) and the
+// float path (bfloat16) (0: SPARSE_OPS_NM4_PERM=0); _C._set_nm4_perm switches it (tests, A/B).
+extern std::atomic<int> g_nm4_perm;
 
 // How the AVX2 CSR SpMV reads x[col]: a call whose rows hold fewer than g_csr_spmv_loads
 // nonzeros on average takes scalar loads, others vector gathers (microcoded and slow on some

@@ -396,7 +396,7 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
   }
 }
 
-// ---------------------------------------------------------------- 2:4 by in-lane permutes
+// ---------------------------------------------------------------- N:4 by in-lane permutes
 // The 2:4 SpMV gathering x instead of spreading the values: 16 columns (4 groups, 8 slots,
 // 2 metadata bytes) a step, lane l holding slot s(l) = (0, 4, 1, 5, 2, 6, 3, 7)[l], so that
 // the slots of groups 0 and 2 sit in the low 128-bit half and those of groups 1 and 3 in the
@@ -409,21 +409,71 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
 // half, the value as a float32, no convert). Per 16 columns: 8 vector uops, 2 of them on the
 // shuffle port, and no integer work (the shuffle kernel: 10 vector uops and 8 integer ones,
 // rorx / and / popcnt for its table controls). Repeated positions need no detour (each slot
-// reads its own column). Figures in csrc/README.md. SPARSE_OPS_NM24_PERM=0 (or
-// _C._set_nm24_perm(False)) keeps the shuffle kernel.
+// reads its own column). Figures in csrc/README.md. SPARSE_OPS_NM4_PERM=0 (or
+// _C._set_nm4_perm(False)) keeps the shuffle kernel.
 
-// The 8 values of a 16-column chunk at v in lane order s(l): int8 (its byte in the lane's top
-// byte: value * 2^24 after vcvtdq2ps) or bfloat16 (its two bytes as the lane's top half: the
-// value as a float32, no convert); value(v, u): slot u's value as a float (the row's tail).
+// N:4 (N = 2: 2:4, N = 1: 1:4) by the same permutes: a chunk is 8 slots (2 metadata bytes)
+// over 16 (2:4) or 32 (1:4) columns, lane l holding slot s(l), the lanes of each 128-bit half
+// next to their groups' columns of x as loaded. 2:4: s = (0, 4, 1, 5, 2, 6, 3, 7), x[0..8)
+// is groups 0 | 1, x[8..16) groups 2 | 3 (two vpermilps, one blend). 1:4: s = (0, 2, 4, 6, 1,
+// 3, 5, 7), the 4 x vectors are groups 0 | 1, 2 | 3, 4 | 5, 6 | 7, lane l (and l + 4) from
+// vector l % 4 (four vpermilps, three blends); the slot-a-group kernel above spends 4
+// shuffles, 4 converts and ~10 integer uops on the same 32 columns.
+template <int N>
+struct NmPerm;
+template <>
+struct NmPerm<2> {
+  static constexpr int cols = 16;
+  static __m256i shifts() { return _mm256_setr_epi32(0, 8, 2, 10, 4, 12, 6, 14); }
+  static __m256i i8_ctl() {  // value s(l) into the top byte of lane l
+    return _mm256_setr_epi8(
+        -128, -128, -128, 0, -128, -128, -128, 4, -128, -128, -128, 1, -128, -128, -128, 5,
+        -128, -128, -128, 2, -128, -128, -128, 6, -128, -128, -128, 3, -128, -128, -128, 7);
+  }
+  static __m256i bf16_ctl() {  // value s(l)'s two bytes into the top half of lane l
+    return _mm256_setr_epi8(
+        -128, -128, 0, 1, -128, -128, 8, 9, -128, -128, 2, 3, -128, -128, 10, 11,
+        -128, -128, 4, 5, -128, -128, 12, 13, -128, -128, 6, 7, -128, -128, 14, 15);
+  }
+  static __m256 gather(const float* xc, __m256i idx) {
+    const __m256 pa = _mm256_permutevar_ps(_mm256_loadu_ps(xc), idx);      // groups 0 | 1
+    const __m256 pb = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 8), idx);  // groups 2 | 3
+    return _mm256_blend_ps(pa, pb, 0xAA);
+  }
+};
+template <>
+struct NmPerm<1> {
+  static constexpr int cols = 32;
+  static __m256i shifts() { return _mm256_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14); }
+  static __m256i i8_ctl() {
+    return _mm256_setr_epi8(
+        -128, -128, -128, 0, -128, -128, -128, 2, -128, -128, -128, 4, -128, -128, -128, 6,
+        -128, -128, -128, 1, -128, -128, -128, 3, -128, -128, -128, 5, -128, -128, -128, 7);
+  }
+  static __m256i bf16_ctl() {
+    return _mm256_setr_epi8(
+        -128, -128, 0, 1, -128, -128, 4, 5, -128, -128, 8, 9, -128, -128, 12, 13,
+        -128, -128, 2, 3, -128, -128, 6, 7, -128, -128, 10, 11, -128, -128, 14, 15);
+  }
+  static __m256 gather(const float* xc, __m256i idx) {
+    const __m256 p0 = _mm256_permutevar_ps(_mm256_loadu_ps(xc), idx);       // groups 0 | 1
+    const __m256 p1 = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 8), idx);   // groups 2 | 3
+    const __m256 p2 = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 16), idx);  // groups 4 | 5
+    const __m256 p3 = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 24), idx);  // groups 6 | 7
+    return _mm256_blend_ps(_mm256_blend_ps(_mm256_blend_ps(p0, p1, 0x22), p2, 0x44), p3, 0x88);
+  }
+};
+
+// A chunk's 8 values at v in lane order s(l): int8 (its byte in the lane's top byte: value *
+// 2^24 after vcvtdq2ps) or bfloat16 (its two bytes as the lane's top half: the value as a
+// float32, no convert); value(v, u): slot u's value as a float (the row's tail).
 struct PermI8 {
   static constexpr int64_t bytes = 1;
   static constexpr float unit = 0x1p-24f;
+  template <int N>
   static __m256 lanes(const uint8_t* v) {
-    const __m256i top = _mm256_setr_epi8(
-        -128, -128, -128, 0, -128, -128, -128, 4, -128, -128, -128, 1, -128, -128, -128, 5,
-        -128, -128, -128, 2, -128, -128, -128, 6, -128, -128, -128, 3, -128, -128, -128, 7);
-    return _mm256_cvtepi32_ps(
-        _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(load8(v))), top));
+    return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(
+        _mm256_set1_epi64x(static_cast<long long>(load8(v))), NmPerm<N>::i8_ctl()));
   }
   static float value(const uint8_t* v, int64_t u) {
     return static_cast<float>(static_cast<int8_t>(v[u]));
@@ -432,12 +482,11 @@ struct PermI8 {
 struct PermBf16 {
   static constexpr int64_t bytes = 2;
   static constexpr float unit = 1.0f;
+  template <int N>
   static __m256 lanes(const uint8_t* v) {
-    const __m256i top = _mm256_setr_epi8(
-        -128, -128, 0, 1, -128, -128, 8, 9, -128, -128, 2, 3, -128, -128, 10, 11,
-        -128, -128, 4, 5, -128, -128, 12, 13, -128, -128, 6, 7, -128, -128, 14, 15);
     const __m128i v16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
-    return _mm256_castsi256_ps(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v16), top));
+    return _mm256_castsi256_ps(
+        _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v16), NmPerm<N>::bf16_ctl()));
   }
   static float value(const uint8_t* v, int64_t u) {
     uint16_t h;
@@ -446,34 +495,33 @@ struct PermBf16 {
   }
 };
 
-// One 16-column chunk: mb (the chunk's 2 metadata bytes in the low 16 bits of every lane),
-// its 8 values at v, x at xc; acc += value (* 2^24 for int8) * x[slot column], lane l for
-// slot s(l).
-template <class VK>
-inline __m256 nm24_perm16(__m256i mb, const uint8_t* v, const float* xc, __m256 acc) {
-  const __m256i idx = _mm256_srlv_epi32(mb, _mm256_setr_epi32(0, 8, 2, 10, 4, 12, 6, 14));
-  const __m256 pa = _mm256_permutevar_ps(_mm256_loadu_ps(xc), idx);      // groups 0 | 1
-  const __m256 pb = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 8), idx);  // groups 2 | 3
-  return _mm256_fmadd_ps(VK::lanes(v), _mm256_blend_ps(pa, pb, 0xAA), acc);
+// One chunk: mb (its 2 metadata bytes in the low 16 bits of every lane), its 8 values at v,
+// x at xc; acc += value (* 2^24 for int8) * x[slot column], lane l for slot s(l).
+template <int N, class VK>
+inline __m256 nm4_perm_chunk(__m256i mb, const uint8_t* v, const float* xc, __m256 acc) {
+  const __m256i idx = _mm256_srlv_epi32(mb, NmPerm<N>::shifts());
+  return _mm256_fmadd_ps(VK::template lanes<N>(v), NmPerm<N>::gather(xc, idx), acc);
 }
 
-inline __m256i nm24_meta16(const uint8_t* m) {  // 2 bytes, no byte past them read
+inline __m256i nm4_meta16(const uint8_t* m) {  // 2 bytes, no byte past them read
   uint16_t h;
   std::memcpy(&h, m, 2);
   return _mm256_set1_epi32(h);
 }
 
-// Rows [r0, r1) of out = S @ x, S 2:4 with int8 (VK = PermI8) or bfloat16 (PermBf16) values,
-// x (K,) unit stride; GS (int8): a.gscale (gsize a multiple of 32), else one sum a row (the
-// caller scales it).
-// 64-column blocks while a 4-byte metadata load at each chunk stays inside the row, then
-// 16-column chunks (2-byte loads), then the row's last slots one by one.
-template <class VK, bool GS>
-void nm24_spmv_perm(const NmArgs<float>& a, int64_t r0, int64_t r1) {
+// Rows [r0, r1) of out = S @ x, S N:4 (N = 1, 2) with int8 (VK = PermI8) or bfloat16
+// (PermBf16) values, x (K,) unit stride; GS (int8): a.gscale (gsize a multiple of 32), else
+// one sum a row (the caller scales it). Blocks of 4 chunks while a 4-byte metadata load at
+// each chunk stays inside the row, then single chunks (2-byte loads), then the row's last
+// slots one by one.
+template <int N, class VK, bool GS>
+void nm4_spmv_perm(const NmArgs<float>& a, int64_t r0, int64_t r1) {
   static_assert(!GS || VK::bytes == 1, "group scales are int8's");
-  const int64_t Gn = a.G * 2, stride = a.meta_stride, K = a.K;
+  constexpr int64_t C = NmPerm<N>::cols;  // columns a chunk
+  constexpr int64_t vb = 8 * VK::bytes;   // value bytes a chunk
+  const int64_t Gn = a.G * N, stride = a.meta_stride, K = a.K;
   const float* __restrict__ x = a.x;
-  const int64_t chunks = std::min(K / 16, Gn / 8);
+  const int64_t chunks = std::min(K / C, Gn / 8);
   // block w reads metadata bytes 8w .. 8w + 9 (4 bytes at each chunk's 2)
   const int64_t blocks = std::min(chunks / 4, stride >= 10 ? (stride - 10) / 8 + 1 : 0);
   const int64_t ahead = g_stream_ahead;  // prefetch distance (bytes), read once
@@ -484,32 +532,35 @@ void nm24_spmv_perm(const NmArgs<float>& a, int64_t r0, int64_t r1) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
     for (int64_t w = 0; w < blocks; ++w) {
-      word_prefetch(vrow + 32 * VK::bytes * w, mrow + 8 * w, w, ahead);
-      const uint8_t* vw = vrow + 32 * VK::bytes * w;
+      word_prefetch(vrow + 4 * vb * w, mrow + 8 * w, w, ahead);
+      const uint8_t* vw = vrow + 4 * vb * w;
       const uint8_t* mw = mrow + 8 * w;
-      const float* xw = x + 64 * w;
+      const float* xw = x + 4 * C * w;
       uint32_t m4[4];
       for (int q = 0; q < 4; ++q) std::memcpy(&m4[q], mw + 2 * q, 4);
-      constexpr int64_t vb = 8 * VK::bytes;  // a chunk's value bytes
-      s0 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[0])), vw, xw, s0);
-      s1 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[1])), vw + vb, xw + 16, s1);
+      // group scales fold every 32 columns: every 2 chunks of 2:4, every chunk of 1:4
+      s0 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[0])), vw, xw, s0);
+      if constexpr (N == 1) f.half(s0, s1, s2, s3);
+      s1 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[1])), vw + vb, xw + C,
+                                 s1);
       f.half(s0, s1, s2, s3);
-      s2 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[2])), vw + 2 * vb, xw + 32,
-                           s2);
-      s3 = nm24_perm16<VK>(_mm256_set1_epi32(static_cast<int>(m4[3])), vw + 3 * vb, xw + 48,
-                           s3);
+      s2 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[2])), vw + 2 * vb,
+                                 xw + 2 * C, s2);
+      if constexpr (N == 1) f.half(s0, s1, s2, s3);
+      s3 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[3])), vw + 3 * vb,
+                                 xw + 3 * C, s3);
       f.half(s0, s1, s2, s3);
     }
     __m256 s = f.finish(s0, s1, s2, s3);  // every full group folded (GS), or the row's sum
     for (int64_t c = 4 * blocks; c < chunks; ++c) {
-      __m256 e = nm24_perm16<VK>(nm24_meta16(mrow + 2 * c), vrow + 8 * VK::bytes * c,
-                                 x + 16 * c, _mm256_setzero_ps());
-      if constexpr (GS) e = _mm256_mul_ps(e, _mm256_set1_ps(f.scale(16 * c)));
+      __m256 e = nm4_perm_chunk<N, VK>(nm4_meta16(mrow + 2 * c), vrow + vb * c, x + C * c,
+                                       _mm256_setzero_ps());
+      if constexpr (GS) e = _mm256_mul_ps(e, _mm256_set1_ps(f.scale(C * c)));
       s = _mm256_add_ps(s, e);
     }
     float tail = 0.f;  // the row's last slots (columns below K)
     for (int64_t u = 8 * chunks; u < Gn; ++u) {
-      const int64_t col = (u / 2) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
+      const int64_t col = (u / N) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
       if (col < K) tail += VK::value(vrow, u) * f.scale(col) * x[col];
     }
     a.out[i] = ymm_hsum(s) * VK::unit + tail;
@@ -629,15 +680,19 @@ template <class T>
 void nm_spmm_entry(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
 #if SPARSE_OPS_ISA == 2
   if constexpr (std::is_same_v<T, float>) {
-    const bool perm = g_nm24_perm.load(std::memory_order_relaxed) == 1;
-    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::bf16 && perm && a.n == 2 && a.m == 4 &&
-        a.bits == 2 && !a.gscale && x_fits_shuffle(a.x, a.K))
-      return nm24_spmv_perm<PermBf16, false>(a, r0, r1);
+    const bool perm = g_nm4_perm.load(std::memory_order_relaxed) == 1;
+    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::bf16 && perm && (a.n == 1 || a.n == 2) &&
+        a.m == 4 && a.bits == 2 && !a.gscale && x_fits_shuffle(a.x, a.K))
+      return a.n == 2 ? nm4_spmv_perm<2, PermBf16, false>(a, r0, r1)
+                      : nm4_spmv_perm<1, PermBf16, false>(a, r0, r1);
     if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && (a.n == 1 || a.n == 2) && a.m == 4 &&
         a.bits == 2 && (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K)) {
-      if (a.n == 2 && perm)
-        return a.gscale ? nm24_spmv_perm<PermI8, true>(a, r0, r1)
-                        : nm24_spmv_perm<PermI8, false>(a, r0, r1);
+      if (perm && a.n == 2)
+        return a.gscale ? nm4_spmv_perm<2, PermI8, true>(a, r0, r1)
+                        : nm4_spmv_perm<2, PermI8, false>(a, r0, r1);
+      if (perm)
+        return a.gscale ? nm4_spmv_perm<1, PermI8, true>(a, r0, r1)
+                        : nm4_spmv_perm<1, PermI8, false>(a, r0, r1);
       if (a.n == 2)
         return a.gscale ? nm24_spmv_i8<true>(a, r0, r1) : nm24_spmv_i8<false>(a, r0, r1);
       return a.gscale ? nm14_spmv_i8<true>(a, r0, r1) : nm14_spmv_i8<false>(a, r0, r1);

@@ -38,9 +38,9 @@ def restore_simd_and_panel():
     from sparse_ops import _C
 
     level, vbmi, vnni = _C.simd_level(), _C._bitmap_vbmi(), _C._bitmap_vnni()
-    perm = _C._nm24_perm()
+    perm = _C._nm4_perm()
     yield
-    _C._set_nm24_perm(perm)
+    _C._set_nm4_perm(perm)
     _C._set_simd_level(level)
     _C._set_panel("auto")
     _C._set_int8_dot("auto")

@@ -328,7 +328,7 @@ def test_int8_spmv_shuffle_kernels(level, k, perm):
     from sparse_ops.nm import pack_positions, unpack_positions
 
     _C._set_simd_level(level)
-    _C._set_nm24_perm(perm)
+    _C._set_nm4_perm(perm)
     seed = draw_seed()
     g = torch.Generator().manual_seed(seed)
     for layout, kw, density in [("bitmap", {}, 0.5), ("bitmap", {}, 0.9),
@@ -366,7 +366,7 @@ def test_nm_grouped_spmv_in_registers(level, n, m, group_size, perm):
     groups, odd K; the AVX2 2:4 SpMV by permutes and by shuffles), against float64 on the
     dequantized weight; the op's errors."""
     _C._set_simd_level(level)
-    _C._set_nm24_perm(perm)
+    _C._set_nm4_perm(perm)
     seed = draw_seed()
     g = torch.Generator().manual_seed(seed)
     s, _ = random_sparse("nm", (37, 301), {"n": n, "m": m}, seed=seed)

@@ -1,8 +1,8 @@
-"""The 2:4 SpMV (N = 1) with int8 and bfloat16 values at every SIMD level, with the AVX2
-kernel that gathers x by in-lane permutes (``_C._set_nm24_perm(True)``, the default) and the
-byte-shuffle kernel it replaced (False): K of every remainder (whole 64-column blocks, single
-16-column chunks, a tail of slots), rows that repeat a position in a group (each slot reads its
-own column: the reference sums both), per-row and group scales, against float64."""
+"""The 2:4 and 1:4 SpMV (N = 1) with int8 and bfloat16 values at every SIMD level, with the
+AVX2 kernels that gather x by in-lane permutes (``_C._set_nm4_perm(True)``, the default) and
+the kernels they replaced (False): K of every remainder (whole blocks of 4 chunks, single
+chunks, a tail of slots), 2:4 rows that repeat a position in a group (each slot reads its own
+column: the reference sums both), per-row and group scales, against float64."""
 
 from __future__ import annotations
 
@@ -40,10 +40,28 @@ def _dense_of_slots(cols, weights, shape):
 
 @pytest.mark.parametrize("perm", [True, False])
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("k", [16, 33, 70, 203, 1000, 4099])
+def test_nm14_spmv_values(level, k, perm):
+    _C._set_simd_level(level)
+    _C._set_nm4_perm(perm)
+    seed = draw_seed()
+    g = torch.Generator().manual_seed(seed)
+    for dtype in (torch.bfloat16, torch.float32):
+        s, dense = random_sparse("nm", (37, k), {"n": 1, "m": 4}, dtype=dtype, seed=seed)
+        x = torch.randn(1, k, generator=g).to(dtype)
+        assert rel_err(so.linear(x, s), x.double() @ dense.T) < TOL[dtype], (dtype, seed)
+        for gs in (None, 32, 128):  # int8 values, per row and in groups
+            qg = so.quantize(s, group_size=gs)
+            yq = so.linear(x, qg)
+            assert rel_err(yq, x.double() @ qg.to_dense().double().T) < TOL[dtype], (gs, seed)
+
+
+@pytest.mark.parametrize("perm", [True, False])
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("k", [16, 70, 203, 1000, 4099])
 def test_nm24_spmv_values_and_repeats(level, k, perm):
     _C._set_simd_level(level)
-    _C._set_nm24_perm(perm)
+    _C._set_nm4_perm(perm)
     seed = draw_seed()
     g = torch.Generator().manual_seed(seed)
     for dtype in (torch.bfloat16, torch.float32):
