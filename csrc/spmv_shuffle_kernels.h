@@ -1,6 +1,8 @@
 // SpMV by byte shuffles (N = 1, AVX2): bitmap, 2:4 and 1:4 weights with int8 values (W8A16),
 // and bitmap weights with bfloat16 values (a value's two bytes moved into the top half of a
 // float32 lane are that value: the same kernel without the convert), as stored, x float32.
+// 2:4 and 1:4 (int8 and bfloat16 values) by default gather x by in-lane permutes instead
+// (nm4_spmv_perm, below the shuffle kernels).
 // Included after bitmap_kernels.h and nm_kernels.h; the table's bitmap
 // SpMV and N:M product enter here (bitmap_spmv_entry, nm_spmm_entry) and fall through to those
 // headers wherever these kernels do not apply.
@@ -410,7 +412,7 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
 // shuffle port, and no integer work (the shuffle kernel: 10 vector uops and 8 integer ones,
 // rorx / and / popcnt for its table controls). Repeated positions need no detour (each slot
 // reads its own column). Figures in csrc/README.md. SPARSE_OPS_NM4_PERM=0 (or
-// _C._set_nm4_perm(False)) keeps the shuffle kernel.
+// _C._set_nm4_perm(False)) keeps the shuffle kernel (int8) and the float path (bfloat16).
 
 // N:4 (N = 2: 2:4, N = 1: 1:4) by the same permutes: a chunk is 8 slots (2 metadata bytes)
 // over 16 (2:4) or 32 (1:4) columns, lane l holding slot s(l), the lanes of each 128-bit half
@@ -674,8 +676,9 @@ int64_t bitmap_spmv_entry(const BitmapArgs<T>& a, int64_t r0, int64_t r1) {
   return bitmap_spmv_rows<T>(a, r0, r1);
 }
 
-// The table's N:M product: on AVX2 the shuffle kernels for the 2:4 and 1:4 SpMV with int8
-// values, one scale a row (applied by the caller) or group scales of a multiple of 32 columns.
+// The table's N:M product: on AVX2 the 2:4 and 1:4 SpMV by in-lane permutes of x (int8 values
+// with one scale a row, applied by the caller, or group scales of a multiple of 32 columns;
+// bfloat16 values), or with SPARSE_OPS_NM4_PERM=0 the shuffle kernels (int8 only).
 template <class T>
 void nm_spmm_entry(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
 #if SPARSE_OPS_ISA == 2
