@@ -325,15 +325,29 @@ inline bool nm24_distinct(uint64_t m) {
   return ((t | (t >> 1)) & 0x1111111111111111ull) == 0x1111111111111111ull;
 }
 
+// Slot u's stored value as a float: int8 or bfloat16 (the rows' last slots, one by one).
+struct I8Slot {
+  static float value(const uint8_t* v, int64_t u) {
+    return static_cast<float>(static_cast<int8_t>(v[u]));
+  }
+};
+struct Bf16Slot {
+  static float value(const uint8_t* v, int64_t u) {
+    uint16_t h;
+    std::memcpy(&h, v + 2 * u, 2);
+    return bf16_bits_to_f32(h);
+  }
+};
+
 // One N:4 row (N slots a group of 4 columns, 2-bit positions) slot by slot from slot u0:
-// value * scale * x[column] for every slot whose column lies below K.
-template <int N, bool GS>
+// value * scale * x[column] for every slot whose column lies below K; values read by Slot.
+template <int N, bool GS, class Slot = I8Slot>
 float nm4_row_slots(const uint8_t* vrow, const uint8_t* mrow, const float* x, int64_t u0,
                     int64_t Gn, int64_t K, const I8Fold<GS>& f) {
   float s = 0.f;
   for (int64_t u = u0; u < Gn; ++u) {
     const int64_t col = (u / N) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
-    if (col < K) s += static_cast<float>(static_cast<int8_t>(vrow[u])) * f.scale(col) * x[col];
+    if (col < K) s += Slot::value(vrow, u) * f.scale(col) * x[col];
   }
   return s;
 }
@@ -399,44 +413,54 @@ void nm24_spmv_i8(const NmArgs<float>& a, int64_t r0, int64_t r1) {
 }
 
 // ---------------------------------------------------------------- N:4 by in-lane permutes
-// The 2:4 SpMV gathering x instead of spreading the values: 16 columns (4 groups, 8 slots,
-// 2 metadata bytes) a step, lane l holding slot s(l) = (0, 4, 1, 5, 2, 6, 3, 7)[l], so that
-// the slots of groups 0 and 2 sit in the low 128-bit half and those of groups 1 and 3 in the
-// high one, next to those groups' columns of x as loaded: x[0..8) is groups 0 | 1, x[8..16)
-// groups 2 | 3. The 2 bytes broadcast to every lane and shifted by 2 s(l) (one vpsrlvd) leave
-// slot s(l)'s position in lane l's low 2 bits, the only bits vpermilps reads: two vpermilps
-// and a blend give x[column of s(l)] in lane l. The 8 values are broadcast once and one
-// constant vpshufb puts value s(l) in the top byte of lane l (vcvtdq2ps: value * 2^24
-// exactly, as the shuffle kernel above; bfloat16 values: their two bytes into the lane's top
-// half, the value as a float32, no convert). Per 16 columns: 8 vector uops, 2 of them on the
-// shuffle port, and no integer work (the shuffle kernel: 10 vector uops and 8 integer ones,
-// rorx / and / popcnt for its table controls). Repeated positions need no detour (each slot
-// reads its own column). Figures in csrc/README.md. SPARSE_OPS_NM4_PERM=0 (or
-// _C._set_nm4_perm(False)) keeps the shuffle kernel (int8) and the float path (bfloat16).
+// The 2:4 and 1:4 SpMV gathering x instead of spreading the values. A chunk is 8 slots (2
+// metadata bytes) over 16 (2:4) or 32 (1:4) columns; lane l holds slot s(l), chosen so that
+// each 128-bit half meets its groups' columns of x as loaded: 2:4: s = (0, 4, 1, 5, 2, 6, 3,
+// 7), x[0..8) is groups 0 | 1 and x[8..16) groups 2 | 3, the low half holding the slots of
+// groups 0 and 2 (two vpermilps, one blend); 1:4: s = (0, 2, 4, 6, 1, 3, 5, 7), the 4 x
+// vectors are groups 0 | 1, 2 | 3, 4 | 5, 6 | 7, lane l (and l + 4) from vector l % 4 (four
+// vpermilps, three blends). The 2 bytes broadcast to every lane and shifted by 2 s(l) (one
+// vpsrlvd) leave slot s(l)'s position in lane l's low 2 bits, the only bits vpermilps reads.
+// The 8 values are broadcast once and one constant vpshufb puts value s(l) in the top byte
+// of lane l (vcvtdq2ps: value * 2^24 exactly, as the shuffle kernels above; bfloat16 values:
+// their two bytes into the lane's top half, the value as a float32, no convert). Per 2:4
+// chunk: 8 vector uops, 2 of them on the shuffle port, and no integer work (the shuffle
+// kernel: 10 vector uops and 8 integer ones, rorx / and / popcnt for its table controls); the
+// 1:4 slot-a-group kernel spends 4 shuffles, 4 converts and ~10 integer uops on a 1:4
+// chunk's 32 columns. Repeated positions need no detour (each slot reads its own column).
+// Figures in csrc/README.md. SPARSE_OPS_NM4_PERM=0 (or _C._set_nm4_perm(False)) keeps the
+// shuffle kernels (int8) and the float path (bfloat16).
 
-// N:4 (N = 2: 2:4, N = 1: 1:4) by the same permutes: a chunk is 8 slots (2 metadata bytes)
-// over 16 (2:4) or 32 (1:4) columns, lane l holding slot s(l), the lanes of each 128-bit half
-// next to their groups' columns of x as loaded. 2:4: s = (0, 4, 1, 5, 2, 6, 3, 7), x[0..8)
-// is groups 0 | 1, x[8..16) groups 2 | 3 (two vpermilps, one blend). 1:4: s = (0, 2, 4, 6, 1,
-// 3, 5, 7), the 4 x vectors are groups 0 | 1, 2 | 3, 4 | 5, 6 | 7, lane l (and l + 4) from
-// vector l % 4 (four vpermilps, three blends); the slot-a-group kernel above spends 4
-// shuffles, 4 converts and ~10 integer uops on the same 32 columns.
+// The constants of a slot order s: the vpsrlvd shifts 2 s(l), and the vpshufb controls that
+// move value s(l)'s byte (int8) or two bytes (bfloat16) into the top of lane l (each 128-bit
+// half of the broadcast holds all 8 values).
+struct PermConsts {
+  alignas(32) int32_t shifts[8];
+  alignas(32) int8_t i8[32];
+  alignas(32) int8_t bf16[32];
+};
+constexpr PermConsts perm_consts(const int (&s)[8]) {
+  PermConsts c{};
+  for (int l = 0; l < 8; ++l) {
+    c.shifts[l] = 2 * s[l];
+    for (int b = 0; b < 4; ++b) c.i8[4 * l + b] = c.bf16[4 * l + b] = -128;
+    c.i8[4 * l + 3] = static_cast<int8_t>(s[l]);
+    c.bf16[4 * l + 2] = static_cast<int8_t>(2 * s[l]);
+    c.bf16[4 * l + 3] = static_cast<int8_t>(2 * s[l] + 1);
+  }
+  return c;
+}
+inline __m256i load_consts(const void* p) {
+  return _mm256_load_si256(static_cast<const __m256i*>(p));
+}
+
 template <int N>
 struct NmPerm;
 template <>
 struct NmPerm<2> {
   static constexpr int cols = 16;
-  static __m256i shifts() { return _mm256_setr_epi32(0, 8, 2, 10, 4, 12, 6, 14); }
-  static __m256i i8_ctl() {  // value s(l) into the top byte of lane l
-    return _mm256_setr_epi8(
-        -128, -128, -128, 0, -128, -128, -128, 4, -128, -128, -128, 1, -128, -128, -128, 5,
-        -128, -128, -128, 2, -128, -128, -128, 6, -128, -128, -128, 3, -128, -128, -128, 7);
-  }
-  static __m256i bf16_ctl() {  // value s(l)'s two bytes into the top half of lane l
-    return _mm256_setr_epi8(
-        -128, -128, 0, 1, -128, -128, 8, 9, -128, -128, 2, 3, -128, -128, 10, 11,
-        -128, -128, 4, 5, -128, -128, 12, 13, -128, -128, 6, 7, -128, -128, 14, 15);
-  }
+  static constexpr int slot[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  static constexpr PermConsts k = perm_consts(slot);
   static __m256 gather(const float* xc, __m256i idx) {
     const __m256 pa = _mm256_permutevar_ps(_mm256_loadu_ps(xc), idx);      // groups 0 | 1
     const __m256 pb = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 8), idx);  // groups 2 | 3
@@ -446,17 +470,8 @@ struct NmPerm<2> {
 template <>
 struct NmPerm<1> {
   static constexpr int cols = 32;
-  static __m256i shifts() { return _mm256_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14); }
-  static __m256i i8_ctl() {
-    return _mm256_setr_epi8(
-        -128, -128, -128, 0, -128, -128, -128, 2, -128, -128, -128, 4, -128, -128, -128, 6,
-        -128, -128, -128, 1, -128, -128, -128, 3, -128, -128, -128, 5, -128, -128, -128, 7);
-  }
-  static __m256i bf16_ctl() {
-    return _mm256_setr_epi8(
-        -128, -128, 0, 1, -128, -128, 4, 5, -128, -128, 8, 9, -128, -128, 12, 13,
-        -128, -128, 2, 3, -128, -128, 6, 7, -128, -128, 10, 11, -128, -128, 14, 15);
-  }
+  static constexpr int slot[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+  static constexpr PermConsts k = perm_consts(slot);
   static __m256 gather(const float* xc, __m256i idx) {
     const __m256 p0 = _mm256_permutevar_ps(_mm256_loadu_ps(xc), idx);       // groups 0 | 1
     const __m256 p1 = _mm256_permutevar_ps(_mm256_loadu_ps(xc + 8), idx);   // groups 2 | 3
@@ -468,32 +483,25 @@ struct NmPerm<1> {
 
 // A chunk's 8 values at v in lane order s(l): int8 (its byte in the lane's top byte: value *
 // 2^24 after vcvtdq2ps) or bfloat16 (its two bytes as the lane's top half: the value as a
-// float32, no convert); value(v, u): slot u's value as a float (the row's tail).
-struct PermI8 {
+// float32, no convert); value(v, u) (the slot readers): slot u's value (the row's tail).
+struct PermI8 : I8Slot {
   static constexpr int64_t bytes = 1;
   static constexpr float unit = 0x1p-24f;
   template <int N>
   static __m256 lanes(const uint8_t* v) {
-    return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(
-        _mm256_set1_epi64x(static_cast<long long>(load8(v))), NmPerm<N>::i8_ctl()));
-  }
-  static float value(const uint8_t* v, int64_t u) {
-    return static_cast<float>(static_cast<int8_t>(v[u]));
+    return _mm256_cvtepi32_ps(
+        _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(load8(v))),
+                            load_consts(NmPerm<N>::k.i8)));
   }
 };
-struct PermBf16 {
+struct PermBf16 : Bf16Slot {
   static constexpr int64_t bytes = 2;
   static constexpr float unit = 1.0f;
   template <int N>
   static __m256 lanes(const uint8_t* v) {
     const __m128i v16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v));
     return _mm256_castsi256_ps(
-        _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v16), NmPerm<N>::bf16_ctl()));
-  }
-  static float value(const uint8_t* v, int64_t u) {
-    uint16_t h;
-    std::memcpy(&h, v + 2 * u, 2);
-    return bf16_bits_to_f32(h);
+        _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v16), load_consts(NmPerm<N>::k.bf16)));
   }
 };
 
@@ -501,7 +509,7 @@ struct PermBf16 {
 // x at xc; acc += value (* 2^24 for int8) * x[slot column], lane l for slot s(l).
 template <int N, class VK>
 inline __m256 nm4_perm_chunk(__m256i mb, const uint8_t* v, const float* xc, __m256 acc) {
-  const __m256i idx = _mm256_srlv_epi32(mb, NmPerm<N>::shifts());
+  const __m256i idx = _mm256_srlv_epi32(mb, load_consts(NmPerm<N>::k.shifts));
   return _mm256_fmadd_ps(VK::template lanes<N>(v), NmPerm<N>::gather(xc, idx), acc);
 }
 
@@ -560,11 +568,7 @@ void nm4_spmv_perm(const NmArgs<float>& a, int64_t r0, int64_t r1) {
       if constexpr (GS) e = _mm256_mul_ps(e, _mm256_set1_ps(f.scale(C * c)));
       s = _mm256_add_ps(s, e);
     }
-    float tail = 0.f;  // the row's last slots (columns below K)
-    for (int64_t u = 8 * chunks; u < Gn; ++u) {
-      const int64_t col = (u / N) * 4 + ((mrow[u / 4] >> (2 * (u % 4))) & 3);
-      if (col < K) tail += VK::value(vrow, u) * f.scale(col) * x[col];
-    }
+    const float tail = nm4_row_slots<N, GS, VK>(vrow, mrow, x, 8 * chunks, Gn, K, f);
     a.out[i] = ymm_hsum(s) * VK::unit + tail;
   }
 }

@@ -190,18 +190,12 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
     """``_quantized_linear`` with float activations (the int8 values widened in registers;
     group scales inside the CPU's N:M and bitmap products, else dequantized per call)."""
     dt = x2.dtype
-    if (x2.is_cpu and backend in (None, "cpp") and w.layout in ("csr", "bsr")
-            and w.group_size is None and x2.shape[0] == 1):
-        # one token, one scale a row: the product, the rows scaled and the bias added in one
-        # C++ op (csr_linear_grouped / bsr_linear_grouped, one group a row)
-        return _bind_one_token(w, _LINEAR_GROUPED[w.layout], row_scales_2d(w),
-                               max(w.shape[1], 1), x2, bias, backend)
-    if x2.is_cpu and backend in (None, "cpp") and w.layout in ("nm", "bitmap"):
+    if x2.is_cpu and backend in (None, "cpp") and w.layout in _LINEAR_GROUPED:
         # the CPU's N:M and bitmap products apply group scales inside (the SpMV in registers,
-        # wider products as the panel expands a row); per-row scales at one token as one
-        # group a row (the per-row kernels, rows scaled in C++). x2 (B, K) in, (B, M) out, the
-        # bias added in C++: no aten call around the product (a decode step pays each one's
-        # cold code)
+        # wider products as the panel expands a row); per-row scales at one token, in every
+        # layout, as one group a row (the per-row kernels, rows scaled in C++). x2 (B, K) in,
+        # (B, M) out, the bias added in C++: no aten call around the product (a decode step
+        # pays each one's cold code). CSR and BSR group scales dequantize (below).
         unit = w.params()[1] if w.layout == "nm" else 1
         gsize, scales = None, w.scales
         if w.group_size is None:
@@ -209,7 +203,7 @@ def _w8a16_linear(ops: ProductOps, x2: torch.Tensor, w: SparseMatrix,
                 gsize, scales = max(-(-w.shape[1] // unit) * unit, unit), row_scales_2d(w)
         elif w.layout == "nm":
             gsize = w.group_size if w.group_size % unit == 0 else None
-        elif w.group_size % 32 == 0 or x2.shape[0] > 1:
+        elif w.layout == "bitmap" and (w.group_size % 32 == 0 or x2.shape[0] > 1):
             # (the decode SpMV's fast kernels take groups of 32k columns: others dequantize)
             gsize = w.group_size
         if gsize is not None:
