@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from pathlib import Path
@@ -53,6 +54,23 @@ def simd_level() -> str:
     return _C.simd_level()
 
 
+def torch_level() -> str:
+    """torch's own kernel level, ATen's CPU capability (``avx2``, ``avx512``, ...):
+    ``ATEN_CPU_CAPABILITY`` lowers it, as ``SPARSE_OPS_SIMD`` lowers ours."""
+    return torch.backends.cpu.get_cpu_capability().lower()
+
+
+# What lowers torch's kernels below the CPU's: ATen's DispatchStub kernels (the int8pack_mm
+# anchor among them), oneDNN (bf16 matmul), MKL (fp32 matmul). With all three set to AVX2 and
+# SPARSE_OPS_SIMD=avx2, an AVX-512 machine runs what an AVX2-only CPU (AMD Zen 3) would.
+TORCH_ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def torch_isa_env() -> str:
+    """The variables of ``TORCH_ISA_ENV`` that are set, ``NAME=value`` (empty: none)."""
+    return " ".join(f"{k}={os.environ[k]}" for k in TORCH_ISA_ENV if os.environ.get(k))
+
+
 def int8_dot() -> str:
     """The dot product the W8A8 kernels run on (``sparse_ops.w8a8.dot_engine``)."""
     from sparse_ops import w8a8
@@ -61,25 +79,28 @@ def int8_dot() -> str:
 
 
 def header() -> str:
-    """One line naming the machine: vendor, model, features, SIMD level, threads, torch."""
+    """One line naming the machine: vendor, model, features, SIMD level, threads, torch and
+    torch's own kernel level (with the variables that lowered it)."""
     fm = cpu_family_model()
+    env = torch_isa_env()
     return (f"{cpu_vendor()} {cpu_model()}" + (f" ({fm})" if fm else "")
             + f", features {' '.join(cpu_features()) or 'none'}; sparse_ops SIMD level "
             f"{simd_level()} (int8 dot {int8_dot()}); {torch.get_num_threads()} threads; "
-            f"torch {torch.__version__}")
+            f"torch {torch.__version__} at {torch_level()}" + (f" ({env})" if env else ""))
 
 
 def slug() -> str:
     """A file-name-safe name of the CPU and the SIMD level, e.g. ``amd-epyc-7b13-avx2``; a
     model name without a model number (a VM's "Intel Xeon Processor") gains the family and
     model, ``intel-xeon-processor-f6m207-avx512``, so that two generations do not share a
-    folder."""
+    folder. Where torch's kernels were lowered too (``TORCH_ISA_ENV``), ``-torch-<level>``
+    follows: ``...-avx2-torch-avx2`` is a whole AVX2 machine, ``...-avx2`` ours alone."""
     name = re.sub(r"\(r\)|\(tm\)|cpu|@.*$", "", cpu_model().lower())
     name = re.sub(r"[^a-z0-9]+", "-", name).strip("-") or platform.machine()
     fam, mod = _cpuinfo("cpu family"), _cpuinfo("model\t")
     if not re.search(r"\d", name) and fam and mod:
         name += f"-f{fam}m{mod}"
-    return f"{name}-{simd_level()}"
+    return f"{name}-{simd_level()}" + (f"-torch-{torch_level()}" if torch_isa_env() else "")
 
 
 def out_dir(base: Path = OUT) -> Path:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -116,7 +117,9 @@ def dequantized_model(model: nn.Module) -> nn.Module:
 def run(ns: list[int], rounds: int, size: int = 4096, dots: tuple[str, ...] = ()) -> list[dict]:
     """One row per N: per variant the median ms, bytes of the weight and GB/s. ``dots``:
     W8A8 dot engines (``_C._int8_dots()`` names) timed beside the automatic choice, as rows
-    ``"<weight> int8 W8A8 [<engine>]"``."""
+    ``"<weight> int8 W8A8 [<engine>]"``. The unnamed W8A8 rows run the engine the process
+    started with (``SPARSE_OPS_INT8_DOT`` where set, else the automatic choice)."""
+    dot0 = os.environ.get("SPARSE_OPS_INT8_DOT") or "auto"
     torch.manual_seed(0)
     w = torch.randn(size, size)
     other = torch.randn(size, size)
@@ -157,9 +160,9 @@ def run(ns: list[int], rounds: int, size: int = 4096, dots: tuple[str, ...] = ()
             variants[k] = lambda xb=xb, s=s: so.linear(xb, s)
         if n >= w8a8.MIN_TOKENS:
             # each call sets its engine: the variants alternate call by call
-            for d in ("auto", *dots):
+            for d in (dot0, *dots):
                 for k, s in a8.items():
-                    name = k if d == "auto" else f"{k} [{d}]"
+                    name = k if d == dot0 else f"{k} [{d}]"
                     nbytes[name] = s.nbytes
                     variants[name] = lambda xb=xb, s=s, d=d: (_C._set_int8_dot(d),
                                                               so.linear(xb, s))[1]
@@ -169,7 +172,7 @@ def run(ns: list[int], rounds: int, size: int = 4096, dots: tuple[str, ...] = ()
                 t = in_a_model(variants, lambda xo=xo: other @ xo, rounds=rounds)
         finally:
             w8a8.set_w8a8_mode("auto")
-            _C._set_int8_dot("auto")
+            _C._set_int8_dot(dot0)
         med = {k: median(v) for k, v in t.items()}
         anchor = med["int8pack_mm"]
         bw = nbytes["int8pack_mm"] / anchor

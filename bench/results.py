@@ -137,6 +137,10 @@ def generate(out: Path = OUT) -> str:
         "which the benchmarks write (each names the CPU: vendor, model, features, SIMD level).",
         "Do not edit by hand: rerun a benchmark, then regenerate. Targets are data",
         "(`bench/targets.py`), evaluated again here on the stored figures.",
+        "A folder `<cpu>-avx2` is sparse_ops' AVX2 kernels on an AVX-512 CPU beside torch's",
+        "own AVX-512 kernels (`SPARSE_OPS_SIMD=avx2`); `<cpu>-avx2-torch-avx2` lowers torch too",
+        "(`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`, and",
+        "`SPARSE_OPS_INT8_DOT=madd`): what an AVX2-only CPU such as AMD Zen 3 runs, on this core.",
         "" if any((f / "kernels_cuda.json").exists() or (f / "cuda.json").exists()
                   for f in folders) else
         "\nNo CUDA figures yet: no session has had a GPU for the Triton kernels.\n",
