@@ -35,3 +35,26 @@ def test_int8pack_model_matches_its_dequantized_twin():
     twin = int8.dequantized_model(__import__("copy").deepcopy(q))
     with torch.no_grad():
         torch.testing.assert_close(q(x), twin(x), rtol=1e-5, atol=1e-5)
+
+
+def test_int8_bench_keeps_the_dot_engine_of_the_environment(monkeypatch):
+    # The unnamed W8A8 rows run the engine SPARSE_OPS_INT8_DOT names (it was reset to the
+    # automatic choice, so a run meant for another engine measured the automatic one), and
+    # the run leaves that engine in place.
+    from sparse_ops import _C, w8a8
+
+    auto = w8a8.dot_engine()
+    other = next(d for d in _C._int8_dots() if d != auto)
+    monkeypatch.setenv("SPARSE_OPS_INT8_DOT", other)
+    _C._set_int8_dot(other)  # as the variable would have at start
+    seen = []
+    real = _C._set_int8_dot
+
+    def spy(d: str) -> None:
+        seen.append(d)
+        real(d)
+
+    monkeypatch.setattr(_C, "_set_int8_dot", spy)
+    int8.run([w8a8.MIN_TOKENS], rounds=1, size=128)
+    assert seen and set(seen) == {other}
+    assert w8a8.dot_engine() == other
