@@ -27,16 +27,23 @@ def _quantized(m: int, k: int, density: float, seed: int) -> so.SparseMatrix:
     return so.quantize(random_sparse("bitmap", (m, k), {}, density=density, seed=seed)[0])
 
 
+def _subnormal_step(dtype: torch.dtype) -> float:
+    """The spacing of the output dtype's subnormals: below its smallest normal, rounding is
+    absolute (float16: 2^-24, about 6e-8), not relative."""
+    fi = torch.finfo(dtype)
+    return fi.smallest_normal * fi.eps
+
+
 def _check(q: so.SparseMatrix, x: torch.Tensor, y: torch.Tensor, ctx) -> None:
-    """y (1, M) bfloat16 against float64 on the dequantized weight, output by output: within
-    the output's bfloat16 rounding (2^-8 relative, both roundings) plus 1e-6 of the sum of
-    |terms| (float32 accumulation; the integer sums are exact, only x's smallest entries are
-    rounded, to 2^-23 of the largest)."""
+    """y (1, M) bfloat16 / float16 against float64 on the dequantized weight, output by output:
+    within the output's rounding (2^-8 relative, both roundings; one subnormal step where the
+    output is that small) plus 1e-6 of the sum of |terms| (float32 accumulation; the integer
+    sums are exact, only x's smallest entries are rounded, to 2^-23 of the largest)."""
     w = q.to_dense().double()
     want = x.double() @ w.T
     terms = x.double().abs() @ w.abs().T
     err = (y.double() - want).abs()
-    bound = 2.0**-8 * want.abs() + 1e-6 * terms + 1e-300
+    bound = 2.0**-8 * want.abs() + 1e-6 * terms + _subnormal_step(y.dtype)
     assert (err <= bound).all(), (ctx, float((err / bound).max()))
 
 
@@ -58,9 +65,10 @@ def test_vnni_spmv_matches_float64_and_the_float_kernels(k):
             y_float = so.linear(x, q)
             _check(q, x, y_float, (k, density, scale, seed, "float"))
             # the same sums, both accurate to float32 before the output's rounding: at most
-            # one step of its dtype apart
+            # one step of its dtype apart (a subnormal step where the outputs are that small)
             step = 2.0**-7 * torch.maximum(y.double().abs(), y_float.double().abs())
-            assert ((y.double() - y_float.double()).abs() <= step + 1e-300).all(), (k, seed)
+            step = step + _subnormal_step(dtype)
+            assert ((y.double() - y_float.double()).abs() <= step).all(), (k, seed)
 
 
 def test_vnni_spmv_x_of_wide_range_and_long_rows():
