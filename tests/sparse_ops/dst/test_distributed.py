@@ -26,8 +26,9 @@ def test_ddp_ranks_agree_on_structure(tmp_path):
     outs = [tmp_path / f"rank{r}.pt" for r in range(2)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.sparse_ops.dst.ddp_worker", str(r), "2", str(port),
-             str(outs[r]), str(seed)],
+            # faulthandler: a rank that aborts prints where (its Python stack, if any)
+            [sys.executable, "-X", "faulthandler", "-m", "tests.sparse_ops.dst.ddp_worker",
+             str(r), "2", str(port), str(outs[r]), str(seed)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for r in range(2)
