@@ -58,11 +58,13 @@ def main(rank: int, world: int, port: int, out: str, seed: int) -> None:
     # both ranks past their last collective before either tears gloo down
     dist.barrier()
     dist.destroy_process_group()
-    # Then out without the interpreter's finalization: rank 0 (the TCPStore's host) still
-    # aborted there now and then ("terminate called without an active exception", SIGABRT:
-    # about one make test run in six, never in 40 runs of the test alone), gloo's worker
-    # threads and objects torn down in no fixed order at exit (pytorch/pytorch#190489,
-    # #179291). The result is on disk and the group destroyed: nothing is left to finalize.
+    # Then out without the interpreter's finalization. Rank 0 (the TCPStore's host) still
+    # aborted now and then after the barrier ("terminate called without an active exception",
+    # SIGABRT: one make test run in six, never in 40 runs of the test alone; the log held only
+    # that line, so where is not known): most likely at exit, where gloo's worker threads and
+    # objects are torn down in no fixed order (pytorch/pytorch#190489, #179291). The result is
+    # on disk and the group destroyed: nothing is left to finalize. (-X faulthandler in the
+    # test prints the Python stack of an abort that happens before this.)
     sys.stdout.flush()
     os._exit(0)
 
