@@ -115,3 +115,29 @@ def dense_at_slots(s: so.SparseMatrix, dense: torch.Tensor) -> torch.Tensor:
     if s.layout == "bitmap":
         return dense[s.mask()]
     raise ValueError(f"s: unknown layout {s.layout!r}")
+
+
+def repeat_nm24_positions(s: so.SparseMatrix, g: torch.Generator, rows: torch.Tensor,
+                          values: torch.Tensor | None = None
+                          ) -> tuple[so.SparseMatrix, torch.Tensor]:
+    """``s`` (2:4) with slot 1 of one group in each of ``rows`` (drawn from ``g``) given slot
+    0's position (the format allows it; the reference sums both slots), with ``values``
+    (default ``s.values``); returns that matrix and the column of every slot (M, slots)."""
+    from sparse_ops.nm import pack_positions, unpack_positions
+
+    slots = s.values.shape[1]
+    pos = unpack_positions(s.metadata, slots, 4)
+    grp = torch.randint(0, slots // 2, (len(rows),), generator=g)
+    pos[rows, 2 * grp + 1] = pos[rows, 2 * grp]
+    r = type(s).from_parts({"metadata": pack_positions(pos, 4),
+                            "values": s.values if values is None else values},
+                           s.shape, s.params())
+    return r, (torch.arange(slots) // 2) * 4 + pos
+
+
+def dense_of_slots(cols: torch.Tensor, weights: torch.Tensor, shape) -> torch.Tensor:
+    """float64 ``shape`` (M, K) summing each slot's weight into its column ``cols`` (M,
+    slots): repeated columns add up; columns past K dropped."""
+    w = torch.zeros(shape[0], shape[1] + 4, dtype=torch.float64)
+    w.scatter_add_(1, cols, weights.double())
+    return w[:, :shape[1]]

@@ -11,31 +11,11 @@ import torch
 
 import sparse_ops as so
 from sparse_ops import _C
-from sparse_ops.nm import pack_positions, unpack_positions
-from tests.helpers import draw_seed, random_sparse, rel_err
+from tests.helpers import dense_of_slots, draw_seed, random_sparse, rel_err, repeat_nm24_positions
 
 pytestmark = pytest.mark.usefixtures("restore_simd_and_panel")
 LEVELS = list(_C._supported_simd_levels())
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
-
-
-def _repeat_positions(s, g, rows):
-    """``s`` (2:4, float values) with slot 1 of one random group in each of ``rows`` given
-    slot 0's position; returns the matrix and the column of every slot (rows, slots)."""
-    slots = s.values.shape[1]
-    pos = unpack_positions(s.metadata, slots, 4)
-    grp = torch.randint(0, slots // 2, (len(rows),), generator=g)
-    pos[rows, 2 * grp + 1] = pos[rows, 2 * grp]
-    r = type(s).from_parts({"metadata": pack_positions(pos, 4), "values": s.values},
-                           s.shape, s.params())
-    return r, (torch.arange(slots) // 2) * 4 + pos
-
-
-def _dense_of_slots(cols, weights, shape):
-    """float64 (M, K) summing each slot's weight into its column (columns past K dropped)."""
-    w = torch.zeros(shape[0], shape[1] + 4, dtype=torch.float64)
-    w.scatter_add_(1, cols, weights.double())
-    return w[:, :shape[1]]
 
 
 @pytest.mark.parametrize("perm", [True, False])
@@ -57,9 +37,9 @@ def test_nm4_spmv(level, k, n, perm):
             assert rel_err(yq, x.double() @ qg.to_dense().double().T) < TOL[dtype], (gs, seed)
         if n == 1:
             continue
-        r, cols = _repeat_positions(s, g, torch.arange(0, 37, 4))
-        w = _dense_of_slots(cols, r.values, s.shape)
+        r, cols = repeat_nm24_positions(s, g, torch.arange(0, 37, 4))
+        w = dense_of_slots(cols, r.values, s.shape)
         assert rel_err(so.linear(x, r), x.double() @ w.T) < TOL[dtype], (dtype, seed)
         rq = so.quantize(r)  # int8 with the repeated positions, one scale a row
-        wq = _dense_of_slots(cols, rq.values.double() * rq.scales.double(), s.shape)
+        wq = dense_of_slots(cols, rq.values.double() * rq.scales.double(), s.shape)
         assert rel_err(so.linear(x, rq), x.double() @ wq.T) < TOL[dtype], (dtype, seed)

@@ -16,7 +16,16 @@ from torch import nn
 import sparse_ops as so
 from sparse_ops import _C
 from sparse_ops.quantize import group_index, num_scale_groups, quantization_error
-from tests.helpers import CASE_IDS, CASES, dense_at_slots, draw_seed, random_sparse, rel_err
+from tests.helpers import (
+    CASE_IDS,
+    CASES,
+    dense_at_slots,
+    dense_of_slots,
+    draw_seed,
+    random_sparse,
+    rel_err,
+    repeat_nm24_positions,
+)
 
 LEVELS = list(_C._supported_simd_levels())
 TOL = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
@@ -325,8 +334,6 @@ def test_int8_spmv_shuffle_kernels(level, k, perm):
     rows of every tail length, x small, large but inside the kernels' range (2^60) and past
     it (2^70: the float paths), and 2:4 rows that repeat a position in a group (the reference
     sums both slots)."""
-    from sparse_ops.nm import pack_positions, unpack_positions
-
     _C._set_simd_level(level)
     _C._set_nm4_perm(perm)
     seed = draw_seed()
@@ -342,17 +349,9 @@ def test_int8_spmv_shuffle_kernels(level, k, perm):
             assert rel_err(y, x.double() @ ref_w.T) < 1e-5, (layout, k, scale, seed)
     # repeated positions: slot 1 of some groups takes slot 0's position
     q = so.quantize(random_sparse("nm", (29, k), {"n": 2, "m": 4}, seed=seed)[0])
-    slots = q.values.shape[1]
-    pos = unpack_positions(q.metadata, slots, 4)
-    rows = torch.arange(0, 29, 3)
-    grp = torch.randint(0, slots // 2, (len(rows),), generator=g)
-    pos[rows, 2 * grp + 1] = pos[rows, 2 * grp]
-    f = type(q).from_parts({"metadata": pack_positions(pos, 4), "values": q.values.float()},
-                           q.shape, q.params())
+    f, cols = repeat_nm24_positions(q, g, torch.arange(0, 29, 3), values=q.values.float())
     d = so.quantize(f)
-    cols = (torch.arange(slots) // 2) * 4 + pos
-    w = torch.zeros(29, k, dtype=torch.float64)
-    w.scatter_add_(1, cols, d.values.double() * d.scales.double())
+    w = dense_of_slots(cols, d.values.double() * d.scales.double(), q.shape)
     x = torch.randn(1, k, generator=g)
     assert rel_err(so.linear(x, d), x.double() @ w.T) < 1e-5, (k, seed)
 
