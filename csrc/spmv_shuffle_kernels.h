@@ -542,23 +542,24 @@ void nm4_spmv_perm(const NmArgs<float>& a, int64_t r0, int64_t r1) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     I8Fold<GS> f(a.gscale, a.gs_ld, a.gsize, K, i);
     for (int64_t w = 0; w < blocks; ++w) {
-      word_prefetch(vrow + 4 * vb * w, mrow + 8 * w, w, ahead);
       const uint8_t* vw = vrow + 4 * vb * w;
       const uint8_t* mw = mrow + 8 * w;
       const float* xw = x + 4 * C * w;
-      uint32_t m4[4];
+      word_prefetch(vw, mw, w, ahead);
+      uint32_t m4[4];  // each chunk's 2 metadata bytes, read as 4 (inside the row)
       for (int q = 0; q < 4; ++q) std::memcpy(&m4[q], mw + 2 * q, 4);
+      auto chunk = [&](int q, __m256 acc) {  // chunk q of the block into acc
+        return nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[q])), vw + q * vb,
+                                     xw + q * C, acc);
+      };
       // group scales fold every 32 columns: every 2 chunks of 2:4, every chunk of 1:4
-      s0 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[0])), vw, xw, s0);
+      s0 = chunk(0, s0);
       if constexpr (N == 1) f.half(s0, s1, s2, s3);
-      s1 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[1])), vw + vb, xw + C,
-                                 s1);
+      s1 = chunk(1, s1);
       f.half(s0, s1, s2, s3);
-      s2 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[2])), vw + 2 * vb,
-                                 xw + 2 * C, s2);
+      s2 = chunk(2, s2);
       if constexpr (N == 1) f.half(s0, s1, s2, s3);
-      s3 = nm4_perm_chunk<N, VK>(_mm256_set1_epi32(static_cast<int>(m4[3])), vw + 3 * vb,
-                                 xw + 3 * C, s3);
+      s3 = chunk(3, s3);
       f.half(s0, s1, s2, s3);
     }
     __m256 s = f.finish(s0, s1, s2, s3);  // every full group folded (GS), or the row's sum
@@ -688,12 +689,13 @@ void nm_spmm_entry(const NmArgs<T>& a, int64_t r0, int64_t r1, int64_t n0, int64
 #if SPARSE_OPS_ISA == 2
   if constexpr (std::is_same_v<T, float>) {
     const bool perm = g_nm4_perm.load(std::memory_order_relaxed) == 1;
-    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::bf16 && perm && (a.n == 1 || a.n == 2) &&
-        a.m == 4 && a.bits == 2 && !a.gscale && x_fits_shuffle(a.x, a.K))
+    // a 2:4 or 1:4 SpMV (2-bit positions)
+    const bool nm4 = a.N == 1 && n0 < n1 && (a.n == 1 || a.n == 2) && a.m == 4 && a.bits == 2;
+    if (nm4 && a.stored.dt == DT::bf16 && perm && !a.gscale && x_fits_shuffle(a.x, a.K))
       return a.n == 2 ? nm4_spmv_perm<2, PermBf16, false>(a, r0, r1)
                       : nm4_spmv_perm<1, PermBf16, false>(a, r0, r1);
-    if (a.N == 1 && n0 < n1 && a.stored.dt == DT::i8 && (a.n == 1 || a.n == 2) && a.m == 4 &&
-        a.bits == 2 && (!a.gscale || a.gsize % 32 == 0) && x_fits_shuffle(a.x, a.K)) {
+    if (nm4 && a.stored.dt == DT::i8 && (!a.gscale || a.gsize % 32 == 0) &&
+        x_fits_shuffle(a.x, a.K)) {
       if (perm && a.n == 2)
         return a.gscale ? nm4_spmv_perm<2, PermI8, true>(a, r0, r1)
                         : nm4_spmv_perm<2, PermI8, false>(a, r0, r1);
